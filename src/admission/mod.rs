@@ -1,0 +1,160 @@
+//! Admission: from an AdmissionRequest to a decision, the same in `serve` and `check`.
+
+pub mod extract;
+pub mod respond;
+pub mod review;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use serde_json::Value;
+
+use crate::config::Enforcement;
+use crate::images::{ImageFacts, ImageReference};
+use crate::namespaces::NamespaceLabels;
+use crate::policy::{decision, input, Decision, Finding, PolicyResult, PolicySet};
+use crate::risk::{self, RiskLevel};
+
+/// Ids of the checks native code makes before Rego runs; they appear in messages and metrics
+/// like policy ids.
+pub const IMAGE_REFERENCE_CHECK: &str = "portcullis.image_reference";
+pub const RISK_LEVEL_CHECK: &str = "portcullis.risk_level";
+
+/// What decides a review: the current policy set and the settings that shape its input.
+pub struct Reviewer {
+    policies: ArcSwap<PolicySet>,
+    enforcement: BTreeMap<String, Enforcement>,
+    risk_default: RiskLevel,
+    namespaces: Arc<dyn NamespaceLabels>,
+}
+
+/// A decision with what led to it, for metrics and logs.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub decision: Decision,
+    pub results: Vec<PolicyResult>,
+    pub images: Vec<ImageFacts>,
+}
+
+impl Reviewer {
+    pub fn new(
+        policies: PolicySet,
+        enforcement: BTreeMap<String, Enforcement>,
+        risk_default: RiskLevel,
+        namespaces: Arc<dyn NamespaceLabels>,
+    ) -> Reviewer {
+        Reviewer {
+            policies: ArcSwap::from_pointee(policies),
+            enforcement,
+            risk_default,
+            namespaces,
+        }
+    }
+
+    /// Swaps in a new policy set; reviews in flight finish with the one they started with.
+    pub fn replace_policies(&self, policies: PolicySet) {
+        self.policies.store(Arc::new(policies));
+    }
+
+    pub fn policies(&self) -> Arc<PolicySet> {
+        self.policies.load_full()
+    }
+
+    pub fn namespaces_ready(&self) -> bool {
+        self.namespaces.ready()
+    }
+
+    /// Decides one AdmissionRequest. CPU-bound: the server calls it off the async runtime.
+    pub fn decide(&self, request: &Value) -> Outcome {
+        let namespace = request.get("namespace").and_then(Value::as_str).unwrap_or_default();
+        let namespace_labels = self.namespaces.labels(namespace);
+        let object = request.get("object").unwrap_or(&Value::Null);
+        let risk = risk::resolve(&namespace_labels, object, self.risk_default);
+
+        let mut native: Vec<Finding> = risk
+            .warnings
+            .into_iter()
+            .map(|message| Finding {
+                policy: RISK_LEVEL_CHECK.into(),
+                action: Enforcement::Warn,
+                message,
+            })
+            .collect();
+        let mut images = Vec::new();
+        for location in extract::images(request) {
+            match ImageReference::parse(&location.image) {
+                Ok(reference) => images.push(ImageFacts::unverified(&location, &reference)),
+                Err(error) => native.push(Finding {
+                    policy: IMAGE_REFERENCE_CHECK.into(),
+                    action: Enforcement::Deny,
+                    message: format!(
+                        "container {:?} ({}): {error}; write it as registry/repository@sha256:<digest>",
+                        location.container, location.path
+                    ),
+                }),
+            }
+        }
+
+        let input = input::build(request, risk.level, namespace, &namespace_labels, &images);
+        let results = self.policies.load().evaluate(&input);
+        let decision = decision::aggregate(native, &results, &self.enforcement, risk.level);
+        Outcome {
+            decision,
+            results,
+            images,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::namespaces::StaticNamespaces;
+    use crate::policy::bundle::{Bundle, Module};
+    use serde_json::json;
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    fn reviewer(rego: &str, namespaces: StaticNamespaces) -> Reviewer {
+        let bundle = Bundle {
+            modules: vec![Module {
+                name: "p.rego".into(),
+                text: rego.into(),
+            }],
+            tests: vec![],
+            data: json!({}),
+        };
+        let set = PolicySet::build(&bundle, json!({}), Duration::from_millis(500)).unwrap();
+        Reviewer::new(set, BTreeMap::new(), RiskLevel::High, Arc::new(namespaces))
+    }
+
+    #[test]
+    fn policies_see_images_risk_and_namespace() {
+        let rego = r#"package t
+deny contains sprintf("%s %s %s %v", [input.risk_level, input.namespace.name, img.repository, img.pinned]) if { some img in input.images }
+"#;
+        let namespaces = StaticNamespaces(HashMap::from([(
+            "team-a".to_string(),
+            BTreeMap::from([(risk::LABEL.to_string(), "low".to_string())]),
+        )]));
+        let request = json!({"uid": "u", "namespace": "team-a", "kind": {"kind": "Pod"},
+            "object": {"spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}}});
+        let outcome = reviewer(rego, namespaces).decide(&request);
+        assert_eq!(outcome.decision.findings[0].message, "low team-a library/nginx false");
+    }
+
+    #[test]
+    fn unparseable_images_are_denied_natively() {
+        let request = json!({"uid": "u", "namespace": "x", "kind": {"kind": "Pod"},
+            "object": {"spec": {"containers": [{"name": "app", "image": "UPPER/App"}]}}});
+        let outcome = reviewer(
+            "package t\ndeny contains \"never\" if false\n",
+            StaticNamespaces::default(),
+        )
+        .decide(&request);
+        assert!(!outcome.decision.allowed);
+        assert_eq!(outcome.decision.findings[0].policy, IMAGE_REFERENCE_CHECK);
+        assert!(outcome.decision.findings[0].message.contains("\"app\""));
+    }
+}

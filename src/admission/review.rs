@@ -1,0 +1,162 @@
+//! Reading an AdmissionReview v1 request body. The uid is captured first so every later
+//! answer can carry it; anything that is not a well-formed review is refused, never allowed.
+
+use serde_json::Value;
+
+pub const API_VERSION: &str = "admission.k8s.io/v1";
+
+/// A review we can answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Review {
+    pub uid: String,
+    /// The AdmissionRequest exactly as the apiserver sent it.
+    pub request: Value,
+}
+
+/// Why a body is not a review we can answer (HTTP 400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReviewError {
+    #[error("body is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("body is not a JSON object")]
+    NotAnObject,
+    #[error("apiVersion must be {API_VERSION}, got {0:?}")]
+    WrongApiVersion(String),
+    #[error("kind must be AdmissionReview, got {0:?}")]
+    WrongKind(String),
+    #[error("request is missing or not an object")]
+    NoRequest,
+    #[error("request.uid is missing, empty or not a string")]
+    NoUid,
+    #[error("request.{0} must be an object")]
+    BadField(&'static str),
+}
+
+impl ReviewError {
+    /// Stable label for logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ReviewError::NotJson(_) => "not_json",
+            ReviewError::NotAnObject => "not_object",
+            ReviewError::WrongApiVersion(_) => "wrong_api_version",
+            ReviewError::WrongKind(_) => "wrong_kind",
+            ReviewError::NoRequest => "no_request",
+            ReviewError::NoUid => "no_uid",
+            ReviewError::BadField(_) => "bad_field",
+        }
+    }
+}
+
+/// Parses a request body into a [`Review`].
+pub fn parse(body: &[u8]) -> Result<Review, ReviewError> {
+    let mut document: Value = serde_json::from_slice(body).map_err(|e| ReviewError::NotJson(short(&e.to_string())))?;
+    let object = document.as_object_mut().ok_or(ReviewError::NotAnObject)?;
+    let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    if api_version != API_VERSION {
+        return Err(ReviewError::WrongApiVersion(short(api_version)));
+    }
+    let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
+    if kind != "AdmissionReview" {
+        return Err(ReviewError::WrongKind(short(kind)));
+    }
+    let request = match object.remove("request") {
+        Some(request @ Value::Object(_)) => request,
+        _ => return Err(ReviewError::NoRequest),
+    };
+    let uid = match request.get("uid") {
+        Some(Value::String(uid)) if !uid.is_empty() => uid.clone(),
+        _ => return Err(ReviewError::NoUid),
+    };
+    for field in ["object", "oldObject"] {
+        if !matches!(request.get(field), None | Some(Value::Null | Value::Object(_))) {
+            return Err(ReviewError::BadField(field));
+        }
+    }
+    if !matches!(request.get("kind"), None | Some(Value::Object(_))) {
+        return Err(ReviewError::BadField("kind"));
+    }
+    Ok(Review { uid, request })
+}
+
+/// Error texts echo input; keep them short.
+fn short(text: &str) -> String {
+    match text.char_indices().nth(100) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn body(value: Value) -> Vec<u8> {
+        serde_json::to_vec(&value).unwrap()
+    }
+
+    #[test]
+    fn reads_a_review() {
+        let review = parse(&body(json!({"apiVersion": API_VERSION, "kind": "AdmissionReview",
+            "request": {"uid": "u-1", "object": {"kind": "Pod"}}})))
+        .unwrap();
+        assert_eq!(review.uid, "u-1");
+        assert_eq!(review.request["object"]["kind"], "Pod");
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_review() {
+        let cases = [
+            (b"not json".to_vec(), "not_json"),
+            (b"".to_vec(), "not_json"),
+            (body(json!([])), "not_object"),
+            (
+                body(
+                    json!({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", "request": {"uid": "u"}}),
+                ),
+                "wrong_api_version",
+            ),
+            (
+                body(json!({"apiVersion": API_VERSION, "kind": "ConfigMap", "request": {"uid": "u"}})),
+                "wrong_kind",
+            ),
+            (
+                body(json!({"apiVersion": API_VERSION, "kind": "AdmissionReview"})),
+                "no_request",
+            ),
+            (
+                body(json!({"apiVersion": API_VERSION, "kind": "AdmissionReview", "request": "x"})),
+                "no_request",
+            ),
+            (
+                body(json!({"apiVersion": API_VERSION, "kind": "AdmissionReview", "request": {}})),
+                "no_uid",
+            ),
+            (
+                body(json!({"apiVersion": API_VERSION, "kind": "AdmissionReview", "request": {"uid": ""}})),
+                "no_uid",
+            ),
+            (
+                body(json!({"apiVersion": API_VERSION, "kind": "AdmissionReview", "request": {"uid": 42}})),
+                "no_uid",
+            ),
+            (
+                body(
+                    json!({"apiVersion": API_VERSION, "kind": "AdmissionReview", "request": {"uid": "u", "object": "x"}}),
+                ),
+                "bad_field",
+            ),
+        ];
+        for (input, reason) in cases {
+            let err = parse(&input).unwrap_err();
+            assert_eq!(err.reason(), reason, "{:?}", String::from_utf8_lossy(&input));
+        }
+    }
+
+    #[test]
+    fn long_input_is_not_echoed_whole() {
+        let long = "v".repeat(10_000);
+        let err = parse(&body(json!({"apiVersion": long, "kind": "AdmissionReview"}))).unwrap_err();
+        assert!(err.to_string().len() < 200);
+    }
+}

@@ -1,0 +1,84 @@
+//! Command line. Every flag can also come from a `PORTCULLIS_*` environment variable; flags and
+//! environment override the config file.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "portcullis",
+    version,
+    about = "Kubernetes admission webhook: image supply-chain gates and shared Rego policies"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format: json or text (overrides logging.format).
+    #[arg(long, global = true, env = "PORTCULLIS_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// Log level or filter, e.g. info or portcullis=debug (overrides logging.level).
+    #[arg(long, global = true, env = "PORTCULLIS_LOG_LEVEL")]
+    pub log_level: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the admission webhook (HTTPS) and the metrics/probe listener.
+    Serve(ServeArgs),
+    /// Evaluate manifests offline with the webhook's policies and input.
+    Check(CheckArgs),
+    /// Run the policies' unit tests (test_* rules in *_test.rego files).
+    Test(TestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Config file (YAML).
+    #[arg(long, env = "PORTCULLIS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Development mode: self-signed certificates in the state dir, loopback listeners,
+    /// the embedded policy library, no cluster access.
+    #[arg(long, env = "PORTCULLIS_DEV")]
+    pub dev: bool,
+    /// Webhook listen address (overrides server.listen).
+    #[arg(long, env = "PORTCULLIS_LISTEN")]
+    pub listen: Option<String>,
+    /// Metrics and probes listen address (overrides server.metricsListen).
+    #[arg(long, env = "PORTCULLIS_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// Where --dev keeps its certificates.
+    #[arg(long, env = "PORTCULLIS_STATE_DIR", default_value = ".portcullis-dev")]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Config file (YAML): registries, enforcement, risk default.
+    #[arg(long, env = "PORTCULLIS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Policy directory (repeatable; overrides policies.dirs). Default: the embedded library.
+    #[arg(long = "policies", env = "PORTCULLIS_POLICIES", value_delimiter = ',')]
+    pub policies: Vec<PathBuf>,
+    /// Risk level of the namespace for every object (low, medium, high); otherwise taken from
+    /// Namespace manifests among the inputs, else risk.default.
+    #[arg(long, env = "PORTCULLIS_RISK_LEVEL")]
+    pub risk_level: Option<String>,
+    #[arg(long, value_enum, default_value = "text", env = "PORTCULLIS_OUTPUT")]
+    pub output: Output,
+    /// YAML/JSON files or directories of manifests (multi-document YAML, Lists, AdmissionReviews).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Policy directories with *_test.rego files. Default: the embedded library.
+    pub paths: Vec<PathBuf>,
+}

@@ -1,0 +1,515 @@
+//! The configuration file: every field has a safe default, and validation reports every
+//! problem at once so an operator fixes the file in one pass.
+//!
+//! Parsing keeps values as plain strings and integers and checks them in [`Config::validate`],
+//! which turns the raw file into [`Settings`], the typed values the rest of the program uses.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::duration;
+use crate::risk::RiskLevel;
+
+/// The file as written. Field names are camelCase, like Kubernetes objects.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Config {
+    pub server: ServerConfig,
+    pub admission: AdmissionConfig,
+    pub policies: PoliciesConfig,
+    /// Per-policy enforcement override: policy id -> `deny` | `warn` | `dryrun`.
+    pub enforcement: BTreeMap<String, String>,
+    pub risk: RiskConfig,
+    pub images: ImagesConfig,
+    pub logging: LoggingConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ServerConfig {
+    /// Default `0.0.0.0:8443`; `127.0.0.1:8443` with `--dev`.
+    pub listen: Option<String>,
+    /// Default `0.0.0.0:9090`; `127.0.0.1:9090` with `--dev`.
+    pub metrics_listen: Option<String>,
+    pub tls: TlsConfig,
+    /// How long to keep serving after SIGTERM while endpoints are removed (not ready meanwhile).
+    pub shutdown_delay: String,
+    /// How long in-flight reviews may take to finish after that.
+    pub shutdown_grace_period: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TlsConfig {
+    pub cert_file: String,
+    pub key_file: String,
+    pub reload_interval: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AdmissionConfig {
+    pub max_body_bytes: i64,
+    pub max_concurrent_reviews: i64,
+    /// Used when the apiserver sends no `?timeout=` (it always does; curl may not).
+    pub default_timeout: String,
+    /// Answer this long before the apiserver's deadline.
+    pub deadline_margin: String,
+    /// Execution-time limit of one policy evaluation.
+    pub policy_timeout: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct PoliciesConfig {
+    /// Policy directories; empty means the default library embedded in the binary.
+    pub dirs: Vec<String>,
+    pub reload_interval: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RiskConfig {
+    /// Level of a namespace without the `portcullis.io/risk-level` label.
+    pub default: String,
+    /// Where namespace labels come from in `serve`: `kubernetes` (a cached watch; the default)
+    /// or `none` (the default with `--dev`).
+    pub namespace_source: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ImagesConfig {
+    pub registries: RegistriesConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RegistriesConfig {
+    /// Registries (host, optionally with a path prefix) images may come from.
+    pub allow: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct LoggingConfig {
+    pub format: String,
+    pub level: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: None,
+            metrics_listen: None,
+            tls: TlsConfig::default(),
+            shutdown_delay: "0s".into(),
+            shutdown_grace_period: "25s".into(),
+        }
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert_file: "/tls/tls.crt".into(),
+            key_file: "/tls/tls.key".into(),
+            reload_interval: "5s".into(),
+        }
+    }
+}
+
+impl Default for AdmissionConfig {
+    fn default() -> Self {
+        AdmissionConfig {
+            max_body_bytes: 7 * 1024 * 1024,
+            max_concurrent_reviews: 64,
+            default_timeout: "10s".into(),
+            deadline_margin: "500ms".into(),
+            policy_timeout: "500ms".into(),
+        }
+    }
+}
+
+impl Default for PoliciesConfig {
+    fn default() -> Self {
+        PoliciesConfig {
+            dirs: Vec::new(),
+            reload_interval: "10s".into(),
+        }
+    }
+}
+
+impl Default for RiskConfig {
+    fn default() -> Self {
+        RiskConfig {
+            default: "high".into(),
+            namespace_source: None,
+        }
+    }
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            format: "json".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+/// Enforcement of one policy's `deny` results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Enforcement {
+    Deny,
+    Warn,
+    /// Only counted and logged.
+    DryRun,
+}
+
+impl Enforcement {
+    pub fn parse(text: &str) -> Option<Enforcement> {
+        match text {
+            "deny" => Some(Enforcement::Deny),
+            "warn" => Some(Enforcement::Warn),
+            "dryrun" => Some(Enforcement::DryRun),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Enforcement::Deny => "deny",
+            Enforcement::Warn => "warn",
+            Enforcement::DryRun => "dryrun",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NamespaceSource {
+    Kubernetes,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub metrics_listen: SocketAddr,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    pub tls_reload_interval: Duration,
+    pub shutdown_delay: Duration,
+    pub shutdown_grace_period: Duration,
+    pub max_body_bytes: usize,
+    pub max_concurrent_reviews: usize,
+    pub default_timeout: Duration,
+    pub deadline_margin: Duration,
+    pub policy_timeout: Duration,
+    pub policy_dirs: Vec<PathBuf>,
+    pub policy_reload_interval: Duration,
+    pub enforcement: BTreeMap<String, Enforcement>,
+    pub risk_default: RiskLevel,
+    pub namespace_source: NamespaceSource,
+    pub allowed_registries: Vec<String>,
+    pub log_format: LogFormat,
+    pub log_level: String,
+}
+
+/// Every problem found in a config file, each on its own line.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n{}", .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigErrors(pub Vec<String>);
+
+/// Largest body we accept: the apiserver's own request limit is about 3 MiB per object.
+const MAX_BODY_CAP: i64 = 64 * 1024 * 1024;
+
+impl Config {
+    /// Reads a YAML file; unknown keys are collected as errors, not ignored.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigErrors(vec![format!("cannot read config file {}: {e}", path.display())]))?;
+        Config::from_yaml(&text)
+    }
+
+    pub fn from_yaml(text: &str) -> Result<Config, ConfigErrors> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        let mut unknown = Vec::new();
+        let deserializer = yaml_serde::Deserializer::from_str(text);
+        let config: Config =
+            serde_ignored::deserialize(deserializer, |path| unknown.push(format!("unknown field `{path}`")))
+                .map_err(|e| ConfigErrors(vec![format!("config file is not valid: {e}")]))?;
+        if unknown.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors(unknown))
+        }
+    }
+
+    /// Checks every field and returns the typed settings, or all the errors found. `dev` picks
+    /// the development defaults for what the file leaves unset (loopback, no cluster).
+    pub fn validate(&self, dev: bool) -> Result<Settings, ConfigErrors> {
+        let host = if dev { "127.0.0.1" } else { "0.0.0.0" };
+        let listen_text = self.server.listen.clone().unwrap_or_else(|| format!("{host}:8443"));
+        let metrics_text = self
+            .server
+            .metrics_listen
+            .clone()
+            .unwrap_or_else(|| format!("{host}:9090"));
+        let namespace_text = self
+            .risk
+            .namespace_source
+            .clone()
+            .unwrap_or_else(|| if dev { "none" } else { "kubernetes" }.into());
+        let mut errors = Vec::new();
+        let mut addr = |field: &str, text: &str| -> SocketAddr {
+            text.parse().unwrap_or_else(|_| {
+                errors.push(format!("{field}: {text:?} is not an address like 0.0.0.0:8443"));
+                SocketAddr::from(([127, 0, 0, 1], 0))
+            })
+        };
+        let listen = addr("server.listen", &listen_text);
+        let metrics_listen = addr("server.metricsListen", &metrics_text);
+        if listen == metrics_listen && listen.port() != 0 {
+            errors.push("server.listen and server.metricsListen must differ".into());
+        }
+
+        let mut dur = |field: &str, text: &str, min: Duration, max: Duration| -> Duration {
+            match duration::parse(text) {
+                Ok(d) if d >= min && d <= max => d,
+                Ok(_) => {
+                    errors.push(format!(
+                        "{field}: {text:?} is out of range ({} to {})",
+                        duration::format(min),
+                        duration::format(max)
+                    ));
+                    min
+                }
+                Err(e) => {
+                    errors.push(format!("{field}: {e}"));
+                    min
+                }
+            }
+        };
+        let ms = Duration::from_millis;
+        let s = Duration::from_secs;
+        let tls_reload_interval = dur(
+            "server.tls.reloadInterval",
+            &self.server.tls.reload_interval,
+            ms(100),
+            s(3600),
+        );
+        let shutdown_delay = dur("server.shutdownDelay", &self.server.shutdown_delay, s(0), s(300));
+        let shutdown_grace_period = dur(
+            "server.shutdownGracePeriod",
+            &self.server.shutdown_grace_period,
+            s(0),
+            s(600),
+        );
+        let default_timeout = dur("admission.defaultTimeout", &self.admission.default_timeout, s(1), s(30));
+        let deadline_margin = dur("admission.deadlineMargin", &self.admission.deadline_margin, s(0), s(5));
+        let policy_timeout = dur("admission.policyTimeout", &self.admission.policy_timeout, ms(1), s(30));
+        let policy_reload_interval = dur(
+            "policies.reloadInterval",
+            &self.policies.reload_interval,
+            ms(100),
+            s(3600),
+        );
+
+        if self.server.tls.cert_file.is_empty() || self.server.tls.key_file.is_empty() {
+            errors.push("server.tls.certFile and server.tls.keyFile must be set".into());
+        }
+        let max_body_bytes = self.admission.max_body_bytes;
+        if !(1024..=MAX_BODY_CAP).contains(&max_body_bytes) {
+            errors.push(format!(
+                "admission.maxBodyBytes: {max_body_bytes} is out of range (1024 to {MAX_BODY_CAP})"
+            ));
+        }
+        let max_concurrent_reviews = self.admission.max_concurrent_reviews;
+        if !(1..=10_000).contains(&max_concurrent_reviews) {
+            errors.push(format!(
+                "admission.maxConcurrentReviews: {max_concurrent_reviews} is out of range (1 to 10000)"
+            ));
+        }
+
+        let mut enforcement = BTreeMap::new();
+        for (policy, action) in &self.enforcement {
+            match Enforcement::parse(action) {
+                Some(parsed) => {
+                    enforcement.insert(policy.clone(), parsed);
+                }
+                None => errors.push(format!(
+                    "enforcement.{policy}: {action:?} is not one of deny, warn, dryrun"
+                )),
+            }
+        }
+        let risk_default = RiskLevel::parse(&self.risk.default).unwrap_or_else(|| {
+            errors.push(format!(
+                "risk.default: {:?} is not one of low, medium, high",
+                self.risk.default
+            ));
+            RiskLevel::High
+        });
+        let namespace_source = match namespace_text.as_str() {
+            "kubernetes" => NamespaceSource::Kubernetes,
+            "none" => NamespaceSource::None,
+            other => {
+                errors.push(format!(
+                    "risk.namespaceSource: {other:?} is not one of kubernetes, none"
+                ));
+                NamespaceSource::None
+            }
+        };
+        for entry in &self.images.registries.allow {
+            if let Err(e) = check_registry_entry(entry) {
+                errors.push(format!("images.registries.allow: {entry:?} {e}"));
+            }
+        }
+        let log_format = match self.logging.format.as_str() {
+            "json" => LogFormat::Json,
+            "text" => LogFormat::Text,
+            other => {
+                errors.push(format!("logging.format: {other:?} is not one of json, text"));
+                LogFormat::Json
+            }
+        };
+        if tracing_subscriber::EnvFilter::try_new(&self.logging.level).is_err() {
+            errors.push(format!(
+                "logging.level: {:?} is not a level or filter like info or portcullis=debug",
+                self.logging.level
+            ));
+        }
+        for dir in &self.policies.dirs {
+            if !Path::new(dir).is_dir() {
+                errors.push(format!("policies.dirs: {dir:?} is not a directory"));
+            }
+        }
+
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        Ok(Settings {
+            listen,
+            metrics_listen,
+            tls_cert: PathBuf::from(&self.server.tls.cert_file),
+            tls_key: PathBuf::from(&self.server.tls.key_file),
+            tls_reload_interval,
+            shutdown_delay,
+            shutdown_grace_period,
+            max_body_bytes: max_body_bytes as usize,
+            max_concurrent_reviews: max_concurrent_reviews as usize,
+            default_timeout,
+            deadline_margin,
+            policy_timeout,
+            policy_dirs: self.policies.dirs.iter().map(PathBuf::from).collect(),
+            policy_reload_interval,
+            enforcement,
+            risk_default,
+            namespace_source,
+            allowed_registries: self.images.registries.allow.clone(),
+            log_format,
+            log_level: self.logging.level.clone(),
+        })
+    }
+}
+
+/// An allow-list entry is a registry host (with optional port) and an optional path prefix,
+/// in the normalised form image references take (lowercase host, no scheme, no tag).
+fn check_registry_entry(entry: &str) -> Result<(), &'static str> {
+    if entry.is_empty() {
+        return Err("is empty");
+    }
+    if entry.contains("://") {
+        return Err("must not have a scheme: write registry.example.com, not https://...");
+    }
+    if entry.contains(['@', ' ', '*']) || entry.ends_with('/') || entry.contains("//") {
+        return Err("must be a host with an optional path, like ghcr.io/acme");
+    }
+    let host = entry.split('/').next().unwrap_or_default();
+    if host != host.to_ascii_lowercase() {
+        return Err("must be lowercase (registry hosts are normalised to lowercase)");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_safe_default() {
+        let settings = Config::from_yaml("").unwrap().validate(false).unwrap();
+        assert_eq!(settings.risk_default, RiskLevel::High);
+        assert_eq!(settings.max_body_bytes, 7 * 1024 * 1024);
+        assert_eq!(settings.policy_timeout, Duration::from_millis(500));
+        assert!(settings.allowed_registries.is_empty());
+        assert!(settings.policy_dirs.is_empty());
+    }
+
+    #[test]
+    fn every_error_is_listed_at_once() {
+        let yaml = r#"
+admission: { maxBodyBytes: 0, policyTimeout: soon, maxConcurrentReviews: 0 }
+risk: { default: extreme, namespaceSource: etcd }
+enforcement: { pods.host_path: ignore }
+images: { registries: { allow: ["https://ghcr.io", "Registry.Example.com"] } }
+logging: { format: xml }
+server: { listen: nowhere }
+"#;
+        let errors = Config::from_yaml(yaml).unwrap().validate(false).unwrap_err().0;
+        for expected in [
+            "admission.maxBodyBytes",
+            "admission.policyTimeout",
+            "admission.maxConcurrentReviews",
+            "risk.default",
+            "risk.namespaceSource",
+            "enforcement.pods.host_path",
+            "\"https://ghcr.io\"",
+            "\"Registry.Example.com\"",
+            "logging.format",
+            "server.listen",
+        ] {
+            assert!(
+                errors.iter().any(|e| e.contains(expected)),
+                "missing {expected} in {errors:#?}"
+            );
+        }
+        assert_eq!(errors.len(), 10, "{errors:#?}");
+    }
+
+    #[test]
+    fn unknown_keys_are_all_reported() {
+        let errors = Config::from_yaml("risk: { defualt: low }\nimage: {}\n").unwrap_err().0;
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors.iter().any(|e| e.contains("risk.defualt")));
+        assert!(errors.iter().any(|e| e.contains("image")));
+    }
+
+    #[test]
+    fn wrong_types_are_errors_not_defaults() {
+        let error = Config::from_yaml("admission: { maxBodyBytes: lots }").unwrap_err();
+        assert!(error.to_string().contains("maxBodyBytes"), "{error}");
+    }
+
+    #[test]
+    fn overrides_parse() {
+        let yaml = "enforcement: { images.digest_pinning: warn, pods.privileged: dryrun }\nrisk: { default: low }";
+        let settings = Config::from_yaml(yaml).unwrap().validate(false).unwrap();
+        assert_eq!(settings.enforcement["images.digest_pinning"], Enforcement::Warn);
+        assert_eq!(settings.enforcement["pods.privileged"], Enforcement::DryRun);
+        assert_eq!(settings.risk_default, RiskLevel::Low);
+    }
+}

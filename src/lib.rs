@@ -1,0 +1,19 @@
+//! portcullis: a Kubernetes validating admission webhook that gates images (digest pinning,
+//! signatures, attestations) and evaluates shared Rego policies, the same in CI and in the cluster.
+//!
+//! The pipeline is a chain of plain functions over plain data (see `docs/architecture.md`):
+//! review parsing, image extraction, reference normalisation, the policy input, evaluation and
+//! decision, and the response. `serve` and `check` differ only in where requests come from.
+
+pub mod admission;
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod duration;
+pub mod images;
+pub mod metrics;
+pub mod namespaces;
+pub mod policy;
+pub mod risk;
+pub mod server;
+pub mod telemetry;

@@ -1,0 +1,177 @@
+//! The `portcullis` binary: parse the command line, load the config, run the command.
+//! Only this file exits the process.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+
+use portcullis::cli::{CheckArgs, Cli, Command, Output, ServeArgs, TestArgs};
+use portcullis::config::{Config, NamespaceSource, Settings};
+use portcullis::namespaces::{KubeNamespaces, NamespaceLabels, StaticNamespaces};
+use portcullis::policy::{testing, Source};
+use portcullis::risk::RiskLevel;
+use portcullis::server::{self, certs, dev, Server};
+use portcullis::{check, telemetry};
+
+/// Exit status for usage, config and load errors.
+const USAGE_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Serve(args) => serve(&cli, args),
+        Command::Check(args) => run_check(&cli, args),
+        Command::Test(args) => run_tests(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(message) => {
+            eprintln!("portcullis: {message}");
+            ExitCode::from(USAGE_ERROR)
+        }
+    }
+}
+
+/// Config file (or defaults) with the command-line overrides applied, validated.
+fn settings(cli: &Cli, file: Option<&Path>, dev: bool, adjust: impl FnOnce(&mut Config)) -> Result<Settings, String> {
+    let mut config = match file {
+        Some(path) => Config::load(path).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    if let Some(format) = &cli.log_format {
+        config.logging.format = format.clone();
+    }
+    if let Some(level) = &cli.log_level {
+        config.logging.level = level.clone();
+    }
+    adjust(&mut config);
+    let settings = config.validate(dev).map_err(|e| e.to_string())?;
+    telemetry::init(settings.log_format, &settings.log_level);
+    Ok(settings)
+}
+
+fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8, String> {
+    let mut settings = settings(cli, args.config.as_deref(), args.dev, |config| {
+        if let Some(listen) = &args.listen {
+            config.server.listen = Some(listen.clone());
+        }
+        if let Some(listen) = &args.metrics_listen {
+            config.server.metrics_listen = Some(listen.clone());
+        }
+    })?;
+    let dev_files = if args.dev {
+        let files = certs::ensure_dev_files(&args.state_dir).map_err(|e| e.to_string())?;
+        settings.tls_cert = files.cert.clone();
+        settings.tls_key = files.key.clone();
+        Some(files)
+    } else {
+        None
+    };
+    let source = Source::from_dirs(&settings.policy_dirs);
+    let policies = server::load_policies(&source, &settings)
+        .map_err(|e| format!("cannot load policies from {}: {e}", source.describe()))?;
+    tracing::info!(policies = policies.policies().len(), source = %source.describe(), "policy library loaded");
+
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(async move {
+        let namespaces: Arc<dyn NamespaceLabels> = match settings.namespace_source {
+            NamespaceSource::Kubernetes => Arc::new(
+                KubeNamespaces::start()
+                    .await
+                    .map_err(|e| server::ServeError::Namespaces(e.to_string()).to_string())?,
+            ),
+            NamespaceSource::None => Arc::new(StaticNamespaces::default()),
+        };
+        let state = server::app_state(&settings, policies, namespaces);
+        let server = Server::bind(state, settings, source).await.map_err(|e| e.to_string())?;
+        let addr = server.webhook_addr().map_err(|e| e.to_string())?;
+        let operations = server.operations_addr().map_err(|e| e.to_string())?;
+        tracing::info!(webhook = %addr, operations = %operations, "listening");
+        if let Some(files) = dev_files {
+            let host = if addr.ip().is_unspecified() {
+                "127.0.0.1".to_string()
+            } else {
+                addr.ip().to_string()
+            };
+            let url = format!("https://{host}:{}/validate", addr.port());
+            let ca = std::fs::read_to_string(&files.ca_cert)
+                .map_err(|e| format!("cannot read {}: {e}", files.ca_cert.display()))?;
+            println!("portcullis (dev) is serving {url}");
+            println!("metrics and probes: http://{operations}/metrics");
+            println!("CA certificate: {}", files.ca_cert.display());
+            println!(
+                "try: curl --cacert {} -H 'Content-Type: application/json' --data @review.json {url}",
+                files.ca_cert.display()
+            );
+            println!("---");
+            print!("{}", dev::webhook_configuration(&url, &ca));
+        }
+        let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            let _ = shutdown_tx.send(true);
+        });
+        server.run(shutdown_rx).await.map_err(|e| e.to_string())
+    })?;
+    Ok(0)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn run_check(cli: &Cli, args: &CheckArgs) -> Result<u8, String> {
+    let settings = settings(cli, args.config.as_deref(), false, |config| {
+        if !args.policies.is_empty() {
+            config.policies.dirs = args.policies.iter().map(|p| p.display().to_string()).collect();
+        }
+    })?;
+    let risk_level = match &args.risk_level {
+        Some(text) => Some(
+            RiskLevel::parse(text).ok_or_else(|| format!("--risk-level {text:?} is not one of low, medium, high"))?,
+        ),
+        None => None,
+    };
+    let source = Source::from_dirs(&settings.policy_dirs);
+    let policies = server::load_policies(&source, &settings)
+        .map_err(|e| format!("cannot load policies from {}: {e}", source.describe()))?;
+    let documents = check::read_inputs(&args.paths).map_err(|e| e.to_string())?;
+    let reviewer = portcullis::admission::Reviewer::new(
+        policies,
+        settings.enforcement.clone(),
+        settings.risk_default,
+        check::namespace_source(&documents, risk_level),
+    );
+    let results = check::evaluate(&reviewer, &documents);
+    match args.output {
+        Output::Text => {
+            print!("{}", check::render_text(&results));
+            let denied = results.iter().filter(|r| !r.allowed).count();
+            eprintln!("{} objects checked, {denied} denied", results.len());
+        }
+        Output::Json => println!("{}", check::render_json(&results)),
+    }
+    Ok(check::exit_code(&results) as u8)
+}
+
+fn run_tests(args: &TestArgs) -> Result<u8, String> {
+    let source = Source::from_dirs(&args.paths);
+    let bundle = source.read().map_err(|e| e.to_string())?;
+    let timeout = std::time::Duration::from_secs(5);
+    let results = testing::run(&bundle, timeout).map_err(|e| e.to_string())?;
+    print!("{}", testing::render(&results));
+    Ok(u8::from(results.iter().any(|r| !r.passed)))
+}

@@ -1,0 +1,81 @@
+//! Namespace labels, for the namespace's risk level: a cached watch in the cluster, a fixed
+//! map offline (`check`) or in development.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+
+pub type Labels = BTreeMap<String, String>;
+
+pub trait NamespaceLabels: Send + Sync {
+    /// Labels of a namespace; empty when it is unknown (its level is then the default).
+    fn labels(&self, namespace: &str) -> Labels;
+    /// Whether the source has the full picture yet (readiness).
+    fn ready(&self) -> bool {
+        true
+    }
+}
+
+/// A fixed map, e.g. built from Namespace manifests given to `check`.
+#[derive(Debug, Default, Clone)]
+pub struct StaticNamespaces(pub HashMap<String, Labels>);
+
+impl NamespaceLabels for StaticNamespaces {
+    fn labels(&self, namespace: &str) -> Labels {
+        self.0.get(namespace).cloned().unwrap_or_default()
+    }
+}
+
+/// A reflector over Namespaces: labels are read from memory, never from the apiserver on the
+/// request path.
+pub struct KubeNamespaces {
+    store: Store<Namespace>,
+    synced: Arc<AtomicBool>,
+}
+
+impl KubeNamespaces {
+    /// Starts the watch in the background; `ready()` turns true after the first full list.
+    pub async fn start() -> Result<KubeNamespaces, kube::Error> {
+        let client = kube::Client::try_default().await?;
+        let api: kube::Api<Namespace> = kube::Api::all(client);
+        let (store, writer) = reflector::store();
+        let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+            .default_backoff()
+            .touched_objects();
+        tokio::spawn(async move {
+            stream
+                .for_each(|event| async move {
+                    if let Err(error) = event {
+                        tracing::warn!(%error, "namespace watch error; retrying");
+                    }
+                })
+                .await;
+        });
+        let synced = Arc::new(AtomicBool::new(false));
+        let (waiting, flag) = (store.clone(), synced.clone());
+        tokio::spawn(async move {
+            if waiting.wait_until_ready().await.is_ok() {
+                flag.store(true, Ordering::Release);
+            }
+        });
+        Ok(KubeNamespaces { store, synced })
+    }
+}
+
+impl NamespaceLabels for KubeNamespaces {
+    fn labels(&self, namespace: &str) -> Labels {
+        self.store
+            .get(&reflector::ObjectRef::new(namespace))
+            .and_then(|ns| ns.metadata.labels.clone())
+            .unwrap_or_default()
+    }
+
+    fn ready(&self) -> bool {
+        self.synced.load(Ordering::Acquire)
+    }
+}

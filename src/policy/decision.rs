@@ -1,0 +1,183 @@
+//! From policy results to one decision: enforcement overrides applied, errors failing closed.
+
+use std::collections::BTreeMap;
+
+use crate::config::Enforcement;
+use crate::risk::RiskLevel;
+
+use super::engine::PolicyResult;
+
+/// One thing a policy (or native check) said about a review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub policy: String,
+    /// What the finding does: deny the request, warn the user, or only count (dryrun).
+    pub action: Enforcement,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub risk_level: RiskLevel,
+    pub findings: Vec<Finding>,
+}
+
+impl Decision {
+    pub fn denials(&self) -> impl Iterator<Item = &Finding> {
+        self.with_action(Enforcement::Deny)
+    }
+
+    pub fn warnings(&self) -> impl Iterator<Item = &Finding> {
+        self.with_action(Enforcement::Warn)
+    }
+
+    fn with_action(&self, action: Enforcement) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(move |f| f.action == action)
+    }
+
+    /// Distinct policy ids with findings of `action`, in order.
+    pub fn policies(&self, action: Enforcement) -> Vec<&str> {
+        let mut ids: Vec<&str> = self.with_action(action).map(|f| f.policy.as_str()).collect();
+        ids.dedup();
+        ids
+    }
+
+    /// A denial that no policy made: the review could not be decided.
+    pub fn fail_closed(risk_level: RiskLevel, policy: &str, message: String) -> Decision {
+        Decision {
+            allowed: false,
+            risk_level,
+            findings: vec![Finding {
+                policy: policy.to_string(),
+                action: Enforcement::Deny,
+                message,
+            }],
+        }
+    }
+}
+
+/// Combines native findings and policy results under the configured overrides.
+pub fn aggregate(
+    native: Vec<Finding>,
+    results: &[PolicyResult],
+    overrides: &BTreeMap<String, Enforcement>,
+    risk_level: RiskLevel,
+) -> Decision {
+    let mut findings = native;
+    for result in results {
+        let configured = overrides.get(&result.id).copied().unwrap_or(Enforcement::Deny);
+        if let Some(error) = &result.error {
+            findings.push(Finding {
+                policy: result.id.clone(),
+                action: configured,
+                message: format!("policy could not be evaluated ({error}); denied to fail closed"),
+            });
+        }
+        findings.extend(result.deny.iter().map(|message| Finding {
+            policy: result.id.clone(),
+            action: configured,
+            message: message.clone(),
+        }));
+        // A warn rule never blocks; dryrun silences it too.
+        let warn_action = if configured == Enforcement::DryRun {
+            Enforcement::DryRun
+        } else {
+            Enforcement::Warn
+        };
+        findings.extend(result.warn.iter().map(|message| Finding {
+            policy: result.id.clone(),
+            action: warn_action,
+            message: message.clone(),
+        }));
+    }
+    // Deterministic order: by policy id, then message, whatever order Rego's sets gave.
+    findings.sort_by(|a, b| (&a.policy, &a.message).cmp(&(&b.policy, &b.message)));
+    findings.dedup();
+    let allowed = !findings.iter().any(|f| f.action == Enforcement::Deny);
+    Decision {
+        allowed,
+        risk_level,
+        findings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::engine::EvalError;
+    use std::time::Duration;
+
+    fn result(id: &str, deny: &[&str], warn: &[&str], error: Option<EvalError>) -> PolicyResult {
+        PolicyResult {
+            id: id.into(),
+            deny: deny.iter().map(|s| s.to_string()).collect(),
+            warn: warn.iter().map(|s| s.to_string()).collect(),
+            error,
+            duration: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn any_deny_denies() {
+        let d = aggregate(
+            vec![],
+            &[result("a", &["no"], &[], None), result("b", &[], &["hm"], None)],
+            &BTreeMap::new(),
+            RiskLevel::High,
+        );
+        assert!(!d.allowed);
+        assert_eq!(d.policies(Enforcement::Deny), ["a"]);
+        assert_eq!(d.policies(Enforcement::Warn), ["b"]);
+    }
+
+    #[test]
+    fn overrides_soften_denials() {
+        let overrides = BTreeMap::from([
+            ("a".to_string(), Enforcement::Warn),
+            ("b".to_string(), Enforcement::DryRun),
+        ]);
+        let d = aggregate(
+            vec![],
+            &[result("a", &["no"], &[], None), result("b", &["no"], &["w"], None)],
+            &overrides,
+            RiskLevel::Low,
+        );
+        assert!(d.allowed);
+        assert_eq!(d.warnings().count(), 1);
+        assert_eq!(d.policies(Enforcement::DryRun), ["b"]);
+    }
+
+    #[test]
+    fn errors_fail_closed_with_the_policy_id() {
+        let d = aggregate(
+            vec![],
+            &[result(
+                "a",
+                &[],
+                &[],
+                Some(EvalError::Timeout(Duration::from_millis(5))),
+            )],
+            &BTreeMap::new(),
+            RiskLevel::High,
+        );
+        assert!(!d.allowed);
+        assert_eq!(d.findings[0].policy, "a");
+        assert!(
+            d.findings[0].message.contains("time limit"),
+            "{}",
+            d.findings[0].message
+        );
+    }
+
+    #[test]
+    fn no_findings_allows() {
+        let d = aggregate(
+            vec![],
+            &[result("a", &[], &[], None)],
+            &BTreeMap::new(),
+            RiskLevel::High,
+        );
+        assert!(d.allowed && d.findings.is_empty());
+    }
+}

@@ -1,0 +1,389 @@
+//! The compiled policy set: regorus, loaded and prepared once, cloned per evaluation.
+//!
+//! A native policy is a package that declares `deny` and/or `warn`; its package path (without
+//! `data.`) is its id. Each policy is evaluated on its own so that one policy's error or timeout
+//! denies with that policy's id and leaves the others' results intact.
+
+use std::num::NonZeroU32;
+use std::time::{Duration, Instant};
+
+use regorus::utils::limits::{ExecutionTimerConfig, LimitError};
+use serde_json::Value;
+
+use super::bundle::{Bundle, Module};
+
+/// One native policy of the set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub id: String,
+    pub has_deny: bool,
+    pub has_warn: bool,
+}
+
+/// What one policy said about one input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyResult {
+    pub id: String,
+    pub deny: Vec<String>,
+    pub warn: Vec<String>,
+    /// Set when the policy could not be evaluated; the caller fails closed.
+    pub error: Option<EvalError>,
+    pub duration: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvalError {
+    #[error("exceeded its execution time limit of {0:?}")]
+    Timeout(Duration),
+    #[error("failed: {0}")]
+    Failed(String),
+    #[error("returned {0}, not a set of strings or of objects with msg")]
+    BadResult(String),
+}
+
+impl EvalError {
+    /// Stable label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            EvalError::Timeout(_) => "timeout",
+            EvalError::Failed(_) | EvalError::BadResult(_) => "error",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Bundle(#[from] super::bundle::BundleError),
+    #[error("{module}: {message}")]
+    Compile { module: String, message: String },
+    #[error("the policy library defines no policy (no package declares deny or warn)")]
+    NoPolicies,
+    #[error("policy {id}: {message}")]
+    Prepare { id: String, message: String },
+}
+
+/// A loaded, prepared policy set. Cheap to share: evaluation clones the prepared engine.
+#[derive(Clone)]
+pub struct PolicySet {
+    engine: regorus::Engine,
+    policies: Vec<Policy>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for PolicySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicySet").field("policies", &self.policies).finish()
+    }
+}
+
+/// Builds a regorus engine from modules and data, with the execution-time limit set.
+pub fn new_engine(modules: &[&Module], data: &Value, timeout: Duration) -> Result<regorus::Engine, LoadError> {
+    let mut engine = regorus::Engine::new();
+    engine.set_execution_timer_config(ExecutionTimerConfig {
+        limit: timeout,
+        // Checking the clock is not free; every 64 work units keeps the overshoot tiny.
+        check_interval: NonZeroU32::new(64).unwrap_or(NonZeroU32::MIN),
+    });
+    // OPA's default: a builtin error makes the expression undefined rather than aborting.
+    engine.set_strict_builtin_errors(false);
+    for module in modules {
+        engine
+            .add_policy(module.name.clone(), module.text.clone())
+            .map_err(|e| LoadError::Compile {
+                module: module.name.clone(),
+                message: e.to_string(),
+            })?;
+    }
+    let data = regorus::Value::from_json_str(&data.to_string()).map_err(|e| LoadError::Compile {
+        module: "data".into(),
+        message: e.to_string(),
+    })?;
+    engine.add_data(data).map_err(|e| LoadError::Compile {
+        module: "data".into(),
+        message: e.to_string(),
+    })?;
+    Ok(engine)
+}
+
+impl PolicySet {
+    /// Compiles the bundle's modules (tests excluded) with `extra_data` merged in, finds the
+    /// policies, and evaluates each once on an empty input so every clone starts prepared.
+    pub fn build(bundle: &Bundle, extra_data: Value, timeout: Duration) -> Result<PolicySet, LoadError> {
+        let mut data = bundle.data.clone();
+        if let Value::Object(extra) = extra_data {
+            for (key, value) in extra {
+                super::bundle::insert_at(&mut data, &[key.as_str()], value, "portcullis config")?;
+            }
+        }
+        let modules: Vec<&Module> = bundle.modules.iter().collect();
+        let mut engine = new_engine(&modules, &data, timeout)?;
+        let mut policies: Vec<Policy> = Vec::new();
+        for component in engine.get_policy_package_components().map_err(|e| LoadError::Compile {
+            module: "packages".into(),
+            message: e.to_string(),
+        })? {
+            let declares = |rule: &str| {
+                engine
+                    .has_declared_rule_rooted_at(&component.source_file, rule)
+                    .unwrap_or(false)
+            };
+            let (has_deny, has_warn) = (declares("deny"), declares("warn"));
+            if !(has_deny || has_warn) {
+                continue;
+            }
+            let id = component.components.join(".");
+            // A package split over several files is one policy.
+            match policies.iter_mut().find(|p| p.id == id) {
+                Some(existing) => {
+                    existing.has_deny |= has_deny;
+                    existing.has_warn |= has_warn;
+                }
+                None => policies.push(Policy { id, has_deny, has_warn }),
+            }
+        }
+        if policies.is_empty() {
+            return Err(LoadError::NoPolicies);
+        }
+        policies.sort_by(|a, b| a.id.cmp(&b.id));
+        engine.set_input(regorus::Value::new_object());
+        for policy in &policies {
+            for rule in policy.rules() {
+                engine.eval_rule(rule).map_err(|e| LoadError::Prepare {
+                    id: policy.id.clone(),
+                    message: e.to_string(),
+                })?;
+            }
+        }
+        Ok(PolicySet {
+            engine,
+            policies,
+            timeout,
+        })
+    }
+
+    pub fn policies(&self) -> &[Policy] {
+        &self.policies
+    }
+
+    /// Evaluates every policy against `input`. Never fails: errors are reported per policy.
+    pub fn evaluate(&self, input: &Value) -> Vec<PolicyResult> {
+        let mut engine = self.engine.clone();
+        let regorus_input = match regorus::Value::from_json_str(&input.to_string()) {
+            Ok(value) => value,
+            Err(e) => {
+                let error = EvalError::Failed(format!("input could not be converted: {e}"));
+                return self
+                    .policies
+                    .iter()
+                    .map(|p| PolicyResult {
+                        id: p.id.clone(),
+                        deny: vec![],
+                        warn: vec![],
+                        error: Some(error.clone()),
+                        duration: Duration::ZERO,
+                    })
+                    .collect();
+            }
+        };
+        engine.set_input(regorus_input);
+        self.policies
+            .iter()
+            .map(|policy| self.evaluate_one(&mut engine, policy))
+            .collect()
+    }
+
+    fn evaluate_one(&self, engine: &mut regorus::Engine, policy: &Policy) -> PolicyResult {
+        let started = Instant::now();
+        let mut result = PolicyResult {
+            id: policy.id.clone(),
+            deny: vec![],
+            warn: vec![],
+            error: None,
+            duration: Duration::ZERO,
+        };
+        for (rule, wanted) in [("deny", policy.has_deny), ("warn", policy.has_warn)] {
+            if !wanted {
+                continue;
+            }
+            let path = format!("data.{}.{rule}", policy.id);
+            match engine
+                .eval_rule(path)
+                .map_err(|e| self.classify(e))
+                .and_then(|v| messages(&v))
+            {
+                Ok(messages) if rule == "deny" => result.deny = messages,
+                Ok(messages) => result.warn = messages,
+                Err(error) => {
+                    result.error = Some(error);
+                    break;
+                }
+            }
+        }
+        result.duration = started.elapsed();
+        result
+    }
+
+    fn classify(&self, error: anyhow::Error) -> EvalError {
+        match error.downcast_ref::<LimitError>() {
+            Some(LimitError::TimeLimitExceeded { .. }) => EvalError::Timeout(self.timeout),
+            _ => EvalError::Failed(error.to_string()),
+        }
+    }
+}
+
+impl Policy {
+    fn rules(&self) -> Vec<String> {
+        let mut rules = Vec::new();
+        if self.has_deny {
+            rules.push(format!("data.{}.deny", self.id));
+        }
+        if self.has_warn {
+            rules.push(format!("data.{}.warn", self.id));
+        }
+        rules
+    }
+}
+
+/// A `deny`/`warn` value: undefined (none), or a set/array of strings or objects with `msg`.
+fn messages(value: &regorus::Value) -> Result<Vec<String>, EvalError> {
+    if *value == regorus::Value::Undefined {
+        return Ok(Vec::new());
+    }
+    let json: Value = serde_json::to_value(value).map_err(|e| EvalError::BadResult(e.to_string()))?;
+    let Value::Array(items) = json else {
+        return Err(EvalError::BadResult(truncate(&json.to_string())));
+    };
+    items
+        .into_iter()
+        .map(|item| match item {
+            Value::String(text) => Ok(text),
+            Value::Object(ref map) => match map.get("msg") {
+                Some(Value::String(text)) => Ok(text.clone()),
+                _ => Err(EvalError::BadResult(truncate(&item.to_string()))),
+            },
+            other => Err(EvalError::BadResult(truncate(&other.to_string()))),
+        })
+        .collect()
+}
+
+fn truncate(text: &str) -> String {
+    match text.char_indices().nth(80) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn bundle(modules: &[(&str, &str)]) -> Bundle {
+        Bundle {
+            modules: modules
+                .iter()
+                .map(|(n, t)| Module {
+                    name: n.to_string(),
+                    text: t.to_string(),
+                })
+                .collect(),
+            tests: vec![],
+            data: json!({}),
+        }
+    }
+
+    #[test]
+    fn finds_policies_and_skips_helpers() {
+        let set = PolicySet::build(
+            &bundle(&[
+                ("a.rego", "package a.one\ndeny contains \"x\" if input.bad\n"),
+                ("b.rego", "package a.two\nwarn contains {\"msg\": \"w\"} if input.meh\n"),
+                ("lib.rego", "package lib.helpers\nyes := true\n"),
+            ]),
+            json!({}),
+            Duration::from_millis(500),
+        )
+        .unwrap();
+        let ids: Vec<_> = set.policies().iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["a.one", "a.two"]);
+        let results = set.evaluate(&json!({"bad": true, "meh": true}));
+        assert_eq!(results[0].deny, ["x"]);
+        assert_eq!(results[1].warn, ["w"]);
+        let results = set.evaluate(&json!({}));
+        assert!(results
+            .iter()
+            .all(|r| r.deny.is_empty() && r.warn.is_empty() && r.error.is_none()));
+    }
+
+    #[test]
+    fn a_library_without_policies_is_rejected() {
+        let err = PolicySet::build(
+            &bundle(&[("lib.rego", "package lib\nx := 1\n")]),
+            json!({}),
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
+        assert!(matches!(err, LoadError::NoPolicies));
+    }
+
+    #[test]
+    fn syntax_errors_name_the_file() {
+        let err = PolicySet::build(
+            &bundle(&[("broken.rego", "package x\ndeny contains if {")]),
+            json!({}),
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("broken.rego"), "{err}");
+    }
+
+    #[test]
+    fn a_failing_policy_reports_its_own_error() {
+        let set = PolicySet::build(
+            &bundle(&[
+                ("bad.rego", "package bad\ndeny contains 1 if true\n"),
+                ("good.rego", "package good\ndeny contains \"no\" if input.x\n"),
+            ]),
+            json!({}),
+            Duration::from_millis(500),
+        )
+        .unwrap();
+        let results = set.evaluate(&json!({"x": true}));
+        assert!(matches!(results[0].error, Some(EvalError::BadResult(_))), "{results:?}");
+        assert_eq!(results[1].deny, ["no"]);
+    }
+
+    #[test]
+    fn runaway_policies_time_out() {
+        let set = PolicySet::build(
+            &bundle(&[(
+                "slow.rego",
+                "package slow\ndeny contains \"x\" if {\n  input.go\n  some i in numbers.range(1, 400)\n  some j in numbers.range(1, 400)\n  some k in numbers.range(1, 400)\n  i + j + k < 0\n}\n",
+            )]),
+            json!({}),
+            Duration::from_millis(20),
+        )
+        .unwrap();
+        let results = set.evaluate(&json!({"go": true}));
+        assert_eq!(
+            results[0].error,
+            Some(EvalError::Timeout(Duration::from_millis(20))),
+            "{results:?}"
+        );
+    }
+
+    #[test]
+    fn extra_data_reaches_policies() {
+        let set = PolicySet::build(
+            &bundle(&[(
+                "r.rego",
+                "package r\ndeny contains r if { some r in data.portcullis.config.images.registries.allow }\n",
+            )]),
+            json!({"portcullis": {"config": {"images": {"registries": {"allow": ["ghcr.io/acme"]}}}}}),
+            Duration::from_millis(500),
+        )
+        .unwrap();
+        assert_eq!(set.evaluate(&json!({}))[0].deny, ["ghcr.io/acme"]);
+    }
+}

@@ -1,0 +1,279 @@
+//! `portcullis serve`: the HTTPS webhook and the plain-HTTP operations listener, with
+//! certificate and policy reload and graceful shutdown.
+
+pub mod certs;
+pub mod dev;
+pub mod router;
+pub mod tls;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::admission::Reviewer;
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::policy::{input, PolicySet, Source};
+
+pub use router::{AppState, Health, Limits};
+
+/// A TLS handshake that takes longer than this is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle keep-alive connections are closed after this; the apiserver reconnects cheaply.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("cannot watch namespaces (set risk.namespaceSource: none outside a cluster): {0}")]
+    Namespaces(String),
+}
+
+/// Loads a policy set with the config's data, as startup and every reload do.
+pub fn load_policies(source: &Source, settings: &Settings) -> Result<PolicySet, crate::policy::engine::LoadError> {
+    let bundle = source.read()?;
+    let data = input::config_data(&settings.allowed_registries, settings.risk_default);
+    let set = PolicySet::build(&bundle, data, settings.policy_timeout)?;
+    for id in settings.enforcement.keys() {
+        if !set.policies().iter().any(|p| &p.id == id) {
+            tracing::warn!(policy = %id, "enforcement override names a policy that is not loaded");
+        }
+    }
+    Ok(set)
+}
+
+/// Everything `serve` runs, bound to its sockets but not yet serving.
+pub struct Server {
+    pub state: AppState,
+    webhook: TcpListener,
+    operations: TcpListener,
+    cert: Arc<tls::ReloadingCert>,
+    settings: Settings,
+    source: Source,
+}
+
+impl Server {
+    /// Binds both listeners and loads the certificate; errors here are startup errors.
+    pub async fn bind(state: AppState, settings: Settings, source: Source) -> Result<Server, ServeError> {
+        let cert = Arc::new(
+            tls::ReloadingCert::load(&settings.tls_cert, &settings.tls_key)
+                .map_err(|e| ServeError::Tls(e.to_string()))?,
+        );
+        let bind = |addr: std::net::SocketAddr| async move {
+            TcpListener::bind(addr).await.map_err(|source| ServeError::Bind {
+                addr: addr.to_string(),
+                source,
+            })
+        };
+        let webhook = bind(settings.listen).await?;
+        let operations = bind(settings.metrics_listen).await?;
+        Ok(Server {
+            state,
+            webhook,
+            operations,
+            cert,
+            settings,
+            source,
+        })
+    }
+
+    pub fn webhook_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.webhook.local_addr()
+    }
+
+    pub fn operations_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.operations.local_addr()
+    }
+
+    /// Serves until `shutdown` turns true, then drains: not ready, keep serving for the
+    /// configured delay, stop accepting, let in-flight reviews finish, close keep-alives.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), ServeError> {
+        let Server {
+            state,
+            webhook,
+            operations,
+            cert,
+            settings,
+            source,
+        } = self;
+        let tls_config = cert.server_config().map_err(|e| ServeError::Tls(e.to_string()))?;
+        let acceptor = TlsAcceptor::from(Arc::new(tls_config));
+
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let reloads = [
+            tokio::spawn(reload_certificates(cert, settings.tls_reload_interval, stop_rx.clone())),
+            tokio::spawn(reload_policies(
+                state.clone(),
+                settings.clone(),
+                source,
+                stop_rx.clone(),
+            )),
+        ];
+        let operations_server = {
+            let router = router::operations_router(state.clone());
+            let mut stop = stop_rx.clone();
+            tokio::spawn(async move {
+                let stopped = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                axum::serve(operations, router).with_graceful_shutdown(stopped).await
+            })
+        };
+
+        let router = router::webhook_router(state.clone());
+        let graceful = GracefulShutdown::new();
+        let serve = |tcp| spawn_connection(tcp, acceptor.clone(), router.clone(), graceful.watcher());
+        loop {
+            tokio::select! {
+                accepted = webhook.accept() => {
+                    if let Ok((tcp, _peer)) = accepted {
+                        serve(tcp);
+                    }
+                }
+                _ = shutdown.wait_for(|s| *s) => break,
+            }
+        }
+
+        state.health.shutting_down.store(true, Ordering::Release);
+        tracing::info!(delay = ?settings.shutdown_delay, "shutting down: not ready, draining");
+        // Keep accepting while endpoints are being removed, so no new request is refused.
+        let drain_until = tokio::time::Instant::now() + settings.shutdown_delay;
+        while let Ok(Ok((tcp, _))) = tokio::time::timeout_at(drain_until, webhook.accept()).await {
+            serve(tcp);
+        }
+        drop(webhook);
+        if tokio::time::timeout(settings.shutdown_grace_period, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("grace period over with reviews still in flight");
+        }
+        let _ = stop_tx.send(true);
+        for task in reloads {
+            let _ = task.await;
+        }
+        let _ = operations_server.await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Serves one connection: TLS handshake, then HTTP/1.1 under the graceful-shutdown watcher
+/// (which finishes the request in flight and closes the connection instead of keeping it alive).
+fn spawn_connection(
+    tcp: tokio::net::TcpStream,
+    acceptor: TlsAcceptor,
+    router: axum::Router,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    tokio::spawn(async move {
+        let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await else {
+            return;
+        };
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(router));
+        if let Err(error) = watcher.watch(connection).await {
+            tracing::debug!(%error, "connection ended with an error");
+        }
+    });
+}
+
+async fn reload_certificates(cert: Arc<tls::ReloadingCert>, interval: Duration, mut stop: watch::Receiver<bool>) {
+    let mut refused_last = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        match cert.reload() {
+            tls::Reload::Unchanged => refused_last = None,
+            tls::Reload::Reloaded => {
+                refused_last = None;
+                tracing::info!("serving certificate reloaded");
+            }
+            tls::Reload::Refused(reason) => {
+                if refused_last.as_ref() != Some(&reason) {
+                    tracing::warn!(%reason, "new certificate files not usable yet; still serving the previous pair");
+                }
+                refused_last = Some(reason);
+            }
+        }
+    }
+}
+
+/// Polls the policy directories; a new set replaces the old only if it loads completely.
+async fn reload_policies(state: AppState, settings: Settings, source: Source, mut stop: watch::Receiver<bool>) {
+    if source == Source::Embedded {
+        return;
+    }
+    let mut last = source.fingerprint().ok();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(settings.policy_reload_interval) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let current = source.fingerprint().ok();
+        if current == last {
+            continue;
+        }
+        last = current;
+        let (source, settings) = (source.clone(), settings.clone());
+        let loaded = tokio::task::spawn_blocking(move || load_policies(&source, &settings)).await;
+        match loaded {
+            Ok(Ok(set)) => {
+                state.metrics.set_policies_loaded(set.policies().len());
+                state.metrics.record_reload(true);
+                tracing::info!(policies = set.policies().len(), "policy library reloaded");
+                state.reviewer.replace_policies(set);
+            }
+            Ok(Err(error)) => {
+                state.metrics.record_reload(false);
+                tracing::error!(%error, "new policy library rejected; keeping the last good one");
+            }
+            Err(_) => state.metrics.record_reload(false),
+        }
+    }
+}
+
+/// Builds the app state from settings and a loaded policy set.
+pub fn app_state(
+    settings: &Settings,
+    policies: PolicySet,
+    namespaces: Arc<dyn crate::namespaces::NamespaceLabels>,
+) -> AppState {
+    let metrics = Arc::new(Metrics::new());
+    metrics.set_policies_loaded(policies.policies().len());
+    let reviewer = Reviewer::new(
+        policies,
+        settings.enforcement.clone(),
+        settings.risk_default,
+        namespaces,
+    );
+    AppState {
+        reviewer: Arc::new(reviewer),
+        metrics,
+        semaphore: Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_reviews)),
+        limits: Limits {
+            max_body_bytes: settings.max_body_bytes,
+            default_timeout: settings.default_timeout,
+            deadline_margin: settings.deadline_margin,
+        },
+        health: Arc::new(Health::default()),
+    }
+}

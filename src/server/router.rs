@@ -1,0 +1,262 @@
+//! HTTP routes. Handlers only translate between HTTP and the admission pipeline.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+
+use crate::admission::{extract, respond, review, Outcome, Reviewer};
+use crate::config::Enforcement;
+use crate::duration;
+use crate::metrics::Metrics;
+use crate::policy::Decision;
+use crate::risk::RiskLevel;
+
+/// Policy id used when no policy decided because time or capacity ran out.
+pub const DEADLINE_CHECK: &str = "portcullis.deadline";
+pub const INTERNAL_CHECK: &str = "portcullis.internal";
+
+/// The longest the apiserver lets a webhook take.
+const MAX_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub default_timeout: Duration,
+    pub deadline_margin: Duration,
+}
+
+/// Readiness inputs that change while running.
+#[derive(Debug, Default)]
+pub struct Health {
+    pub shutting_down: AtomicBool,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub reviewer: Arc<Reviewer>,
+    pub metrics: Arc<Metrics>,
+    pub semaphore: Arc<Semaphore>,
+    pub limits: Limits,
+    pub health: Arc<Health>,
+}
+
+/// The webhook listener's routes (served over TLS).
+pub fn webhook_router(state: AppState) -> Router {
+    Router::new().route("/validate", post(validate)).with_state(state)
+}
+
+/// The plain-HTTP operations listener: probes and metrics.
+pub fn operations_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.health.shutting_down.load(Ordering::Acquire) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    if !state.reviewer.namespaces_ready() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "namespace cache not synced").into_response();
+    }
+    "ok".into_response()
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn validate(State(state): State<AppState>, RawQuery(query): RawQuery, body: Body) -> Response {
+    let started = Instant::now();
+    let bytes = match Limited::new(body, state.limits.max_body_bytes).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) => {
+            let too_large = error.downcast_ref::<LengthLimitError>().is_some();
+            let (status, reason) = if too_large {
+                (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
+            } else {
+                (StatusCode::BAD_REQUEST, "body_unreadable")
+            };
+            let message = if too_large {
+                format!("request body exceeds {} bytes", state.limits.max_body_bytes)
+            } else {
+                "request body could not be read".to_string()
+            };
+            return refuse(&state, started, status, reason, message);
+        }
+    };
+    let review = match review::parse(&bytes) {
+        Ok(review) => review,
+        Err(error) => {
+            return refuse(
+                &state,
+                started,
+                StatusCode::BAD_REQUEST,
+                error.reason(),
+                error.to_string(),
+            )
+        }
+    };
+    drop(bytes);
+
+    let deadline = started + deadline_budget(query.as_deref(), state.limits);
+    let kind = extract::object_kind(&review.request).to_string();
+    let operation = review
+        .request
+        .get("operation")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let span = tracing::info_span!("review", uid = %review.uid, kind = %kind, operation = %operation);
+    let outcome = decide_before(&state, review.request.clone(), deadline)
+        .instrument(span.clone())
+        .await;
+    let decision = &outcome.decision;
+    let elapsed = started.elapsed();
+    let label = if decision.allowed { "allow" } else { "deny" };
+    state
+        .metrics
+        .record_review(&operation, &kind, label, elapsed, Some(&outcome));
+    span.in_scope(|| log_decision(&review.request, decision, elapsed));
+    Json(respond::respond(&review.uid, &kind, decision)).into_response()
+}
+
+/// Decides on the blocking pool under the concurrency limit; past the deadline, denies with a
+/// reason instead of keeping the apiserver waiting.
+async fn decide_before(state: &AppState, request: Value, deadline: Instant) -> Outcome {
+    let deadline = tokio::time::Instant::from_std(deadline);
+    let too_slow = |what: &str| Outcome {
+        decision: Decision::fail_closed(
+            RiskLevel::High,
+            DEADLINE_CHECK,
+            format!("portcullis could not {what} before the admission deadline; denied to fail closed, retry shortly"),
+        ),
+        results: Vec::new(),
+        images: Vec::new(),
+    };
+    let Ok(Ok(permit)) = tokio::time::timeout_at(deadline, state.semaphore.clone().acquire_owned()).await else {
+        return too_slow("start the review (too many reviews in progress)");
+    };
+    let reviewer = state.reviewer.clone();
+    let span = tracing::Span::current();
+    // The permit moves into the task: a review that overruns its deadline still holds its slot
+    // until the policy time limit ends it, so concurrency stays bounded.
+    let task = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        span.in_scope(|| reviewer.decide(&request))
+    });
+    match tokio::time::timeout_at(deadline, task).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(_panic)) => Outcome {
+            decision: Decision::fail_closed(
+                RiskLevel::High,
+                INTERNAL_CHECK,
+                "portcullis hit an internal error reviewing this request; denied to fail closed".into(),
+            ),
+            results: Vec::new(),
+            images: Vec::new(),
+        },
+        Err(_) => too_slow("finish the review"),
+    }
+}
+
+/// Time we may spend: the apiserver's `?timeout=` (or the default) minus the margin, never
+/// less than a few milliseconds so that a deny can still be sent.
+pub fn deadline_budget(query: Option<&str>, limits: Limits) -> Duration {
+    let requested = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|pair| pair.strip_prefix("timeout="))
+        .and_then(|value| duration::parse(value).ok())
+        .filter(|d| !d.is_zero())
+        .unwrap_or(limits.default_timeout)
+        .min(MAX_TIMEOUT);
+    let margin = limits.deadline_margin.min(requested / 2);
+    requested.saturating_sub(margin).max(Duration::from_millis(5))
+}
+
+fn refuse(state: &AppState, started: Instant, status: StatusCode, reason: &'static str, message: String) -> Response {
+    state.metrics.record_review("", "", "invalid", started.elapsed(), None);
+    tracing::warn!(
+        status = status.as_u16(),
+        reason,
+        "refused a request that is not a readable AdmissionReview"
+    );
+    (status, Json(json!({"error": reason, "message": message}))).into_response()
+}
+
+/// One line per decision; never the object itself.
+fn log_decision(request: &Value, decision: &Decision, elapsed: Duration) {
+    let text = |key: &str| request.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
+    let name = request
+        .pointer("/object/metadata/name")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| text("name"));
+    tracing::info!(
+        namespace = %text("namespace"),
+        name = %name,
+        dry_run = request.get("dryRun").and_then(serde_json::Value::as_bool).unwrap_or(false),
+        decision = if decision.allowed { "allow" } else { "deny" },
+        risk_level = %decision.risk_level,
+        denied_by = %decision.policies(Enforcement::Deny).join(","),
+        warned_by = %decision.policies(Enforcement::Warn).join(","),
+        dryrun_by = %decision.policies(Enforcement::DryRun).join(","),
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        "admission decision"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_body_bytes: 1024,
+        default_timeout: Duration::from_secs(10),
+        deadline_margin: Duration::from_millis(500),
+    };
+
+    #[test]
+    fn deadline_follows_the_apiserver_timeout() {
+        assert_eq!(
+            deadline_budget(Some("timeout=10s"), LIMITS),
+            Duration::from_millis(9500)
+        );
+        assert_eq!(
+            deadline_budget(Some("x=1&timeout=2s"), LIMITS),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(deadline_budget(Some("timeout=1s"), LIMITS), Duration::from_millis(500));
+        assert_eq!(deadline_budget(None, LIMITS), Duration::from_millis(9500));
+        assert_eq!(
+            deadline_budget(Some("timeout=junk"), LIMITS),
+            Duration::from_millis(9500)
+        );
+        assert_eq!(
+            deadline_budget(Some("timeout=5m"), LIMITS),
+            Duration::from_millis(29500)
+        );
+        assert_eq!(deadline_budget(Some("timeout=4ms"), LIMITS), Duration::from_millis(5));
+    }
+}

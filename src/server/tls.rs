@@ -1,0 +1,129 @@
+//! rustls serving configuration with a certificate that is reloaded without a restart.
+//!
+//! Kubelet updates a mounted Secret by writing a new timestamped directory and swapping the
+//! `..data` symlink, so `tls.crt` and `tls.key` change together. A poll reads both, and the new
+//! pair is used only when the key matches the certificate: a half-written or mixed pair (new
+//! certificate, old key) is never served; the previous pair stays until the files agree.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: no PEM certificate found")]
+    NoCertificate { path: String },
+    #[error("{path}: no PEM private key found")]
+    NoKey { path: String },
+    #[error("certificate and key do not form a usable pair: {0}")]
+    Pair(String),
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Reads and checks a certificate chain and key pair.
+pub fn load_pair(cert_path: &Path, key_path: &Path) -> Result<(CertifiedKey, [u8; 32]), TlsError> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| TlsError::Read {
+            path: path.display().to_string(),
+            source,
+        })
+    };
+    let (cert_pem, key_pem) = (read(cert_path)?, read(key_path)?);
+    let fingerprint: [u8; 32] = Sha256::new()
+        .chain_update(&cert_pem)
+        .chain_update(&key_pem)
+        .finalize()
+        .into();
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+        .filter_map(Result::ok)
+        .collect();
+    if chain.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: cert_path.display().to_string(),
+        });
+    }
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::NoKey {
+        path: key_path.display().to_string(),
+    })?;
+    let certified = CertifiedKey::from_der(chain, key, &provider()).map_err(|e| TlsError::Pair(e.to_string()))?;
+    Ok((certified, fingerprint))
+}
+
+/// Serves the current pair to every handshake and swaps in a new one when the files change.
+#[derive(Debug)]
+pub struct ReloadingCert {
+    cert_path: PathBuf,
+    key_path: PathBuf,
+    current: ArcSwap<CertifiedKey>,
+    /// Fingerprint of the files last looked at (served or refused), to act once per change.
+    seen: Mutex<[u8; 32]>,
+}
+
+/// What a reload poll did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reload {
+    Unchanged,
+    Reloaded,
+    /// The files changed but are not a usable pair yet; the old pair is still served.
+    Refused(String),
+}
+
+impl ReloadingCert {
+    pub fn load(cert_path: &Path, key_path: &Path) -> Result<ReloadingCert, TlsError> {
+        let (certified, fingerprint) = load_pair(cert_path, key_path)?;
+        Ok(ReloadingCert {
+            cert_path: cert_path.to_path_buf(),
+            key_path: key_path.to_path_buf(),
+            current: ArcSwap::from_pointee(certified),
+            seen: Mutex::new(fingerprint),
+        })
+    }
+
+    pub fn reload(&self) -> Reload {
+        let (certified, fingerprint) = match load_pair(&self.cert_path, &self.key_path) {
+            Ok(pair) => pair,
+            Err(error) => return Reload::Refused(error.to_string()),
+        };
+        let Ok(mut seen) = self.seen.lock() else {
+            return Reload::Refused("reload state poisoned".into());
+        };
+        if *seen == fingerprint {
+            return Reload::Unchanged;
+        }
+        *seen = fingerprint;
+        self.current.store(Arc::new(certified));
+        Reload::Reloaded
+    }
+
+    /// A rustls config for HTTP/1.1 over TLS 1.2 and 1.3 that always uses the current pair.
+    pub fn server_config(self: &Arc<Self>) -> Result<rustls::ServerConfig, rustls::Error> {
+        let mut config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+            .with_no_client_auth()
+            .with_cert_resolver(self.clone());
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(config)
+    }
+}
+
+impl ResolvesServerCert for ReloadingCert {
+    fn resolve(&self, _client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
+    }
+}
