@@ -67,6 +67,28 @@ impl Reviewer {
 
     /// Decides one AdmissionRequest. CPU-bound: the server calls it off the async runtime.
     pub fn decide(&self, request: &Value) -> Outcome {
+        let Prepared {
+            input,
+            native,
+            risk_level,
+            images,
+        } = self.prepare(request);
+        let results = self.policies.load().evaluate(&input);
+        let decision = decision::aggregate(native, &results, &self.enforcement, risk_level);
+        Outcome {
+            decision,
+            results,
+            images,
+        }
+    }
+
+    /// The input document the policies see for `request` (also for `docs/policy-input.md`).
+    pub fn input(&self, request: &Value) -> Value {
+        self.prepare(request).input
+    }
+
+    /// Native facts and checks: risk level, image references, and the input built from them.
+    fn prepare(&self, request: &Value) -> Prepared {
         let namespace = request.get("namespace").and_then(Value::as_str).unwrap_or_default();
         let namespace_labels = self.namespaces.labels(namespace);
         let object = request.get("object").unwrap_or(&Value::Null);
@@ -95,16 +117,21 @@ impl Reviewer {
                 }),
             }
         }
-
         let input = input::build(request, risk.level, namespace, &namespace_labels, &images);
-        let results = self.policies.load().evaluate(&input);
-        let decision = decision::aggregate(native, &results, &self.enforcement, risk.level);
-        Outcome {
-            decision,
-            results,
+        Prepared {
+            input,
+            native,
+            risk_level: risk.level,
             images,
         }
     }
+}
+
+struct Prepared {
+    input: Value,
+    native: Vec<Finding>,
+    risk_level: RiskLevel,
+    images: Vec<ImageFacts>,
 }
 
 #[cfg(test)]

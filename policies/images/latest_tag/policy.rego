@@ -2,9 +2,9 @@
 # points to when the pod starts: an explicit ":latest" tag, or no tag and no
 # digest at all (which means ":latest").
 #
-# An image pinned to a digest is allowed even when it also carries ":latest"
-# ("nginx:latest@sha256:..."): the runtime pulls the digest and ignores the
-# tag, so what runs cannot change.
+# A ":latest" tag is denied even beside a digest ("nginx:latest@sha256:..."):
+# the runtime pulls the digest, but the manifest then says two different
+# things and a later edit that drops the digest silently floats again.
 package images.latest_tag
 
 import data.lib.images
@@ -23,5 +23,14 @@ deny contains msg if {
 	not images.pinned(img)
 	msg := sprintf("%s uses image \"%s\", and \":latest\" can point to a different image at any time; pin it to a digest: %s", [
 		images.subject(img), images.ref(img), images.pinned_suggestion(img),
+	])
+}
+
+deny contains msg if {
+	some img in images.all
+	img.tag == "latest"
+	images.pinned(img)
+	msg := sprintf("%s uses image \"%s\", whose \":latest\" tag contradicts its digest; drop the tag and keep the digest: %v/%v@%v", [
+		images.subject(img), images.ref(img), img.registry, img.repository, img.digest,
 	])
 }

@@ -62,10 +62,11 @@ test_digest_only_allowed if {
 	count(latest_tag.deny) == 0 with input as inp
 }
 
-test_latest_pinned_by_digest_allowed if {
+test_latest_beside_a_digest_denied if {
 	ref := sprintf("nginx:latest@%s", [_digest])
-	inp := _input([_image(ref, "docker.io", "library/nginx", "latest", _digest)], "high")
-	count(latest_tag.deny) == 0 with input as inp
+	inp := _input([_image(ref, "docker.io", "library/nginx", "latest", _digest)], "low")
+	expected := sprintf("container \"app\" uses image \"%s\", whose \":latest\" tag contradicts its digest; drop the tag and keep the digest: docker.io/library/nginx@%s", [ref, _digest])
+	latest_tag.deny == {expected} with input as inp
 }
 
 test_one_denial_per_image if {

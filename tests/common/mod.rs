@@ -1,0 +1,124 @@
+//! Shared helpers for the integration tests: app state from a config text, fixtures, requests.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use portcullis::config::{Config, Settings};
+use portcullis::namespaces::StaticNamespaces;
+use portcullis::policy::Source;
+use portcullis::server::{self, AppState};
+
+/// The config most tests use: the example registry allowed, everything else default.
+pub const CONFIG: &str = "images: { registries: { allow: [registry.example.com, ghcr.io/acme] } }\n";
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+pub fn fixture(relative: &str) -> Vec<u8> {
+    std::fs::read(fixtures().join(relative)).unwrap_or_else(|e| panic!("fixture {relative}: {e}"))
+}
+
+pub fn fixture_json(relative: &str) -> Value {
+    serde_json::from_slice(&fixture(relative)).unwrap()
+}
+
+pub fn settings(yaml: &str) -> Settings {
+    Config::from_yaml(yaml).unwrap().validate(true).unwrap()
+}
+
+/// Namespace name -> risk level label.
+pub fn namespaces(levels: &[(&str, &str)]) -> Arc<StaticNamespaces> {
+    Arc::new(StaticNamespaces(
+        levels
+            .iter()
+            .map(|(ns, level)| {
+                (
+                    ns.to_string(),
+                    BTreeMap::from([(portcullis::risk::LABEL.to_string(), level.to_string())]),
+                )
+            })
+            .collect::<HashMap<_, _>>(),
+    ))
+}
+
+/// App state with the embedded default library.
+pub fn state(yaml: &str, levels: &[(&str, &str)]) -> AppState {
+    state_with_source(&settings(yaml), Source::Embedded, levels)
+}
+
+pub fn state_with_source(settings: &Settings, source: Source, levels: &[(&str, &str)]) -> AppState {
+    let policies = server::load_policies(&source, settings).unwrap();
+    server::app_state(settings, policies, namespaces(levels))
+}
+
+/// POSTs a body to /validate in-process and returns the status and JSON answer.
+pub async fn post(state: &AppState, uri: &str, body: Vec<u8>) -> (StatusCode, Value) {
+    let router = server::router::webhook_router(state.clone());
+    let request = Request::post(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap();
+    let response = router.oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+pub async fn get(state: &AppState, uri: &str) -> (StatusCode, String) {
+    let router = server::router::operations_router(state.clone());
+    let response = router
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Wraps an AdmissionRequest in a review body.
+pub fn review(request: Value) -> Vec<u8> {
+    serde_json::to_vec(
+        &serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}),
+    )
+    .unwrap()
+}
+
+/// The fixture's request with a change applied.
+pub fn edited(relative: &str, edit: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let mut document = fixture_json(relative);
+    edit(&mut document["request"]);
+    serde_json::to_vec(&document).unwrap()
+}
+
+/// Policy ids that denied, from an answer.
+pub fn denied_by(answer: &Value) -> Vec<String> {
+    answer["response"]["auditAnnotations"]["denied-by"]
+        .as_str()
+        .map(|s| s.split(',').map(String::from).collect())
+        .unwrap_or_default()
+}
+
+pub fn warned_by(answer: &Value) -> Vec<String> {
+    answer["response"]["auditAnnotations"]["warned-by"]
+        .as_str()
+        .map(|s| s.split(',').map(String::from).collect())
+        .unwrap_or_default()
+}
+
+/// Writes a policy library into `dir` from (relative path, text) pairs.
+pub fn write_library(dir: &Path, files: &[(&str, &str)]) {
+    for (relative, text) in files {
+        let path = dir.join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+}

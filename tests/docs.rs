@@ -1,0 +1,59 @@
+//! The docs stay true: the input example in docs/policy-input.md is what portcullis builds for
+//! its request, and the example policy there gives the documented result on it.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use portcullis::admission::Reviewer;
+use portcullis::namespaces::StaticNamespaces;
+use portcullis::policy::bundle::{Bundle, Module};
+use portcullis::policy::PolicySet;
+use portcullis::risk::RiskLevel;
+
+/// The fenced block that follows `<!-- name -->` in `text`.
+fn block<'a>(text: &'a str, name: &str) -> &'a str {
+    let marker = format!("<!-- {name} -->");
+    let after = &text[text.find(&marker).unwrap_or_else(|| panic!("{marker} missing")) + marker.len()..];
+    let start = after.find("```").unwrap();
+    let body = &after[start..];
+    let body = &body[body.find('\n').unwrap() + 1..];
+    &body[..body.find("```").unwrap()]
+}
+
+#[test]
+fn policy_input_example_is_what_portcullis_builds() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/policy-input.md")).unwrap();
+    let documented: Value = serde_json::from_str(block(&doc, "input-example")).unwrap();
+    let namespace = documented["namespace"]["name"].as_str().unwrap().to_string();
+    let labels: BTreeMap<String, String> = serde_json::from_value(documented["namespace"]["labels"].clone()).unwrap();
+    let namespaces = Arc::new(StaticNamespaces(HashMap::from([(namespace, labels)])));
+
+    let policy = Module {
+        name: "example.rego".into(),
+        text: block(&doc, "policy-example").into(),
+    };
+    let bundle = Bundle {
+        modules: vec![policy],
+        tests: vec![],
+        data: serde_json::json!({}),
+    };
+    let set = PolicySet::build(&bundle, serde_json::json!({}), Duration::from_secs(1)).unwrap();
+    let reviewer = Reviewer::new(set.clone(), BTreeMap::new(), RiskLevel::High, namespaces);
+
+    let built = reviewer.input(&documented["request"]);
+    assert_eq!(
+        built,
+        documented,
+        "docs/policy-input.md is out of date; portcullis builds:\n{}",
+        serde_json::to_string_pretty(&built).unwrap()
+    );
+
+    let expected: Vec<String> = serde_json::from_str(block(&doc, "result-example")).unwrap();
+    let results = set.evaluate(&built);
+    assert_eq!(results[0].deny, expected);
+}
