@@ -1,0 +1,420 @@
+//! The server on real sockets and real TLS: protocol versions, certificate rotation through kubelet's `..data`
+//! symlink swap while a client keeps sending, graceful shutdown, and policy hot reload.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+use common::*;
+use portcullis::policy::Source;
+use portcullis::server::certs::{self, CertBundle};
+use portcullis::server::{AppState, Server};
+
+const ENDLESS: &str = "package slow\ndeny contains \"never\" if {\n  input.request\n  some i in numbers.range(1, 2000)\n  some j in numbers.range(1, 2000)\n  some k in numbers.range(1, 2000)\n  i + j + k < 0\n}\n";
+
+/// A Secret volume as kubelet lays it out: `..data` points at a timestamped directory and the
+/// visible files are symlinks through `..data`.
+struct SecretVolume {
+    dir: tempfile::TempDir,
+    version: usize,
+}
+
+impl SecretVolume {
+    fn new(bundle: &CertBundle) -> SecretVolume {
+        let volume = SecretVolume {
+            dir: tempfile::tempdir().unwrap(),
+            version: 0,
+        };
+        let root = volume.dir.path();
+        volume.write_version(0, &bundle.cert, &bundle.key);
+        std::os::unix::fs::symlink("..v0", root.join("..data")).unwrap();
+        for file in ["tls.crt", "tls.key"] {
+            std::os::unix::fs::symlink(format!("..data/{file}"), root.join(file)).unwrap();
+        }
+        volume
+    }
+
+    fn write_version(&self, version: usize, cert: &str, key: &str) {
+        let dir = self.dir.path().join(format!("..v{version}"));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("tls.crt"), cert).unwrap();
+        std::fs::write(dir.join("tls.key"), key).unwrap();
+    }
+
+    /// Kubelet's atomic update: new directory, new symlink, rename over `..data`.
+    fn swap(&mut self, cert: &str, key: &str) {
+        self.version += 1;
+        self.write_version(self.version, cert, key);
+        let root = self.dir.path();
+        std::os::unix::fs::symlink(format!("..v{}", self.version), root.join("..data_tmp")).unwrap();
+        std::fs::rename(root.join("..data_tmp"), root.join("..data")).unwrap();
+    }
+
+    fn cert(&self) -> PathBuf {
+        self.dir.path().join("tls.crt")
+    }
+
+    fn key(&self) -> PathBuf {
+        self.dir.path().join("tls.key")
+    }
+}
+
+struct Running {
+    addr: SocketAddr,
+    operations: SocketAddr,
+    state: AppState,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), portcullis::server::ServeError>>,
+}
+
+async fn start(extra_config: &str, volume: &SecretVolume, source: Source) -> Running {
+    let yaml = format!(
+        "{CONFIG}{extra_config}\nserver: {{ listen: 127.0.0.1:0, metricsListen: 127.0.0.1:0, shutdownGracePeriod: 20s, tls: {{ certFile: {}, keyFile: {}, reloadInterval: 100ms }} }}\n",
+        volume.cert().display(),
+        volume.key().display()
+    );
+    let settings = settings(&yaml);
+    let state = state_with_source(&settings, source.clone(), &[]);
+    let server = Server::bind(state.clone(), settings, source).await.unwrap();
+    let (addr, operations) = (server.webhook_addr().unwrap(), server.operations_addr().unwrap());
+    let (shutdown, receiver) = watch::channel(false);
+    let task = tokio::spawn(server.run(receiver));
+    Running {
+        addr,
+        operations,
+        state,
+        shutdown,
+        task,
+    }
+}
+
+fn client(ca: &str, version: Option<reqwest::tls::Version>, fresh_connections: bool) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
+        .timeout(Duration::from_secs(10));
+    if let Some(version) = version {
+        builder = builder.min_tls_version(version).max_tls_version(version);
+    }
+    if fresh_connections {
+        builder = builder.pool_max_idle_per_host(0);
+    }
+    builder.build().unwrap()
+}
+
+async fn send(client: &reqwest::Client, addr: SocketAddr) -> Result<serde_json::Value, String> {
+    let response = client
+        .post(format!("https://localhost:{}/validate?timeout=10s", addr.port()))
+        .header("content-type", "application/json")
+        .body(fixture("reviews/policy/pod-pinned-clean.json"))
+        .send()
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    if response.status() != 200 {
+        return Err(format!("status {}", response.status()));
+    }
+    response.json().await.map_err(|e| e.to_string())
+}
+
+/// The leaf certificate the server presents on a new connection.
+async fn served_certificate(addr: SocketAddr, ca: &str) -> Vec<u8> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca.as_bytes()).unwrap())
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+fn der(pem: &str) -> Vec<u8> {
+    CertificateDer::from_pem_slice(pem.as_bytes()).unwrap().to_vec()
+}
+
+#[tokio::test]
+async fn serves_tls_1_2_and_1_3_over_http_1_1() {
+    let bundle = certs::generate(&["localhost", "127.0.0.1"]).unwrap();
+    let volume = SecretVolume::new(&bundle);
+    let running = start("", &volume, Source::Embedded).await;
+    for version in [reqwest::tls::Version::TLS_1_2, reqwest::tls::Version::TLS_1_3] {
+        let client = client(&bundle.ca_cert, Some(version), false);
+        let response = client
+            .post(format!("https://localhost:{}/validate", running.addr.port()))
+            .body(fixture("reviews/policy/pod-pinned-clean.json"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{version:?}: {e:?}"));
+        assert_eq!(response.version(), reqwest::Version::HTTP_11);
+        let answer: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(answer["response"]["allowed"], true, "{version:?}");
+    }
+    let metrics = reqwest::get(format!("http://{}/metrics", running.operations))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("decision=\"allow\"} 2"), "{metrics}");
+    running.shutdown.send(true).unwrap();
+    running.task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn certificate_rotation_by_symlink_swap_fails_no_request() {
+    let first = certs::generate(&["localhost"]).unwrap();
+    let second = certs::reissue(&first, &["localhost"]).unwrap();
+    let mut volume = SecretVolume::new(&first);
+    let running = start("", &volume, Source::Embedded).await;
+    assert_eq!(served_certificate(running.addr, &first.ca_cert).await, der(&first.cert));
+
+    // A client that opens a new TLS connection for every request keeps sending throughout.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let sender = {
+        let (stop, ok, failed, ca, addr) = (
+            stop.clone(),
+            ok.clone(),
+            failed.clone(),
+            first.ca_cert.clone(),
+            running.addr,
+        );
+        tokio::spawn(async move {
+            let client = client(&ca, None, true);
+            let mut errors = Vec::new();
+            for _ in 0..5000 {
+                if stop.load(Ordering::Acquire) {
+                    break;
+                }
+                match send(&client, addr).await {
+                    Ok(_) => ok.fetch_add(1, Ordering::AcqRel),
+                    Err(e) => {
+                        errors.push(e);
+                        failed.fetch_add(1, Ordering::AcqRel)
+                    }
+                };
+            }
+            errors
+        })
+    };
+    wait_until(|| ok.load(Ordering::Acquire) >= 5).await;
+    volume.swap(&second.cert, &second.key);
+    let mut rotated = false;
+    for _ in 0..200 {
+        if served_certificate(running.addr, &first.ca_cert).await == der(&second.cert) {
+            rotated = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(rotated, "the new certificate was never served");
+    let after_rotation = ok.load(Ordering::Acquire);
+    wait_until(|| ok.load(Ordering::Acquire) >= after_rotation + 5).await;
+    stop.store(true, Ordering::Release);
+    let errors = sender.await.unwrap();
+    assert_eq!(
+        failed.load(Ordering::Acquire),
+        0,
+        "failed requests during rotation: {errors:?}"
+    );
+    assert!(ok.load(Ordering::Acquire) >= 10);
+
+    // A mixed pair (new certificate, old key) is never served: the last good pair stays.
+    let third = certs::reissue(&first, &["localhost"]).unwrap();
+    volume.swap(&third.cert, &second.key);
+    tokio::time::sleep(Duration::from_millis(500)).await; // five reload polls; no signal exists for "refused"
+    assert_eq!(
+        served_certificate(running.addr, &first.ca_cert).await,
+        der(&second.cert)
+    );
+    // Once the key arrives too, the pair is taken.
+    volume.swap(&third.cert, &third.key);
+    let mut taken = false;
+    for _ in 0..200 {
+        if served_certificate(running.addr, &first.ca_cert).await == der(&third.cert) {
+            taken = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(taken);
+    running.shutdown.send(true).unwrap();
+    running.task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_finishes_in_flight_reviews_and_closes_keep_alives() {
+    let bundle = certs::generate(&["localhost"]).unwrap();
+    let volume = SecretVolume::new(&bundle);
+    let dir = tempfile::tempdir().unwrap();
+    write_library(dir.path(), &[("slow/policy.rego", ENDLESS)]);
+    let running = start(
+        "admission: { policyTimeout: 1s }\n",
+        &volume,
+        Source::Dirs(vec![dir.path().to_path_buf()]),
+    )
+    .await;
+
+    // An idle keep-alive connection, after one request on it.
+    let mut idle = open_keep_alive(running.addr, &bundle.ca_cert).await;
+
+    // A review in flight (it runs until its 1 s policy limit).
+    let in_flight = {
+        let (ca, addr) = (bundle.ca_cert.clone(), running.addr);
+        tokio::spawn(async move { send(&client(&ca, None, false), addr).await })
+    };
+    let semaphore = running.state.semaphore.clone();
+    let capacity = semaphore.available_permits();
+    wait_until(move || semaphore.available_permits() < capacity).await;
+
+    running.shutdown.send(true).unwrap();
+    let ready = format!("http://{}/readyz", running.operations);
+    let mut not_ready = false;
+    for _ in 0..200 {
+        match reqwest::get(&ready).await {
+            Ok(response) if response.status() == 503 => {
+                not_ready = true;
+                break;
+            }
+            Err(_) => break,
+            _ => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
+    assert!(not_ready, "readiness never dropped while a review was still in flight");
+
+    let answer = in_flight.await.unwrap().expect("the in-flight review is answered");
+    assert_eq!(denied_by(&answer), ["slow"]);
+    let mut buffer = [0u8; 64];
+    let closed = tokio::time::timeout(Duration::from_secs(10), idle.read(&mut buffer)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "keep-alive connection was not closed: {closed:?}"
+    );
+    tokio::time::timeout(Duration::from_secs(10), running.task)
+        .await
+        .expect("server stopped")
+        .unwrap()
+        .unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(running.addr).await.is_err(),
+        "no longer accepting"
+    );
+}
+
+async fn open_keep_alive(addr: SocketAddr, ca: &str) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca.as_bytes()).unwrap())
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.write_all(b"GET /nothing HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buffer = vec![0u8; 4096];
+    let read = tls.read(&mut buffer).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&buffer[..read]).starts_with("HTTP/1.1 404"),
+        "{}",
+        String::from_utf8_lossy(&buffer[..read])
+    );
+    tls
+}
+
+/// Polls a condition, bounded to 10 s.
+async fn wait_until(condition: impl Fn() -> bool) {
+    for _ in 0..2000 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("condition not reached within 10 s");
+}
+
+#[tokio::test]
+async fn a_bad_policy_update_keeps_the_last_good_set() {
+    let bundle = certs::generate(&["localhost"]).unwrap();
+    let volume = SecretVolume::new(&bundle);
+    let dir = tempfile::tempdir().unwrap();
+    write_library(
+        dir.path(),
+        &[(
+            "first/policy.rego",
+            "package first\ndeny contains \"first says no\" if input.request\n",
+        )],
+    );
+    let running = start(
+        "policies: { reloadInterval: 100ms }\n",
+        &volume,
+        Source::Dirs(vec![dir.path().to_path_buf()]),
+    )
+    .await;
+    let client = client(&bundle.ca_cert, None, false);
+    let metrics = format!("http://{}/metrics", running.operations);
+    assert_eq!(denied_by(&send(&client, running.addr).await.unwrap()), ["first"]);
+
+    std::fs::write(
+        dir.path().join("first/policy.rego"),
+        "package first\ndeny contains if {\n",
+    )
+    .unwrap();
+    wait_for_metric(&metrics, "portcullis_policy_reloads_total{result=\"failure\"} 1").await;
+    assert_eq!(
+        denied_by(&send(&client, running.addr).await.unwrap()),
+        ["first"],
+        "the last good set stays"
+    );
+
+    std::fs::remove_dir_all(dir.path().join("first")).unwrap();
+    write_library(
+        dir.path(),
+        &[(
+            "second/policy.rego",
+            "package second\ndeny contains \"second says no\" if input.request\n",
+        )],
+    );
+    wait_for_metric(&metrics, "portcullis_policy_reloads_total{result=\"success\"} 1").await;
+    assert_eq!(denied_by(&send(&client, running.addr).await.unwrap()), ["second"]);
+    running.shutdown.send(true).unwrap();
+    running.task.await.unwrap().unwrap();
+}
+
+/// Polls /metrics until it shows `line`, bounded to 10 s.
+async fn wait_for_metric(url: &str, line: &str) {
+    for _ in 0..400 {
+        let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+        if text.contains(line) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{line} never appeared");
+}
