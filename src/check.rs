@@ -264,7 +264,11 @@ pub fn evaluate(reviewer: &Reviewer, documents: &[Document]) -> Vec<ObjectResult
 pub fn render_text(results: &[ObjectResult]) -> String {
     let mut out = String::new();
     for result in results {
-        let object = format!("{} {}/{}", result.kind, result.namespace, result.name);
+        let object = if result.namespace.is_empty() || result.kind == "Namespace" {
+            format!("{} {}", result.kind, result.name)
+        } else {
+            format!("{} {}/{}", result.kind, result.namespace, result.name)
+        };
         if result.findings.is_empty() {
             out.push_str(&format!("{}: allow {object}\n", result.origin));
         }

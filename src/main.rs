@@ -160,7 +160,7 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<u8, String> {
         Output::Text => {
             print!("{}", check::render_text(&results));
             let denied = results.iter().filter(|r| !r.allowed).count();
-            eprintln!("{} objects checked, {denied} denied", results.len());
+            eprintln!("checked {} object(s): {denied} denied", results.len());
         }
         Output::Json => println!("{}", check::render_json(&results)),
     }

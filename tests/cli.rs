@@ -1,0 +1,371 @@
+//! The binary as CI and operators run it: `check`, `test`, and `serve` startup, with exit codes.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use common::*;
+use portcullis::admission::Reviewer;
+
+fn portcullis(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("PORTCULLIS_CONFIG")
+        .output()
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+const DEV_CONFIG: &str = "examples/config/dev.yaml";
+
+#[test]
+fn check_allows_a_clean_app_and_exits_0() {
+    let output = portcullis(&["check", "--config", DEV_CONFIG, "tests/fixtures/manifests/good"]);
+    assert_eq!(output.status.code(), Some(0), "{}{}", stdout(&output), stderr(&output));
+    assert!(
+        stdout(&output).contains("deployment.yaml#1: allow Deployment team-a/where2eat\n"),
+        "{}",
+        stdout(&output)
+    );
+    assert_eq!(stdout(&output).lines().count(), 3, "one line per object");
+}
+
+#[test]
+fn check_denies_with_policy_and_message_and_exits_1() {
+    let output = portcullis(&["check", "--config", DEV_CONFIG, "tests/fixtures/manifests/bad/app.yaml"]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    assert!(
+        text.contains("app.yaml#1: deny Deployment team-a/where2eat images.digest_pinning: container \"app\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("pin it: registry.example.com/micro-apps/where2eat@sha256:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("app.yaml#2: deny Pod team-a/debug-shell pods.host_path: "),
+        "{text}"
+    );
+}
+
+#[test]
+fn check_takes_the_risk_level_from_a_namespace_manifest_or_the_flag() {
+    let with_namespace = portcullis(&["check", "--config", DEV_CONFIG, "tests/fixtures/manifests/risk"]);
+    assert_eq!(
+        with_namespace.status.code(),
+        Some(0),
+        "warnings never fail the run: {}",
+        stdout(&with_namespace)
+    );
+    assert!(stdout(&with_namespace).contains("warn Deployment sandbox/prototype images.digest_pinning: "));
+
+    let alone = portcullis(&[
+        "check",
+        "--config",
+        DEV_CONFIG,
+        "tests/fixtures/manifests/risk/deployment-tag-only.yaml",
+    ]);
+    assert_eq!(
+        alone.status.code(),
+        Some(1),
+        "an unlabelled namespace is high by default"
+    );
+
+    let flagged = portcullis(&[
+        "check",
+        "--config",
+        DEV_CONFIG,
+        "--risk-level",
+        "low",
+        "tests/fixtures/manifests/risk/deployment-tag-only.yaml",
+    ]);
+    assert_eq!(flagged.status.code(), Some(0));
+}
+
+#[test]
+fn check_json_output() {
+    let output = portcullis(&[
+        "check",
+        "--config",
+        DEV_CONFIG,
+        "--output",
+        "json",
+        "tests/fixtures/manifests",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["summary"]["objects"], 7);
+    assert_eq!(report["summary"]["denied"], 2);
+    let pod = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "debug-shell")
+        .unwrap();
+    assert_eq!(pod["allowed"], false);
+    assert_eq!(pod["findings"][0]["policy"], "pods.host_path");
+    assert_eq!(pod["findings"][0]["action"], "deny");
+}
+
+#[test]
+fn check_takes_an_admission_review_as_is() {
+    let output = portcullis(&[
+        "check",
+        "--config",
+        DEV_CONFIG,
+        "tests/fixtures/reviews/policy/pod-hostpath.json",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stdout(&output).contains("deny Pod team-a/where2eat-dind pods.host_path: "),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn check_usage_and_load_errors_exit_2() {
+    let missing = portcullis(&["check", "tests/fixtures/manifests/nope.yaml"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        stderr(&missing).contains("nope.yaml: no such file"),
+        "{}",
+        stderr(&missing)
+    );
+    let level = portcullis(&["check", "--risk-level", "extreme", "tests/fixtures/manifests/good"]);
+    assert_eq!(level.status.code(), Some(2));
+    let policies = portcullis(&[
+        "check",
+        "--policies",
+        "tests/fixtures/manifests",
+        "tests/fixtures/manifests/good",
+    ]);
+    assert_eq!(
+        policies.status.code(),
+        Some(2),
+        "a directory without policies is a load error"
+    );
+    let no_args = portcullis(&["check"]);
+    assert_eq!(no_args.status.code(), Some(2));
+}
+
+/// `check` and the webhook reach the same decision on the same request.
+#[tokio::test]
+async fn check_and_the_webhook_agree_on_every_policy_fixture() {
+    let state = state(CONFIG, &[]);
+    let reviewer: Reviewer = {
+        let settings = settings(CONFIG);
+        let set = portcullis::server::load_policies(&portcullis::policy::Source::Embedded, &settings).unwrap();
+        Reviewer::new(
+            set,
+            settings.enforcement.clone(),
+            settings.risk_default,
+            namespaces(&[]),
+        )
+    };
+    let dir = fixtures().join("reviews/policy");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
+    files.sort();
+    assert!(files.len() >= 12);
+    for file in files {
+        let documents = portcullis::check::read_inputs(std::slice::from_ref(&file)).unwrap();
+        let offline = portcullis::check::evaluate(&reviewer, &documents);
+        let (_, online) = post(&state, "/validate", std::fs::read(&file).unwrap()).await;
+        assert_eq!(
+            Value::Bool(offline[0].allowed),
+            online["response"]["allowed"],
+            "{}",
+            file.display()
+        );
+        let offline_denials: Vec<&str> = offline[0]
+            .findings
+            .iter()
+            .filter(|f| f.action == "deny")
+            .map(|f| f.policy.as_str())
+            .collect();
+        let mut online_denials = denied_by(&online);
+        online_denials.dedup();
+        let mut offline_denials: Vec<String> = offline_denials.into_iter().map(String::from).collect();
+        offline_denials.dedup();
+        assert_eq!(offline_denials, online_denials, "{}", file.display());
+    }
+}
+
+#[test]
+fn test_runs_the_embedded_library() {
+    let output = portcullis(&["test"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    let last = stdout(&output).lines().last().unwrap_or_default().to_string();
+    let passed: usize = last
+        .strip_suffix(" passed, 0 failed")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{last}"));
+    assert!(passed >= 100, "{last}");
+}
+
+#[test]
+fn test_reports_failures_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    write_library(
+        dir.path(),
+        &[
+            ("p/policy.rego", "package p\ndeny contains \"no\" if input.bad\n"),
+            (
+                "p/policy_test.rego",
+                "package p_test\nimport data.p\ntest_bad_denied if { \"no\" in p.deny with input as {\"bad\": true} }\ntest_wrong_expectation if { count(p.deny) == 1 with input as {} }\n",
+            ),
+        ],
+    );
+    let output = portcullis(&["test", dir.path().to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    assert!(text.contains("FAIL data.p_test.test_wrong_expectation"), "{text}");
+    assert_eq!(text.lines().last(), Some("1 passed, 1 failed"));
+}
+
+#[test]
+fn test_refuses_duplicate_test_names() {
+    let dir = tempfile::tempdir().unwrap();
+    write_library(
+        dir.path(),
+        &[
+            ("p/policy.rego", "package p\ndeny contains \"no\" if false\n"),
+            (
+                "p/policy_test.rego",
+                "package p_test\ntest_a if true\ntest_a if false\n",
+            ),
+        ],
+    );
+    let output = portcullis(&["test", dir.path().to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("duplicate test names"), "{}", stderr(&output));
+}
+
+#[test]
+fn serve_refuses_an_unsafe_config_listing_every_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        "risk: { default: none }\nadmission: { maxBodyBytes: 0 }\nenforcement: { pods.privileged: off }\n",
+    )
+    .unwrap();
+    let output = portcullis(&["serve", "--config", config.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let text = stderr(&output);
+    for field in ["risk.default", "admission.maxBodyBytes", "enforcement.pods.privileged"] {
+        assert!(text.contains(field), "{field} missing from {text}");
+    }
+}
+
+#[test]
+fn serve_refuses_a_policy_set_that_does_not_load() {
+    let dir = tempfile::tempdir().unwrap();
+    write_library(
+        dir.path(),
+        &[("broken/policy.rego", "package broken\ndeny contains if {\n")],
+    );
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, format!("policies: {{ dirs: [{}] }}\n", dir.path().display())).unwrap();
+    let output = portcullis(&[
+        "serve",
+        "--dev",
+        "--state-dir",
+        dir.path().join("state").to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("broken/policy.rego"), "{}", stderr(&output));
+}
+
+#[tokio::test]
+async fn serve_dev_prints_what_to_register_and_stops_on_sigterm() {
+    let state_dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args([
+            "serve",
+            "--dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--config",
+            DEV_CONFIG,
+        ])
+        .arg("--state-dir")
+        .arg(state_dir.path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let url = first
+        .strip_prefix("portcullis (dev) is serving ")
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_string();
+    let printed: Vec<String> = lines.by_ref().take(30).map(Result::unwrap).collect();
+    let printed = printed.join("\n");
+    assert!(
+        printed.contains(&format!(
+            "CA certificate: {}",
+            state_dir.path().join("ca.crt").display()
+        )),
+        "{printed}"
+    );
+    assert!(printed.contains("kind: ValidatingWebhookConfiguration"));
+    assert!(printed.contains(&format!("url: {url}")));
+    for file in ["ca.crt", "tls.crt", "tls.key"] {
+        assert!(Path::new(&state_dir.path().join(file)).is_file(), "{file}");
+    }
+
+    let ca = std::fs::read(state_dir.path().join("ca.crt")).unwrap();
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let answer: Value = client
+        .post(&url)
+        .body(fixture("reviews/policy/pod-pinned-clean.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut status = None;
+    for _ in 0..200 {
+        if let Some(exit) = child.try_wait().unwrap() {
+            status = Some(exit);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "graceful exit after SIGTERM");
+}
