@@ -1,1 +1,269 @@
-fn main() {}
+//! The decision path under load, beside its two floors measured in the same run:
+//! - full: `portcullis serve` (TLS, HTTP/1.1 keep-alive, default library) deciding a 10 KB Pod review;
+//! - floor 1: the same server stack answering a constant allow (TLS + HTTP + client cost);
+//! - floor 2: raw regorus evaluating the same policies on the same input, in-process.
+//!
+//! The aim is full latency within 1.5x of the two floors combined. Run with `make bench`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use portcullis::config::Config;
+use portcullis::namespaces::StaticNamespaces;
+use portcullis::policy::{engine, input, Source};
+use portcullis::server::{self, certs, Server};
+
+const REVIEW: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/reviews/policy/pod-10kb.json"
+);
+/// Every loop is bounded in count and in time.
+const WARMUP: usize = 300;
+const SEQUENTIAL: usize = 3000;
+const CONCURRENT: usize = 8000;
+const CONCURRENCY: usize = 8;
+const TIME_LIMIT: Duration = Duration::from_secs(60);
+
+struct Stats {
+    count: usize,
+    p50: Duration,
+    p99: Duration,
+    per_second: f64,
+}
+
+fn stats(mut samples: Vec<Duration>, wall: Duration) -> Stats {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    Stats {
+        count: samples.len(),
+        p50: at(0.50),
+        p99: at(0.99),
+        per_second: samples.len() as f64 / wall.as_secs_f64(),
+    }
+}
+
+fn main() {
+    let body = std::fs::read(REVIEW).expect("fixture");
+    let cert_dir = tempfile::tempdir().expect("tempdir");
+    let bundle = certs::generate(&["localhost"]).expect("certificates");
+    std::fs::write(cert_dir.path().join("tls.crt"), &bundle.cert).expect("write");
+    std::fs::write(cert_dir.path().join("tls.key"), &bundle.key).expect("write");
+    let yaml = format!(
+        "images: {{ registries: {{ allow: [registry.example.com] }} }}\nlogging: {{ level: warn }}\nserver: {{ listen: 127.0.0.1:0, metricsListen: 127.0.0.1:0, tls: {{ certFile: {0}/tls.crt, keyFile: {0}/tls.key }} }}\n",
+        cert_dir.path().display()
+    );
+    let settings = Config::from_yaml(&yaml)
+        .expect("config")
+        .validate(false)
+        .expect("valid config");
+
+    let server_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let client_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    // The full decision path.
+    let policies = server::load_policies(&Source::Embedded, &settings).expect("policies");
+    let state = server::app_state(&settings, policies, Arc::new(StaticNamespaces::default()));
+    let reviewer = state.reviewer.clone();
+    let (stop, stopped) = watch::channel(false);
+    let full = server_runtime
+        .block_on(Server::bind(state, settings.clone(), Source::Embedded))
+        .expect("bind");
+    let full_addr = full.webhook_addr().expect("addr");
+    server_runtime.spawn(full.run(stopped.clone()));
+
+    // Floor 1: the same stack answering a constant allow.
+    let policies = server::load_policies(&Source::Embedded, &settings).expect("policies");
+    let constant_state = server::app_state(&settings, policies, Arc::new(StaticNamespaces::default()));
+    let answer = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {"uid": "constant", "allowed": true}});
+    let constant_router = Router::new().route("/validate", post(move || async move { Json(answer) }));
+    let constant = server_runtime
+        .block_on(Server::bind(constant_state, settings.clone(), Source::Embedded))
+        .expect("bind")
+        .with_webhook_router(constant_router);
+    let constant_addr = constant.webhook_addr().expect("addr");
+    server_runtime.spawn(constant.run(stopped));
+
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(bundle.ca_cert.as_bytes()).expect("ca"))
+        .build()
+        .expect("client");
+    let load = |addr: std::net::SocketAddr, concurrency: usize, total: usize| {
+        client_runtime.block_on(drive(client.clone(), addr, body.clone(), concurrency, total))
+    };
+    load(full_addr, 1, WARMUP);
+    load(constant_addr, 1, WARMUP);
+    let full_seq = load(full_addr, 1, SEQUENTIAL);
+    let constant_seq = load(constant_addr, 1, SEQUENTIAL);
+    let full_conc = load(full_addr, CONCURRENCY, CONCURRENT);
+    let constant_conc = load(constant_addr, CONCURRENCY, CONCURRENT);
+
+    // Floor 2: raw regorus on the same input the server builds.
+    let request: Value = serde_json::from_slice::<Value>(&body).expect("json")["request"].clone();
+    let input_json = reviewer.input(&request).to_string();
+    let regorus = raw_regorus(&settings, &input_json);
+
+    let _ = stop.send(true);
+    let combined_p50 = constant_seq.p50 + regorus.p50;
+    let combined_p99 = constant_seq.p99 + regorus.p99;
+    let row = |name: &str, s: &Stats| {
+        println!(
+            "| {name} | {} | {:.0} | {:.0} | {:.0} |",
+            s.count,
+            us(s.p50),
+            us(s.p99),
+            s.per_second
+        )
+    };
+    println!(
+        "Review: {} ({} bytes), {} policies, client and server on one 2-core machine\n",
+        REVIEW.rsplit('/').next().unwrap_or(""),
+        body.len(),
+        reviewer.policies().policies().len()
+    );
+    println!("| measurement | requests | p50 (µs) | p99 (µs) | req/s |");
+    println!("|---|---|---|---|---|");
+    row("full decision, 1 connection", &full_seq);
+    row("floor: constant allow, 1 connection", &constant_seq);
+    row("floor: raw regorus, in-process", &regorus);
+    row(&format!("full decision, {CONCURRENCY} connections"), &full_conc);
+    row(
+        &format!("floor: constant allow, {CONCURRENCY} connections"),
+        &constant_conc,
+    );
+    println!();
+    println!(
+        "full p50 / (constant p50 + regorus p50) = {:.2} (aim: <= 1.5)",
+        ratio(full_seq.p50, combined_p50)
+    );
+    println!(
+        "full p99 / (constant p99 + regorus p99) = {:.2}",
+        ratio(full_seq.p99, combined_p99)
+    );
+    println!(
+        "peak resident memory of the process (both servers and the client): {} MiB",
+        peak_rss_mib()
+    );
+}
+
+async fn drive(
+    client: reqwest::Client,
+    addr: std::net::SocketAddr,
+    body: Vec<u8>,
+    concurrency: usize,
+    total: usize,
+) -> Stats {
+    let url = format!("https://localhost:{}/validate?timeout=10s", addr.port());
+    let started = Instant::now();
+    let per_worker = total / concurrency;
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, url, body) = (client.clone(), url.clone(), body.clone());
+            tokio::spawn(async move {
+                let mut samples = Vec::with_capacity(per_worker);
+                for _ in 0..per_worker {
+                    if started.elapsed() > TIME_LIMIT {
+                        break;
+                    }
+                    let sent = Instant::now();
+                    let response = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await;
+                    match response {
+                        Ok(r) if r.status().is_success() => {
+                            let _ = r.bytes().await;
+                            samples.push(sent.elapsed());
+                        }
+                        other => panic!("benchmark request failed: {other:?}"),
+                    }
+                }
+                samples
+            })
+        })
+        .collect();
+    let mut samples = Vec::with_capacity(total);
+    for worker in workers {
+        samples.extend(worker.await.expect("worker"));
+    }
+    stats(samples, started.elapsed())
+}
+
+/// regorus alone: clone the prepared engine, set the input, evaluate every deny/warn rule.
+fn raw_regorus(settings: &portcullis::config::Settings, input_json: &str) -> Stats {
+    let bundle = Source::Embedded.read().expect("library");
+    let mut data = bundle.data.clone();
+    if let Value::Object(extra) = input::config_data(&settings.allowed_registries, settings.risk_default) {
+        for (key, value) in extra {
+            data[key] = value;
+        }
+    }
+    let modules: Vec<_> = bundle.modules.iter().collect();
+    let mut prepared = engine::new_engine(&modules, &data, settings.policy_timeout).expect("engine");
+    let set = engine::PolicySet::build(
+        &bundle,
+        input::config_data(&settings.allowed_registries, settings.risk_default),
+        settings.policy_timeout,
+    )
+    .expect("set");
+    let rules: Vec<String> = set.policies().iter().flat_map(|p| p.rules()).collect();
+    for rule in &rules {
+        prepared.eval_rule(rule.clone()).expect("prepare");
+    }
+    let run = |engine: &regorus::Engine| {
+        let mut engine = engine.clone();
+        engine.set_input_json(input_json).expect("input");
+        for rule in &rules {
+            engine.eval_rule(rule.clone()).expect("rule");
+        }
+    };
+    for _ in 0..WARMUP {
+        run(&prepared);
+    }
+    let started = Instant::now();
+    let mut samples = Vec::with_capacity(SEQUENTIAL);
+    for _ in 0..SEQUENTIAL {
+        if started.elapsed() > TIME_LIMIT {
+            break;
+        }
+        let one = Instant::now();
+        run(&prepared);
+        samples.push(one.elapsed());
+    }
+    stats(samples, started.elapsed())
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64()
+}
+
+fn peak_rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib / 1024)
+}

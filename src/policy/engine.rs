@@ -233,7 +233,8 @@ impl PolicySet {
 }
 
 impl Policy {
-    fn rules(&self) -> Vec<String> {
+    /// The rule paths to evaluate: `data.<id>.deny` and/or `data.<id>.warn`.
+    pub fn rules(&self) -> Vec<String> {
         let mut rules = Vec::new();
         if self.has_deny {
             rules.push(format!("data.{}.deny", self.id));

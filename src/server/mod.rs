@@ -59,6 +59,7 @@ pub fn load_policies(source: &Source, settings: &Settings) -> Result<PolicySet, 
 /// Everything `serve` runs, bound to its sockets but not yet serving.
 pub struct Server {
     pub state: AppState,
+    webhook_router: axum::Router,
     webhook: TcpListener,
     operations: TcpListener,
     cert: Arc<tls::ReloadingCert>,
@@ -81,14 +82,23 @@ impl Server {
         };
         let webhook = bind(settings.listen).await?;
         let operations = bind(settings.metrics_listen).await?;
+        let webhook_router = router::webhook_router(state.clone());
         Ok(Server {
             state,
+            webhook_router,
             webhook,
             operations,
             cert,
             settings,
             source,
         })
+    }
+
+    /// Serves `router` instead of the webhook routes, on the same TLS and HTTP stack (the
+    /// benchmark's constant-answer floor).
+    pub fn with_webhook_router(mut self, router: axum::Router) -> Server {
+        self.webhook_router = router;
+        self
     }
 
     pub fn webhook_addr(&self) -> std::io::Result<std::net::SocketAddr> {
@@ -104,6 +114,7 @@ impl Server {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), ServeError> {
         let Server {
             state,
+            webhook_router,
             webhook,
             operations,
             cert,
@@ -134,9 +145,8 @@ impl Server {
             })
         };
 
-        let router = router::webhook_router(state.clone());
         let graceful = GracefulShutdown::new();
-        let serve = |tcp| spawn_connection(tcp, acceptor.clone(), router.clone(), graceful.watcher());
+        let serve = |tcp| spawn_connection(tcp, acceptor.clone(), webhook_router.clone(), graceful.watcher());
         loop {
             tokio::select! {
                 accepted = webhook.accept() => {
