@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::admission::{extract, review, Reviewer};
+use crate::admission::{review, Reviewer, Subject};
 use crate::namespaces::{Labels, NamespaceLabels, StaticNamespaces};
 use crate::risk::{self, RiskLevel};
 
@@ -226,23 +226,14 @@ pub fn evaluate(reviewer: &Reviewer, documents: &[Document]) -> Vec<ObjectResult
     documents
         .iter()
         .map(|document| {
-            let request = &document.request;
-            let decision = reviewer.decide(request).decision;
-            let text = |pointer: &str| {
-                request
-                    .pointer(pointer)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string()
-            };
-            let name = match text("/object/metadata/name") {
-                name if name.is_empty() => text("/name"),
-                name => name,
-            };
+            let decision = reviewer.decide(&document.request).decision;
+            let Subject {
+                kind, namespace, name, ..
+            } = Subject::of(&document.request);
             ObjectResult {
                 origin: document.origin.clone(),
-                kind: extract::object_kind(request).to_string(),
-                namespace: text("/namespace"),
+                kind,
+                namespace,
                 name,
                 allowed: decision.allowed,
                 risk_level: decision.risk_level.to_string(),

@@ -37,9 +37,9 @@ pub struct ServeArgs {
     /// Config file (YAML).
     #[arg(long, env = "PORTCULLIS_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Development mode: self-signed certificates in the state dir, loopback listeners,
-    /// the embedded policy library, no cluster access.
-    #[arg(long, env = "PORTCULLIS_DEV")]
+    /// Development mode: self-signed certificates in the state dir; unless the config file says
+    /// otherwise, loopback listeners, the embedded policy library and no cluster access.
+    #[arg(long, env = "PORTCULLIS_DEV", value_parser = clap::builder::BoolishValueParser::new())]
     pub dev: bool,
     /// Webhook listen address (overrides server.listen).
     #[arg(long, env = "PORTCULLIS_LISTEN")]
@@ -60,7 +60,8 @@ pub enum Output {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Config file (YAML): registries, enforcement, risk default.
+    /// Config file (YAML), the same as the webhook's: registries, policies, enforcement, risk
+    /// default, policy time limit.
     #[arg(long, env = "PORTCULLIS_CONFIG")]
     pub config: Option<PathBuf>,
     /// Policy directory (repeatable; overrides policies.dirs). Default: the embedded library.

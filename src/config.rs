@@ -386,7 +386,7 @@ impl Config {
                 LogFormat::Json
             }
         };
-        if tracing_subscriber::EnvFilter::try_new(&self.logging.level).is_err() {
+        if !valid_log_filter(&self.logging.level) {
             errors.push(format!(
                 "logging.level: {:?} is not a level or filter like info or portcullis=debug",
                 self.logging.level
@@ -424,6 +424,16 @@ impl Config {
             log_level: self.logging.level.clone(),
         })
     }
+}
+
+/// A level (`info`) or a filter with targets (`info,portcullis=debug`). A bare word that is not a
+/// level would be read as a target name and silence every log line, so it is refused.
+fn valid_log_filter(filter: &str) -> bool {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    tracing_subscriber::EnvFilter::try_new(filter).is_ok()
+        && filter
+            .split(',')
+            .all(|directive| directive.contains('=') || LEVELS.contains(&directive.trim()))
 }
 
 /// An allow-list entry is a registry host (with optional port) and an optional path prefix,
@@ -466,7 +476,7 @@ admission: { maxBodyBytes: 0, policyTimeout: soon, maxConcurrentReviews: 0 }
 risk: { default: extreme, namespaceSource: etcd }
 enforcement: { pods.host_path: ignore }
 images: { registries: { allow: ["https://ghcr.io", "Registry.Example.com"] } }
-logging: { format: xml }
+logging: { format: xml, level: inf }
 server: { listen: nowhere }
 "#;
         let errors = Config::from_yaml(yaml).unwrap().validate(false).unwrap_err().0;
@@ -480,6 +490,7 @@ server: { listen: nowhere }
             "\"https://ghcr.io\"",
             "\"Registry.Example.com\"",
             "logging.format",
+            "logging.level",
             "server.listen",
         ] {
             assert!(
@@ -487,7 +498,7 @@ server: { listen: nowhere }
                 "missing {expected} in {errors:#?}"
             );
         }
-        assert_eq!(errors.len(), 10, "{errors:#?}");
+        assert_eq!(errors.len(), 11, "{errors:#?}");
     }
 
     #[test]

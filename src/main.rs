@@ -112,6 +112,10 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8, String> {
         tokio::spawn(async move {
             wait_for_signal().await;
             let _ = shutdown_tx.send(true);
+            // A second signal means "now": skip the drain.
+            wait_for_signal().await;
+            eprintln!("portcullis: second signal, exiting without draining");
+            std::process::exit(1);
         });
         server.run(shutdown_rx).await.map_err(|e| e.to_string())
     })?;

@@ -440,3 +440,39 @@ async fn metrics_and_probes() {
         .store(true, std::sync::atomic::Ordering::Release);
     assert_eq!(get(&state, "/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
 }
+
+#[tokio::test]
+async fn a_review_the_apiserver_gave_up_on_is_counted_as_abandoned() {
+    let dir = tempfile::tempdir().unwrap();
+    write_library(dir.path(), &[("slow/policy.rego", ENDLESS)]);
+    let settings = settings(&format!("{CONFIG}admission: {{ policyTimeout: 1s }}\n"));
+    let state = state_with_source(&settings, Source::Dirs(vec![dir.path().to_path_buf()]), &[]);
+    let hung_up = tokio::time::timeout(
+        Duration::from_millis(100),
+        post(
+            &state,
+            "/validate?timeout=10s",
+            fixture("reviews/policy/pod-pinned-clean.json"),
+        ),
+    )
+    .await;
+    assert!(hung_up.is_err(), "the client gave up first");
+    let (_, metrics) = get(&state, "/metrics").await;
+    assert!(metrics.contains("decision=\"abandoned\"} 1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_body_that_never_arrives_is_refused_before_the_deadline() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+    let state = state(CONFIG, &[]);
+    let router = portcullis::server::router::webhook_router(state.clone());
+    let stalled = Body::from_stream(futures::stream::pending::<Result<Vec<u8>, std::io::Error>>());
+    let request = Request::post("/validate?timeout=1s").body(stalled).unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(5), router.oneshot(request))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+}

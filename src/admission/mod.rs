@@ -87,6 +87,13 @@ impl Reviewer {
         self.prepare(request).input
     }
 
+    /// The effective risk level of a request (for answers made without the policies).
+    pub fn risk_level(&self, request: &Value) -> RiskLevel {
+        let namespace = request.get("namespace").and_then(Value::as_str).unwrap_or_default();
+        let object = request.get("object").unwrap_or(&Value::Null);
+        risk::resolve(&self.namespaces.labels(namespace), object, self.risk_default).level
+    }
+
     /// Native facts and checks: risk level, image references, and the input built from them.
     fn prepare(&self, request: &Value) -> Prepared {
         let namespace = request.get("namespace").and_then(Value::as_str).unwrap_or_default();
@@ -132,6 +139,40 @@ struct Prepared {
     native: Vec<Finding>,
     risk_level: RiskLevel,
     images: Vec<ImageFacts>,
+}
+
+/// What a request is about, for log lines and reports: taken from the request before it moves
+/// to the evaluator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    pub kind: String,
+    pub operation: String,
+    pub namespace: String,
+    pub name: String,
+    pub dry_run: bool,
+}
+
+impl Subject {
+    pub fn of(request: &Value) -> Subject {
+        let text = |pointer: &str| {
+            request
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let name = match text("/object/metadata/name") {
+            name if name.is_empty() => text("/name"),
+            name => name,
+        };
+        Subject {
+            kind: extract::object_kind(request).to_string(),
+            operation: text("/operation"),
+            namespace: text("/namespace"),
+            name,
+            dry_run: request.get("dryRun").and_then(Value::as_bool).unwrap_or(false),
+        }
+    }
 }
 
 #[cfg(test)]

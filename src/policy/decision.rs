@@ -68,10 +68,14 @@ pub fn aggregate(
     for result in results {
         let configured = overrides.get(&result.id).copied().unwrap_or(Enforcement::Deny);
         if let Some(error) = &result.error {
+            let consequence = match configured {
+                Enforcement::Deny => "denied to fail closed".to_string(),
+                softened => format!("not enforced: the policy is set to {}", softened.as_str()),
+            };
             findings.push(Finding {
                 policy: result.id.clone(),
                 action: configured,
-                message: format!("policy could not be evaluated ({error}); denied to fail closed"),
+                message: format!("policy could not be evaluated ({error}); {consequence}"),
             });
         }
         findings.extend(result.deny.iter().map(|message| Finding {

@@ -256,7 +256,10 @@ async fn reload_policies(state: AppState, settings: Settings, source: Source, mu
                 state.metrics.record_reload(false);
                 tracing::error!(%error, "new policy library rejected; keeping the last good one");
             }
-            Err(_) => state.metrics.record_reload(false),
+            Err(error) => {
+                state.metrics.record_reload(false);
+                tracing::error!(%error, "policy reload crashed; keeping the last good library");
+            }
         }
     }
 }

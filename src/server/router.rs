@@ -15,12 +15,11 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
-use crate::admission::{extract, respond, review, Outcome, Reviewer};
+use crate::admission::{respond, review, Outcome, Reviewer, Subject};
 use crate::config::Enforcement;
 use crate::duration;
 use crate::metrics::Metrics;
 use crate::policy::Decision;
-use crate::risk::RiskLevel;
 
 /// Policy id used when no policy decided because time or capacity ran out.
 pub const DEADLINE_CHECK: &str = "portcullis.deadline";
@@ -87,67 +86,101 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 async fn validate(State(state): State<AppState>, RawQuery(query): RawQuery, body: Body) -> Response {
-    let started = Instant::now();
-    let bytes = match Limited::new(body, state.limits.max_body_bytes).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) => {
-            let too_large = error.downcast_ref::<LengthLimitError>().is_some();
-            let (status, reason) = if too_large {
-                (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
-            } else {
-                (StatusCode::BAD_REQUEST, "body_unreadable")
-            };
-            let message = if too_large {
-                format!("request body exceeds {} bytes", state.limits.max_body_bytes)
-            } else {
-                "request body could not be read".to_string()
-            };
-            return refuse(&state, started, status, reason, message);
+    let recording = Recording::start(state.metrics.clone());
+    let deadline = recording.started + deadline_budget(query.as_deref(), state.limits);
+    let limited = Limited::new(body, state.limits.max_body_bytes).collect();
+    let bytes = match tokio::time::timeout_at(deadline.into(), limited).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(error)) if error.downcast_ref::<LengthLimitError>().is_some() => {
+            let message = format!("request body exceeds {} bytes", state.limits.max_body_bytes);
+            return recording.refuse(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message);
+        }
+        Ok(Err(_)) => {
+            let message = "request body could not be read".to_string();
+            return recording.refuse(StatusCode::BAD_REQUEST, "body_unreadable", message);
+        }
+        Err(_) => {
+            let message = "request body did not arrive before the deadline".to_string();
+            return recording.refuse(StatusCode::REQUEST_TIMEOUT, "body_timeout", message);
         }
     };
     let review = match review::parse(&bytes) {
         Ok(review) => review,
-        Err(error) => {
-            return refuse(
-                &state,
-                started,
-                StatusCode::BAD_REQUEST,
-                error.reason(),
-                error.to_string(),
-            )
-        }
+        Err(error) => return recording.refuse(StatusCode::BAD_REQUEST, error.reason(), error.to_string()),
     };
     drop(bytes);
 
-    let deadline = started + deadline_budget(query.as_deref(), state.limits);
-    let kind = extract::object_kind(&review.request).to_string();
-    let operation = review
-        .request
-        .get("operation")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let span = tracing::info_span!("review", uid = %review.uid, kind = %kind, operation = %operation);
-    let outcome = decide_before(&state, review.request.clone(), deadline)
+    let subject = Subject::of(&review.request);
+    let span = tracing::info_span!("review", uid = %review.uid, kind = %subject.kind, operation = %subject.operation);
+    let outcome = decide_before(&state, review.request, deadline)
         .instrument(span.clone())
         .await;
-    let decision = &outcome.decision;
-    let elapsed = started.elapsed();
-    let label = if decision.allowed { "allow" } else { "deny" };
-    state
-        .metrics
-        .record_review(&operation, &kind, label, elapsed, Some(&outcome));
-    span.in_scope(|| log_decision(&review.request, decision, elapsed));
-    Json(respond::respond(&review.uid, &kind, decision)).into_response()
+    let elapsed = recording.started.elapsed();
+    span.in_scope(|| log_decision(&subject, &outcome.decision, elapsed));
+    let answer = respond::respond(&review.uid, &subject.kind, &outcome.decision);
+    recording.finish(&subject, &outcome);
+    Json(answer).into_response()
+}
+
+/// Records every review in the metrics exactly once: answered, refused, or abandoned when the
+/// apiserver hung up before the answer (the handler is then dropped mid-way).
+struct Recording {
+    metrics: Arc<Metrics>,
+    started: Instant,
+    recorded: bool,
+}
+
+impl Recording {
+    fn start(metrics: Arc<Metrics>) -> Recording {
+        Recording {
+            metrics,
+            started: Instant::now(),
+            recorded: false,
+        }
+    }
+
+    fn finish(mut self, subject: &Subject, outcome: &Outcome) {
+        let decision = if outcome.decision.allowed { "allow" } else { "deny" };
+        self.metrics.record_review(
+            &subject.operation,
+            &subject.kind,
+            decision,
+            self.started.elapsed(),
+            Some(outcome),
+        );
+        self.recorded = true;
+    }
+
+    fn refuse(mut self, status: StatusCode, reason: &'static str, message: String) -> Response {
+        self.metrics
+            .record_review("", "", "invalid", self.started.elapsed(), None);
+        self.recorded = true;
+        tracing::warn!(
+            status = status.as_u16(),
+            reason,
+            "refused a request that is not a readable AdmissionReview"
+        );
+        (status, Json(json!({"error": reason, "message": message}))).into_response()
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        if !self.recorded {
+            self.metrics
+                .record_review("", "", "abandoned", self.started.elapsed(), None);
+        }
+    }
 }
 
 /// Decides on the blocking pool under the concurrency limit; past the deadline, denies with a
 /// reason instead of keeping the apiserver waiting.
 async fn decide_before(state: &AppState, request: Value, deadline: Instant) -> Outcome {
     let deadline = tokio::time::Instant::from_std(deadline);
+    let risk_level = state.reviewer.risk_level(&request);
     let too_slow = |what: &str| Outcome {
         decision: Decision::fail_closed(
-            RiskLevel::High,
+            risk_level,
             DEADLINE_CHECK,
             format!("portcullis could not {what} before the admission deadline; denied to fail closed, retry shortly"),
         ),
@@ -160,7 +193,8 @@ async fn decide_before(state: &AppState, request: Value, deadline: Instant) -> O
     let reviewer = state.reviewer.clone();
     let span = tracing::Span::current();
     // The permit moves into the task: a review that overruns its deadline still holds its slot
-    // until the policy time limit ends it, so concurrency stays bounded.
+    // until it ends (each rule evaluation is capped by the policy time limit), so the number of
+    // evaluations running never exceeds the limit.
     let task = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         span.in_scope(|| reviewer.decide(&request))
@@ -169,7 +203,7 @@ async fn decide_before(state: &AppState, request: Value, deadline: Instant) -> O
         Ok(Ok(outcome)) => outcome,
         Ok(Err(_panic)) => Outcome {
             decision: Decision::fail_closed(
-                RiskLevel::High,
+                risk_level,
                 INTERNAL_CHECK,
                 "portcullis hit an internal error reviewing this request; denied to fail closed".into(),
             ),
@@ -195,28 +229,12 @@ pub fn deadline_budget(query: Option<&str>, limits: Limits) -> Duration {
     requested.saturating_sub(margin).max(Duration::from_millis(5))
 }
 
-fn refuse(state: &AppState, started: Instant, status: StatusCode, reason: &'static str, message: String) -> Response {
-    state.metrics.record_review("", "", "invalid", started.elapsed(), None);
-    tracing::warn!(
-        status = status.as_u16(),
-        reason,
-        "refused a request that is not a readable AdmissionReview"
-    );
-    (status, Json(json!({"error": reason, "message": message}))).into_response()
-}
-
 /// One line per decision; never the object itself.
-fn log_decision(request: &Value, decision: &Decision, elapsed: Duration) {
-    let text = |key: &str| request.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
-    let name = request
-        .pointer("/object/metadata/name")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .unwrap_or_else(|| text("name"));
+fn log_decision(subject: &Subject, decision: &Decision, elapsed: Duration) {
     tracing::info!(
-        namespace = %text("namespace"),
-        name = %name,
-        dry_run = request.get("dryRun").and_then(serde_json::Value::as_bool).unwrap_or(false),
+        namespace = %subject.namespace,
+        name = %subject.name,
+        dry_run = subject.dry_run,
         decision = if decision.allowed { "allow" } else { "deny" },
         risk_level = %decision.risk_level,
         denied_by = %decision.policies(Enforcement::Deny).join(","),

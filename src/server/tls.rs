@@ -24,7 +24,7 @@ pub enum TlsError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: no PEM certificate found")]
+    #[error("{path}: no complete PEM certificate chain")]
     NoCertificate { path: String },
     #[error("{path}: no PEM private key found")]
     NoKey { path: String },
@@ -50,9 +50,12 @@ pub fn load_pair(cert_path: &Path, key_path: &Path) -> Result<(CertifiedKey, [u8
         .chain_update(&key_pem)
         .finalize()
         .into();
+    // Any unreadable PEM section (a half-written intermediate, say) refuses the whole chain.
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
-        .filter_map(Result::ok)
-        .collect();
+        .collect::<Result<_, _>>()
+        .map_err(|_| TlsError::NoCertificate {
+            path: cert_path.display().to_string(),
+        })?;
     if chain.is_empty() {
         return Err(TlsError::NoCertificate {
             path: cert_path.display().to_string(),
@@ -71,7 +74,7 @@ pub struct ReloadingCert {
     cert_path: PathBuf,
     key_path: PathBuf,
     current: ArcSwap<CertifiedKey>,
-    /// Fingerprint of the files last looked at (served or refused), to act once per change.
+    /// Fingerprint of the pair being served, so an unchanged pair is not swapped again.
     seen: Mutex<[u8; 32]>,
 }
 
