@@ -126,8 +126,8 @@ async fn send(client: &reqwest::Client, addr: SocketAddr) -> Result<serde_json::
     response.json().await.map_err(|e| e.to_string())
 }
 
-/// The leaf certificate the server presents on a new connection.
-async fn served_certificate(addr: SocketAddr, ca: &str) -> Vec<u8> {
+/// A raw TLS connection to the webhook, trusting only `ca`.
+async fn tls_connect(addr: SocketAddr, ca: &str) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(CertificateDer::from_pem_slice(ca.as_bytes()).unwrap())
@@ -139,10 +139,15 @@ async fn served_certificate(addr: SocketAddr, ca: &str) -> Vec<u8> {
         .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let tls = connector
+    connector
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// The leaf certificate the server presents on a new connection.
+async fn served_certificate(addr: SocketAddr, ca: &str) -> Vec<u8> {
+    let tls = tls_connect(addr, ca).await;
     tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
 }
 
@@ -320,21 +325,7 @@ async fn shutdown_finishes_in_flight_reviews_and_closes_keep_alives() {
 }
 
 async fn open_keep_alive(addr: SocketAddr, ca: &str) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(ca.as_bytes()).unwrap())
-        .unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut tls = connector
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
+    let mut tls = tls_connect(addr, ca).await;
     tls.write_all(b"GET /nothing HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n")
         .await
         .unwrap();
