@@ -75,7 +75,7 @@ fn main() {
 
     // The full decision path.
     let policies = server::load_policies(&Source::Embedded, &settings).expect("policies");
-    let state = server::app_state(&settings, policies, Arc::new(StaticNamespaces::default()));
+    let state = server::app_state(&settings, policies, Arc::new(StaticNamespaces::default())).expect("state");
     let reviewer = state.reviewer.clone();
     let (stop, stopped) = watch::channel(false);
     let full = server_runtime
@@ -86,7 +86,7 @@ fn main() {
 
     // Floor 1: the same stack answering a constant allow.
     let policies = server::load_policies(&Source::Embedded, &settings).expect("policies");
-    let constant_state = server::app_state(&settings, policies, Arc::new(StaticNamespaces::default()));
+    let constant_state = server::app_state(&settings, policies, Arc::new(StaticNamespaces::default())).expect("state");
     let answer = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {"uid": "constant", "allowed": true}});
     let constant_router = Router::new().route("/validate", post(move || async move { Json(answer) }));
     let constant = server_runtime

@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::duration;
+use crate::images::trust::TrustPolicy;
 use crate::risk::RiskLevel;
 
 /// The file as written. Field names are camelCase, like Kubernetes objects.
@@ -85,13 +86,94 @@ pub struct RiskConfig {
 #[serde(default, rename_all = "camelCase")]
 pub struct ImagesConfig {
     pub registries: RegistriesConfig,
+    /// Sigstore trusted root (Fulcio, Rekor and CT log keys) as a `trusted_root.json` file, for
+    /// keyless authorities; read at startup, never fetched.
+    pub trusted_root: Option<String>,
+    /// Which authorities are trusted for which images.
+    pub trust: Vec<TrustEntryConfig>,
+    pub verification: VerificationConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct RegistriesConfig {
-    /// Registries (host, optionally with a path prefix) images may come from.
+    /// Registries (host, optionally with a path prefix) images may come from; nothing else is
+    /// ever contacted.
     pub allow: Vec<String>,
+    /// Registries spoken to over plain HTTP (local registries only).
+    pub insecure: Vec<String>,
+}
+
+/// One trust entry: image patterns and the authorities trusted for them.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TrustEntryConfig {
+    pub name: String,
+    pub images: Vec<String>,
+    pub authorities: Vec<AuthorityConfig>,
+    /// Distinct authorities that must verify; default 1.
+    pub threshold: Option<i64>,
+    pub attestations: Vec<AttestationConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AuthorityConfig {
+    pub name: String,
+    pub key: Option<KeyConfig>,
+    pub keyless: Option<KeylessConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(default, rename_all = "camelCase")]
+pub struct KeyConfig {
+    /// PEM public key: ECDSA P-256/P-384, RSA or Ed25519.
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(default, rename_all = "camelCase")]
+pub struct KeylessConfig {
+    pub issuer: Option<String>,
+    pub issuer_reg_exp: Option<String>,
+    pub subject: Option<String>,
+    pub subject_reg_exp: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AttestationConfig {
+    pub name: String,
+    pub predicate_types: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct VerificationConfig {
+    /// How long a successful verification is reused.
+    pub cache_ttl: String,
+    /// How long an unsigned/invalid/untrusted result is reused (errors are never cached).
+    pub failure_cache_ttl: String,
+    pub cache_max_entries: i64,
+    /// Timeout of one registry request.
+    pub registry_timeout: String,
+    /// Signatures read per image at most.
+    pub max_signatures: i64,
+    /// A docker config.json with registry credentials (each used only for its own host).
+    pub docker_config: Option<String>,
+}
+
+impl Default for VerificationConfig {
+    fn default() -> Self {
+        VerificationConfig {
+            cache_ttl: "10m".into(),
+            failure_cache_ttl: "1m".into(),
+            cache_max_entries: 10_000,
+            registry_timeout: "5s".into(),
+            max_signatures: 20,
+            docker_config: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -223,6 +305,7 @@ pub struct Settings {
     pub risk_default: RiskLevel,
     pub namespace_source: NamespaceSource,
     pub allowed_registries: Vec<String>,
+    pub trust: TrustPolicy,
     pub log_format: LogFormat,
     pub log_level: String,
 }
@@ -373,6 +456,7 @@ impl Config {
                 NamespaceSource::None
             }
         };
+        let trust = TrustPolicy::from_config(&self.images, &mut errors);
         for entry in &self.images.registries.allow {
             if let Err(e) = check_registry_entry(entry) {
                 errors.push(format!("images.registries.allow: {entry:?} {e}"));
@@ -420,6 +504,7 @@ impl Config {
             risk_default,
             namespace_source,
             allowed_registries: self.images.registries.allow.clone(),
+            trust,
             log_format,
             log_level: self.logging.level.clone(),
         })

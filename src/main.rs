@@ -84,7 +84,7 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8, String> {
             ),
             NamespaceSource::None => Arc::new(StaticNamespaces::default()),
         };
-        let state = server::app_state(&settings, policies, namespaces);
+        let state = server::app_state(&settings, policies, namespaces)?;
         let server = Server::bind(state, settings, source).await.map_err(|e| e.to_string())?;
         let addr = server.webhook_addr().map_err(|e| e.to_string())?;
         let operations = server.operations_addr().map_err(|e| e.to_string())?;

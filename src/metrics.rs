@@ -42,6 +42,28 @@ pub struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RegistryLabels {
+    /// Only ever an allow-listed registry host: nothing else is contacted.
+    pub registry: String,
+    pub code: String,
+}
+
+/// The supply-chain KPIs: what the admitted images had.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AdmittedLabels {
+    pub risk_level: &'static str,
+    pub pinned: &'static str,
+    pub signed: &'static str,
+    pub sbom: &'static str,
+    pub provenance: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    pub status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct VersionLabels {
     pub version: &'static str,
 }
@@ -58,6 +80,11 @@ pub struct Metrics {
     policy_duration: Family<PolicyLabels, Histogram>,
     policies_loaded: Gauge,
     policy_reloads: Family<ResultLabels, Counter>,
+    registry_requests: Family<RegistryLabels, Counter>,
+    verifications: Family<StatusLabels, Counter>,
+    verification_duration: Histogram,
+    cache_requests: Family<ResultLabels, Counter>,
+    images_admitted: Family<AdmittedLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -106,6 +133,36 @@ impl Metrics {
             "Policy library reloads by result (success, failure)",
             policy_reloads.clone(),
         );
+        let registry_requests = Family::<RegistryLabels, Counter>::default();
+        registry.register(
+            "registry_requests",
+            "Requests to image registries by registry and HTTP status (or timeout, error)",
+            registry_requests.clone(),
+        );
+        let verifications = Family::<StatusLabels, Counter>::default();
+        registry.register(
+            "image_verifications",
+            "Image verifications by status",
+            verifications.clone(),
+        );
+        let verification_duration = latency_histogram();
+        registry.register(
+            "image_verification_duration_seconds",
+            "Time to establish one image's verification facts (cache hits included)",
+            verification_duration.clone(),
+        );
+        let cache_requests = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "verification_cache_requests",
+            "Verification cache lookups: hit, miss (this review verified), coalesced (waited for another)",
+            cache_requests.clone(),
+        );
+        let images_admitted = Family::<AdmittedLabels, Counter>::default();
+        registry.register(
+            "images_admitted",
+            "Images in admitted reviews, by risk level and whether each was pinned, signed, with a verified SBOM and provenance",
+            images_admitted.clone(),
+        );
         let build_info = Family::<VersionLabels, Gauge>::default();
         registry.register("build_info", "Build information", build_info.clone());
         build_info
@@ -121,6 +178,11 @@ impl Metrics {
             policy_duration,
             policies_loaded,
             policy_reloads,
+            registry_requests,
+            verifications,
+            verification_duration,
+            cache_requests,
+            images_admitted,
         }
     }
 
@@ -142,6 +204,13 @@ impl Metrics {
             .inc();
         self.duration.observe(elapsed.as_secs_f64());
         let Some(outcome) = outcome else { return };
+        if outcome.decision.allowed {
+            for image in &outcome.images {
+                self.images_admitted
+                    .get_or_create(&admitted(outcome.decision.risk_level, image))
+                    .inc();
+            }
+        }
         for result in &outcome.results {
             let label = match &result.error {
                 Some(error) => error.reason(),
@@ -163,6 +232,24 @@ impl Metrics {
         }
     }
 
+    pub fn record_registry_request(&self, registry: &str, code: &str) {
+        self.registry_requests
+            .get_or_create(&RegistryLabels {
+                registry: registry.to_string(),
+                code: code.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn record_verification(&self, status: &'static str, elapsed: Duration) {
+        self.verifications.get_or_create(&StatusLabels { status }).inc();
+        self.verification_duration.observe(elapsed.as_secs_f64());
+    }
+
+    pub fn record_cache(&self, result: &'static str) {
+        self.cache_requests.get_or_create(&ResultLabels { result }).inc();
+    }
+
     pub fn set_policies_loaded(&self, count: usize) {
         self.policies_loaded.set(count as i64);
     }
@@ -178,6 +265,24 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+}
+
+fn admitted(risk_level: crate::risk::RiskLevel, image: &crate::images::ImageFacts) -> AdmittedLabels {
+    let yes_no = |b: bool| if b { "true" } else { "false" };
+    let attested = |kinds: &[&str]| {
+        image
+            .verification
+            .attestations
+            .iter()
+            .any(|a| a.verified && kinds.iter().any(|k| a.predicate_type.contains(k)))
+    };
+    AdmittedLabels {
+        risk_level: risk_level.as_str(),
+        pinned: yes_no(image.pinned),
+        signed: yes_no(image.verification.status == crate::images::VerificationStatus::Verified),
+        sbom: yes_no(attested(&["cyclonedx", "spdx"])),
+        provenance: yes_no(attested(&["slsa.dev/provenance"])),
     }
 }
 

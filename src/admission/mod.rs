@@ -27,6 +27,7 @@ pub struct Reviewer {
     enforcement: BTreeMap<String, Enforcement>,
     risk_default: RiskLevel,
     namespaces: Arc<dyn NamespaceLabels>,
+    verifier: Option<Arc<crate::images::verify::Verifier>>,
 }
 
 /// A decision with what led to it, for metrics and logs.
@@ -49,7 +50,14 @@ impl Reviewer {
             enforcement,
             risk_default,
             namespaces,
+            verifier: None,
         }
+    }
+
+    /// Verifies image signatures with `verifier` (serve, and check when online).
+    pub fn with_verifier(mut self, verifier: Arc<crate::images::verify::Verifier>) -> Reviewer {
+        self.verifier = Some(verifier);
+        self
     }
 
     /// Swaps in a new policy set; reviews in flight finish with the one they started with.
@@ -65,26 +73,16 @@ impl Reviewer {
         self.namespaces.ready()
     }
 
-    /// Decides one AdmissionRequest. CPU-bound: the server calls it off the async runtime.
+    /// Decides one AdmissionRequest without contacting registries (image verification facts
+    /// stay `skipped`): `check --offline` and tests. CPU-bound.
     pub fn decide(&self, request: &Value) -> Outcome {
-        let Prepared {
-            input,
-            native,
-            risk_level,
-            images,
-        } = self.prepare(request);
-        let results = self.policies.load().evaluate(&input);
-        let decision = decision::aggregate(native, &results, &self.enforcement, risk_level);
-        Outcome {
-            decision,
-            results,
-            images,
-        }
+        let facts = self.facts(request);
+        self.evaluate(request, facts)
     }
 
     /// The input document the policies see for `request` (also for `docs/policy-input.md`).
     pub fn input(&self, request: &Value) -> Value {
-        self.prepare(request).input
+        self.facts(request).input(request)
     }
 
     /// The effective risk level of a request (for answers made without the policies).
@@ -94,10 +92,14 @@ impl Reviewer {
         risk::resolve(&self.namespaces.labels(namespace), object, self.risk_default).level
     }
 
-    /// Native facts and checks: risk level, image references, and the input built from them.
-    fn prepare(&self, request: &Value) -> Prepared {
-        let namespace = request.get("namespace").and_then(Value::as_str).unwrap_or_default();
-        let namespace_labels = self.namespaces.labels(namespace);
+    /// Native facts and checks: risk level and image references. Cheap and synchronous.
+    pub fn facts(&self, request: &Value) -> Facts {
+        let namespace = request
+            .get("namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let namespace_labels = self.namespaces.labels(&namespace);
         let object = request.get("object").unwrap_or(&Value::Null);
         let risk = risk::resolve(&namespace_labels, object, self.risk_default);
 
@@ -113,7 +115,7 @@ impl Reviewer {
         let mut images = Vec::new();
         for location in extract::images(request) {
             match ImageReference::parse(&location.image) {
-                Ok(reference) => images.push(ImageFacts::unverified(&location, &reference)),
+                Ok(reference) => images.push((ImageFacts::unverified(&location, &reference), reference)),
                 Err(error) => native.push(Finding {
                     policy: IMAGE_REFERENCE_CHECK.into(),
                     action: Enforcement::Deny,
@@ -124,21 +126,65 @@ impl Reviewer {
                 }),
             }
         }
-        let input = input::build(request, risk.level, namespace, &namespace_labels, &images);
-        Prepared {
-            input,
-            native,
+        Facts {
+            namespace,
+            namespace_labels,
             risk_level: risk.level,
+            native,
             images,
+        }
+    }
+
+    /// Adds signature verification facts to every image, concurrently, within `deadline`.
+    /// Without a configured trust policy the facts stay `skipped`.
+    pub async fn verify(&self, facts: &mut Facts, deadline: std::time::Instant) {
+        let Some(verifier) = &self.verifier else { return };
+        let checks = facts
+            .images
+            .iter()
+            .map(|(_, reference)| verifier.verify(reference, deadline));
+        let verified = futures::future::join_all(checks).await;
+        for ((image, _), verified) in facts.images.iter_mut().zip(verified) {
+            image.resolved_digest = verified.resolved_digest;
+            image.verification = verified.verification;
+        }
+    }
+
+    /// Evaluates the policies on the facts. CPU-bound: the server calls it off the async runtime.
+    pub fn evaluate(&self, request: &Value, facts: Facts) -> Outcome {
+        let input = facts.input(request);
+        let results = self.policies.load().evaluate(&input);
+        let decision = decision::aggregate(facts.native, &results, &self.enforcement, facts.risk_level);
+        Outcome {
+            decision,
+            results,
+            images: facts.images.into_iter().map(|(image, _)| image).collect(),
         }
     }
 }
 
-struct Prepared {
-    input: Value,
-    native: Vec<Finding>,
-    risk_level: RiskLevel,
-    images: Vec<ImageFacts>,
+/// What native code knows about a request before the policies run.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    namespace: String,
+    namespace_labels: BTreeMap<String, String>,
+    pub risk_level: RiskLevel,
+    /// Findings of native checks (unparseable images, unknown risk labels).
+    pub native: Vec<Finding>,
+    pub images: Vec<(ImageFacts, ImageReference)>,
+}
+
+impl Facts {
+    fn input(&self, request: &Value) -> Value {
+        let images: Vec<&ImageFacts> = self.images.iter().map(|(image, _)| image).collect();
+        input::build(
+            request,
+            self.risk_level,
+            &self.namespace,
+            &self.namespace_labels,
+            &images,
+        )
+    }
 }
 
 /// What a request is about, for log lines and reports: taken from the request before it moves

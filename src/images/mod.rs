@@ -1,7 +1,12 @@
 //! Images: what a review's images are (references, normalised) and what is known about them.
 
 pub mod facts;
+pub mod pattern;
 pub mod reference;
+pub mod registry;
+pub mod trust;
+pub mod trusted_root;
+pub mod verify;
 
 pub use facts::{ImageFacts, Verification, VerificationStatus};
 pub use reference::{ImageReference, ReferenceError};

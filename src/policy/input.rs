@@ -13,7 +13,7 @@ pub fn build(
     risk_level: RiskLevel,
     namespace: &str,
     namespace_labels: &BTreeMap<String, String>,
-    images: &[ImageFacts],
+    images: &[&ImageFacts],
 ) -> Value {
     json!({
         "request": request,

@@ -19,6 +19,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::admission::Reviewer;
 use crate::config::Settings;
+use crate::images::verify::Verifier;
 use crate::metrics::Metrics;
 use crate::policy::{input, PolicySet, Source};
 
@@ -264,21 +265,25 @@ async fn reload_policies(state: AppState, settings: Settings, source: Source, mu
     }
 }
 
-/// Builds the app state from settings and a loaded policy set.
+/// Builds the app state from settings and a loaded policy set; image verification is on when
+/// the config has trust entries.
 pub fn app_state(
     settings: &Settings,
     policies: PolicySet,
     namespaces: Arc<dyn crate::namespaces::NamespaceLabels>,
-) -> AppState {
+) -> Result<AppState, String> {
     let metrics = Arc::new(Metrics::new());
     metrics.set_policies_loaded(policies.policies().len());
-    let reviewer = Reviewer::new(
+    let mut reviewer = Reviewer::new(
         policies,
         settings.enforcement.clone(),
         settings.risk_default,
         namespaces,
     );
-    AppState {
+    if !settings.trust.entries.is_empty() {
+        reviewer = reviewer.with_verifier(Arc::new(Verifier::new(settings.trust.clone(), metrics.clone())?));
+    }
+    Ok(AppState {
         reviewer: Arc::new(reviewer),
         metrics,
         semaphore: Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_reviews)),
@@ -288,5 +293,5 @@ pub fn app_state(
             deadline_margin: settings.deadline_margin,
         },
         health: Arc::new(Health::default()),
-    }
+    })
 }

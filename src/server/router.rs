@@ -191,13 +191,17 @@ async fn decide_before(state: &AppState, request: Value, deadline: Instant) -> O
         return too_slow("start the review (too many reviews in progress)");
     };
     let reviewer = state.reviewer.clone();
+    let mut facts = reviewer.facts(&request);
+    // Verification is registry I/O: it runs on the async runtime, each image bounded by the
+    // same deadline (what is not done by then is `timeout`, which the policies deny).
+    reviewer.verify(&mut facts, deadline.into_std()).await;
     let span = tracing::Span::current();
     // The permit moves into the task: a review that overruns its deadline still holds its slot
     // until it ends (each rule evaluation is capped by the policy time limit), so the number of
     // evaluations running never exceeds the limit.
     let task = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        span.in_scope(|| reviewer.decide(&request))
+        span.in_scope(|| reviewer.evaluate(&request, facts))
     });
     match tokio::time::timeout_at(deadline, task).await {
         Ok(Ok(outcome)) => outcome,

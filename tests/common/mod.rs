@@ -57,7 +57,7 @@ pub fn state(yaml: &str, levels: &[(&str, &str)]) -> AppState {
 
 pub fn state_with_source(settings: &Settings, source: Source, levels: &[(&str, &str)]) -> AppState {
     let policies = server::load_policies(&source, settings).unwrap();
-    server::app_state(settings, policies, namespaces(levels))
+    server::app_state(settings, policies, namespaces(levels)).unwrap()
 }
 
 /// POSTs a body to /validate in-process and returns the status and JSON answer.

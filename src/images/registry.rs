@@ -1,0 +1,317 @@
+//! The little of the OCI distribution API that verification needs (manifest existence and
+//! digests), with the safety rules that apply to every registry call portcullis makes:
+//! - nothing outside the allow-list is contacted, checked before any I/O;
+//! - plain HTTP only for registries listed as insecure;
+//! - every request has a timeout and every body a size bound;
+//! - a redirect to a loopback, link-local or metadata address is refused unless that host is
+//!   itself allowed, and credentials never follow a redirect to another host;
+//! - outcomes are kept apart: "not there" (404) is not "registry down".
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::pattern::AllowList;
+use super::reference::ImageReference;
+
+/// Manifest media types we ask for (image manifests and indexes, OCI and Docker).
+const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+/// Largest manifest read.
+const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    #[error("registry {0} is not on the allow-list; it was not contacted")]
+    NotAllowed(String),
+    #[error("registry {registry} answered {status} for {what}")]
+    Status {
+        registry: String,
+        what: String,
+        status: u16,
+    },
+    #[error("registry {registry} could not be reached: {reason}")]
+    Unreachable { registry: String, reason: String },
+    #[error("registry {registry} sent a manifest larger than {MAX_MANIFEST_BYTES} bytes")]
+    TooLarge { registry: String },
+}
+
+/// What a manifest lookup found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    Found { digest: String },
+    NotFound,
+}
+
+/// A registry client bound to the allow-list.
+#[derive(Clone)]
+pub struct Registry {
+    http: reqwest::Client,
+    allow: AllowList,
+    insecure: Vec<String>,
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+}
+
+impl Registry {
+    pub fn new(
+        allow: AllowList,
+        insecure: Vec<String>,
+        timeout: Duration,
+        metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    ) -> Result<Registry, String> {
+        let redirect_allow = allow.clone();
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() >= 5 {
+                    return attempt.error("too many redirects");
+                }
+                let host = attempt.url().host_str().unwrap_or_default().to_ascii_lowercase();
+                let with_port = match attempt.url().port() {
+                    Some(port) => format!("{host}:{port}"),
+                    None => host.clone(),
+                };
+                if internal_address(&host)
+                    && !redirect_allow.allows_host(&with_port)
+                    && !redirect_allow.allows_host(&host)
+                {
+                    return attempt.error(format!("redirect to internal address {host} refused"));
+                }
+                attempt.follow()
+            }))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Registry {
+            http,
+            allow,
+            insecure,
+            metrics,
+        })
+    }
+
+    pub fn allows(&self, image: &ImageReference) -> bool {
+        self.allow.allows(&image.registry, &image.repository)
+    }
+
+    fn base(&self, registry: &str) -> String {
+        let scheme = if self.insecure.iter().any(|h| h == registry) {
+            "http"
+        } else {
+            "https"
+        };
+        // Docker Hub's API host differs from its name.
+        let host = if registry == "docker.io" {
+            "registry-1.docker.io"
+        } else {
+            registry
+        };
+        format!("{scheme}://{host}")
+    }
+
+    /// Looks up `repository:reference` (a tag or a digest): its digest, or not found.
+    pub async fn manifest(&self, image: &ImageReference, reference: &str) -> Result<Lookup, RegistryError> {
+        if !self.allows(image) {
+            return Err(RegistryError::NotAllowed(image.registry.clone()));
+        }
+        let url = format!(
+            "{}/v2/{}/manifests/{reference}",
+            self.base(&image.registry),
+            image.repository
+        );
+        let request = || self.http.get(&url).header(reqwest::header::ACCEPT, MANIFEST_ACCEPT);
+        let mut response = self.send(&image.registry, request()).await?;
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+            if let Some(token) = self.anonymous_token(image, &response).await? {
+                response = self.send(&image.registry, request().bearer_auth(token)).await?;
+            }
+        }
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(Lookup::NotFound);
+        }
+        if !status.is_success() {
+            return Err(RegistryError::Status {
+                registry: image.registry.clone(),
+                what: format!("manifest {reference}"),
+                status: status.as_u16(),
+            });
+        }
+        let header_digest = response
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = read_bounded(response, MAX_MANIFEST_BYTES, &image.registry).await?;
+        // The digest is what we computed over the bytes, never only what a header claims.
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
+        if let Some(claimed) = header_digest.filter(|d| d.starts_with("sha256:")) {
+            if claimed != digest {
+                return Err(RegistryError::Status {
+                    registry: image.registry.clone(),
+                    what: format!("manifest {reference} (digest header {claimed} does not match the content)"),
+                    status: 200,
+                });
+            }
+        }
+        Ok(Lookup::Found { digest })
+    }
+
+    /// The distribution token flow for anonymous pulls: the 401's `WWW-Authenticate: Bearer`
+    /// challenge names a token service; ask it for a pull token of this repository. No
+    /// credentials are sent anywhere.
+    async fn anonymous_token(
+        &self,
+        image: &ImageReference,
+        challenge: &reqwest::Response,
+    ) -> Result<Option<String>, RegistryError> {
+        let Some(header) = challenge
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return Ok(None);
+        };
+        let Some(params) = header.strip_prefix("Bearer ") else {
+            return Ok(None);
+        };
+        let field = |name: &str| {
+            params.split(',').find_map(|pair| {
+                let (key, value) = pair.trim().split_once('=')?;
+                (key == name).then(|| value.trim_matches('"').to_string())
+            })
+        };
+        let Some(realm) =
+            field("realm").filter(|r| r.starts_with("https://") || self.insecure.contains(&image.registry))
+        else {
+            return Ok(None);
+        };
+        let mut query = vec![("scope".to_string(), format!("repository:{}:pull", image.repository))];
+        if let Some(service) = field("service") {
+            query.push(("service".into(), service));
+        }
+        let response = self.send(&image.registry, self.http.get(&realm).query(&query)).await?;
+        if !response.status().is_success() {
+            return Err(RegistryError::Status {
+                registry: image.registry.clone(),
+                what: "a pull token".into(),
+                status: response.status().as_u16(),
+            });
+        }
+        let body = read_bounded(response, 64 * 1024, &image.registry).await?;
+        let token: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        Ok(token
+            .get("token")
+            .or_else(|| token.get("access_token"))
+            .and_then(|t| t.as_str())
+            .map(str::to_string))
+    }
+
+    async fn send(&self, registry: &str, request: reqwest::RequestBuilder) -> Result<reqwest::Response, RegistryError> {
+        let outcome = request.send().await;
+        let code = match &outcome {
+            Ok(response) => response.status().as_u16().to_string(),
+            Err(e) if e.is_timeout() => "timeout".into(),
+            Err(_) => "error".into(),
+        };
+        if let Some(metrics) = &self.metrics {
+            metrics.record_registry_request(registry, &code);
+        }
+        outcome.map_err(|e| RegistryError::Unreachable {
+            registry: registry.to_string(),
+            reason: short_error(&e),
+        })
+    }
+}
+
+async fn read_bounded(mut response: reqwest::Response, limit: usize, registry: &str) -> Result<Vec<u8>, RegistryError> {
+    if response.content_length().is_some_and(|n| n as usize > limit) {
+        return Err(RegistryError::TooLarge {
+            registry: registry.to_string(),
+        });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| RegistryError::Unreachable {
+        registry: registry.to_string(),
+        reason: short_error(&e),
+    })? {
+        if body.len() + chunk.len() > limit {
+            return Err(RegistryError::TooLarge {
+                registry: registry.to_string(),
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// reqwest errors nest their causes; the innermost says what happened.
+fn short_error(error: &reqwest::Error) -> String {
+    let mut source: &dyn std::error::Error = error;
+    while let Some(next) = source.source() {
+        source = next;
+    }
+    if error.is_timeout() {
+        "timed out".into()
+    } else {
+        source.to_string()
+    }
+}
+
+/// Loopback, link-local (cloud metadata lives there), unspecified, or `localhost`.
+fn internal_address(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if bare == "localhost" || bare.ends_with(".localhost") || bare == "metadata.google.internal" {
+        return true;
+    }
+    match bare.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => ip.is_loopback() || ip.is_link_local() || ip.is_unspecified(),
+        Ok(IpAddr::V6(ip)) => ip.is_loopback() || ip.is_unspecified() || (ip.segments()[0] & 0xffc0) == 0xfe80,
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_addresses() {
+        for host in [
+            "127.0.0.1",
+            "localhost",
+            "169.254.169.254",
+            "[::1]",
+            "[fe80::1]",
+            "0.0.0.0",
+            "metadata.google.internal",
+        ] {
+            assert!(internal_address(host), "{host}");
+        }
+        for host in ["registry.example.com", "10.0.0.1", "8.8.8.8"] {
+            assert!(!internal_address(host), "{host}");
+        }
+    }
+
+    #[tokio::test]
+    async fn images_outside_the_allow_list_are_never_contacted() {
+        let registry = Registry::new(
+            AllowList::new(&["registry.example.com".into()]),
+            vec![],
+            Duration::from_secs(1),
+            None,
+        )
+        .unwrap();
+        let image = ImageReference::parse("evil.io/miner:1").unwrap();
+        assert_eq!(
+            registry.manifest(&image, "1").await,
+            Err(RegistryError::NotAllowed("evil.io".into()))
+        );
+        let prefix_trick = ImageReference::parse("registry.example.com.evil.io/app:1").unwrap();
+        assert!(matches!(
+            registry.manifest(&prefix_trick, "1").await,
+            Err(RegistryError::NotAllowed(_))
+        ));
+    }
+}

@@ -1,0 +1,438 @@
+//! The trust policy: which authorities (keys, keyless identities) are trusted for which images,
+//! validated at startup. An entry that could never verify anything (no authorities, an authority
+//! with neither key nor identity, a threshold above its authorities) is a startup error, never a
+//! silent pass.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use sigstore::trust::ManualTrustRoot;
+
+use super::pattern::{AllowList, ImagePattern};
+use crate::config::{AuthorityConfig, ImagesConfig, TrustEntryConfig};
+use crate::duration;
+
+#[derive(Debug, Clone)]
+pub struct TrustPolicy {
+    pub entries: Vec<TrustEntry>,
+    pub allow: AllowList,
+    pub insecure: Vec<String>,
+    /// The Sigstore trusted root, for keyless authorities.
+    pub trusted_root: Option<Arc<ManualTrustRoot<'static>>>,
+    /// Hash of the trusted root file: part of the cache key.
+    pub trusted_root_version: String,
+    pub cache_ttl: Duration,
+    pub failure_cache_ttl: Duration,
+    pub cache_max_entries: u64,
+    pub registry_timeout: Duration,
+    pub max_signatures: usize,
+    pub docker_config: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TrustEntry {
+    pub name: String,
+    pub patterns: Vec<ImagePattern>,
+    pub authorities: Vec<Authority>,
+    pub threshold: usize,
+    pub attestations: Vec<AttestationRequirement>,
+    /// Hash of the entry and its key material: part of the cache key, so a changed policy
+    /// never reuses an old verdict.
+    pub fingerprint: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Authority {
+    pub name: String,
+    pub kind: AuthorityKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum AuthorityKind {
+    /// A PEM public key.
+    Key { pem: Vec<u8> },
+    /// A Fulcio certificate identity.
+    Keyless { issuer: Matcher, subject: Matcher },
+}
+
+/// An exact value or a regular expression.
+#[derive(Debug, Clone)]
+pub enum Matcher {
+    Exact(String),
+    Pattern(regex::Regex),
+}
+
+impl Matcher {
+    pub fn matches(&self, value: &str) -> bool {
+        match self {
+            Matcher::Exact(expected) => expected == value,
+            Matcher::Pattern(pattern) => pattern.is_match(value),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttestationRequirement {
+    pub name: String,
+    pub predicate_types: Vec<String>,
+}
+
+impl TrustPolicy {
+    /// Builds the policy from the config, collecting every problem into `errors`.
+    pub fn from_config(config: &ImagesConfig, errors: &mut Vec<String>) -> TrustPolicy {
+        let mut dur = |field: &str, text: &str, min: Duration, max: Duration| match duration::parse(text) {
+            Ok(d) if d >= min && d <= max => d,
+            Ok(_) => {
+                errors.push(format!(
+                    "{field}: {text:?} is out of range ({} to {})",
+                    duration::format(min),
+                    duration::format(max)
+                ));
+                min
+            }
+            Err(e) => {
+                errors.push(format!("{field}: {e}"));
+                min
+            }
+        };
+        let v = &config.verification;
+        let cache_ttl = dur(
+            "images.verification.cacheTtl",
+            &v.cache_ttl,
+            Duration::ZERO,
+            Duration::from_secs(86_400),
+        );
+        let failure_cache_ttl = dur(
+            "images.verification.failureCacheTtl",
+            &v.failure_cache_ttl,
+            Duration::ZERO,
+            Duration::from_secs(3_600),
+        );
+        let registry_timeout = dur(
+            "images.verification.registryTimeout",
+            &v.registry_timeout,
+            Duration::from_millis(100),
+            Duration::from_secs(60),
+        );
+        if !(1..=1_000_000).contains(&v.cache_max_entries) {
+            errors.push(format!(
+                "images.verification.cacheMaxEntries: {} is out of range (1 to 1000000)",
+                v.cache_max_entries
+            ));
+        }
+        if !(1..=1000).contains(&v.max_signatures) {
+            errors.push(format!(
+                "images.verification.maxSignatures: {} is out of range (1 to 1000)",
+                v.max_signatures
+            ));
+        }
+
+        let allow = AllowList::new(&config.registries.allow);
+        for insecure in &config.registries.insecure {
+            if !allow.allows_host(&insecure.to_ascii_lowercase()) {
+                errors.push(format!(
+                    "images.registries.insecure: {insecure:?} is not on images.registries.allow"
+                ));
+            }
+        }
+        let mut trusted_root_version = String::new();
+        let trusted_root = config.trusted_root.as_ref().and_then(|path| match std::fs::read(path) {
+            Ok(bytes) => match super::trusted_root::parse(&bytes) {
+                Ok(root) => {
+                    trusted_root_version = hex::encode(Sha256::digest(&bytes));
+                    Some(Arc::new(root))
+                }
+                Err(e) => {
+                    errors.push(format!("images.trustedRoot: {path:?}: {e}"));
+                    None
+                }
+            },
+            Err(e) => {
+                errors.push(format!("images.trustedRoot: cannot read {path:?}: {e}"));
+                None
+            }
+        });
+
+        let mut entries = Vec::new();
+        for (index, entry) in config.trust.iter().enumerate() {
+            let field = format!(
+                "images.trust[{index}] ({})",
+                if entry.name.is_empty() { "unnamed" } else { &entry.name }
+            );
+            entries.push(trust_entry(
+                entry,
+                &field,
+                &allow,
+                config.trusted_root.is_some(),
+                errors,
+            ));
+        }
+        let mut names: Vec<&str> = config.trust.iter().map(|e| e.name.as_str()).collect();
+        names.sort_unstable();
+        for pair in names.windows(2) {
+            if pair[0] == pair[1] {
+                errors.push(format!("images.trust: the name {:?} is used twice", pair[0]));
+            }
+        }
+
+        TrustPolicy {
+            entries,
+            allow,
+            insecure: config
+                .registries
+                .insecure
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+            trusted_root,
+            trusted_root_version,
+            cache_ttl,
+            failure_cache_ttl,
+            cache_max_entries: v.cache_max_entries.max(1) as u64,
+            registry_timeout,
+            max_signatures: v.max_signatures.max(1) as usize,
+            docker_config: v.docker_config.as_ref().map(PathBuf::from),
+        }
+    }
+
+    /// The first entry whose patterns match the image, if any.
+    pub fn entry_for(&self, registry: &str, repository: &str) -> Option<&TrustEntry> {
+        self.entries
+            .iter()
+            .find(|entry| entry.patterns.iter().any(|p| p.matches(registry, repository)))
+    }
+}
+
+fn trust_entry(
+    entry: &TrustEntryConfig,
+    field: &str,
+    allow: &AllowList,
+    has_trusted_root: bool,
+    errors: &mut Vec<String>,
+) -> TrustEntry {
+    if entry.name.is_empty() {
+        errors.push(format!("{field}: name is required"));
+    }
+    if entry.images.is_empty() {
+        errors.push(format!("{field}: images must list at least one pattern"));
+    }
+    let mut patterns = Vec::new();
+    for text in &entry.images {
+        match ImagePattern::parse(text) {
+            Ok(pattern) => patterns.push(pattern),
+            Err(e) => errors.push(format!("{field}.images: {e}")),
+        }
+    }
+    for text in &entry.images {
+        let host = text.split('/').next().unwrap_or_default().to_ascii_lowercase();
+        if !host.is_empty() && !allow.allows_host(&host) {
+            errors.push(format!(
+                "{field}.images: {text:?} is on a registry that images.registries.allow does not list"
+            ));
+        }
+    }
+    if entry.authorities.is_empty() {
+        errors.push(format!("{field}: authorities must not be empty"));
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(serde_json::to_vec(entry).unwrap_or_default());
+    let mut authorities = Vec::new();
+    for (index, authority) in entry.authorities.iter().enumerate() {
+        let field = format!("{field}.authorities[{index}]");
+        if let Some(parsed) = authority_of(authority, &field, has_trusted_root, errors) {
+            if let AuthorityKind::Key { pem } = &parsed.kind {
+                hasher.update(pem);
+            }
+            authorities.push(parsed);
+        }
+    }
+    let threshold = entry.threshold.unwrap_or(1);
+    if threshold < 1 || threshold as usize > entry.authorities.len().max(1) {
+        errors.push(format!(
+            "{field}.threshold: {threshold} must be between 1 and the number of authorities ({})",
+            entry.authorities.len()
+        ));
+    }
+    for (index, attestation) in entry.attestations.iter().enumerate() {
+        if attestation.name.is_empty() || attestation.predicate_types.is_empty() {
+            errors.push(format!(
+                "{field}.attestations[{index}]: name and predicateTypes are required"
+            ));
+        }
+    }
+    TrustEntry {
+        name: entry.name.clone(),
+        patterns,
+        authorities,
+        threshold: threshold.max(1) as usize,
+        attestations: entry
+            .attestations
+            .iter()
+            .map(|a| AttestationRequirement {
+                name: a.name.clone(),
+                predicate_types: a.predicate_types.clone(),
+            })
+            .collect(),
+        fingerprint: hex::encode(hasher.finalize()),
+    }
+}
+
+fn authority_of(
+    authority: &AuthorityConfig,
+    field: &str,
+    has_trusted_root: bool,
+    errors: &mut Vec<String>,
+) -> Option<Authority> {
+    if authority.name.is_empty() {
+        errors.push(format!("{field}: name is required"));
+    }
+    let kind = match (&authority.key, &authority.keyless) {
+        (Some(key), None) => match std::fs::read(&key.path) {
+            Ok(pem) => match sigstore::crypto::CosignVerificationKey::try_from_pem(&pem) {
+                Ok(_) => AuthorityKind::Key { pem },
+                Err(e) => {
+                    errors.push(format!("{field}.key: {:?} is not a usable public key: {e}", key.path));
+                    return None;
+                }
+            },
+            Err(e) => {
+                errors.push(format!("{field}.key: cannot read {:?}: {e}", key.path));
+                return None;
+            }
+        },
+        (None, Some(keyless)) => {
+            if !has_trusted_root {
+                errors.push(format!(
+                    "{field}.keyless: needs images.trustedRoot (the Fulcio and Rekor keys to check against)"
+                ));
+            }
+            let issuer = matcher(
+                &keyless.issuer,
+                &keyless.issuer_reg_exp,
+                &format!("{field}.keyless issuer"),
+                errors,
+            );
+            let subject = matcher(
+                &keyless.subject,
+                &keyless.subject_reg_exp,
+                &format!("{field}.keyless subject"),
+                errors,
+            );
+            AuthorityKind::Keyless {
+                issuer: issuer?,
+                subject: subject?,
+            }
+        }
+        (Some(_), Some(_)) => {
+            errors.push(format!("{field}: give either key or keyless, not both"));
+            return None;
+        }
+        (None, None) => {
+            errors.push(format!("{field}: has neither key nor keyless identity"));
+            return None;
+        }
+    };
+    Some(Authority {
+        name: authority.name.clone(),
+        kind,
+    })
+}
+
+fn matcher(exact: &Option<String>, pattern: &Option<String>, what: &str, errors: &mut Vec<String>) -> Option<Matcher> {
+    match (exact, pattern) {
+        (Some(value), None) if !value.is_empty() => Some(Matcher::Exact(value.clone())),
+        (None, Some(pattern)) => match regex::Regex::new(pattern) {
+            Ok(regex) => Some(Matcher::Pattern(regex)),
+            Err(e) => {
+                errors.push(format!("{what}: invalid regular expression: {e}"));
+                None
+            }
+        },
+        (Some(_), Some(_)) => {
+            errors.push(format!("{what}: give either the value or the RegExp, not both"));
+            None
+        }
+        _ => {
+            errors.push(format!("{what}: is required (exact value or RegExp)"));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn policy(yaml: &str) -> (TrustPolicy, Vec<String>) {
+        let config = Config::from_yaml(yaml).unwrap();
+        let mut errors = Vec::new();
+        let policy = TrustPolicy::from_config(&config.images, &mut errors);
+        (policy, errors)
+    }
+
+    #[test]
+    fn a_valid_policy_finds_entries_structurally() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("cosign.pub");
+        std::fs::write(&key, rcgen::KeyPair::generate().unwrap().public_key_pem()).unwrap();
+        let yaml = format!(
+            "images:\n  registries: {{ allow: [registry.example.com] }}\n  trust:\n    - name: micro-apps\n      images: [registry.example.com/micro-apps/**]\n      authorities: [{{ name: ci-key, key: {{ path: {} }} }}]\n",
+            key.display()
+        );
+        let (policy, errors) = policy(&yaml);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            policy
+                .entry_for("registry.example.com", "micro-apps/app")
+                .map(|e| e.name.as_str()),
+            Some("micro-apps")
+        );
+        assert!(policy
+            .entry_for("registry.example.com.evil.io", "micro-apps/app")
+            .is_none());
+        assert!(policy.entry_for("registry.example.com", "other/app").is_none());
+        assert_eq!(policy.entries[0].threshold, 1);
+        assert_eq!(policy.entries[0].fingerprint.len(), 64);
+    }
+
+    #[test]
+    fn entries_that_could_never_verify_are_errors() {
+        let yaml = r#"
+images:
+  registries: { allow: [registry.example.com], insecure: [127.0.0.1:5000] }
+  trust:
+    - name: empty
+      images: [registry.example.com/a/**]
+      authorities: []
+    - name: neither
+      images: [registry.example.com/b/**]
+      authorities: [{ name: nothing }]
+    - name: no-subject
+      images: [other.io/c/**]
+      authorities: [{ name: gh, keyless: { issuer: https://token.actions.githubusercontent.com } }]
+      threshold: 2
+    - name: missing-key
+      images: ["registry.example.com/d/**"]
+      authorities: [{ name: k, key: { path: /nonexistent/cosign.pub } }]
+"#;
+        let (_, errors) = policy(yaml);
+        for expected in [
+            "images.registries.insecure: \"127.0.0.1:5000\"",
+            "images.trust[0] (empty): authorities must not be empty",
+            "images.trust[1] (neither).authorities[0]: has neither key nor keyless identity",
+            "images.trust[2] (no-subject).authorities[0].keyless: needs images.trustedRoot",
+            "images.trust[2] (no-subject).authorities[0].keyless subject: is required",
+            "images.trust[2] (no-subject).threshold: 2",
+            "images.trust[2] (no-subject).images: \"other.io/c/**\" is on a registry",
+            "images.trust[3] (missing-key).authorities[0].key: cannot read",
+        ] {
+            assert!(
+                errors.iter().any(|e| e.starts_with(expected)),
+                "missing {expected:?} in {errors:#?}"
+            );
+        }
+    }
+}
