@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Build (once) and cache the external tools portcullis' tests need; print the absolute path
+# of each binary on stdout, one per line, in the order asked. Progress goes to stderr.
+#
+#   scripts/tools.sh etcd kube-apiserver     # -> /root/.cache/portcullis-tools/etcd-v3.6.14/etcd ...
+#
+# Go tools are built from the Go module proxy (see the test-environment guide); each lands in
+# $ROOT/NAME-VERSION/NAME, so a cached binary is reused instantly and a version bump rebuilds.
+set -euo pipefail
+
+ETCD_VERSION=v3.6.14
+KUBE_VERSION=v1.35.2 # its staging modules (k8s.io/api, ...) are pinned to v0.35.2, except:
+# the module proxy answers 403 "not available" for these two at v0.35.2; their v0.35.1 and v0.35.3
+# sources are identical (only go.mod/go.sum differ), so v0.35.1 builds the same code.
+KUBE_STAGING_EXCEPTIONS="k8s.io/externaljwt@v0.35.1 k8s.io/kube-controller-manager@v0.35.1"
+COSIGN_VERSION=v2.6.4
+CRANE_VERSION=v0.21.9
+HELM_VERSION=v3.21.4
+OPA_VERSION=v1.20.2
+GATOR_VERSION=v3.23.0
+KNOWN="etcd kube-apiserver cosign crane helm opa gator registry"
+
+ROOT=${PORTCULLIS_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/portcullis-tools}
+# Never fetch another toolchain; one module/build cache under ROOT so CI can cache it whole.
+# -buildvcs=false: a wrapper module under ROOT may sit inside someone's git checkout.
+export GOTOOLCHAIN=local GOFLAGS="-mod=mod -buildvcs=false" GOMODCACHE=$ROOT/go/mod GOCACHE=$ROOT/go/build
+
+die() { echo "tools.sh: $*" >&2; exit 1; }
+
+# go_tool NAME VERSION RECIPE ARGS...: print ROOT/NAME-VERSION/NAME, running RECIPE first unless cached.
+go_tool() {
+  local name=$1 version=$2 recipe=$3
+  shift 3
+  local dir=$ROOT/$name-$version
+  local bin=$dir/$name log=$ROOT/logs/$name-$version.log lock
+  if [[ ! -x $bin ]]; then
+    mkdir -p "$dir" "$ROOT/logs" "$ROOT/locks"
+    # One builder per tool+version; a second caller waits, then finds the binary built.
+    exec {lock}>"$ROOT/locks/$name-$version.lock"
+    flock "$lock"
+    if [[ ! -x $bin ]]; then
+      echo "tools.sh: building $name $version (log: $log)" >&2
+      local start=$SECONDS
+      # Not `if ! (...)`: that context would silently disable set -e inside the recipe.
+      local rc=0
+      set +e
+      (set -e && cd "$dir" && "$recipe" "$bin.tmp" "$@") >"$log" 2>&1
+      rc=$?
+      set -e
+      if ((rc != 0)); then
+        echo "tools.sh: building $name $version failed; last 30 lines of $log:" >&2
+        tail -n 30 "$log" >&2
+        exit 1
+      fi
+      mv -f "$bin.tmp" "$bin" # atomic: a half-written binary is never seen as cached
+      echo "tools.sh: built $name $version in $((SECONDS - start)) s" >&2
+    fi
+    exec {lock}>&-
+  fi
+  echo "$bin"
+}
+
+build() { nice -n 10 go build -p 2 -trimpath -ldflags "${LDFLAGS:-}" "$@"; }
+
+# go_mod MODULE@VERSION: path of that module's go.mod in the module cache.
+go_mod() {
+  local f
+  f=$(go mod download -json "$1" | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p')
+  [[ -n $f ]] || die "no go.mod for $1"
+  echo "$f"
+}
+
+# Modules without replace directives: plain `go install PKG@VERSION`.
+recipe_install() { # OUT PKG@VERSION
+  GOBIN=$PWD/gobin nice -n 10 go install -p 2 -trimpath -ldflags "${LDFLAGS:-}" "$2"
+  mv -f "gobin/$(basename "${2%@*}")" "$1" && rmdir gobin
+}
+
+# Modules with replace directives (go install refuses them): build from a wrapper module.
+# The wrapper is kept in DIR/wrapper as a record of the exact dependency set. No `go mod tidy`:
+# it would drop the requirement on the main package.
+recipe_wrapper() { # OUT MODULE@VERSION PKG [go mod edit args...]
+  local out=$1 modver=$2 pkg=$3
+  shift 3
+  rm -rf wrapper && mkdir wrapper && cd wrapper
+  go mod init local/wrapper
+  if (($#)); then go mod edit "$@"; fi
+  go get "$modver"
+  build -o "$out" "$pkg"
+}
+
+recipe_kube_apiserver() { # OUT
+  local staging=v0.${KUBE_VERSION#v1.} gomod
+  # The staging modules are the `k8s.io/X => ./staging/src/k8s.io/X` replaces of kubernetes' go.mod.
+  gomod=$(go_mod "k8s.io/kubernetes@$KUBE_VERSION")
+  local -a edits=()
+  local m
+  while read -r m; do
+    edits+=("-replace=$m=$m@$staging")
+  done < <(sed -n 's#^\s*\(k8s\.io/[^ ]*\) => \./staging/.*#\1#p' "$gomod")
+  ((${#edits[@]} > 20)) || die "found only ${#edits[@]} staging modules in $gomod"
+  for m in $KUBE_STAGING_EXCEPTIONS; do edits+=("-replace=${m%@*}=$m"); done # last one wins
+  # Stamp the version as the release build does: unstamped, /version says v0.0.0-master+$Format:%H$,
+  # which kubectl and helm (.Capabilities.KubeVersion) fail to parse.
+  local v=k8s.io/component-base/version minor=${KUBE_VERSION#v1.}
+  LDFLAGS="-X $v.gitVersion=$KUBE_VERSION -X $v.gitMajor=1 -X $v.gitMinor=${minor%%.*} -X $v.gitTreeState=clean"
+  recipe_wrapper "$1" "k8s.io/kubernetes/cmd/kube-apiserver@$KUBE_VERSION" \
+    k8s.io/kubernetes/cmd/kube-apiserver "${edits[@]}"
+}
+
+recipe_helm() { # OUT
+  # Stamp as helm's Makefile does: unstamped, `helm version` says v3.21 and `helm template`/`lint`
+  # assume Kubernetes v1.20 (.Capabilities.KubeVersion), rejecting charts that need a newer one.
+  local h=helm.sh/helm/v3 minor
+  minor=$(sed -n 's#^\s*k8s\.io/client-go v0\.\([0-9]*\)\..*#\1#p' "$(go_mod "$h@$HELM_VERSION")")
+  [[ -n $minor ]] || die "no k8s.io/client-go version in helm's go.mod"
+  LDFLAGS="-X $h/internal/version.version=$HELM_VERSION -X $h/internal/version.gitTreeState=clean"
+  LDFLAGS+=" -X $h/pkg/chartutil.k8sVersionMajor=1 -X $h/pkg/chartutil.k8sVersionMinor=$minor"
+  LDFLAGS+=" -X $h/pkg/lint/rules.k8sVersionMajor=1 -X $h/pkg/lint/rules.k8sVersionMinor=$minor"
+  recipe_install "$1" "$h/cmd/helm@$HELM_VERSION"
+}
+
+# Debian's CNCF distribution registry; apt-get update only when the first install fails.
+registry() {
+  local sudo=()
+  ((EUID == 0)) || sudo=(sudo)
+  if ! dpkg -s docker-registry >/dev/null 2>&1; then
+    echo "tools.sh: installing docker-registry with apt-get" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    { "${sudo[@]}" apt-get install -y docker-registry ||
+      { "${sudo[@]}" apt-get update && "${sudo[@]}" apt-get install -y docker-registry; }; } >&2 ||
+      die "apt-get install docker-registry failed"
+  fi
+  echo /usr/bin/docker-registry
+}
+
+(($#)) || die "usage: $0 TOOL... (known: $KNOWN)"
+for tool in "$@"; do
+  case $tool in
+  etcd) go_tool etcd "$ETCD_VERSION" recipe_wrapper \
+    "go.etcd.io/etcd/server/v3@$ETCD_VERSION" go.etcd.io/etcd/server/v3 ;;
+  kube-apiserver) go_tool kube-apiserver "$KUBE_VERSION" recipe_kube_apiserver ;;
+  cosign) go_tool cosign "$COSIGN_VERSION" recipe_install \
+    "github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_VERSION" ;;
+  crane) go_tool crane "$CRANE_VERSION" recipe_install \
+    "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION" ;;
+  helm) go_tool helm "$HELM_VERSION" recipe_helm ;;
+  opa) go_tool opa "$OPA_VERSION" recipe_install "github.com/open-policy-agent/opa@$OPA_VERSION" ;;
+  gator) go_tool gator "$GATOR_VERSION" recipe_install \
+    "github.com/open-policy-agent/gatekeeper/v3/cmd/gator@$GATOR_VERSION" ;;
+  registry) registry ;;
+  *) die "unknown tool '$tool' (known: $KNOWN)" ;;
+  esac
+done
