@@ -209,7 +209,7 @@ async fn drive(
 fn raw_regorus(settings: &portcullis::config::Settings, input_json: &str) -> Stats {
     let bundle = Source::Embedded.read().expect("library");
     let mut data = bundle.data.clone();
-    if let Value::Object(extra) = input::config_data(&settings.allowed_registries, settings.risk_default) {
+    if let Value::Object(extra) = input::config_data(&settings.allowed_registries, settings.risk_default, false) {
         for (key, value) in extra {
             data[key] = value;
         }
@@ -218,7 +218,7 @@ fn raw_regorus(settings: &portcullis::config::Settings, input_json: &str) -> Sta
     let mut prepared = engine::new_engine(&modules, &data, settings.policy_timeout).expect("engine");
     let set = engine::PolicySet::build(
         &bundle,
-        input::config_data(&settings.allowed_registries, settings.risk_default),
+        input::config_data(&settings.allowed_registries, settings.risk_default, false),
         settings.policy_timeout,
     )
     .expect("set");

@@ -222,11 +222,23 @@ pub struct FindingResult {
     pub message: String,
 }
 
-pub fn evaluate(reviewer: &Reviewer, documents: &[Document]) -> Vec<ObjectResult> {
+/// Time allowed to verify the images of one object.
+const VERIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Decides every document; with a runtime, image signatures are verified first (online).
+pub fn evaluate(
+    reviewer: &Reviewer,
+    documents: &[Document],
+    online: Option<&tokio::runtime::Runtime>,
+) -> Vec<ObjectResult> {
     documents
         .iter()
         .map(|document| {
-            let decision = reviewer.decide(&document.request).decision;
+            let mut facts = reviewer.facts(&document.request);
+            if let Some(runtime) = online {
+                runtime.block_on(reviewer.verify(&mut facts, std::time::Instant::now() + VERIFY_TIMEOUT));
+            }
+            let decision = reviewer.evaluate(&document.request, facts).decision;
             let Subject {
                 kind, namespace, name, ..
             } = Subject::of(&document.request);

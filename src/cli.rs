@@ -30,6 +30,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Run the policies' unit tests (test_* rules in *_test.rego files).
     Test(TestArgs),
+    /// Verify one image against the trust policy and print its facts.
+    Verify(VerifyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -73,9 +75,24 @@ pub struct CheckArgs {
     pub risk_level: Option<String>,
     #[arg(long, value_enum, default_value = "text", env = "PORTCULLIS_OUTPUT")]
     pub output: Output,
+    /// Do not contact registries: image verification facts stay `skipped` and the signature
+    /// policy does not apply (for pull requests whose images are not pushed yet).
+    #[arg(long, env = "PORTCULLIS_OFFLINE", value_parser = clap::builder::BoolishValueParser::new())]
+    pub offline: bool,
     /// YAML/JSON files or directories of manifests (multi-document YAML, Lists, AdmissionReviews).
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Config file (YAML) with images.registries and images.trust.
+    #[arg(long, env = "PORTCULLIS_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "text", env = "PORTCULLIS_OUTPUT")]
+    pub output: Output,
+    /// The image, e.g. registry.example.com/team/app@sha256:... or ...:1.0 (resolved to a digest).
+    pub image: String,
 }
 
 #[derive(Debug, Args)]

@@ -56,6 +56,8 @@ pub struct TlsConfig {
 pub struct AdmissionConfig {
     pub max_body_bytes: i64,
     pub max_concurrent_reviews: i64,
+    /// Policy evaluations running at once (CPU-bound); 0 means one per CPU.
+    pub max_concurrent_evaluations: i64,
     /// Used when the apiserver sends no `?timeout=` (it always does; curl may not).
     pub default_timeout: String,
     /// Answer this long before the apiserver's deadline.
@@ -210,6 +212,7 @@ impl Default for AdmissionConfig {
         AdmissionConfig {
             max_body_bytes: 7 * 1024 * 1024,
             max_concurrent_reviews: 64,
+            max_concurrent_evaluations: 0,
             default_timeout: "10s".into(),
             deadline_margin: "500ms".into(),
             policy_timeout: "500ms".into(),
@@ -296,6 +299,7 @@ pub struct Settings {
     pub shutdown_grace_period: Duration,
     pub max_body_bytes: usize,
     pub max_concurrent_reviews: usize,
+    pub max_concurrent_evaluations: usize,
     pub default_timeout: Duration,
     pub deadline_margin: Duration,
     pub policy_timeout: Duration,
@@ -421,6 +425,12 @@ impl Config {
                 "admission.maxBodyBytes: {max_body_bytes} is out of range (1024 to {MAX_BODY_CAP})"
             ));
         }
+        if !(0..=1024).contains(&self.admission.max_concurrent_evaluations) {
+            errors.push(format!(
+                "admission.maxConcurrentEvaluations: {} is out of range (0 = one per CPU, up to 1024)",
+                self.admission.max_concurrent_evaluations
+            ));
+        }
         let max_concurrent_reviews = self.admission.max_concurrent_reviews;
         if !(1..=10_000).contains(&max_concurrent_reviews) {
             errors.push(format!(
@@ -495,6 +505,10 @@ impl Config {
             shutdown_grace_period,
             max_body_bytes: max_body_bytes as usize,
             max_concurrent_reviews: max_concurrent_reviews as usize,
+            max_concurrent_evaluations: match self.admission.max_concurrent_evaluations {
+                0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+                n => n as usize,
+            },
             default_timeout,
             deadline_margin,
             policy_timeout,

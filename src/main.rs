@@ -7,8 +7,10 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-use portcullis::cli::{CheckArgs, Cli, Command, Output, ServeArgs, TestArgs};
+use portcullis::cli::{CheckArgs, Cli, Command, Output, ServeArgs, TestArgs, VerifyArgs};
 use portcullis::config::{Config, NamespaceSource, Settings};
+use portcullis::images::verify::{status_label, Verifier};
+use portcullis::images::ImageReference;
 use portcullis::namespaces::{KubeNamespaces, NamespaceLabels, StaticNamespaces};
 use portcullis::policy::{testing, Source};
 use portcullis::risk::RiskLevel;
@@ -24,6 +26,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(&cli, args),
         Command::Check(args) => run_check(&cli, args),
         Command::Test(args) => run_tests(args),
+        Command::Verify(args) => run_verify(&cli, args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -74,8 +77,7 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8, String> {
         .map_err(|e| format!("cannot load policies from {}: {e}", source.describe()))?;
     tracing::info!(policies = policies.policies().len(), source = %source.describe(), "policy library loaded");
 
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(async move {
+    runtime()?.block_on(async move {
         let namespaces: Arc<dyn NamespaceLabels> = match settings.namespace_source {
             NamespaceSource::Kubernetes => Arc::new(
                 KubeNamespaces::start()
@@ -138,11 +140,14 @@ async fn wait_for_signal() {
 }
 
 fn run_check(cli: &Cli, args: &CheckArgs) -> Result<u8, String> {
-    let settings = settings(cli, args.config.as_deref(), false, |config| {
+    let mut settings = settings(cli, args.config.as_deref(), false, |config| {
         if !args.policies.is_empty() {
             config.policies.dirs = args.policies.iter().map(|p| p.display().to_string()).collect();
         }
     })?;
+    if args.offline {
+        settings.trust.entries.clear();
+    }
     let risk_level = match &args.risk_level {
         Some(text) => Some(
             RiskLevel::parse(text).ok_or_else(|| format!("--risk-level {text:?} is not one of low, medium, high"))?,
@@ -153,13 +158,20 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<u8, String> {
     let policies = server::load_policies(&source, &settings)
         .map_err(|e| format!("cannot load policies from {}: {e}", source.describe()))?;
     let documents = check::read_inputs(&args.paths).map_err(|e| e.to_string())?;
-    let reviewer = portcullis::admission::Reviewer::new(
+    let mut reviewer = portcullis::admission::Reviewer::new(
         policies,
         settings.enforcement.clone(),
         settings.risk_default,
         check::namespace_source(&documents, risk_level),
     );
-    let results = check::evaluate(&reviewer, &documents);
+    let runtime = if settings.trust.entries.is_empty() {
+        None
+    } else {
+        let metrics = Arc::new(portcullis::metrics::Metrics::new());
+        reviewer = reviewer.with_verifier(Arc::new(Verifier::new(settings.trust.clone(), metrics)?));
+        Some(runtime()?)
+    };
+    let results = check::evaluate(&reviewer, &documents, runtime.as_ref());
     match args.output {
         Output::Text => {
             print!("{}", check::render_text(&results));
@@ -169,6 +181,55 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<u8, String> {
         Output::Json => println!("{}", check::render_json(&results)),
     }
     Ok(check::exit_code(&results) as u8)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+fn run_verify(cli: &Cli, args: &VerifyArgs) -> Result<u8, String> {
+    let settings = settings(cli, args.config.as_deref(), false, |_| {})?;
+    if settings.trust.entries.is_empty() {
+        return Err("no trust policy configured: add images.trust entries to the config".into());
+    }
+    let image = ImageReference::parse(&args.image).map_err(|e| format!("{:?}: {e}", args.image))?;
+    let verifier = Verifier::new(settings.trust.clone(), Arc::new(portcullis::metrics::Metrics::new()))?;
+    let verified =
+        runtime()?.block_on(verifier.verify(&image, std::time::Instant::now() + std::time::Duration::from_secs(60)));
+    let digest = image.digest.clone().or_else(|| verified.resolved_digest.clone());
+    let facts = &verified.verification;
+    match args.output {
+        Output::Json => {
+            let document = serde_json::json!({
+                "image": image.to_string(),
+                "digest": digest,
+                "verification": facts,
+            });
+            println!("{}", serde_json::to_string_pretty(&document).unwrap_or_default());
+        }
+        Output::Text => {
+            println!("image:   {image}");
+            println!("digest:  {}", digest.as_deref().unwrap_or("(unknown)"));
+            println!("status:  {}", status_label(facts.status));
+            println!("reason:  {}", facts.reason);
+            for signer in &facts.signers {
+                let identity = match (&signer.issuer, &signer.subject) {
+                    (Some(issuer), Some(subject)) => format!(" ({subject} from {issuer})"),
+                    _ => String::new(),
+                };
+                println!("signer:  {} [{}]{identity}", signer.authority, signer.kind);
+            }
+            for attestation in &facts.attestations {
+                println!(
+                    "attested: {} by {} (verified: {})",
+                    attestation.predicate_type, attestation.authority, attestation.verified
+                );
+            }
+        }
+    }
+    Ok(u8::from(
+        facts.status != portcullis::images::VerificationStatus::Verified,
+    ))
 }
 
 fn run_tests(args: &TestArgs) -> Result<u8, String> {

@@ -183,7 +183,7 @@ async fn check_and_the_webhook_agree_on_every_policy_fixture() {
     assert!(files.len() >= 12);
     for file in files {
         let documents = portcullis::check::read_inputs(std::slice::from_ref(&file)).unwrap();
-        let offline = portcullis::check::evaluate(&reviewer, &documents);
+        let offline = portcullis::check::evaluate(&reviewer, &documents, None);
         let (_, online) = post(&state, "/validate", std::fs::read(&file).unwrap()).await;
         assert_eq!(
             Value::Bool(offline[0].allowed),

@@ -232,7 +232,7 @@ impl Verifier {
                     .join(", ")
             ),
             VerificationStatus::Invalid => {
-                "a signature is present but does not verify (tampered or corrupt)".to_string()
+                "a signature is present but does not verify with any trusted key or certificate (signed with another key, or tampered)".to_string()
             }
             _ if verified_authorities.is_empty() => format!(
                 "signed, but not by an authority trusted for these images ({})",
@@ -299,7 +299,11 @@ fn check(layer: &SignatureLayer, authority: &AuthorityKind) -> Check {
                 issuer: None,
                 subject: None,
             },
-            _ => Check::NotThisAuthority,
+            // A keyless signature is for the keyless authorities to judge.
+            _ if layer.certificate_signature.is_some() => Check::NotThisAuthority,
+            // A key signature carries no key of its own, so "signed with another key" and
+            // "tampered" look the same: it does not verify with any key we trust.
+            _ => Check::BadSignature,
         },
         AuthorityKind::Keyless { issuer, subject } => {
             // A certificate here was chained to Fulcio and checked at the Rekor integrated time

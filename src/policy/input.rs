@@ -24,11 +24,14 @@ pub fn build(
 }
 
 /// The part of the portcullis config that policies read, at `data.portcullis.config`.
-pub fn config_data(allowed_registries: &[String], risk_default: RiskLevel) -> Value {
+pub fn config_data(allowed_registries: &[String], risk_default: RiskLevel, verification_enabled: bool) -> Value {
     json!({
         "portcullis": {
             "config": {
-                "images": { "registries": { "allow": allowed_registries } },
+                "images": {
+                    "registries": { "allow": allowed_registries },
+                    "verification": { "enabled": verification_enabled },
+                },
                 "risk": { "default": risk_default.as_str() },
             }
         }

@@ -47,7 +47,12 @@ pub enum ServeError {
 /// Loads a policy set with the config's data, as startup and every reload do.
 pub fn load_policies(source: &Source, settings: &Settings) -> Result<PolicySet, crate::policy::engine::LoadError> {
     let bundle = source.read()?;
-    let data = input::config_data(&settings.allowed_registries, settings.risk_default);
+    let verification_enabled = !settings.trust.entries.is_empty();
+    let data = input::config_data(
+        &settings.allowed_registries,
+        settings.risk_default,
+        verification_enabled,
+    );
     let set = PolicySet::build(&bundle, data, settings.policy_timeout)?;
     for id in settings.enforcement.keys() {
         if !set.policies().iter().any(|p| &p.id == id) {
@@ -287,6 +292,7 @@ pub fn app_state(
         reviewer: Arc::new(reviewer),
         metrics,
         semaphore: Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_reviews)),
+        evaluations: Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_evaluations)),
         limits: Limits {
             max_body_bytes: settings.max_body_bytes,
             default_timeout: settings.default_timeout,

@@ -45,7 +45,11 @@ pub struct Health {
 pub struct AppState {
     pub reviewer: Arc<Reviewer>,
     pub metrics: Arc<Metrics>,
+    /// Reviews in progress (verification I/O and evaluation).
     pub semaphore: Arc<Semaphore>,
+    /// Policy evaluations running (CPU-bound, about one per core: more would only make each
+    /// slower and push them past their time limit).
+    pub evaluations: Arc<Semaphore>,
     pub limits: Limits,
     pub health: Arc<Health>,
 }
@@ -192,15 +196,20 @@ async fn decide_before(state: &AppState, request: Value, deadline: Instant) -> O
     };
     let reviewer = state.reviewer.clone();
     let mut facts = reviewer.facts(&request);
-    // Verification is registry I/O: it runs on the async runtime, each image bounded by the
-    // same deadline (what is not done by then is `timeout`, which the policies deny).
-    reviewer.verify(&mut facts, deadline.into_std()).await;
+    // Verification is registry I/O on the async runtime. It gets three quarters of the time
+    // left, so that an answer (a `timeout` fact the policies deny) still fits in the deadline.
+    let now = tokio::time::Instant::now();
+    let verification_deadline = now + deadline.saturating_duration_since(now) * 3 / 4;
+    reviewer.verify(&mut facts, verification_deadline.into_std()).await;
+    let Ok(Ok(cpu)) = tokio::time::timeout_at(deadline, state.evaluations.clone().acquire_owned()).await else {
+        return too_slow("evaluate the policies (the server is saturated)");
+    };
     let span = tracing::Span::current();
-    // The permit moves into the task: a review that overruns its deadline still holds its slot
+    // The permits move into the task: a review that overruns its deadline still holds its slots
     // until it ends (each rule evaluation is capped by the policy time limit), so the number of
     // evaluations running never exceeds the limit.
     let task = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
+        let _permits = (permit, cpu);
         span.in_scope(|| reviewer.evaluate(&request, facts))
     });
     match tokio::time::timeout_at(deadline, task).await {

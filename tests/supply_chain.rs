@@ -1,0 +1,516 @@
+//! Image verification through the full webhook against real parts: Debian's docker-registry,
+//! images pushed with crane, signatures made by real cosign (built from the Go module proxy by
+//! `scripts/tools.sh`). Each case is a Pod review answered by the in-process router.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use common::*;
+use portcullis::policy::Source;
+use portcullis::server::AppState;
+
+/// The lab: a registry with images in every state the cases need, and two cosign keys.
+struct Lab {
+    dir: tempfile::TempDir,
+    registry: String,
+    /// Allowed but nothing listens: "registry down".
+    dead: String,
+    /// Allowed, accepts connections and never answers: "registry slow".
+    slow: String,
+    /// Not allowed; counts connections to prove none is made.
+    outside: String,
+    outside_listener: TcpListener,
+    images: HashMap<&'static str, String>,
+    cosign: PathBuf,
+    _registry_process: Child,
+    _slow_listener: TcpListener,
+}
+
+fn lab() -> &'static Lab {
+    static LAB: OnceLock<Lab> = OnceLock::new();
+    // Set up on a plain thread: the setup blocks, and tests call this from async code.
+    LAB.get_or_init(|| std::thread::spawn(Lab::start).join().expect("lab setup"))
+}
+
+fn tool(name: &str) -> PathBuf {
+    let output = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/tools.sh"))
+        .arg(name)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "tools.sh {name}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn run(command: &mut Command) -> String {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{command:?}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+impl Lab {
+    fn start() -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        let (cosign, crane, docker_registry) = (tool("cosign"), tool("crane"), tool("registry"));
+        let port = free_port();
+        let registry = format!("127.0.0.1:{port}");
+        let config = dir.path().join("registry.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: {registry}}}\nlog: {{level: error}}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        // `timeout` bounds the registry's life even if this process dies without cleaning up.
+        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+        let registry_process = Command::new("timeout")
+            .arg("900")
+            .arg(&docker_registry)
+            .arg("serve")
+            .arg(&config)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut up = false;
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(&registry).is_ok() {
+                up = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(up, "registry did not start");
+
+        let crane_cmd = |args: &[&str]| {
+            let mut command = Command::new(&crane);
+            command.args(args).arg("--insecure");
+            command
+        };
+        let mut images = HashMap::new();
+        let mut push = |name: &'static str, repo: &str, tag: &str, content: &str| {
+            let layer_dir = dir.path().join(format!("layer-{name}"));
+            std::fs::create_dir_all(&layer_dir).unwrap();
+            std::fs::write(layer_dir.join("content.txt"), content).unwrap();
+            let tar = dir.path().join(format!("{name}.tar"));
+            run(Command::new("tar")
+                .arg("-cf")
+                .arg(&tar)
+                .arg("-C")
+                .arg(&layer_dir)
+                .arg("content.txt"));
+            let target = format!("{registry}/{repo}:{tag}");
+            run(&mut crane_cmd(&["append", "-f", tar.to_str().unwrap(), "-t", &target]));
+            let digest = run(&mut crane_cmd(&["digest", &target]));
+            let pinned = format!("{registry}/{repo}@{digest}");
+            images.insert(name, pinned.clone());
+            pinned
+        };
+        let signed = push("signed", "micro/signed", "1", "signed");
+        let _unsigned = push("unsigned", "micro/unsigned", "1", "unsigned");
+        let wrong_key = push("wrong-key", "micro/wrong-key", "1", "wrong key");
+        let other_digest = push("other-digest", "micro/other-digest", "1", "other digest");
+        let tampered = push("tampered", "micro/tampered", "1", "tampered");
+        let threshold = push("threshold", "micro/threshold/app", "1", "threshold");
+        let moving_first = push("moving-first", "micro/moving", "1", "first content");
+
+        let keys = |name: &str| {
+            run(Command::new(&cosign)
+                .current_dir(dir.path())
+                .env("COSIGN_PASSWORD", "")
+                .args(["generate-key-pair", "--output-key-prefix", name]));
+        };
+        keys("trusted");
+        keys("other");
+        let tuf = dir.path().join("tuf");
+        let sign = |key: &str, image: &str| {
+            run(Command::new("timeout")
+                .arg("120")
+                .arg(&cosign)
+                .current_dir(dir.path())
+                .env("COSIGN_PASSWORD", "")
+                .env("TUF_ROOT", &tuf)
+                .args([
+                    "sign",
+                    "--yes",
+                    "--key",
+                    key,
+                    "--tlog-upload=false",
+                    "--allow-insecure-registry",
+                    "--allow-http-registry",
+                    image,
+                ]));
+        };
+        sign("trusted.key", &signed);
+        sign("other.key", &wrong_key);
+        sign("trusted.key", &tampered);
+        sign("trusted.key", &threshold);
+        sign("trusted.key", &moving_first);
+
+        // A signature of another image, copied to this image's signature tag.
+        let signature_tag = |pinned: &str| {
+            let (name, digest) = pinned.split_once('@').unwrap();
+            format!("{name}:{}.sig", digest.replace(':', "-"))
+        };
+        run(&mut crane_cmd(&[
+            "copy",
+            &signature_tag(&signed),
+            &signature_tag(&other_digest),
+        ]));
+        tamper(&registry, &signature_tag(&tampered));
+
+        let slow_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let outside_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        outside_listener.set_nonblocking(true).unwrap();
+        let slow = slow_listener.local_addr().unwrap().to_string();
+        let outside = outside_listener.local_addr().unwrap().to_string();
+        Lab {
+            dead: format!("127.0.0.1:{}", free_port()),
+            slow,
+            outside,
+            outside_listener,
+            registry,
+            images,
+            cosign,
+            dir,
+            _registry_process: registry_process,
+            _slow_listener: slow_listener,
+        }
+    }
+
+    fn key(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("{name}.pub"))
+    }
+
+    fn config(&self) -> String {
+        let (registry, dead, slow) = (&self.registry, &self.dead, &self.slow);
+        format!(
+            r#"images:
+  registries:
+    allow: ["{registry}", "{dead}", "{slow}"]
+    insecure: ["{registry}", "{dead}", "{slow}"]
+  verification: {{ registryTimeout: 10s }}
+  trust:
+    - name: two-keys
+      images: ["{registry}/micro/threshold/**"]
+      authorities:
+        - {{ name: ci-key, key: {{ path: {trusted} }} }}
+        - {{ name: release-key, key: {{ path: {other} }} }}
+      threshold: 2
+    - name: micro-apps
+      images: ["{registry}/micro/**", "{dead}/**", "{slow}/**"]
+      authorities:
+        - {{ name: ci-key, key: {{ path: {trusted} }} }}
+"#,
+            trusted = self.key("trusted").display(),
+            other = self.key("other").display(),
+        )
+    }
+
+    fn state(&self) -> AppState {
+        state_with_source(&settings(&self.config()), Source::Embedded, &[("team-a", "low")])
+    }
+}
+
+/// Rewrites the signed payload of a signature manifest, keeping the signature: what an attacker
+/// who can write to the registry but has no key could do.
+fn tamper(registry: &str, signature_ref: &str) {
+    let (name, tag) = signature_ref.rsplit_once(':').unwrap();
+    let repository = name.strip_prefix(&format!("{registry}/")).unwrap();
+    let base = format!("http://{registry}/v2/{repository}");
+    let http = reqwest::blocking::Client::new();
+    let manifest: Value = http
+        .get(format!("{base}/manifests/{tag}"))
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let layer = &manifest["layers"][0];
+    let payload: Value = http
+        .get(format!("{base}/blobs/{}", layer["digest"].as_str().unwrap()))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let mut forged = payload.clone();
+    forged["optional"] = json!({"forged": "yes"});
+    let forged = serde_json::to_vec(&forged).unwrap();
+    let digest = format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&forged))
+    );
+    let upload = http.post(format!("{base}/blobs/uploads/")).send().unwrap();
+    assert_eq!(upload.status(), 202, "blob upload start");
+    let location = upload.headers()["location"].to_str().unwrap().to_string();
+    let location = if location.starts_with("http") {
+        location
+    } else {
+        format!("http://{registry}{location}")
+    };
+    let separator = if location.contains('?') { '&' } else { '?' };
+    let put = http
+        .put(format!("{location}{separator}digest={digest}"))
+        .body(forged.clone())
+        .send()
+        .unwrap();
+    assert!(put.status().is_success(), "blob upload: {}", put.status());
+    let mut new_manifest = manifest.clone();
+    new_manifest["layers"][0]["digest"] = json!(digest);
+    new_manifest["layers"][0]["size"] = json!(forged.len());
+    let put = http
+        .put(format!("{base}/manifests/{tag}"))
+        .header(
+            "content-type",
+            manifest["mediaType"]
+                .as_str()
+                .unwrap_or("application/vnd.oci.image.manifest.v1+json"),
+        )
+        .body(serde_json::to_vec(&new_manifest).unwrap())
+        .send()
+        .unwrap();
+    assert!(put.status().is_success(), "manifest upload: {}", put.status());
+}
+
+/// A Pod that passes every other default policy at risk level low, running `image`.
+fn pod_review(image: &str) -> Vec<u8> {
+    review(json!({
+        "uid": "uid-1",
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "namespace": "team-a",
+        "operation": "CREATE",
+        "userInfo": {"username": "flux"},
+        "object": {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "app", "namespace": "team-a", "labels": {
+                "app.kubernetes.io/name": "app", "app.kubernetes.io/version": "1", "portcullis.io/owner": "team-a"}},
+            "spec": {"containers": [{
+                "name": "app",
+                "image": image,
+                "securityContext": {"allowPrivilegeEscalation": false},
+                "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}}
+            }]}
+        },
+        "oldObject": null,
+        "dryRun": false
+    }))
+}
+
+async fn decide(state: &AppState, image: &str) -> Value {
+    let (_, answer) = post(state, "/validate?timeout=10s", pod_review(image)).await;
+    answer
+}
+
+fn message(answer: &Value) -> String {
+    answer["response"]["status"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_signed_pinned_image_is_admitted() {
+    let lab = lab();
+    let state = lab.state();
+    let answer = decide(&state, &lab.images["signed"]).await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let (_, metrics) = get(&state, "/metrics").await;
+    assert!(
+        metrics.contains("portcullis_image_verifications_total{status=\"verified\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("portcullis_images_admitted_total{risk_level=\"low\",pinned=\"true\",signed=\"true\",sbom=\"false\",provenance=\"false\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn each_failure_class_is_denied_with_its_own_status() {
+    let lab = lab();
+    let state = lab.state();
+    for (image, status) in [
+        ("unsigned", "is unsigned: "),
+        ("wrong-key", "is invalid: "),
+        ("other-digest", "is invalid: "),
+        ("tampered", "is invalid: "),
+        ("threshold", "is untrusted: signed by 1 of the 2 authorities required"),
+    ] {
+        let answer = decide(&state, &lab.images[image]).await;
+        assert_eq!(answer["response"]["allowed"], false, "{image}: {answer}");
+        assert_eq!(denied_by(&answer), ["images.signatures"], "{image}: {answer}");
+        assert!(message(&answer).contains(status), "{image}: {}", message(&answer));
+    }
+}
+
+#[tokio::test]
+async fn a_tag_is_resolved_and_the_cache_never_follows_it() {
+    let lab = lab();
+    let state = lab.state();
+    let tagged = format!("{}/micro/moving:1", lab.registry);
+    // Low risk: an unpinned image is only warned about, so the signature decides.
+    let first = decide(&state, &tagged).await;
+    assert_eq!(first["response"]["allowed"], true, "{first}");
+    let pinned_first = &lab.images["moving-first"];
+    let warnings = first["response"]["warnings"].to_string();
+    assert!(
+        warnings.contains(pinned_first.split('@').nth(1).unwrap()),
+        "the warning names the digest to pin: {warnings}"
+    );
+
+    // The tag moves to unsigned content; the cached verdict of the old digest must not apply.
+    let layer = lab.dir.path().join("moved.txt");
+    std::fs::write(&layer, "moved").unwrap();
+    let tar = lab.dir.path().join("moved.tar");
+    run(Command::new("tar")
+        .arg("-cf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(lab.dir.path())
+        .arg("moved.txt"));
+    run(Command::new(tool("crane")).args(["append", "--insecure", "-f", tar.to_str().unwrap(), "-t", &tagged]));
+    let second = decide(&state, &tagged).await;
+    assert_eq!(second["response"]["allowed"], false, "{second}");
+    assert!(message(&second).contains("is unsigned"), "{}", message(&second));
+}
+
+#[tokio::test]
+async fn a_registry_that_is_down_is_an_error_not_unsigned_and_is_not_cached() {
+    let lab = lab();
+    let state = lab.state();
+    let image = format!("{}/micro/app@sha256:{}", lab.dead, "a".repeat(64));
+    for _ in 0..2 {
+        let answer = decide(&state, &image).await;
+        assert_eq!(answer["response"]["allowed"], false);
+        assert!(message(&answer).contains("is error: registry"), "{}", message(&answer));
+        assert!(!message(&answer).contains("unsigned"));
+    }
+    let (_, metrics) = get(&state, "/metrics").await;
+    assert!(
+        metrics.contains("portcullis_image_verifications_total{status=\"error\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("portcullis_verification_cache_requests_total{result=\"hit\"}"),
+        "errors are never cached: {metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_registry_times_out_within_the_deadline() {
+    let lab = lab();
+    let state = lab.state();
+    let image = format!("{}/micro/app@sha256:{}", lab.slow, "b".repeat(64));
+    let started = std::time::Instant::now();
+    let (status, answer) = post(&state, "/validate?timeout=2s", pod_review(&image)).await;
+    let elapsed = started.elapsed();
+    assert_eq!(status, 200);
+    assert_eq!(answer["response"]["allowed"], false);
+    assert!(message(&answer).contains("is timeout: "), "{}", message(&answer));
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "answered after {elapsed:?}, past the apiserver's timeout"
+    );
+}
+
+#[tokio::test]
+async fn an_image_outside_the_allow_list_is_never_contacted() {
+    let lab = lab();
+    let state = lab.state();
+    let image = format!("{}/evil/miner@sha256:{}", lab.outside, "c".repeat(64));
+    let answer = decide(&state, &image).await;
+    assert_eq!(denied_by(&answer), ["images.allowed_registries"], "{answer}");
+    assert!(
+        matches!(lab.outside_listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "a connection was made to a registry outside the allow-list"
+    );
+}
+
+#[tokio::test]
+async fn one_hundred_reviews_of_a_new_image_verify_it_once() {
+    let lab = lab();
+    let state = lab.state();
+    let image = lab.images["signed"].clone();
+    let reviews = (0..100).map(|_| {
+        let (state, image) = (state.clone(), image.clone());
+        tokio::spawn(async move { decide(&state, &image).await })
+    });
+    for answer in futures::future::join_all(reviews).await {
+        let answer = answer.unwrap();
+        assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    }
+    let (_, metrics) = get(&state, "/metrics").await;
+    let count = |needle: &str| -> u64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(needle))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    assert_eq!(
+        count("portcullis_verification_cache_requests_total{result=\"miss\"}"),
+        1,
+        "{metrics}"
+    );
+    assert_eq!(
+        count("portcullis_verification_cache_requests_total{result=\"hit\"}")
+            + count("portcullis_verification_cache_requests_total{result=\"coalesced\"}"),
+        99
+    );
+}
+
+#[test]
+fn verify_command_prints_the_facts() {
+    let lab = lab();
+    let config = lab.dir.path().join("portcullis.yaml");
+    std::fs::write(&config, lab.config()).unwrap();
+    let verify = |image: &str, extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["verify", "--config", config.to_str().unwrap()])
+            .args(extra)
+            .arg(image)
+            .output()
+            .unwrap()
+    };
+    let signed = verify(&lab.images["signed"], &[]);
+    assert_eq!(
+        signed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&signed.stderr)
+    );
+    let text = String::from_utf8_lossy(&signed.stdout);
+    assert!(
+        text.contains("status:  verified") && text.contains("signer:  ci-key [key]"),
+        "{text}"
+    );
+    let unsigned = verify(&lab.images["unsigned"], &["--output", "json"]);
+    assert_eq!(unsigned.status.code(), Some(1));
+    let facts: Value = serde_json::from_slice(&unsigned.stdout).unwrap();
+    assert_eq!(facts["verification"]["status"], "unsigned");
+    assert!(Path::new(&lab.cosign).exists());
+}
