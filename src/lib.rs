@@ -17,3 +17,11 @@ pub mod policy;
 pub mod risk;
 pub mod server;
 pub mod telemetry;
+
+/// Makes ring the process-wide rustls provider. Two providers are compiled in (ring, which
+/// portcullis uses, and aws-lc-rs, which the sigstore crate's HTTP stack brings), and rustls
+/// refuses to guess for libraries that ask for the default.
+pub fn tls_provider() {
+    // An error means one is installed already, which is all we need.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

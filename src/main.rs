@@ -22,6 +22,7 @@ const USAGE_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    portcullis::tls_provider();
     let result = match &cli.command {
         Command::Serve(args) => serve(&cli, args),
         Command::Check(args) => run_check(&cli, args),

@@ -41,6 +41,7 @@ pub struct KubeNamespaces {
 impl KubeNamespaces {
     /// Starts the watch in the background; `ready()` turns true after the first full list.
     pub async fn start() -> Result<KubeNamespaces, kube::Error> {
+        crate::tls_provider();
         let client = kube::Client::try_default().await?;
         let api: kube::Api<Namespace> = kube::Api::all(client);
         let (store, writer) = reflector::store();

@@ -1,0 +1,125 @@
+//! Namespace risk levels from a real kube-apiserver: the cached watch (`risk.namespaceSource:
+//! kubernetes`) follows label changes, and the webhook decides with them. The control plane
+//! (etcd + kube-apiserver built from the Go module proxy) runs on loopback.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use portcullis::namespaces::{KubeNamespaces, NamespaceLabels};
+use portcullis::policy::Source;
+
+struct ControlPlane {
+    dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+}
+
+impl ControlPlane {
+    fn start() -> ControlPlane {
+        let dir = tempfile::tempdir().unwrap();
+        let output = Command::new(script()).arg("start").arg(dir.path()).output().unwrap();
+        assert!(
+            output.status.success(),
+            "control plane: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let kubeconfig = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+        ControlPlane { dir, kubeconfig }
+    }
+
+    fn kubectl(&self, args: &[&str]) {
+        let output = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        let _ = Command::new(script()).arg("stop").arg(self.dir.path()).output();
+    }
+}
+
+fn script() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/control-plane.sh"))
+}
+
+/// Polls `condition`, bounded to 20 s.
+async fn eventually(what: &str, condition: impl Fn() -> bool) {
+    for _ in 0..400 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what}: not reached within 20 s");
+}
+
+#[tokio::test]
+async fn namespace_levels_come_from_a_cached_watch_of_the_cluster() {
+    let cluster = ControlPlane::start();
+    cluster.kubectl(&["create", "namespace", "team-a"]);
+    cluster.kubectl(&["label", "namespace", "team-a", "portcullis.io/risk-level=low"]);
+    // The only process-wide setting of this test binary: where the kube client finds its cluster.
+    std::env::set_var("KUBECONFIG", &cluster.kubeconfig);
+
+    let namespaces = Arc::new(KubeNamespaces::start().await.expect("watch starts"));
+    let watch = namespaces.clone();
+    eventually("initial list", move || watch.ready()).await;
+    assert_eq!(
+        namespaces
+            .labels("team-a")
+            .get("portcullis.io/risk-level")
+            .map(String::as_str),
+        Some("low")
+    );
+    assert!(namespaces
+        .labels("kube-system")
+        .contains_key("kubernetes.io/metadata.name"));
+    assert!(namespaces.labels("no-such-namespace").is_empty());
+
+    let settings = settings(CONFIG);
+    let policies = portcullis::server::load_policies(&Source::Embedded, &settings).unwrap();
+    let state = portcullis::server::app_state(&settings, policies, namespaces.clone()).unwrap();
+    let (_, answer) = post(&state, "/validate", fixture("reviews/policy/pod-tag-only.json")).await;
+    assert_eq!(
+        answer["response"]["allowed"], true,
+        "low namespace: a tag is only warned about: {answer}"
+    );
+    assert_eq!(get(&state, "/readyz").await.0, 200);
+
+    cluster.kubectl(&[
+        "label",
+        "--overwrite",
+        "namespace",
+        "team-a",
+        "portcullis.io/risk-level=high",
+    ]);
+    let watch = namespaces.clone();
+    eventually("label change seen", move || {
+        watch
+            .labels("team-a")
+            .get("portcullis.io/risk-level")
+            .map(String::as_str)
+            == Some("high")
+    })
+    .await;
+    let (_, answer) = post(&state, "/validate", fixture("reviews/policy/pod-tag-only.json")).await;
+    assert_eq!(
+        denied_by(&answer),
+        ["images.digest_pinning"],
+        "high namespace: denied: {answer}"
+    );
+}
