@@ -135,6 +135,9 @@ impl Lab {
         let tampered = push("tampered", "micro/tampered", "1", "tampered");
         let threshold = push("threshold", "micro/threshold/app", "1", "threshold");
         let moving_first = push("moving-first", "micro/moving", "1", "first content");
+        let attested = push("attested", "micro/attested", "1", "attested");
+        let borrowed = push("borrowed-attestation", "micro/borrowed", "1", "borrowed");
+        let untrusted_builder = push("untrusted-builder", "micro/untrusted-builder", "1", "untrusted builder");
 
         let keys = |name: &str| {
             run(Command::new(&cosign)
@@ -168,6 +171,55 @@ impl Lab {
         sign("trusted.key", &tampered);
         sign("trusted.key", &threshold);
         sign("trusted.key", &moving_first);
+        for image in [&attested, &borrowed, &untrusted_builder] {
+            sign("trusted.key", image);
+        }
+        std::fs::write(
+            dir.path().join("sbom.json"),
+            r#"{"bomFormat":"CycloneDX","specVersion":"1.5","components":[]}"#,
+        )
+        .unwrap();
+        let provenance = |builder: &str| {
+            let file = dir.path().join(format!("provenance-{}.json", builder.len()));
+            let predicate = json!({"builder": {"id": builder}, "buildType": "https://ci.example.com/build", "invocation": {}, "materials": []});
+            std::fs::write(&file, predicate.to_string()).unwrap();
+            file
+        };
+        let attest = |kind: &str, predicate: &Path, image: &str| {
+            run(Command::new("timeout")
+                .arg("120")
+                .arg(&cosign)
+                .current_dir(dir.path())
+                .env("COSIGN_PASSWORD", "")
+                .env("TUF_ROOT", &tuf)
+                .args([
+                    "attest",
+                    "--yes",
+                    "--key",
+                    "trusted.key",
+                    "--tlog-upload=false",
+                    "--allow-insecure-registry",
+                    "--allow-http-registry",
+                    "--type",
+                    kind,
+                ])
+                .arg("--predicate")
+                .arg(predicate)
+                .arg(image));
+        };
+        let sbom = dir.path().join("sbom.json");
+        attest("cyclonedx", &sbom, &attested);
+        attest(
+            "slsaprovenance",
+            &provenance("https://ci.example.com/builders/micro-apps"),
+            &attested,
+        );
+        attest("cyclonedx", &sbom, &untrusted_builder);
+        attest(
+            "slsaprovenance",
+            &provenance("https://laptop.example/evil"),
+            &untrusted_builder,
+        );
 
         // A signature of another image, copied to this image's signature tag.
         let signature_tag = |pinned: &str| {
@@ -180,6 +232,13 @@ impl Lab {
             &signature_tag(&other_digest),
         ]));
         tamper(&registry, &signature_tag(&tampered));
+        // Another image's attestations, copied to this image's attestation tag.
+        let attestation_tag = |pinned: &str| signature_tag(pinned).replace(".sig", ".att");
+        run(&mut crane_cmd(&[
+            "copy",
+            &attestation_tag(&attested),
+            &attestation_tag(&borrowed),
+        ]));
 
         let slow_listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let outside_listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -223,6 +282,9 @@ impl Lab {
       images: ["{registry}/micro/**", "{dead}/**", "{slow}/**"]
       authorities:
         - {{ name: ci-key, key: {{ path: {trusted} }} }}
+      attestations:
+        - {{ name: sbom, predicateTypes: [https://cyclonedx.org/bom, https://spdx.dev/Document] }}
+        - {{ name: provenance, predicateTypes: [https://slsa.dev/provenance/v1, https://slsa.dev/provenance/v0.2] }}
 "#,
             trusted = self.key("trusted").display(),
             other = self.key("other").display(),
@@ -230,7 +292,11 @@ impl Lab {
     }
 
     fn state(&self) -> AppState {
-        state_with_source(&settings(&self.config()), Source::Embedded, &[("team-a", "low")])
+        self.state_at("low")
+    }
+
+    fn state_at(&self, level: &str) -> AppState {
+        state_with_source(&settings(&self.config()), Source::Embedded, &[("team-a", level)])
     }
 }
 
@@ -513,4 +579,53 @@ fn verify_command_prints_the_facts() {
     let facts: Value = serde_json::from_slice(&unsigned.stdout).unwrap();
     assert_eq!(facts["verification"]["status"], "unsigned");
     assert!(Path::new(&lab.cosign).exists());
+}
+
+#[tokio::test]
+async fn a_signed_image_with_sbom_and_trusted_provenance_is_admitted_at_high() {
+    let lab = lab();
+    let state = lab.state_at("high");
+    let answer = decide(&state, &lab.images["attested"]).await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let (_, metrics) = get(&state, "/metrics").await;
+    assert!(
+        metrics.contains("portcullis_images_admitted_total{risk_level=\"high\",pinned=\"true\",signed=\"true\",sbom=\"true\",provenance=\"true\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn attestations_are_required_by_risk_level_and_must_be_about_this_image() {
+    let lab = lab();
+    let medium = lab.state_at("medium");
+    let answer = decide(&medium, &lab.images["signed"]).await;
+    assert_eq!(denied_by(&answer), ["images.sbom"], "no SBOM at medium: {answer}");
+    assert!(
+        message(&answer).contains("cosign attest --type cyclonedx"),
+        "{}",
+        message(&answer)
+    );
+
+    let answer = decide(&medium, &lab.images["borrowed-attestation"]).await;
+    assert_eq!(
+        denied_by(&answer),
+        ["images.sbom"],
+        "an SBOM about another digest does not count: {answer}"
+    );
+
+    let high = lab.state_at("high");
+    let answer = decide(&high, &lab.images["untrusted-builder"]).await;
+    assert_eq!(denied_by(&answer), ["images.provenance"], "{answer}");
+    assert!(
+        message(&answer).contains("was built by https://laptop.example/evil"),
+        "{}",
+        message(&answer)
+    );
+
+    let low = lab.state_at("low");
+    assert_eq!(
+        decide(&low, &lab.images["signed"]).await["response"]["allowed"],
+        true,
+        "low needs no SBOM"
+    );
 }

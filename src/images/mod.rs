@@ -1,5 +1,6 @@
 //! Images: what a review's images are (references, normalised) and what is known about them.
 
+pub mod attest;
 pub mod facts;
 pub mod pattern;
 pub mod reference;

@@ -32,14 +32,16 @@ pub enum RegistryError {
     },
     #[error("registry {registry} could not be reached: {reason}")]
     Unreachable { registry: String, reason: String },
-    #[error("registry {registry} sent a manifest larger than {MAX_MANIFEST_BYTES} bytes")]
+    #[error("registry {registry} sent more data than allowed")]
     TooLarge { registry: String },
+    #[error("registry {registry} sent content that does not match its digest: {what}")]
+    Mismatch { registry: String, what: String },
 }
 
 /// What a manifest lookup found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
-    Found { digest: String },
+    Found { digest: String, body: Vec<u8> },
     NotFound,
 }
 
@@ -110,16 +112,55 @@ impl Registry {
         format!("{scheme}://{host}")
     }
 
-    /// Looks up `repository:reference` (a tag or a digest): its digest, or not found.
+    /// Looks up `repository:reference` (a tag or a digest): its digest and content, or not found.
     pub async fn manifest(&self, image: &ImageReference, reference: &str) -> Result<Lookup, RegistryError> {
+        let path = format!("manifests/{reference}");
+        let Some((body, claimed)) = self.fetch(image, &path, MAX_MANIFEST_BYTES).await? else {
+            return Ok(Lookup::NotFound);
+        };
+        // The digest is what we computed over the bytes, never only what a header claims.
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
+        if let Some(claimed) = claimed.filter(|d| d.starts_with("sha256:") && *d != digest) {
+            return Err(RegistryError::Mismatch {
+                registry: image.registry.clone(),
+                what: format!("manifest {reference} (the registry says {claimed}, the content is {digest})"),
+            });
+        }
+        Ok(Lookup::Found { digest, body })
+    }
+
+    /// A blob of the repository, at most `limit` bytes, checked against its digest.
+    pub async fn blob(&self, image: &ImageReference, digest: &str, limit: usize) -> Result<Vec<u8>, RegistryError> {
+        let missing = || RegistryError::Status {
+            registry: image.registry.clone(),
+            what: format!("blob {digest}"),
+            status: 404,
+        };
+        let (body, _) = self
+            .fetch(image, &format!("blobs/{digest}"), limit)
+            .await?
+            .ok_or_else(missing)?;
+        let actual = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
+        if actual != digest {
+            return Err(RegistryError::Mismatch {
+                registry: image.registry.clone(),
+                what: format!("blob {digest} (content is {actual})"),
+            });
+        }
+        Ok(body)
+    }
+
+    /// GETs `/v2/<repository>/<path>`: the body and the digest header, or None for 404.
+    async fn fetch(
+        &self,
+        image: &ImageReference,
+        path: &str,
+        limit: usize,
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, RegistryError> {
         if !self.allows(image) {
             return Err(RegistryError::NotAllowed(image.registry.clone()));
         }
-        let url = format!(
-            "{}/v2/{}/manifests/{reference}",
-            self.base(&image.registry),
-            image.repository
-        );
+        let url = format!("{}/v2/{}/{path}", self.base(&image.registry), image.repository);
         let request = || self.http.get(&url).header(reqwest::header::ACCEPT, MANIFEST_ACCEPT);
         let mut response = self.send(&image.registry, request()).await?;
         if response.status() == reqwest::StatusCode::UNAUTHORIZED {
@@ -129,33 +170,21 @@ impl Registry {
         }
         let status = response.status();
         if status == reqwest::StatusCode::NOT_FOUND {
-            return Ok(Lookup::NotFound);
+            return Ok(None);
         }
         if !status.is_success() {
             return Err(RegistryError::Status {
                 registry: image.registry.clone(),
-                what: format!("manifest {reference}"),
+                what: path.to_string(),
                 status: status.as_u16(),
             });
         }
-        let header_digest = response
+        let claimed = response
             .headers()
             .get("docker-content-digest")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let body = read_bounded(response, MAX_MANIFEST_BYTES, &image.registry).await?;
-        // The digest is what we computed over the bytes, never only what a header claims.
-        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
-        if let Some(claimed) = header_digest.filter(|d| d.starts_with("sha256:")) {
-            if claimed != digest {
-                return Err(RegistryError::Status {
-                    registry: image.registry.clone(),
-                    what: format!("manifest {reference} (digest header {claimed} does not match the content)"),
-                    status: 200,
-                });
-            }
-        }
-        Ok(Lookup::Found { digest })
+        Ok(Some((read_bounded(response, limit, &image.registry).await?, claimed)))
     }
 
     /// The distribution token flow for anonymous pulls: the 401's `WWW-Authenticate: Bearer`

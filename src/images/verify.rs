@@ -12,11 +12,13 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sigstore::cosign::bundle_content::BundleContent;
 use sigstore::cosign::verification_constraint::{PublicKeyVerifier, VerificationConstraint};
 use sigstore::cosign::{CosignCapabilities, SignatureLayer};
 use sigstore::crypto::Signature;
 use sigstore::registry::{Auth, ClientConfig, ClientProtocol, OciReference};
 
+use super::attest;
 use super::facts::{Signer, Verification, VerificationStatus};
 use super::reference::ImageReference;
 use super::registry::{Lookup, Registry, RegistryError};
@@ -106,7 +108,7 @@ impl Verifier {
             None => {
                 let tag = image.tag.as_deref().unwrap_or("latest");
                 match self.registry.manifest(image, tag).await {
-                    Ok(Lookup::Found { digest }) => (digest.clone(), Some(digest)),
+                    Ok(Lookup::Found { digest, .. }) => (digest.clone(), Some(digest)),
                     Ok(Lookup::NotFound) => {
                         let reason = format!("tag {tag:?} does not exist in {}", image.name());
                         return Verified {
@@ -250,11 +252,24 @@ impl Verifier {
                 verified_authorities.iter().cloned().collect::<Vec<_>>().join(", ")
             ),
         };
+        // Attestations matter only for an image whose signature holds.
+        let attestations = if status == VerificationStatus::Verified {
+            match attest::attestations(&self.registry, image, digest, entry, self.policy.max_signatures).await {
+                Ok(attestations) => attestations,
+                Err(error) => {
+                    let mut failure = registry_failure(&error);
+                    failure.reason = format!("signed, but its attestations could not be read: {}", failure.reason);
+                    return failure;
+                }
+            }
+        } else {
+            Vec::new()
+        };
         Verification {
             status,
             reason,
             signers,
-            attestations: Vec::new(),
+            attestations,
         }
     }
 
@@ -321,6 +336,12 @@ fn check(layer: &SignatureLayer, authority: &AuthorityKind) -> Check {
             {
                 return Check::BadSignature;
             }
+            // The crate checked the certificate at the bundle's integrated time, but not that
+            // the bundle logs *this* signature: any genuine bundle of the right time would
+            // otherwise make an expired certificate acceptable.
+            if !bundle_logs_signature(layer, signature) {
+                return Check::BadSignature;
+            }
             let subject_text = match &certificate.subject {
                 sigstore::cosign::signature_layers::CertificateSubject::Email(email) => email.clone(),
                 sigstore::cosign::signature_layers::CertificateSubject::Uri(uri) => uri.clone(),
@@ -336,6 +357,39 @@ fn check(layer: &SignatureLayer, authority: &AuthorityKind) -> Check {
             }
         }
     }
+}
+
+/// Whether the layer's Rekor bundle is the log entry of this very signature: a `hashedrekord`
+/// (or `rekord`) body holding the same signature and the SHA-256 of the signed payload, as
+/// cosign checks. A Sigstore bundle (OCI referrer) was matched to its signature by the crate.
+fn bundle_logs_signature(layer: &SignatureLayer, signature: &str) -> bool {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let base64 = base64::engine::general_purpose::STANDARD;
+    let bundle = match &layer.bundle {
+        Some(BundleContent::RekorBundle(bundle)) => bundle,
+        Some(BundleContent::SigstoreBundle(_)) => return true,
+        None => return false,
+    };
+    let Some(body) = base64
+        .decode(&bundle.payload.body)
+        .ok()
+        .and_then(|body| serde_json::from_slice::<serde_json::Value>(&body).ok())
+    else {
+        return false;
+    };
+    if !matches!(body["kind"].as_str(), Some("hashedrekord" | "rekord")) {
+        return false;
+    }
+    let spec = &body["spec"];
+    let logged_signature = spec["signature"]["content"]
+        .as_str()
+        .and_then(|content| base64.decode(content).ok());
+    let payload_hash = hex::encode(sha2::Sha256::digest(&layer.raw_data));
+    logged_signature.is_some()
+        && logged_signature == base64.decode(signature).ok()
+        && spec["data"]["hash"]["algorithm"] == "sha256"
+        && spec["data"]["hash"]["value"].as_str() == Some(payload_hash.as_str())
 }
 
 fn verdict(status: VerificationStatus, reason: &str) -> Verification {
