@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -30,7 +30,7 @@ struct Lab {
     outside_listener: TcpListener,
     images: HashMap<&'static str, String>,
     cosign: PathBuf,
-    _registry_process: Child,
+    _registry_process: Service,
     _slow_listener: TcpListener,
 }
 
@@ -84,16 +84,12 @@ impl Lab {
         )
         .unwrap();
         // `timeout` bounds the registry's life even if this process dies without cleaning up.
-        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-        let registry_process = Command::new("timeout")
-            .arg("900")
-            .arg(&docker_registry)
-            .arg("serve")
-            .arg(&config)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let registry_process = Service::spawn(
+            &docker_registry,
+            &["serve", config.to_str().unwrap()],
+            &dir.path().join("registry.log"),
+            std::process::Stdio::null(),
+        );
         let mut up = false;
         for _ in 0..200 {
             if std::net::TcpStream::connect(&registry).is_ok() {

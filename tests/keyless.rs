@@ -1,0 +1,552 @@
+//! Keyless (Fulcio certificate + Rekor bundle) image verification through the full webhook,
+//! against real parts: Debian's docker-registry, images pushed with crane, signatures made by
+//! real cosign against the local Fulcio + Rekor of `tests/sigstore-local` (`@sigstore/mock`
+//! behind `server.mjs`), and the `trusted_root.json` that server writes given to portcullis as
+//! `images.trustedRoot`. Each case is a Pod review answered by the in-process router.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use common::*;
+use portcullis::policy::Source;
+use portcullis::server::AppState;
+
+const ISSUER: &str = "https://issuer.example";
+const SUBJECT: &str = "alice@example.com";
+/// The authority name every config here gives the keyless identity.
+const AUTHORITY: &str = "release-signer";
+/// cosign's annotation holding the Rekor bundle (SET + entry) of a classic signature.
+const BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
+
+/// The lab: a registry, a local Sigstore and images signed in every way the cases need.
+struct Lab {
+    dir: tempfile::TempDir,
+    registry: String,
+    images: HashMap<&'static str, String>,
+    /// The trusted root of the Sigstore that made the signatures.
+    trusted_root: PathBuf,
+    /// The trusted root of another local Sigstore (its own keys), which signed nothing here.
+    foreign_root: PathBuf,
+    /// Services live while these pipes are open: they close when the test binary exits.
+    _services: Vec<Service>,
+}
+
+fn lab() -> &'static Lab {
+    static LAB: OnceLock<Lab> = OnceLock::new();
+    // Set up on a plain thread: the setup blocks, and tests call this from async code.
+    LAB.get_or_init(|| std::thread::spawn(Lab::start).join().expect("lab setup"))
+}
+
+fn tool(name: &str) -> PathBuf {
+    let output = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/tools.sh"))
+        .arg(name)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "tools.sh {name}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+}
+
+fn sigstore_local() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sigstore-local")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn run(command: &mut Command) -> String {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{command:?}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// A local Sigstore (Fulcio + CT log + Rekor) on a free loopback port.
+struct Sigstore {
+    url: String,
+    state: PathBuf,
+    service: Service,
+}
+
+impl Sigstore {
+    fn start(state: &Path, options: &[&str]) -> Sigstore {
+        let node = PathBuf::from("node");
+        let server = sigstore_local().join("server.mjs");
+        let mut args = vec![server.to_str().unwrap(), state.to_str().unwrap(), "0", "--quiet"];
+        args.extend_from_slice(options);
+        let log = state.with_extension("log");
+        let mut service = Service::spawn(&node, &args, &log, Stdio::piped());
+        // The server prints exactly one JSON line once it listens; read it with a bound.
+        let stdout = service.child.stdout.take().unwrap();
+        let (send, receive) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = send.send(line);
+        });
+        let line = receive.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
+        let info: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
+            panic!(
+                "server.mjs did not start: {line:?} {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        });
+        let url = info["url"].as_str().unwrap().to_string();
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        Sigstore {
+            url,
+            state: state.to_path_buf(),
+            service,
+        }
+    }
+
+    fn trusted_root(&self) -> PathBuf {
+        self.state.join("trusted_root.json")
+    }
+}
+
+/// `npm ci` in tests/sigstore-local when its node_modules (not committed) is missing.
+fn install_sigstore_local() {
+    if sigstore_local().join("node_modules/@sigstore/mock").is_dir() {
+        return;
+    }
+    run(Command::new("timeout")
+        .args(["600", "npm", "ci", "--no-audit", "--no-fund"])
+        .current_dir(sigstore_local()));
+}
+
+impl Lab {
+    fn start() -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        let (cosign, crane, docker_registry) = (tool("cosign"), tool("crane"), tool("registry"));
+        install_sigstore_local();
+        let mut services = Vec::new();
+
+        // --- the registry
+        let registry = format!("127.0.0.1:{}", free_port());
+        let config = dir.path().join("registry.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: {registry}}}\nlog: {{level: error}}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        services.push(Service::spawn(
+            &docker_registry,
+            &["serve", config.to_str().unwrap()],
+            &dir.path().join("registry.log"),
+            Stdio::null(),
+        ));
+        let mut up = false;
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(&registry).is_ok() {
+                up = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(up, "registry did not start");
+
+        // --- the Sigstores
+        let sigstore = Sigstore::start(&dir.path().join("sigstore"), &[]);
+        // Another Sigstore, with keys of its own: only its trusted root is used.
+        let foreign = Sigstore::start(&dir.path().join("foreign"), &[]);
+        let foreign_root = foreign.trusted_root();
+        foreign.service.stop();
+        // The same Sigstore (a copy of its state: the same CA, CT log and Rekor keys) with its
+        // clock frozen two hours ago. The mock freezes Fulcio's and Rekor's time together, so
+        // signing with this Fulcio and the live Rekor gives a certificate that had expired (10
+        // minutes of life) when Rekor logged the signature.
+        let past_state = dir.path().join("sigstore-past");
+        run(Command::new("cp").arg("-r").arg(&sigstore.state).arg(&past_state));
+        let clock = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            - 2 * 3600;
+        let clock_text = run(Command::new("date").args(["-u", "-d", &format!("@{clock}"), "+%Y-%m-%dT%H:%M:%SZ"]));
+        let past = Sigstore::start(&past_state, &[&format!("--clock={clock_text}")]);
+
+        // --- the images
+        let crane_cmd = |args: &[&str]| {
+            let mut command = Command::new("timeout");
+            command.arg("60").arg(&crane).args(args).arg("--insecure");
+            command
+        };
+        let mut images = HashMap::new();
+        let mut push = |name: &'static str| {
+            let layer_dir = dir.path().join(format!("layer-{name}"));
+            std::fs::create_dir_all(&layer_dir).unwrap();
+            std::fs::write(layer_dir.join("content.txt"), name).unwrap();
+            let tar = dir.path().join(format!("{name}.tar"));
+            run(Command::new("tar")
+                .arg("-cf")
+                .arg(&tar)
+                .arg("-C")
+                .arg(&layer_dir)
+                .arg("content.txt"));
+            let target = format!("{registry}/keyless/{name}:1");
+            run(&mut crane_cmd(&["append", "-f", tar.to_str().unwrap(), "-t", &target]));
+            let digest = run(&mut crane_cmd(&["digest", &target]));
+            let pinned = format!("{registry}/keyless/{name}@{digest}");
+            images.insert(name, pinned.clone());
+            pinned
+        };
+
+        let tuf = dir.path().join("tuf");
+        let trusted_root = sigstore.trusted_root();
+        // cosign keyless: a token for the identity, a certificate from `fulcio`, the signature
+        // logged in `rekor`; always the local trusted root, so cosign never reaches for the
+        // public TUF repository.
+        let sign = |image: &str, issuer: &str, subject: &str, fulcio: &Sigstore, rekor: &Sigstore| {
+            let token = run(Command::new("timeout")
+                .args(["30", "node"])
+                .arg(sigstore_local().join("token.mjs"))
+                .args([issuer, subject]));
+            run(Command::new("timeout")
+                .arg("120")
+                .arg(&cosign)
+                .current_dir(dir.path())
+                .env("TUF_ROOT", &tuf)
+                .env_remove("SIGSTORE_ROOT_FILE")
+                .env_remove("SIGSTORE_REKOR_PUBLIC_KEY")
+                .env_remove("SIGSTORE_CT_LOG_PUBLIC_KEY_FILE")
+                .args(["sign", "--yes", "--fulcio-url", &fulcio.url, "--rekor-url", &rekor.url])
+                .args(["--identity-token", &token, "--trusted-root"])
+                .arg(&trusted_root)
+                .args(["--allow-insecure-registry", "--allow-http-registry", image]));
+        };
+        let alice = push("alice");
+        sign(&alice, ISSUER, SUBJECT, &sigstore, &sigstore);
+        let mallory = push("mallory");
+        sign(&mallory, ISSUER, "mallory@example.com", &sigstore, &sigstore);
+        let evil_issuer = push("evil-issuer");
+        sign(&evil_issuer, "https://evil.example", SUBJECT, &sigstore, &sigstore);
+        // Certificate and Rekor entry both two hours old: the certificate has expired since,
+        // but it was valid when Rekor logged the signature.
+        let old = push("old");
+        sign(&old, ISSUER, SUBJECT, &past, &past);
+        // Certificate two hours old, Rekor entry now: expired at the integrated time.
+        let expired = push("expired");
+        sign(&expired, ISSUER, SUBJECT, &past, &sigstore);
+        // The same, then its Rekor bundle replaced with the one of `old`: a genuine bundle, by
+        // the trusted Rekor key, whose integrated time is inside the certificate's validity,
+        // but which logs another signature.
+        let borrowed = push("borrowed");
+        sign(&borrowed, ISSUER, SUBJECT, &past, &sigstore);
+        // What the time cases rest on: the past Fulcio's certificates are valid from `clock`
+        // for 10 minutes (server.mjs); `old` was logged at `clock`, `expired` and `borrowed` now.
+        assert_eq!(integrated_time(&registry, &old), clock);
+        for image in [&expired, &borrowed] {
+            assert!(integrated_time(&registry, image) > clock + 600, "{image}");
+        }
+        let old_bundle = signature_manifest(&registry, &old)["layers"][0]["annotations"][BUNDLE_ANNOTATION].clone();
+        edit_signature_manifest(&registry, &borrowed, |manifest| {
+            manifest["layers"][0]["annotations"][BUNDLE_ANNOTATION] = old_bundle;
+        });
+
+        // Verification is offline (the trusted root file): the Sigstores are done.
+        past.service.stop();
+        sigstore.service.stop();
+        Lab {
+            registry,
+            images,
+            trusted_root,
+            foreign_root,
+            dir,
+            _services: services,
+        }
+    }
+
+    /// A config trusting `authority` (a keyless identity, YAML flow mapping) for the lab's
+    /// images, with `root` as the Sigstore trusted root.
+    fn config(&self, root: &Path, authority: &str) -> String {
+        let registry = &self.registry;
+        format!(
+            r#"images:
+  registries:
+    allow: ["{registry}"]
+    insecure: ["{registry}"]
+  trustedRoot: "{root}"
+  verification: {{ registryTimeout: 10s }}
+  trust:
+    - name: keyless-apps
+      images: ["{registry}/keyless/**"]
+      authorities:
+        - {{ name: {AUTHORITY}, keyless: {authority} }}
+"#,
+            root = root.display(),
+        )
+    }
+
+    /// The exact identity the images are signed with, and the lab's own trusted root.
+    fn alice(&self) -> String {
+        self.config(
+            &self.trusted_root,
+            &format!(r#"{{ issuer: "{ISSUER}", subject: "{SUBJECT}" }}"#),
+        )
+    }
+
+    fn state(&self, config: &str) -> AppState {
+        state_with_source(&settings(config), Source::Embedded, &[("team-a", "low")])
+    }
+}
+
+/// The signature manifest (`sha256-<hex>.sig`) of a pinned image, with its repository's URL.
+fn signature_location(registry: &str, pinned: &str) -> (String, String) {
+    let (name, digest) = pinned.split_once('@').unwrap();
+    let repository = name.strip_prefix(&format!("{registry}/")).unwrap();
+    (
+        format!("http://{registry}/v2/{repository}"),
+        format!("{}.sig", digest.replace(':', "-")),
+    )
+}
+
+fn signature_manifest(registry: &str, pinned: &str) -> Value {
+    let (base, tag) = signature_location(registry, pinned);
+    reqwest::blocking::Client::new()
+        .get(format!("{base}/manifests/{tag}"))
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap()
+}
+
+/// The Rekor integrated time in the bundle of the signature of `pinned`.
+fn integrated_time(registry: &str, pinned: &str) -> i64 {
+    let manifest = signature_manifest(registry, pinned);
+    let bundle = manifest["layers"][0]["annotations"][BUNDLE_ANNOTATION]
+        .as_str()
+        .unwrap_or_else(|| panic!("no Rekor bundle on the signature of {pinned}: {manifest}"));
+    let bundle: Value = serde_json::from_str(bundle).unwrap();
+    bundle["Payload"]["integratedTime"].as_i64().unwrap()
+}
+
+/// Rewrites the signature manifest of `pinned` (its layers, the signed payload, unchanged).
+fn edit_signature_manifest(registry: &str, pinned: &str, edit: impl FnOnce(&mut Value)) {
+    let (base, tag) = signature_location(registry, pinned);
+    let mut manifest = signature_manifest(registry, pinned);
+    let media_type = manifest["mediaType"]
+        .as_str()
+        .unwrap_or("application/vnd.oci.image.manifest.v1+json")
+        .to_string();
+    edit(&mut manifest);
+    let put = reqwest::blocking::Client::new()
+        .put(format!("{base}/manifests/{tag}"))
+        .header("content-type", media_type)
+        .body(serde_json::to_vec(&manifest).unwrap())
+        .send()
+        .unwrap();
+    assert!(put.status().is_success(), "manifest upload: {}", put.status());
+}
+
+/// A Pod that passes every other default policy at risk level low, running `image`.
+fn pod_review(image: &str) -> Vec<u8> {
+    review(json!({
+        "uid": "uid-1",
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "namespace": "team-a",
+        "operation": "CREATE",
+        "userInfo": {"username": "flux"},
+        "object": {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "app", "namespace": "team-a", "labels": {
+                "app.kubernetes.io/name": "app", "app.kubernetes.io/version": "1", "portcullis.io/owner": "team-a"}},
+            "spec": {"containers": [{
+                "name": "app",
+                "image": image,
+                "securityContext": {"allowPrivilegeEscalation": false},
+                "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}}
+            }]}
+        },
+        "oldObject": null,
+        "dryRun": false
+    }))
+}
+
+async fn decide(state: &AppState, image: &str) -> Value {
+    let (_, answer) = post(state, "/validate?timeout=10s", pod_review(image)).await;
+    answer
+}
+
+fn message(answer: &Value) -> String {
+    answer["response"]["status"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Asserts a denial by `images.signatures` whose message has `expected`.
+fn assert_denied(answer: &Value, expected: &str) {
+    assert_eq!(answer["response"]["allowed"], false, "{answer}");
+    assert_eq!(denied_by(answer), ["images.signatures"], "{answer}");
+    assert!(message(answer).contains(expected), "{}", message(answer));
+}
+
+async fn verification_count(state: &AppState, status: &str) -> String {
+    let (_, metrics) = get(state, "/metrics").await;
+    let needle = format!("portcullis_image_verifications_total{{status=\"{status}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&needle))
+        .unwrap_or("0")
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_keyless_signature_of_the_trusted_identity_is_admitted() {
+    let lab = lab();
+    let state = lab.state(&lab.alice());
+    let answer = decide(&state, &lab.images["alice"]).await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    assert_eq!(verification_count(&state, "verified").await, "1");
+    let (_, metrics) = get(&state, "/metrics").await;
+    assert!(
+        metrics.contains("portcullis_images_admitted_total{risk_level=\"low\",pinned=\"true\",signed=\"true\",sbom=\"false\",provenance=\"false\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_subject_regexp_authority_admits_the_same_signature() {
+    let lab = lab();
+    let state = lab.state(&lab.config(
+        &lab.trusted_root,
+        &format!(r#"{{ issuer: "{ISSUER}", subjectRegExp: "^alice@example\\.com$" }}"#),
+    ));
+    let answer = decide(&state, &lab.images["alice"]).await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    assert_eq!(verification_count(&state, "verified").await, "1");
+    // The expression is anchored: another subject under it is not admitted.
+    let answer = decide(&state, &lab.images["mallory"]).await;
+    assert_denied(&answer, "is untrusted: ");
+}
+
+#[tokio::test]
+async fn a_signature_by_another_subject_is_untrusted() {
+    let lab = lab();
+    let state = lab.state(&lab.alice());
+    let answer = decide(&state, &lab.images["mallory"]).await;
+    assert_denied(
+        &answer,
+        &format!("is untrusted: signed, but not by an authority trusted for these images ({AUTHORITY})"),
+    );
+    assert_eq!(verification_count(&state, "untrusted").await, "1");
+}
+
+#[tokio::test]
+async fn a_signature_from_another_issuer_is_untrusted() {
+    let lab = lab();
+    let state = lab.state(&lab.alice());
+    let answer = decide(&state, &lab.images["evil-issuer"]).await;
+    assert_denied(
+        &answer,
+        &format!("is untrusted: signed, but not by an authority trusted for these images ({AUTHORITY})"),
+    );
+    assert_eq!(verification_count(&state, "untrusted").await, "1");
+}
+
+#[tokio::test]
+async fn a_trusted_root_from_another_sigstore_trusts_no_signature() {
+    let lab = lab();
+    let config = lab.config(
+        &lab.foreign_root,
+        &format!(r#"{{ issuer: "{ISSUER}", subject: "{SUBJECT}" }}"#),
+    );
+    let state = lab.state(&config);
+    let answer = decide(&state, &lab.images["alice"]).await;
+    // The Rekor bundle names a log whose key the foreign root does not have, so the `sigstore`
+    // crate drops the signature layer (a bundle it cannot verify makes the layer unusable):
+    // no usable signature is left, which portcullis reports as `invalid` (a signature is present
+    // but none verifies), not `untrusted` (a valid signature by someone else).
+    assert_denied(&answer, "is invalid: ");
+    assert_eq!(verification_count(&state, "invalid").await, "1");
+    assert_eq!(verification_count(&state, "verified").await, "0");
+}
+
+#[tokio::test]
+async fn a_certificate_expired_when_rekor_logged_the_signature_is_untrusted() {
+    let lab = lab();
+    let state = lab.state(&lab.alice());
+    let answer = decide(&state, &lab.images["expired"]).await;
+    // The `sigstore` crate checks the certificate against the Rekor integrated time and, when
+    // it fails, keeps the layer without its certificate: to portcullis that is a signature
+    // with no trusted identity, so `untrusted`.
+    assert_denied(
+        &answer,
+        &format!("is untrusted: signed, but not by an authority trusted for these images ({AUTHORITY})"),
+    );
+    assert_eq!(verification_count(&state, "verified").await, "0");
+}
+
+#[tokio::test]
+async fn a_certificate_valid_when_rekor_logged_the_signature_still_verifies_after_it_expired() {
+    let lab = lab();
+    let state = lab.state(&lab.alice());
+    // Certificate and Rekor entry both two hours old: the certificate (10 minutes of life) has
+    // long expired, but the time that counts is the integrated time.
+    let answer = decide(&state, &lab.images["old"]).await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    assert_eq!(verification_count(&state, "verified").await, "1");
+}
+
+#[tokio::test]
+async fn a_rekor_bundle_of_another_signature_does_not_vouch_for_this_one() {
+    let lab = lab();
+    let state = lab.state(&lab.alice());
+    // A genuine bundle (the trusted Rekor key signed it, its time is inside the certificate's
+    // validity) that logs another image's signature: it proves nothing about when this
+    // signature was made, so the certificate, expired when this signature was logged, must not
+    // be accepted. The bundle does not belong to the signature: `invalid`.
+    let answer = decide(&state, &lab.images["borrowed"]).await;
+    assert_denied(&answer, "is invalid: ");
+    assert_eq!(verification_count(&state, "verified").await, "0");
+}
+
+#[test]
+fn verify_command_prints_the_keyless_signer() {
+    let lab = lab();
+    let config = lab.dir.path().join("portcullis.yaml");
+    std::fs::write(&config, lab.alice()).unwrap();
+    let output = Command::new("timeout")
+        .arg("120")
+        .arg(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["verify", "--config", config.to_str().unwrap()])
+        .arg(&lab.images["alice"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(text.contains("status:  verified"), "{text}");
+    assert!(
+        text.contains(&format!("signer:  {AUTHORITY} [keyless] ({SUBJECT} from {ISSUER})")),
+        "{text}"
+    );
+}
