@@ -16,7 +16,8 @@ const MAX_ENVELOPE_BYTES: usize = 4 * 1024 * 1024;
 /// Largest predicate handed to the policies (an SBOM can be big; Rego needs its summary).
 pub const MAX_PREDICATE_BYTES: usize = 256 * 1024;
 
-/// The attestations of `digest` whose predicate type the entry asks for, verified or not.
+/// The attestations of `digest` (of the predicate types the entry asks for, if it names any),
+/// verified or not.
 /// A registry failure is an error, never "no attestation".
 pub async fn attestations(
     registry: &Registry,
@@ -25,9 +26,6 @@ pub async fn attestations(
     entry: &TrustEntry,
     max: usize,
 ) -> Result<Vec<Attestation>, RegistryError> {
-    if entry.attestations.is_empty() {
-        return Ok(Vec::new());
-    }
     let tag = format!("{}.att", digest.replace(':', "-"));
     let Lookup::Found { body, .. } = registry.manifest(image, &tag).await? else {
         return Ok(Vec::new());
@@ -45,7 +43,7 @@ pub async fn attestations(
     Ok(found)
 }
 
-/// Verifies one DSSE envelope. None when it is not an attestation the entry asks about.
+/// Verifies one DSSE envelope. None when it is not an attestation of a type the entry asks about.
 pub fn check_envelope(envelope: &[u8], digest: &str, entry: &TrustEntry) -> Option<Attestation> {
     let envelope: Value = serde_json::from_slice(envelope).ok()?;
     let payload_type = envelope["payloadType"].as_str()?;
@@ -54,11 +52,13 @@ pub fn check_envelope(envelope: &[u8], digest: &str, entry: &TrustEntry) -> Opti
         .ok()?;
     let statement: Value = serde_json::from_slice(&payload).ok()?;
     let predicate_type = statement["predicateType"].as_str()?.to_string();
-    if !entry
-        .attestations
-        .iter()
-        .any(|a| a.predicate_types.contains(&predicate_type))
-    {
+    // An entry that lists attestation types considers only those; one that lists none, all.
+    let wanted = entry.attestations.is_empty()
+        || entry
+            .attestations
+            .iter()
+            .any(|a| a.predicate_types.contains(&predicate_type));
+    if !wanted {
         return None;
     }
     let unverified = Attestation {

@@ -1,6 +1,7 @@
 //! Images: what a review's images are (references, normalised) and what is known about them.
 
 pub mod attest;
+pub mod credentials;
 pub mod facts;
 pub mod pattern;
 pub mod reference;

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use super::credentials::{Basic, Credentials};
 use super::pattern::AllowList;
 use super::reference::ImageReference;
 
@@ -45,12 +46,18 @@ pub enum Lookup {
     NotFound,
 }
 
+enum Authorization {
+    Basic(Basic),
+    Bearer(String),
+}
+
 /// A registry client bound to the allow-list.
 #[derive(Clone)]
 pub struct Registry {
     http: reqwest::Client,
     allow: AllowList,
     insecure: Vec<String>,
+    credentials: Credentials,
     metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
@@ -58,6 +65,7 @@ impl Registry {
     pub fn new(
         allow: AllowList,
         insecure: Vec<String>,
+        credentials: Credentials,
         timeout: Duration,
         metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
     ) -> Result<Registry, String> {
@@ -81,6 +89,11 @@ impl Registry {
                 {
                     return attempt.error(format!("redirect to internal address {host} refused"));
                 }
+                let downgrade =
+                    attempt.url().scheme() == "http" && attempt.previous().iter().any(|u| u.scheme() == "https");
+                if downgrade {
+                    return attempt.error("redirect from HTTPS to plain HTTP refused");
+                }
                 attempt.follow()
             }))
             .build()
@@ -89,6 +102,7 @@ impl Registry {
             http,
             allow,
             insecure,
+            credentials,
             metrics,
         })
     }
@@ -164,8 +178,19 @@ impl Registry {
         let request = || self.http.get(&url).header(reqwest::header::ACCEPT, MANIFEST_ACCEPT);
         let mut response = self.send(&image.registry, request()).await?;
         if response.status() == reqwest::StatusCode::UNAUTHORIZED {
-            if let Some(token) = self.anonymous_token(image, &response).await? {
-                response = self.send(&image.registry, request().bearer_auth(token)).await?;
+            match self.answer_challenge(image, &response).await? {
+                Some(Authorization::Basic(basic)) => {
+                    response = self
+                        .send(
+                            &image.registry,
+                            request().basic_auth(&basic.username, Some(&basic.password)),
+                        )
+                        .await?;
+                }
+                Some(Authorization::Bearer(token)) => {
+                    response = self.send(&image.registry, request().bearer_auth(token)).await?;
+                }
+                None => {}
             }
         }
         let status = response.status();
@@ -187,21 +212,23 @@ impl Registry {
         Ok(Some((read_bounded(response, limit, &image.registry).await?, claimed)))
     }
 
-    /// The distribution token flow for anonymous pulls: the 401's `WWW-Authenticate: Bearer`
-    /// challenge names a token service; ask it for a pull token of this repository. No
-    /// credentials are sent anywhere.
-    async fn anonymous_token(
+    /// Answers a 401: Basic with this registry's own credentials; Bearer through the token
+    /// service the challenge names (credentials go there only when it is the registry's own
+    /// host; elsewhere the token is requested anonymously).
+    async fn answer_challenge(
         &self,
         image: &ImageReference,
         challenge: &reqwest::Response,
-    ) -> Result<Option<String>, RegistryError> {
-        let Some(header) = challenge
+    ) -> Result<Option<Authorization>, RegistryError> {
+        let header = challenge
             .headers()
             .get(reqwest::header::WWW_AUTHENTICATE)
             .and_then(|v| v.to_str().ok())
-        else {
-            return Ok(None);
-        };
+            .unwrap_or_default();
+        let credentials = self.credentials.for_registry(&image.registry);
+        if header.starts_with("Basic") {
+            return Ok(credentials.cloned().map(Authorization::Basic));
+        }
         let Some(params) = header.strip_prefix("Bearer ") else {
             return Ok(None);
         };
@@ -211,16 +238,32 @@ impl Registry {
                 (key == name).then(|| value.trim_matches('"').to_string())
             })
         };
-        let Some(realm) =
-            field("realm").filter(|r| r.starts_with("https://") || self.insecure.contains(&image.registry))
-        else {
+        let Some(realm) = field("realm").and_then(|r| reqwest::Url::parse(&r).ok()) else {
             return Ok(None);
         };
+        if realm.scheme() != "https" && !self.insecure.contains(&image.registry) {
+            return Ok(None);
+        }
+        let realm_host = match realm.port() {
+            Some(port) => format!("{}:{port}", realm.host_str().unwrap_or_default()),
+            None => realm.host_str().unwrap_or_default().to_string(),
+        };
+        // The token service is contacted only if it is the registry itself, or allowed too.
+        let own_host = realm_host.eq_ignore_ascii_case(&image.registry);
+        let allowed = self.allow.allows_host(&realm_host.to_ascii_lowercase())
+            || is_registry_token_service(&image.registry, &realm_host);
+        if !own_host && !allowed {
+            return Err(RegistryError::NotAllowed(realm_host));
+        }
         let mut query = vec![("scope".to_string(), format!("repository:{}:pull", image.repository))];
         if let Some(service) = field("service") {
             query.push(("service".into(), service));
         }
-        let response = self.send(&image.registry, self.http.get(&realm).query(&query)).await?;
+        let mut request = self.http.get(realm.clone()).query(&query);
+        if let Some(basic) = credentials.filter(|_| own_host) {
+            request = request.basic_auth(&basic.username, Some(&basic.password));
+        }
+        let response = self.send(&image.registry, request).await?;
         if !response.status().is_success() {
             return Err(RegistryError::Status {
                 registry: image.registry.clone(),
@@ -234,7 +277,7 @@ impl Registry {
             .get("token")
             .or_else(|| token.get("access_token"))
             .and_then(|t| t.as_str())
-            .map(str::to_string))
+            .map(|t| Authorization::Bearer(t.to_string())))
     }
 
     async fn send(&self, registry: &str, request: reqwest::RequestBuilder) -> Result<reqwest::Response, RegistryError> {
@@ -288,6 +331,11 @@ fn short_error(error: &reqwest::Error) -> String {
     }
 }
 
+/// Token services that well-known registries run on another host.
+fn is_registry_token_service(registry: &str, realm_host: &str) -> bool {
+    matches!((registry, realm_host), ("docker.io", "auth.docker.io"))
+}
+
 /// Loopback, link-local (cloud metadata lives there), unspecified, or `localhost`.
 fn internal_address(host: &str) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
@@ -296,7 +344,10 @@ fn internal_address(host: &str) -> bool {
     }
     match bare.parse::<IpAddr>() {
         Ok(IpAddr::V4(ip)) => ip.is_loopback() || ip.is_link_local() || ip.is_unspecified(),
-        Ok(IpAddr::V6(ip)) => ip.is_loopback() || ip.is_unspecified() || (ip.segments()[0] & 0xffc0) == 0xfe80,
+        Ok(IpAddr::V6(ip)) => match ip.to_ipv4_mapped() {
+            Some(v4) => v4.is_loopback() || v4.is_link_local() || v4.is_unspecified(),
+            None => ip.is_loopback() || ip.is_unspecified() || (ip.segments()[0] & 0xffc0) == 0xfe80,
+        },
         Err(_) => false,
     }
 }
@@ -315,6 +366,8 @@ mod tests {
             "[fe80::1]",
             "0.0.0.0",
             "metadata.google.internal",
+            "[::ffff:127.0.0.1]",
+            "[::ffff:169.254.169.254]",
         ] {
             assert!(internal_address(host), "{host}");
         }
@@ -328,6 +381,7 @@ mod tests {
         let registry = Registry::new(
             AllowList::new(&["registry.example.com".into()]),
             vec![],
+            Credentials::default(),
             Duration::from_secs(1),
             None,
         )

@@ -3,13 +3,13 @@
 //! with neither key nor identity, a threshold above its authorities) is a startup error, never a
 //! silent pass.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use sigstore::trust::ManualTrustRoot;
 
+use super::credentials::Credentials;
 use super::pattern::{AllowList, ImagePattern};
 use crate::config::{AuthorityConfig, ImagesConfig, TrustEntryConfig};
 use crate::duration;
@@ -28,7 +28,8 @@ pub struct TrustPolicy {
     pub cache_max_entries: u64,
     pub registry_timeout: Duration,
     pub max_signatures: usize,
-    pub docker_config: Option<PathBuf>,
+    /// Registry credentials from `images.verification.dockerConfig`.
+    pub credentials: Credentials,
 }
 
 #[derive(Debug, Clone)]
@@ -129,6 +130,13 @@ impl TrustPolicy {
             ));
         }
 
+        let credentials = match &v.docker_config {
+            Some(path) => Credentials::load(std::path::Path::new(path)).unwrap_or_else(|e| {
+                errors.push(format!("images.verification.dockerConfig: {e}"));
+                Credentials::default()
+            }),
+            None => Credentials::default(),
+        };
         let allow = AllowList::new(&config.registries.allow);
         for insecure in &config.registries.insecure {
             if !allow.allows_host(&insecure.to_ascii_lowercase()) {
@@ -193,7 +201,7 @@ impl TrustPolicy {
             cache_max_entries: v.cache_max_entries.max(1) as u64,
             registry_timeout,
             max_signatures: v.max_signatures.max(1) as usize,
-            docker_config: v.docker_config.as_ref().map(PathBuf::from),
+            credentials,
         }
     }
 
@@ -343,7 +351,8 @@ fn authority_of(
 fn matcher(exact: &Option<String>, pattern: &Option<String>, what: &str, errors: &mut Vec<String>) -> Option<Matcher> {
     match (exact, pattern) {
         (Some(value), None) if !value.is_empty() => Some(Matcher::Exact(value.clone())),
-        (None, Some(pattern)) => match regex::Regex::new(pattern) {
+        // Anchored: the whole value must match, so `acme` cannot match `evil-acme-fork`.
+        (None, Some(pattern)) => match regex::Regex::new(&format!("^(?:{pattern})$")) {
             Ok(regex) => Some(Matcher::Pattern(regex)),
             Err(e) => {
                 errors.push(format!("{what}: invalid regular expression: {e}"));

@@ -52,6 +52,7 @@ impl Verifier {
         let registry = Registry::new(
             policy.allow.clone(),
             policy.insecure.clone(),
+            policy.credentials.clone(),
             policy.registry_timeout,
             Some(metrics.clone()),
         )?;
@@ -172,20 +173,23 @@ impl Verifier {
     /// Reads and checks the signatures of `digest` against the entry's authorities.
     async fn verify_digest(&self, image: &ImageReference, digest: &str, entry: &TrustEntry) -> Verification {
         let signature_tag = format!("{}.sig", digest.replace(':', "-"));
-        match self.registry.manifest(image, &signature_tag).await {
-            Ok(Lookup::NotFound) => {
-                return verdict(
-                    VerificationStatus::Unsigned,
-                    &format!("{} has no cosign signature", image.pinned_to(digest)),
-                );
-            }
+        let has_signature_tag = match self.registry.manifest(image, &signature_tag).await {
+            Ok(Lookup::NotFound) => false,
             Err(error) => return registry_failure(&error),
-            Ok(Lookup::Found { .. }) => {}
-        }
+            Ok(Lookup::Found { .. }) => true,
+        };
+        // Without the tag, Sigstore bundles attached as OCI referrers (cosign 3's default) may
+        // still be there; the crate reads both.
         let layers = match self.signature_layers(image, digest).await {
             Ok(layers) => layers,
             Err(reason) => return verdict(VerificationStatus::Error, &reason),
         };
+        if layers.is_empty() && !has_signature_tag {
+            return verdict(
+                VerificationStatus::Unsigned,
+                &format!("{} has no cosign signature", image.pinned_to(digest)),
+            );
+        }
         if layers.is_empty() {
             return verdict(
                 VerificationStatus::Invalid,
@@ -195,11 +199,18 @@ impl Verifier {
         let layers = &layers[..layers.len().min(self.policy.max_signatures)];
         let mut signers = Vec::new();
         let mut verified_authorities = BTreeSet::new();
+        // The threshold counts distinct keys and identities: one key listed under two names
+        // is still one signer.
+        let mut verified_credentials = BTreeSet::new();
         let mut crypto_failures = 0;
         for layer in layers {
             for authority in &entry.authorities {
                 match check(layer, &authority.kind) {
                     Check::Verified { issuer, subject } => {
+                        verified_credentials.insert(match &authority.kind {
+                            AuthorityKind::Key { pem } => format!("key:{}", String::from_utf8_lossy(pem).trim()),
+                            AuthorityKind::Keyless { .. } => format!("keyless:{issuer:?}:{subject:?}"),
+                        });
                         if verified_authorities.insert(authority.name.clone()) {
                             signers.push(Signer {
                                 authority: authority.name.clone(),
@@ -217,7 +228,7 @@ impl Verifier {
                 }
             }
         }
-        let status = if verified_authorities.len() >= entry.threshold {
+        let status = if verified_credentials.len() >= entry.threshold {
             VerificationStatus::Verified
         } else if crypto_failures > 0 && verified_authorities.is_empty() {
             VerificationStatus::Invalid
@@ -273,6 +284,14 @@ impl Verifier {
         }
     }
 
+    /// The registry's own credentials, or none: never another registry's.
+    fn auth_for(&self, registry: &str) -> Auth {
+        match self.policy.credentials.for_registry(registry) {
+            Some(basic) => Auth::Basic(basic.username.clone(), basic.password.clone()),
+            None => Auth::Anonymous,
+        }
+    }
+
     /// The signature layers of `digest`, through the `sigstore` crate (which verifies Rekor
     /// bundles and Fulcio chains against the trusted root when one is configured).
     async fn signature_layers(&self, image: &ImageReference, digest: &str) -> Result<Vec<SignatureLayer>, String> {
@@ -291,7 +310,7 @@ impl Verifier {
         let reference = OciReference::from_str(&format!("{}/{}@{digest}", image.registry, image.repository))
             .map_err(|e| format!("cannot address {}: {e}", image.name()))?;
         client
-            .trusted_signature_layers(&Auth::Anonymous, &reference)
+            .trusted_signature_layers(&self.auth_for(&image.registry), &reference)
             .await
             .map_err(|e| format!("signatures of {} could not be read: {e}", image.name()))
     }

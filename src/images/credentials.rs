@@ -1,0 +1,118 @@
+//! Registry credentials from a docker `config.json` (`auths`), each bound to the one registry
+//! host it was written for. They are never logged and never sent to another host.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use base64::Engine as _;
+use serde_json::Value;
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct Basic {
+    pub username: String,
+    pub password: String,
+}
+
+impl fmt::Debug for Basic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Basic({}, <redacted>)", self.username)
+    }
+}
+
+/// Host -> credentials.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Credentials(BTreeMap<String, Basic>);
+
+impl Credentials {
+    /// Reads the `auths` of a docker config file.
+    pub fn load(path: &Path) -> Result<Credentials, String> {
+        let text = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let config: Value =
+            serde_json::from_slice(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
+        let mut credentials = BTreeMap::new();
+        for (key, entry) in config["auths"].as_object().into_iter().flatten() {
+            let basic = match (
+                entry["username"].as_str(),
+                entry["password"].as_str(),
+                entry["auth"].as_str(),
+            ) {
+                (Some(username), Some(password), _) => Basic {
+                    username: username.into(),
+                    password: password.into(),
+                },
+                (_, _, Some(auth)) => {
+                    let decoded = base64::engine::general_purpose::STANDARD
+                        .decode(auth)
+                        .ok()
+                        .and_then(|bytes| String::from_utf8(bytes).ok())
+                        .ok_or_else(|| {
+                            format!("{}: the auth of {key:?} is not base64 of user:password", path.display())
+                        })?;
+                    let (username, password) = decoded
+                        .split_once(':')
+                        .ok_or_else(|| format!("{}: the auth of {key:?} is not user:password", path.display()))?;
+                    Basic {
+                        username: username.into(),
+                        password: password.into(),
+                    }
+                }
+                _ => continue,
+            };
+            credentials.insert(host_of(key), basic);
+        }
+        Ok(Credentials(credentials))
+    }
+
+    /// The credentials written for exactly this registry host.
+    pub fn for_registry(&self, registry: &str) -> Option<&Basic> {
+        self.0.get(registry)
+    }
+}
+
+/// docker config keys may be URLs (`https://index.docker.io/v1/`) or bare hosts.
+fn host_of(key: &str) -> String {
+    let without_scheme = key.split_once("://").map_or(key, |(_, rest)| rest);
+    let host = without_scheme
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    match host.as_str() {
+        "index.docker.io" | "registry-1.docker.io" => "docker.io".into(),
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_auth_and_username_password_forms() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let auth = base64::engine::general_purpose::STANDARD.encode("ci:s3cret");
+        std::fs::write(
+            &path,
+            serde_json::json!({"auths": {
+                "https://index.docker.io/v1/": {"auth": auth},
+                "registry.example.com": {"username": "bot", "password": "pw"},
+                "ghcr.io": {"identitytoken": "ignored"}
+            }})
+            .to_string(),
+        )
+        .unwrap();
+        let credentials = Credentials::load(&path).unwrap();
+        assert_eq!(credentials.for_registry("docker.io").unwrap().username, "ci");
+        assert_eq!(credentials.for_registry("registry.example.com").unwrap().password, "pw");
+        assert!(credentials.for_registry("ghcr.io").is_none());
+        assert!(credentials.for_registry("registry.example.com.evil.io").is_none());
+        assert!(!format!("{credentials:?}").contains("s3cret"), "never printed");
+    }
+
+    #[test]
+    fn unreadable_files_are_errors() {
+        assert!(Credentials::load(Path::new("/nonexistent/config.json")).is_err());
+    }
+}

@@ -1,0 +1,246 @@
+//! Registry credentials from a docker config: a registry that requires a login (Debian's
+//! docker-registry with htpasswd), and proof that credentials go only to the host they are for.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::json;
+
+use common::*;
+use portcullis::images::verify::Verifier;
+use portcullis::images::{ImageReference, VerificationStatus};
+use portcullis::metrics::Metrics;
+
+fn tool(name: &str) -> PathBuf {
+    let output = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/tools.sh"))
+        .arg(name)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "tools.sh {name}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+}
+
+fn run(command: &mut Command) -> String {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// A fake registry that answers every request with `reply` and records the request heads.
+fn fake_registry(reply: String) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(50).flatten() {
+            stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            while reader.read_line(&mut head).is_ok_and(|n| n > 2) && !head.ends_with("\r\n\r\n") {}
+            record.lock().unwrap().push(head);
+            let mut stream = stream;
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    (addr, seen)
+}
+
+fn unauthorized(challenge: &str) -> String {
+    format!(
+        "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: {challenge}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+}
+
+fn settings_for(yaml: &str) -> portcullis::config::Settings {
+    settings(yaml)
+}
+
+async fn verify(yaml: &str, image: &str) -> portcullis::images::Verification {
+    let settings = settings_for(yaml);
+    let verifier = Verifier::new(settings.trust.clone(), Arc::new(Metrics::new())).unwrap();
+    let image = ImageReference::parse(image).unwrap();
+    verifier
+        .verify(&image, std::time::Instant::now() + Duration::from_secs(20))
+        .await
+        .verification
+}
+
+fn docker_config(dir: &Path, host: &str, user: &str, password: &str) -> PathBuf {
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    std::fs::write(
+        dir.join("config.json"),
+        json!({"auths": {host: {"auth": auth}}}).to_string(),
+    )
+    .unwrap();
+    dir.join("config.json")
+}
+
+#[tokio::test]
+async fn a_private_registry_is_read_with_its_own_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cosign, crane, docker_registry) = (tool("cosign"), tool("crane"), tool("registry"));
+    let hash = run(Command::new("python3").args([
+        "-c",
+        "import crypt; print(crypt.crypt('s3cret', crypt.mksalt(crypt.METHOD_BLOWFISH)))",
+    ]));
+    std::fs::write(dir.path().join("htpasswd"), format!("ci:{hash}\n")).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let registry = format!("127.0.0.1:{port}");
+    let config = dir.path().join("registry.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nstorage: {{filesystem: {{rootdirectory: {0}/data}}}}\nhttp: {{addr: {registry}}}\nauth: {{htpasswd: {{realm: portcullis-test, path: {0}/htpasswd}}}}\nlog: {{level: error}}\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let _server = Service::spawn(
+        &docker_registry,
+        &["serve", config.to_str().unwrap()],
+        &dir.path().join("registry.log"),
+        std::process::Stdio::null(),
+    );
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(&registry).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let docker = dir.path().join("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    docker_config(&docker, &registry, "ci", "s3cret");
+    std::fs::write(dir.path().join("content.txt"), "private").unwrap();
+    let tar = dir.path().join("layer.tar");
+    run(Command::new("tar")
+        .arg("-cf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(dir.path())
+        .arg("content.txt"));
+    let target = format!("{registry}/private/app:1");
+    run(Command::new(&crane).env("DOCKER_CONFIG", &docker).args([
+        "append",
+        "--insecure",
+        "-f",
+        tar.to_str().unwrap(),
+        "-t",
+        &target,
+    ]));
+    let digest = run(Command::new(&crane)
+        .env("DOCKER_CONFIG", &docker)
+        .args(["digest", "--insecure", &target]));
+    let image = format!("{registry}/private/app@{digest}");
+    run(Command::new(&cosign)
+        .current_dir(dir.path())
+        .env("COSIGN_PASSWORD", "")
+        .args(["generate-key-pair", "--output-key-prefix", "ci"]));
+    run(Command::new("timeout")
+        .arg("120")
+        .arg(&cosign)
+        .current_dir(dir.path())
+        .env("COSIGN_PASSWORD", "")
+        .env("DOCKER_CONFIG", &docker)
+        .env("TUF_ROOT", dir.path().join("tuf"))
+        .args([
+            "sign",
+            "--yes",
+            "--key",
+            "ci.key",
+            "--tlog-upload=false",
+            "--allow-insecure-registry",
+            "--allow-http-registry",
+            &image,
+        ]));
+
+    let trust = |docker_config: Option<&Path>| {
+        let docker_config = docker_config
+            .map(|p| format!("  verification: {{ dockerConfig: {} }}\n", p.display()))
+            .unwrap_or_default();
+        format!(
+            "images:\n  registries: {{ allow: [\"{registry}\"], insecure: [\"{registry}\"] }}\n{docker_config}  trust:\n    - name: private\n      images: [\"{registry}/private/**\"]\n      authorities: [{{ name: ci-key, key: {{ path: {} }} }}]\n",
+            dir.path().join("ci.pub").display()
+        )
+    };
+    let with_login = verify(&trust(Some(&docker.join("config.json"))), &image).await;
+    assert_eq!(with_login.status, VerificationStatus::Verified, "{with_login:?}");
+
+    let without = verify(&trust(None), &image).await;
+    assert_eq!(
+        without.status,
+        VerificationStatus::Error,
+        "a refused login is an error, never unsigned: {without:?}"
+    );
+    assert!(without.reason.contains("401"), "{}", without.reason);
+}
+
+#[tokio::test]
+async fn credentials_never_go_to_another_host() {
+    let dir = tempfile::tempdir().unwrap();
+    // Registry A has credentials configured; B does not and asks for Basic auth.
+    let (a, _) = fake_registry(unauthorized("Basic realm=\"a\""));
+    let (b, seen_by_b) = fake_registry(unauthorized("Basic realm=\"b\""));
+    // Registry C (with credentials) sends its token requests to a token service on host D.
+    let (d, seen_by_d) = fake_registry("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\nConnection: close\r\n\r\n{\"token\":\"t-1\"}".into());
+    let (c, seen_by_c) = fake_registry(unauthorized(&format!(
+        "Bearer realm=\"http://{d}/token\",service=\"c\""
+    )));
+    let auths = json!({"auths": {
+        a.clone(): {"auth": base64::engine::general_purpose::STANDARD.encode("ci:for-a")},
+        c.clone(): {"auth": base64::engine::general_purpose::STANDARD.encode("ci:for-c")},
+    }});
+    std::fs::write(dir.path().join("config.json"), auths.to_string()).unwrap();
+    let key = dir.path().join("k.pub");
+    std::fs::write(&key, rcgen::KeyPair::generate().unwrap().public_key_pem()).unwrap();
+    let yaml = format!(
+        "images:\n  registries: {{ allow: [\"{a}\", \"{b}\", \"{c}\", \"{d}\"], insecure: [\"{a}\", \"{b}\", \"{c}\", \"{d}\"] }}\n  verification: {{ dockerConfig: {} }}\n  trust:\n    - name: all\n      images: [\"{a}/**\", \"{b}/**\", \"{c}/**\"]\n      authorities: [{{ name: k, key: {{ path: {} }} }}]\n",
+        dir.path().join("config.json").display(),
+        key.display()
+    );
+    let digest = format!("sha256:{}", "d".repeat(64));
+
+    let on_b = verify(&yaml, &format!("{b}/app@{digest}")).await;
+    assert_eq!(on_b.status, VerificationStatus::Error);
+    let requests = seen_by_b.lock().unwrap().clone();
+    assert!(!requests.is_empty(), "B was asked");
+    assert!(
+        requests
+            .iter()
+            .all(|r| !r.to_ascii_lowercase().contains("authorization:")),
+        "A's credentials went to B: {requests:?}"
+    );
+
+    let on_c = verify(&yaml, &format!("{c}/app@{digest}")).await;
+    assert_eq!(on_c.status, VerificationStatus::Error, "{on_c:?}");
+    let token_requests = seen_by_d.lock().unwrap().clone();
+    assert!(!token_requests.is_empty(), "C's token service was asked");
+    assert!(
+        token_requests
+            .iter()
+            .all(|r| !r.to_ascii_lowercase().contains("authorization:")),
+        "C's credentials went to another host: {token_requests:?}"
+    );
+    let to_c = seen_by_c.lock().unwrap().clone();
+    assert!(
+        to_c.iter()
+            .any(|r| r.to_ascii_lowercase().contains("authorization: bearer t-1")),
+        "the token was used at C: {to_c:?}"
+    );
+}
