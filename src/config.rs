@@ -374,23 +374,8 @@ impl Config {
             errors.push("server.listen and server.metricsListen must differ".into());
         }
 
-        let mut dur = |field: &str, text: &str, min: Duration, max: Duration| -> Duration {
-            match duration::parse(text) {
-                Ok(d) if d >= min && d <= max => d,
-                Ok(_) => {
-                    errors.push(format!(
-                        "{field}: {text:?} is out of range ({} to {})",
-                        duration::format(min),
-                        duration::format(max)
-                    ));
-                    min
-                }
-                Err(e) => {
-                    errors.push(format!("{field}: {e}"));
-                    min
-                }
-            }
-        };
+        let mut dur =
+            |field: &str, text: &str, min: Duration, max: Duration| duration::field(&mut errors, field, text, min, max);
         let ms = Duration::from_millis;
         let s = Duration::from_secs;
         let tls_reload_interval = dur(

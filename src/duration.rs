@@ -42,6 +42,26 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(total))
 }
 
+/// Parses a config field that must lie in `min..=max`; a problem is added to `errors` (and
+/// `min` returned) so that validation can go on and report everything at once.
+pub fn field(errors: &mut Vec<String>, name: &str, text: &str, min: Duration, max: Duration) -> Duration {
+    match parse(text) {
+        Ok(d) if d >= min && d <= max => d,
+        Ok(_) => {
+            errors.push(format!(
+                "{name}: {text:?} is out of range ({} to {})",
+                format(min),
+                format(max)
+            ));
+            min
+        }
+        Err(e) => {
+            errors.push(format!("{name}: {e}"));
+            min
+        }
+    }
+}
+
 /// Formats a duration the way [`parse`] reads it back, for messages and printed config.
 pub fn format(duration: Duration) -> String {
     let millis = duration.as_millis();

@@ -83,21 +83,8 @@ pub struct AttestationRequirement {
 impl TrustPolicy {
     /// Builds the policy from the config, collecting every problem into `errors`.
     pub fn from_config(config: &ImagesConfig, errors: &mut Vec<String>) -> TrustPolicy {
-        let mut dur = |field: &str, text: &str, min: Duration, max: Duration| match duration::parse(text) {
-            Ok(d) if d >= min && d <= max => d,
-            Ok(_) => {
-                errors.push(format!(
-                    "{field}: {text:?} is out of range ({} to {})",
-                    duration::format(min),
-                    duration::format(max)
-                ));
-                min
-            }
-            Err(e) => {
-                errors.push(format!("{field}: {e}"));
-                min
-            }
-        };
+        let mut dur =
+            |field: &str, text: &str, min: Duration, max: Duration| duration::field(errors, field, text, min, max);
         let v = &config.verification;
         let cache_ttl = dur(
             "images.verification.cacheTtl",
