@@ -209,7 +209,8 @@ impl Verifier {
                     Check::Verified { issuer, subject } => {
                         verified_credentials.insert(match &authority.kind {
                             AuthorityKind::Key { pem } => format!("key:{}", String::from_utf8_lossy(pem).trim()),
-                            AuthorityKind::Keyless { .. } => format!("keyless:{issuer:?}:{subject:?}"),
+                            // An identity authority counts once, however many signers match it.
+                            AuthorityKind::Keyless { .. } => format!("keyless:{}", authority.name),
                         });
                         if verified_authorities.insert(authority.name.clone()) {
                             signers.push(Signer {
@@ -258,7 +259,7 @@ impl Verifier {
             ),
             _ => format!(
                 "signed by {} of the {} authorities required ({})",
-                verified_authorities.len(),
+                verified_credentials.len(),
                 entry.threshold,
                 verified_authorities.iter().cloned().collect::<Vec<_>>().join(", ")
             ),
