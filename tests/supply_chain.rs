@@ -6,21 +6,22 @@ mod common;
 
 use std::collections::HashMap;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use common::lab::{self, attestation_tag, free_port, run, signature_tag, tool};
 use common::*;
 use portcullis::policy::Source;
 use portcullis::server::AppState;
 
-/// The lab: a registry with images in every state the cases need, and two cosign keys.
+/// The lab (`common::lab`) with images in every state the cases need, two cosign keys, and
+/// registries that are down, slow, or outside the allow-list.
 struct Lab {
-    dir: tempfile::TempDir,
-    registry: String,
+    lab: lab::Lab,
     /// Allowed but nothing listens: "registry down".
     dead: String,
     /// Allowed, accepts connections and never answers: "registry slow".
@@ -29,9 +30,16 @@ struct Lab {
     outside: String,
     outside_listener: TcpListener,
     images: HashMap<&'static str, String>,
-    cosign: PathBuf,
-    _registry_process: Service,
     _slow_listener: TcpListener,
+}
+
+/// The shared lab's fields and helpers (`dir`, `registry`, `cosign`, `key`, `push`, ...).
+impl std::ops::Deref for Lab {
+    type Target = lab::Lab;
+
+    fn deref(&self) -> &lab::Lab {
+        &self.lab
+    }
 }
 
 fn lab() -> &'static Lab {
@@ -40,87 +48,13 @@ fn lab() -> &'static Lab {
     LAB.get_or_init(|| std::thread::spawn(Lab::start).join().expect("lab setup"))
 }
 
-fn tool(name: &str) -> PathBuf {
-    let output = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/tools.sh"))
-        .arg(name)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "tools.sh {name}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn run(command: &mut Command) -> String {
-    let output = command.output().unwrap();
-    assert!(
-        output.status.success(),
-        "{command:?}: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
-
 impl Lab {
     fn start() -> Lab {
-        let dir = tempfile::tempdir().unwrap();
-        let (cosign, crane, docker_registry) = (tool("cosign"), tool("crane"), tool("registry"));
-        let port = free_port();
-        let registry = format!("127.0.0.1:{port}");
-        let config = dir.path().join("registry.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: {registry}}}\nlog: {{level: error}}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        // `timeout` bounds the registry's life even if this process dies without cleaning up.
-        let registry_process = Service::spawn(
-            &docker_registry,
-            &["serve", config.to_str().unwrap()],
-            &dir.path().join("registry.log"),
-            std::process::Stdio::null(),
-        );
-        let mut up = false;
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(&registry).is_ok() {
-                up = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        assert!(up, "registry did not start");
-
-        let crane_cmd = |args: &[&str]| {
-            let mut command = Command::new(&crane);
-            command.args(args).arg("--insecure");
-            command
-        };
+        let lab = lab::Lab::start();
+        let registry = lab.registry.clone();
         let mut images = HashMap::new();
         let mut push = |name: &'static str, repo: &str, tag: &str, content: &str| {
-            let layer_dir = dir.path().join(format!("layer-{name}"));
-            std::fs::create_dir_all(&layer_dir).unwrap();
-            std::fs::write(layer_dir.join("content.txt"), content).unwrap();
-            let tar = dir.path().join(format!("{name}.tar"));
-            run(Command::new("tar")
-                .arg("-cf")
-                .arg(&tar)
-                .arg("-C")
-                .arg(&layer_dir)
-                .arg("content.txt"));
-            let target = format!("{registry}/{repo}:{tag}");
-            run(&mut crane_cmd(&["append", "-f", tar.to_str().unwrap(), "-t", &target]));
-            let digest = run(&mut crane_cmd(&["digest", &target]));
-            let pinned = format!("{registry}/{repo}@{digest}");
+            let pinned = lab.push(name, repo, tag, content);
             images.insert(name, pinned.clone());
             pinned
         };
@@ -135,106 +69,47 @@ impl Lab {
         let borrowed = push("borrowed-attestation", "micro/borrowed", "1", "borrowed");
         let untrusted_builder = push("untrusted-builder", "micro/untrusted-builder", "1", "untrusted builder");
 
-        let keys = |name: &str| {
-            run(Command::new(&cosign)
-                .current_dir(dir.path())
-                .env("COSIGN_PASSWORD", "")
-                .args(["generate-key-pair", "--output-key-prefix", name]));
-        };
-        keys("trusted");
-        keys("other");
-        let tuf = dir.path().join("tuf");
-        let sign = |key: &str, image: &str| {
-            run(Command::new("timeout")
-                .arg("120")
-                .arg(&cosign)
-                .current_dir(dir.path())
-                .env("COSIGN_PASSWORD", "")
-                .env("TUF_ROOT", &tuf)
-                .args([
-                    "sign",
-                    "--yes",
-                    "--key",
-                    key,
-                    "--tlog-upload=false",
-                    "--allow-insecure-registry",
-                    "--allow-http-registry",
-                    image,
-                ]));
-        };
-        sign("trusted.key", &signed);
-        sign("other.key", &wrong_key);
-        sign("trusted.key", &tampered);
-        sign("trusted.key", &threshold);
-        sign("trusted.key", &moving_first);
+        lab.generate_key("trusted");
+        lab.generate_key("other");
+        lab.sign("trusted.key", &signed);
+        lab.sign("other.key", &wrong_key);
+        lab.sign("trusted.key", &tampered);
+        lab.sign("trusted.key", &threshold);
+        lab.sign("trusted.key", &moving_first);
         for image in [&attested, &borrowed, &untrusted_builder] {
-            sign("trusted.key", image);
+            lab.sign("trusted.key", image);
         }
+        let dir = lab.dir.path();
         std::fs::write(
-            dir.path().join("sbom.json"),
+            dir.join("sbom.json"),
             r#"{"bomFormat":"CycloneDX","specVersion":"1.5","components":[]}"#,
         )
         .unwrap();
         let provenance = |builder: &str| {
-            let file = dir.path().join(format!("provenance-{}.json", builder.len()));
+            let file = dir.join(format!("provenance-{}.json", builder.len()));
             let predicate = json!({"builder": {"id": builder}, "buildType": "https://ci.example.com/build", "invocation": {}, "materials": []});
             std::fs::write(&file, predicate.to_string()).unwrap();
             file
         };
-        let attest = |kind: &str, predicate: &Path, image: &str| {
-            run(Command::new("timeout")
-                .arg("120")
-                .arg(&cosign)
-                .current_dir(dir.path())
-                .env("COSIGN_PASSWORD", "")
-                .env("TUF_ROOT", &tuf)
-                .args([
-                    "attest",
-                    "--yes",
-                    "--key",
-                    "trusted.key",
-                    "--tlog-upload=false",
-                    "--allow-insecure-registry",
-                    "--allow-http-registry",
-                    "--type",
-                    kind,
-                ])
-                .arg("--predicate")
-                .arg(predicate)
-                .arg(image));
-        };
-        let sbom = dir.path().join("sbom.json");
-        attest("cyclonedx", &sbom, &attested);
-        attest(
+        let sbom = dir.join("sbom.json");
+        lab.attest("cyclonedx", &sbom, &attested);
+        lab.attest(
             "slsaprovenance",
             &provenance("https://ci.example.com/builders/micro-apps"),
             &attested,
         );
-        attest("cyclonedx", &sbom, &untrusted_builder);
-        attest(
+        lab.attest("cyclonedx", &sbom, &untrusted_builder);
+        lab.attest(
             "slsaprovenance",
             &provenance("https://laptop.example/evil"),
             &untrusted_builder,
         );
 
         // A signature of another image, copied to this image's signature tag.
-        let signature_tag = |pinned: &str| {
-            let (name, digest) = pinned.split_once('@').unwrap();
-            format!("{name}:{}.sig", digest.replace(':', "-"))
-        };
-        run(&mut crane_cmd(&[
-            "copy",
-            &signature_tag(&signed),
-            &signature_tag(&other_digest),
-        ]));
+        run(&mut lab.crane_cmd(&["copy", &signature_tag(&signed), &signature_tag(&other_digest)]));
         tamper(&registry, &signature_tag(&tampered));
         // Another image's attestations, copied to this image's attestation tag.
-        let attestation_tag = |pinned: &str| signature_tag(pinned).replace(".sig", ".att");
-        run(&mut crane_cmd(&[
-            "copy",
-            &attestation_tag(&attested),
-            &attestation_tag(&borrowed),
-        ]));
+        run(&mut lab.crane_cmd(&["copy", &attestation_tag(&attested), &attestation_tag(&borrowed)]));
 
         let slow_listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let outside_listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -246,17 +121,10 @@ impl Lab {
             slow,
             outside,
             outside_listener,
-            registry,
             images,
-            cosign,
-            dir,
-            _registry_process: registry_process,
+            lab,
             _slow_listener: slow_listener,
         }
-    }
-
-    fn key(&self, name: &str) -> PathBuf {
-        self.dir.path().join(format!("{name}.pub"))
     }
 
     fn config(&self) -> String {

@@ -16,6 +16,10 @@ use portcullis::namespaces::StaticNamespaces;
 use portcullis::policy::Source;
 use portcullis::server::{self, AppState};
 
+pub mod lab;
+#[allow(unused_imports)] // Used by the tests that start services, not by every test.
+pub use lab::Service;
+
 /// The config most tests use: the example registry allowed, everything else default.
 pub const CONFIG: &str = "images: { registries: { allow: [registry.example.com, ghcr.io/acme] } }\n";
 
@@ -120,48 +124,5 @@ pub fn write_library(dir: &Path, files: &[(&str, &str)]) {
         let path = dir.join(relative);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
-    }
-}
-
-/// A background service, bounded twice: `timeout 900`, and a shell that stops it (SIGTERM,
-/// which `timeout` passes on) as soon as its stdin closes, i.e. when `stdin` is dropped or this
-/// test binary exits, however it exits.
-pub struct Service {
-    pub child: std::process::Child,
-    stdin: Option<std::process::ChildStdin>,
-}
-
-impl Service {
-    pub fn spawn(program: &Path, args: &[&str], log: &Path, stdout: std::process::Stdio) -> Service {
-        let log = std::fs::File::create(log).unwrap();
-        let mut child = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(r#""$@" </dev/null & p=$!; cat >/dev/null; kill "$p" 2>/dev/null; wait "$p""#)
-            .arg("sh")
-            .arg("timeout")
-            .arg("900")
-            .arg(program)
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(stdout)
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take();
-        Service { child, stdin }
-    }
-
-    /// Stops the service and waits (10 s at most) for it to end.
-    pub fn stop(mut self) {
-        drop(self.stdin.take());
-        let started = std::time::Instant::now();
-        while self.child.try_wait().unwrap().is_none() {
-            if started.elapsed() > std::time::Duration::from_secs(10) {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
     }
 }
