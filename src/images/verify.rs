@@ -61,12 +61,15 @@ impl Verifier {
             .max_capacity(policy.cache_max_entries)
             .expire_after(Lifetime { success, failure })
             .build();
-        Ok(Verifier {
+        let verifier = Verifier {
             policy,
             registry,
             cache,
             metrics,
-        })
+        };
+        // Fail at startup, listing the cause, rather than on the first review.
+        verifier.signature_client()?;
+        Ok(verifier)
     }
 
     /// Whether any trust entry is configured (verification is on).
@@ -285,6 +288,28 @@ impl Verifier {
         }
     }
 
+    /// A client of the `sigstore` crate for one verification. Its HTTP stack loads the system
+    /// CA store and panics when there is none; that becomes an error here, never a crash.
+    fn signature_client(&self) -> Result<sigstore::cosign::Client, String> {
+        let build = || {
+            let mut builder = sigstore::cosign::ClientBuilder::default().with_oci_client_config(ClientConfig {
+                protocol: ClientProtocol::HttpsExcept(self.policy.insecure.clone()),
+                ..Default::default()
+            });
+            if let Some(root) = &self.policy.trusted_root {
+                builder = builder
+                    .with_trust_repository(root.as_ref())
+                    .map_err(|e| format!("trusted root unusable: {e}"))?;
+            }
+            builder
+                .build()
+                .map_err(|e| format!("cannot build the signature client: {e}"))
+        };
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(build)).unwrap_or_else(|_| {
+            Err("cannot build the signature client (are CA certificates installed? see docs/verification.md)".into())
+        })
+    }
+
     /// The registry's own credentials, or none: never another registry's.
     fn auth_for(&self, registry: &str) -> Auth {
         match self.policy.credentials.for_registry(registry) {
@@ -296,18 +321,7 @@ impl Verifier {
     /// The signature layers of `digest`, through the `sigstore` crate (which verifies Rekor
     /// bundles and Fulcio chains against the trusted root when one is configured).
     async fn signature_layers(&self, image: &ImageReference, digest: &str) -> Result<Vec<SignatureLayer>, String> {
-        let mut builder = sigstore::cosign::ClientBuilder::default().with_oci_client_config(ClientConfig {
-            protocol: ClientProtocol::HttpsExcept(self.policy.insecure.clone()),
-            ..Default::default()
-        });
-        if let Some(root) = &self.policy.trusted_root {
-            builder = builder
-                .with_trust_repository(root.as_ref())
-                .map_err(|e| format!("trusted root unusable: {e}"))?;
-        }
-        let mut client = builder
-            .build()
-            .map_err(|e| format!("cannot build the signature client: {e}"))?;
+        let mut client = self.signature_client()?;
         let reference = OciReference::from_str(&format!("{}/{}@{digest}", image.registry, image.repository))
             .map_err(|e| format!("cannot address {}: {e}", image.name()))?;
         client
