@@ -13,33 +13,11 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::json;
 
+use common::lab::{free_port, run, tool};
 use common::*;
 use portcullis::images::verify::Verifier;
 use portcullis::images::{ImageReference, VerificationStatus};
 use portcullis::metrics::Metrics;
-
-fn tool(name: &str) -> PathBuf {
-    let output = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/tools.sh"))
-        .arg(name)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "tools.sh {name}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
-}
-
-fn run(command: &mut Command) -> String {
-    let output = command.output().unwrap();
-    assert!(
-        output.status.success(),
-        "{command:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
 
 /// A fake registry that answers every request with `reply` and records the request heads.
 fn fake_registry(reply: String) -> (String, Arc<Mutex<Vec<String>>>) {
@@ -67,12 +45,8 @@ fn unauthorized(challenge: &str) -> String {
     )
 }
 
-fn settings_for(yaml: &str) -> portcullis::config::Settings {
-    settings(yaml)
-}
-
 async fn verify(yaml: &str, image: &str) -> portcullis::images::Verification {
-    let settings = settings_for(yaml);
+    let settings = settings(yaml);
     let verifier = Verifier::new(settings.trust.clone(), Arc::new(Metrics::new())).unwrap();
     let image = ImageReference::parse(image).unwrap();
     verifier
@@ -100,7 +74,7 @@ async fn a_private_registry_is_read_with_its_own_credentials() {
         "import crypt; print(crypt.crypt('s3cret', crypt.mksalt(crypt.METHOD_BLOWFISH)))",
     ]));
     std::fs::write(dir.path().join("htpasswd"), format!("ci:{hash}\n")).unwrap();
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let registry = format!("127.0.0.1:{port}");
     let config = dir.path().join("registry.yml");
     std::fs::write(

@@ -8,14 +8,14 @@ mod common;
 
 use std::collections::HashMap;
 use std::io::BufRead;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use common::lab::{free_port, run, tool};
 use common::*;
 use portcullis::policy::Source;
 use portcullis::server::AppState;
@@ -46,36 +46,8 @@ fn lab() -> &'static Lab {
     LAB.get_or_init(|| std::thread::spawn(Lab::start).join().expect("lab setup"))
 }
 
-fn tool(name: &str) -> PathBuf {
-    let output = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/tools.sh"))
-        .arg(name)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "tools.sh {name}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
-}
-
 fn sigstore_local() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sigstore-local")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn run(command: &mut Command) -> String {
-    let output = command.output().unwrap();
-    assert!(
-        output.status.success(),
-        "{command:?}: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
 /// A local Sigstore (Fulcio + CT log + Rekor) on a free loopback port.
@@ -358,44 +330,6 @@ fn edit_signature_manifest(registry: &str, pinned: &str, edit: impl FnOnce(&mut 
         .send()
         .unwrap();
     assert!(put.status().is_success(), "manifest upload: {}", put.status());
-}
-
-/// A Pod that passes every other default policy at risk level low, running `image`.
-fn pod_review(image: &str) -> Vec<u8> {
-    review(json!({
-        "uid": "uid-1",
-        "kind": {"group": "", "version": "v1", "kind": "Pod"},
-        "resource": {"group": "", "version": "v1", "resource": "pods"},
-        "namespace": "team-a",
-        "operation": "CREATE",
-        "userInfo": {"username": "flux"},
-        "object": {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": "app", "namespace": "team-a", "labels": {
-                "app.kubernetes.io/name": "app", "app.kubernetes.io/version": "1", "portcullis.io/owner": "team-a"}},
-            "spec": {"containers": [{
-                "name": "app",
-                "image": image,
-                "securityContext": {"allowPrivilegeEscalation": false},
-                "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}}
-            }]}
-        },
-        "oldObject": null,
-        "dryRun": false
-    }))
-}
-
-async fn decide(state: &AppState, image: &str) -> Value {
-    let (_, answer) = post(state, "/validate?timeout=10s", pod_review(image)).await;
-    answer
-}
-
-fn message(answer: &Value) -> String {
-    answer["response"]["status"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
 }
 
 /// Asserts a denial by `images.signatures` whose message has `expected`.

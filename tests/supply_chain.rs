@@ -224,44 +224,6 @@ fn tamper(registry: &str, signature_ref: &str) {
     assert!(put.status().is_success(), "manifest upload: {}", put.status());
 }
 
-/// A Pod that passes every other default policy at risk level low, running `image`.
-fn pod_review(image: &str) -> Vec<u8> {
-    review(json!({
-        "uid": "uid-1",
-        "kind": {"group": "", "version": "v1", "kind": "Pod"},
-        "resource": {"group": "", "version": "v1", "resource": "pods"},
-        "namespace": "team-a",
-        "operation": "CREATE",
-        "userInfo": {"username": "flux"},
-        "object": {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": "app", "namespace": "team-a", "labels": {
-                "app.kubernetes.io/name": "app", "app.kubernetes.io/version": "1", "portcullis.io/owner": "team-a"}},
-            "spec": {"containers": [{
-                "name": "app",
-                "image": image,
-                "securityContext": {"allowPrivilegeEscalation": false},
-                "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}}
-            }]}
-        },
-        "oldObject": null,
-        "dryRun": false
-    }))
-}
-
-async fn decide(state: &AppState, image: &str) -> Value {
-    let (_, answer) = post(state, "/validate?timeout=10s", pod_review(image)).await;
-    answer
-}
-
-fn message(answer: &Value) -> String {
-    answer["response"]["status"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
 #[tokio::test]
 async fn a_signed_pinned_image_is_admitted() {
     let lab = lab();

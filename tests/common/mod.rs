@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use serde_json::Value;
+use serde_json::{json, Value};
 use tower::ServiceExt;
 
 use portcullis::config::{Config, Settings};
@@ -125,4 +125,42 @@ pub fn write_library(dir: &Path, files: &[(&str, &str)]) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
     }
+}
+
+/// A Pod that passes every other default policy at risk level low, running `image`.
+pub fn pod_review(image: &str) -> Vec<u8> {
+    review(json!({
+        "uid": "uid-1",
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "namespace": "team-a",
+        "operation": "CREATE",
+        "userInfo": {"username": "flux"},
+        "object": {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "app", "namespace": "team-a", "labels": {
+                "app.kubernetes.io/name": "app", "app.kubernetes.io/version": "1", "portcullis.io/owner": "team-a"}},
+            "spec": {"containers": [{
+                "name": "app",
+                "image": image,
+                "securityContext": {"allowPrivilegeEscalation": false},
+                "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}}
+            }]}
+        },
+        "oldObject": null,
+        "dryRun": false
+    }))
+}
+
+pub async fn decide(state: &AppState, image: &str) -> Value {
+    let (_, answer) = post(state, "/validate?timeout=10s", pod_review(image)).await;
+    answer
+}
+
+pub fn message(answer: &Value) -> String {
+    answer["response"]["status"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
