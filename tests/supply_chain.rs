@@ -455,3 +455,52 @@ async fn attestations_are_required_by_risk_level_and_must_be_about_this_image() 
         "low needs no SBOM"
     );
 }
+
+#[test]
+fn check_verifies_images_online_and_skips_them_offline() {
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("portcullis.yaml");
+    std::fs::write(&config, lab.config()).unwrap();
+    let manifest = |name: &str, image: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: team-a\n  labels: {{app.kubernetes.io/name: {name}, app.kubernetes.io/version: '1', portcullis.io/owner: team-a}}\nspec:\n  containers:\n    - name: app\n      image: {image}\n      securityContext: {{allowPrivilegeEscalation: false}}\n      resources: {{requests: {{cpu: 100m, memory: 64Mi}}, limits: {{cpu: 200m, memory: 128Mi}}}}\n"
+        )
+    };
+    let file = dir.path().join("app.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "{}---\n{}",
+            manifest("good", &lab.images["signed"]),
+            manifest("bad", &lab.images["unsigned"])
+        ),
+    )
+    .unwrap();
+    let check = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["check", "--risk-level", "low", "--config", config.to_str().unwrap()])
+            .args(extra)
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    let online = check(&[]);
+    let text = String::from_utf8_lossy(&online.stdout);
+    assert_eq!(online.status.code(), Some(1), "{text}");
+    assert!(text.contains("allow Pod team-a/good"), "{text}");
+    assert!(
+        text.contains("deny Pod team-a/bad images.signatures: container \"app\""),
+        "{text}"
+    );
+    assert!(text.contains("is unsigned"), "{text}");
+
+    let offline = check(&["--offline"]);
+    let text = String::from_utf8_lossy(&offline.stdout);
+    assert_eq!(
+        offline.status.code(),
+        Some(0),
+        "offline, signatures are not checked: {text}"
+    );
+    assert!(!text.contains("images.signatures"), "{text}");
+}
