@@ -13,7 +13,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::json;
 
-use common::lab::{free_port, run, tool};
+use common::lab::{run, start_registry, tool};
 use common::*;
 use portcullis::images::verify::Verifier;
 use portcullis::images::{ImageReference, VerificationStatus};
@@ -68,32 +68,14 @@ fn docker_config(dir: &Path, host: &str, user: &str, password: &str) -> PathBuf 
 #[tokio::test]
 async fn a_private_registry_is_read_with_its_own_credentials() {
     let dir = tempfile::tempdir().unwrap();
-    let (cosign, crane, docker_registry) = (tool("cosign"), tool("crane"), tool("registry"));
+    let (cosign, crane) = (tool("cosign"), tool("crane"));
     let hash = bcrypt::hash("s3cret", 4).unwrap();
     std::fs::write(dir.path().join("htpasswd"), format!("ci:{hash}\n")).unwrap();
-    let port = free_port();
-    let registry = format!("127.0.0.1:{port}");
-    let config = dir.path().join("registry.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nstorage: {{filesystem: {{rootdirectory: {0}/data}}}}\nhttp: {{addr: {registry}}}\nauth: {{htpasswd: {{realm: portcullis-test, path: {0}/htpasswd}}}}\nlog: {{level: error}}\n",
-            dir.path().display()
-        ),
-    )
-    .unwrap();
-    let _server = Service::spawn(
-        &docker_registry,
-        &["serve", config.to_str().unwrap()],
-        &dir.path().join("registry.log"),
-        std::process::Stdio::null(),
+    let auth = format!(
+        "auth: {{htpasswd: {{realm: portcullis-test, path: {}/htpasswd}}}}\n",
+        dir.path().display()
     );
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(&registry).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (registry, _server) = start_registry(dir.path(), &auth, std::process::Stdio::null());
 
     let docker = dir.path().join("docker");
     std::fs::create_dir_all(&docker).unwrap();

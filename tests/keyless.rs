@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use common::lab::{free_port, run, tool};
+use common::lab::{run, start_registry, tool};
 use common::*;
 use portcullis::policy::Source;
 use portcullis::server::AppState;
@@ -107,36 +107,13 @@ fn install_sigstore_local() {
 impl Lab {
     fn start() -> Lab {
         let dir = tempfile::tempdir().unwrap();
-        let (cosign, crane, docker_registry) = (tool("cosign"), tool("crane"), tool("registry"));
+        let (cosign, crane) = (tool("cosign"), tool("crane"));
         install_sigstore_local();
         let mut services = Vec::new();
 
         // --- the registry
-        let registry = format!("127.0.0.1:{}", free_port());
-        let config = dir.path().join("registry.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: {registry}}}\nlog: {{level: error}}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        services.push(Service::spawn(
-            &docker_registry,
-            &["serve", config.to_str().unwrap()],
-            &dir.path().join("registry.log"),
-            Stdio::null(),
-        ));
-        let mut up = false;
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(&registry).is_ok() {
-                up = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        assert!(up, "registry did not start");
+        let (registry, registry_service) = start_registry(dir.path(), "", Stdio::null());
+        services.push(registry_service);
 
         // --- the Sigstores
         let sigstore = Sigstore::start(&dir.path().join("sigstore"), &[]);

@@ -109,39 +109,46 @@ pub struct Lab {
     _registry_process: Service,
 }
 
+/// Starts Debian's docker-registry on a free loopback port with its data in `dir`, plus any
+/// extra YAML (an `auth:` section, say), and waits (10 s at most) until it accepts connections.
+pub fn start_registry(dir: &Path, extra_yaml: &str, stdout: Stdio) -> (String, Service) {
+    let registry = format!("127.0.0.1:{}", free_port());
+    let config = dir.join("registry.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: {registry}}}\nlog: {{level: error}}\n{extra_yaml}",
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    let service = Service::spawn(
+        &tool("registry"),
+        &["serve", config.to_str().unwrap()],
+        &dir.join("registry.log"),
+        stdout,
+    );
+    let up = (0..200).any(|_| {
+        let connected = std::net::TcpStream::connect(&registry).is_ok();
+        if !connected {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        connected
+    });
+    assert!(up, "registry did not start");
+    (registry, service)
+}
+
 impl Lab {
     /// Starts the registry and waits (10 s at most) until it accepts connections. Blocks: call
     /// it from a plain thread, not from async code.
     pub fn start() -> Lab {
         let dir = tempfile::tempdir().unwrap();
-        let (cosign, crane, docker_registry) = (tool("cosign"), tool("crane"), tool("registry"));
-        let registry = format!("127.0.0.1:{}", free_port());
-        let config = dir.path().join("registry.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: {registry}}}\nlog: {{level: error}}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
+        let (cosign, crane) = (tool("cosign"), tool("crane"));
         // The access log goes to stdout: keep it, to count the requests a client makes.
         let access_log = dir.path().join("access.log");
-        let registry_process = Service::spawn(
-            &docker_registry,
-            &["serve", config.to_str().unwrap()],
-            &dir.path().join("registry.log"),
-            std::fs::File::create(&access_log).unwrap().into(),
-        );
-        let mut up = false;
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(&registry).is_ok() {
-                up = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        assert!(up, "registry did not start");
+        let (registry, registry_process) =
+            start_registry(dir.path(), "", std::fs::File::create(&access_log).unwrap().into());
         Lab {
             dir,
             registry,
