@@ -504,3 +504,32 @@ fn check_verifies_images_online_and_skips_them_offline() {
     );
     assert!(!text.contains("images.signatures"), "{text}");
 }
+
+#[tokio::test]
+async fn one_key_under_two_names_does_not_meet_a_threshold_of_two() {
+    let lab = lab();
+    let registry = &lab.registry;
+    let trusted = lab.key("trusted");
+    // The same key file listed twice: one signer, whatever the names say.
+    let yaml = format!(
+        r#"images:
+  registries: {{ allow: ["{registry}"], insecure: ["{registry}"] }}
+  trust:
+    - name: one-key-twice
+      images: ["{registry}/micro/**"]
+      authorities:
+        - {{ name: ci-key, key: {{ path: {key} }} }}
+        - {{ name: same-key-again, key: {{ path: {key} }} }}
+      threshold: 2
+"#,
+        key = trusted.display()
+    );
+    let state = state_with_source(&settings(&yaml), Source::Embedded, &[("team-a", "low")]);
+    let answer = decide(&state, &lab.images["signed"]).await;
+    assert_eq!(denied_by(&answer), ["images.signatures"], "{answer}");
+    assert!(
+        message(&answer).contains("is untrusted: signed by 1 of the 2 authorities required"),
+        "{}",
+        message(&answer)
+    );
+}
