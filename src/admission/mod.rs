@@ -85,13 +85,6 @@ impl Reviewer {
         self.facts(request).input(request)
     }
 
-    /// The effective risk level of a request (for answers made without the policies).
-    pub fn risk_level(&self, request: &Value) -> RiskLevel {
-        let namespace = request.get("namespace").and_then(Value::as_str).unwrap_or_default();
-        let object = request.get("object").unwrap_or(&Value::Null);
-        risk::resolve(&self.namespaces.labels(namespace), object, self.risk_default).level
-    }
-
     /// Native facts and checks: risk level and image references. Cheap and synchronous.
     pub fn facts(&self, request: &Value) -> Facts {
         let namespace = request

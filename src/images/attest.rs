@@ -4,7 +4,7 @@
 
 use base64::Engine as _;
 use serde_json::Value;
-use sigstore::crypto::{CosignVerificationKey, Signature};
+use sigstore::crypto::Signature;
 
 use super::facts::Attestation;
 use super::reference::ImageReference;
@@ -86,11 +86,9 @@ pub fn check_envelope(envelope: &[u8], digest: &str, entry: &TrustEntry) -> Opti
         })
         .collect();
     let signer = entry.authorities.iter().find(|authority| match &authority.kind {
-        AuthorityKind::Key { pem } => CosignVerificationKey::try_from_pem(pem).is_ok_and(|key| {
-            signatures
-                .iter()
-                .any(|sig| key.verify_signature(Signature::Raw(sig), &pae).is_ok())
-        }),
+        AuthorityKind::Key { key, .. } => signatures
+            .iter()
+            .any(|sig| key.verify_signature(Signature::Raw(sig), &pae).is_ok()),
         // Keyless attestations need the Fulcio chain and Rekor checks done for signatures;
         // not supported yet, so they never count as verified.
         AuthorityKind::Keyless { .. } => false,

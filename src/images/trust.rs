@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
+use sigstore::crypto::CosignVerificationKey;
 use sigstore::trust::ManualTrustRoot;
 
 use super::credentials::Credentials;
@@ -52,8 +53,9 @@ pub struct Authority {
 
 #[derive(Debug, Clone)]
 pub enum AuthorityKind {
-    /// A PEM public key.
-    Key { pem: Vec<u8> },
+    /// A public key: its PEM (for the cache fingerprint and to tell keys apart) and the key,
+    /// parsed once at startup.
+    Key { pem: Vec<u8>, key: CosignVerificationKey },
     /// A Fulcio certificate identity.
     Keyless { issuer: Matcher, subject: Matcher },
 }
@@ -237,7 +239,7 @@ fn trust_entry(
     for (index, authority) in entry.authorities.iter().enumerate() {
         let field = format!("{field}.authorities[{index}]");
         if let Some(parsed) = authority_of(authority, &field, has_trusted_root, errors) {
-            if let AuthorityKind::Key { pem } = &parsed.kind {
+            if let AuthorityKind::Key { pem, .. } = &parsed.kind {
                 hasher.update(pem);
             }
             authorities.push(parsed);
@@ -285,8 +287,8 @@ fn authority_of(
     }
     let kind = match (&authority.key, &authority.keyless) {
         (Some(key), None) => match std::fs::read(&key.path) {
-            Ok(pem) => match sigstore::crypto::CosignVerificationKey::try_from_pem(&pem) {
-                Ok(_) => AuthorityKind::Key { pem },
+            Ok(pem) => match CosignVerificationKey::try_from_pem(&pem) {
+                Ok(key) => AuthorityKind::Key { pem, key },
                 Err(e) => {
                     errors.push(format!("{field}.key: {:?} is not a usable public key: {e}", key.path));
                     return None;

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sigstore::cosign::bundle_content::BundleContent;
-use sigstore::cosign::verification_constraint::{PublicKeyVerifier, VerificationConstraint};
 use sigstore::cosign::{CosignCapabilities, SignatureLayer};
 use sigstore::crypto::Signature;
 use sigstore::registry::{Auth, ClientConfig, ClientProtocol, OciReference};
@@ -211,7 +210,7 @@ impl Verifier {
                 match check(layer, &authority.kind) {
                     Check::Verified { issuer, subject } => {
                         verified_credentials.insert(match &authority.kind {
-                            AuthorityKind::Key { pem } => format!("key:{}", String::from_utf8_lossy(pem).trim()),
+                            AuthorityKind::Key { pem, .. } => format!("key:{}", String::from_utf8_lossy(pem).trim()),
                             // An identity authority counts once, however many signers match it.
                             AuthorityKind::Keyless { .. } => format!("keyless:{}", authority.name),
                         });
@@ -341,19 +340,25 @@ enum Check {
     NotThisAuthority,
 }
 
+/// Whether the layer's signature verifies with `key` over the signed payload.
+fn signed_by(layer: &SignatureLayer, key: &sigstore::crypto::CosignVerificationKey) -> bool {
+    layer.signature.as_ref().is_some_and(|signature| {
+        key.verify_signature(Signature::Base64Encoded(signature.as_bytes()), &layer.raw_data)
+            .is_ok()
+    })
+}
+
 fn check(layer: &SignatureLayer, authority: &AuthorityKind) -> Check {
     match authority {
-        AuthorityKind::Key { pem } => match PublicKeyVerifier::try_from(pem) {
-            Ok(verifier) if verifier.verify(layer).unwrap_or(false) => Check::Verified {
-                issuer: None,
-                subject: None,
-            },
-            // A keyless signature is for the keyless authorities to judge.
-            _ if layer.certificate_signature.is_some() => Check::NotThisAuthority,
-            // A key signature carries no key of its own, so "signed with another key" and
-            // "tampered" look the same: it does not verify with any key we trust.
-            _ => Check::BadSignature,
+        AuthorityKind::Key { key, .. } if signed_by(layer, key) => Check::Verified {
+            issuer: None,
+            subject: None,
         },
+        // A keyless signature is for the keyless authorities to judge.
+        AuthorityKind::Key { .. } if layer.certificate_signature.is_some() => Check::NotThisAuthority,
+        // A key signature carries no key of its own, so "signed with another key" and "tampered"
+        // look the same: it does not verify with any key we trust.
+        AuthorityKind::Key { .. } => Check::BadSignature,
         AuthorityKind::Keyless { issuer, subject } => {
             // A certificate here was chained to Fulcio and checked at the Rekor integrated time
             // by the `sigstore` crate; the signature itself is checked with its key below.
