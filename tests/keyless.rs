@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use common::lab::{run, start_registry, tool};
+use common::lab::{push_image, run, start_registry, tool};
 use common::*;
 use portcullis::policy::Source;
 use portcullis::server::AppState;
@@ -136,27 +136,9 @@ impl Lab {
         let past = Sigstore::start(&past_state, &[&format!("--clock={clock_text}")]);
 
         // --- the images
-        let crane_cmd = |args: &[&str]| {
-            let mut command = Command::new("timeout");
-            command.arg("60").arg(&crane).args(args).arg("--insecure");
-            command
-        };
         let mut images = HashMap::new();
         let mut push = |name: &'static str| {
-            let layer_dir = dir.path().join(format!("layer-{name}"));
-            std::fs::create_dir_all(&layer_dir).unwrap();
-            std::fs::write(layer_dir.join("content.txt"), name).unwrap();
-            let tar = dir.path().join(format!("{name}.tar"));
-            run(Command::new("tar")
-                .arg("-cf")
-                .arg(&tar)
-                .arg("-C")
-                .arg(&layer_dir)
-                .arg("content.txt"));
-            let target = format!("{registry}/keyless/{name}:1");
-            run(&mut crane_cmd(&["append", "-f", tar.to_str().unwrap(), "-t", &target]));
-            let digest = run(&mut crane_cmd(&["digest", &target]));
-            let pinned = format!("{registry}/keyless/{name}@{digest}");
+            let pinned = push_image(&crane, dir.path(), &format!("{registry}/keyless/{name}:1"), name, name);
             images.insert(name, pinned.clone());
             pinned
         };

@@ -139,6 +139,30 @@ pub fn start_registry(dir: &Path, extra_yaml: &str, stdout: Stdio) -> (String, S
     (registry, service)
 }
 
+/// Pushes `target` (`REGISTRY/REPO:TAG`, plain HTTP), a one-layer image holding `content`,
+/// and returns it pinned (`REGISTRY/REPO@sha256:...`). `name` names its files in `work`.
+pub fn push_image(crane: &Path, work: &Path, target: &str, name: &str, content: &str) -> String {
+    let layer_dir = work.join(format!("layer-{name}"));
+    std::fs::create_dir_all(&layer_dir).unwrap();
+    std::fs::write(layer_dir.join("content.txt"), content).unwrap();
+    let tar = work.join(format!("{name}.tar"));
+    run(Command::new("tar")
+        .arg("-cf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&layer_dir)
+        .arg("content.txt"));
+    let crane = |args: &[&str]| {
+        let mut command = Command::new("timeout");
+        command.arg("60").arg(crane).args(args).arg("--insecure");
+        command
+    };
+    run(&mut crane(&["append", "-f", tar.to_str().unwrap(), "-t", target]));
+    let digest = run(&mut crane(&["digest", target]));
+    let (name, _tag) = target.rsplit_once(':').unwrap();
+    format!("{name}@{digest}")
+}
+
 impl Lab {
     /// Starts the registry and waits (10 s at most) until it accepts connections. Blocks: call
     /// it from a plain thread, not from async code.
@@ -169,20 +193,13 @@ impl Lab {
     /// Pushes `REGISTRY/REPO:TAG`, a one-layer image holding `content`, and returns it pinned
     /// (`REGISTRY/REPO@sha256:...`). `name` names its files in the lab's directory.
     pub fn push(&self, name: &str, repo: &str, tag: &str, content: &str) -> String {
-        let layer_dir = self.dir.path().join(format!("layer-{name}"));
-        std::fs::create_dir_all(&layer_dir).unwrap();
-        std::fs::write(layer_dir.join("content.txt"), content).unwrap();
-        let tar = self.dir.path().join(format!("{name}.tar"));
-        run(Command::new("tar")
-            .arg("-cf")
-            .arg(&tar)
-            .arg("-C")
-            .arg(&layer_dir)
-            .arg("content.txt"));
-        let target = format!("{}/{repo}:{tag}", self.registry);
-        run(&mut self.crane_cmd(&["append", "-f", tar.to_str().unwrap(), "-t", &target]));
-        let digest = run(&mut self.crane_cmd(&["digest", &target]));
-        format!("{}/{repo}@{digest}", self.registry)
+        push_image(
+            &self.crane,
+            self.dir.path(),
+            &format!("{}/{repo}:{tag}", self.registry),
+            name,
+            content,
+        )
     }
 
     /// `NAME.key` and `NAME.pub` in the lab's directory, with an empty password.
