@@ -13,19 +13,16 @@
 //! round trips it needs; faster than `cosign verify`. Every loop is bounded in count and time.
 //! Run with `make bench`.
 
-#[path = "../tests/common/lab.rs"]
-mod lab;
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{lab, pod_request, review};
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::Request;
-use http_body_util::BodyExt;
-use serde_json::{json, Value};
-use tower::ServiceExt;
 
 use portcullis::config::Config;
 use portcullis::images::verify::Verifier;
@@ -340,7 +337,9 @@ images:
     let (own_before, all_before) = (registry_requests(&state.metrics), lab.requests().len());
     let (single_time, single_answer) = runtime.block_on(async {
         let started = Instant::now();
-        let answer = post(&state, pod_review(&[&single_image])).await;
+        let answer = common::post(&state, "/validate?timeout=10s", review(pod_request(&[&single_image])))
+            .await
+            .1;
         (started.elapsed(), answer)
     });
     assert_eq!(single_answer["response"]["allowed"], true, "{single_answer}");
@@ -349,14 +348,14 @@ images:
         lab.requests().len() - all_before,
     );
     let state = app_state(&settings);
-    let body = pod_review(&[&concurrent_image]);
+    let body = review(pod_request(&[&concurrent_image]));
     let concurrent = |state: &AppState| {
         let (own_before, all_before) = (registry_requests(&state.metrics), lab.requests().len());
         let (elapsed, answers) = runtime.block_on(async {
             let started = Instant::now();
             let reviews = (0..REVIEWS).map(|_| {
                 let (state, body) = (state.clone(), body.clone());
-                tokio::spawn(async move { post(&state, body).await })
+                tokio::spawn(async move { common::post(&state, "/validate?timeout=10s", body).await.1 })
             });
             let answers = futures::future::join_all(reviews).await;
             (started.elapsed(), answers)
@@ -546,58 +545,4 @@ fn app_state(settings: &portcullis::config::Settings) -> AppState {
         BTreeMap::from([(portcullis::risk::LABEL.to_string(), "low".to_string())]),
     )]));
     server::app_state(settings, policies, Arc::new(namespaces)).expect("state")
-}
-
-/// A Pod request that passes every other default policy at risk level low, one container per image.
-fn pod_request(images: &[&str]) -> Value {
-    let containers: Vec<Value> = images
-        .iter()
-        .enumerate()
-        .map(|(i, image)| {
-            json!({
-                "name": format!("c{i}"),
-                "image": image,
-                "securityContext": {"allowPrivilegeEscalation": false},
-                "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}}
-            })
-        })
-        .collect();
-    json!({
-        "uid": "uid-1",
-        "kind": {"group": "", "version": "v1", "kind": "Pod"},
-        "resource": {"group": "", "version": "v1", "resource": "pods"},
-        "namespace": "team-a",
-        "operation": "CREATE",
-        "userInfo": {"username": "flux"},
-        "object": {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": "app", "namespace": "team-a", "labels": {
-                "app.kubernetes.io/name": "app", "app.kubernetes.io/version": "1", "portcullis.io/owner": "team-a"}},
-            "spec": {"containers": containers}
-        },
-        "oldObject": null,
-        "dryRun": false
-    })
-}
-
-fn pod_review(images: &[&str]) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": pod_request(images)
-    }))
-    .expect("json")
-}
-
-/// POSTs a review to /validate in-process and returns the JSON answer.
-async fn post(state: &AppState, body: Vec<u8>) -> Value {
-    let router = server::router::webhook_router(state.clone());
-    let request = Request::post("/validate?timeout=10s")
-        .header("content-type", "application/json")
-        .body(Body::from(body))
-        .expect("request");
-    let response = router.oneshot(request).await.expect("response");
-    let bytes = response.into_body().collect().await.expect("body").to_bytes();
-    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
 }

@@ -128,8 +128,22 @@ pub fn write_library(dir: &Path, files: &[(&str, &str)]) {
 }
 
 /// A Pod that passes every other default policy at risk level low, running `image`.
-pub fn pod_review(image: &str) -> Vec<u8> {
-    review(json!({
+/// An AdmissionRequest for a Pod that passes every other default policy at risk level low,
+/// with one container per image (the first named `app`).
+pub fn pod_request(images: &[&str]) -> Value {
+    let containers: Vec<Value> = images
+        .iter()
+        .enumerate()
+        .map(|(i, image)| {
+            json!({
+                "name": if i == 0 { "app".to_string() } else { format!("app-{i}") },
+                "image": image,
+                "securityContext": {"allowPrivilegeEscalation": false},
+                "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}}
+            })
+        })
+        .collect();
+    json!({
         "uid": "uid-1",
         "kind": {"group": "", "version": "v1", "kind": "Pod"},
         "resource": {"group": "", "version": "v1", "resource": "pods"},
@@ -141,16 +155,16 @@ pub fn pod_review(image: &str) -> Vec<u8> {
             "kind": "Pod",
             "metadata": {"name": "app", "namespace": "team-a", "labels": {
                 "app.kubernetes.io/name": "app", "app.kubernetes.io/version": "1", "portcullis.io/owner": "team-a"}},
-            "spec": {"containers": [{
-                "name": "app",
-                "image": image,
-                "securityContext": {"allowPrivilegeEscalation": false},
-                "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}}
-            }]}
+            "spec": {"containers": containers}
         },
         "oldObject": null,
         "dryRun": false
-    }))
+    })
+}
+
+/// A review of [`pod_request`] with one image.
+pub fn pod_review(image: &str) -> Vec<u8> {
+    review(pod_request(&[image]))
 }
 
 pub async fn decide(state: &AppState, image: &str) -> Value {
