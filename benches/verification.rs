@@ -23,7 +23,6 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-
 use portcullis::config::Config;
 use portcullis::images::verify::Verifier;
 use portcullis::images::{ImageReference, VerificationStatus};
