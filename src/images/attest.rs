@@ -1,15 +1,23 @@
 //! Cosign attestations (`sha256-<digest>.att`): DSSE envelopes of in-toto statements. An
-//! attestation counts only when a trusted key of the entry signed it and its statement is about
-//! this very digest; its predicate (bounded in size) then goes into the facts for Rego.
+//! attestation counts only when an authority of the entry signed it (a trusted key, or a Fulcio
+//! certificate of a trusted identity whose Rekor entry logs this very envelope) and its statement
+//! is about this very digest; its predicate (bounded in size) then goes into the facts for Rego.
+
+use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use serde_json::Value;
+use sha2::Digest as _;
+use sigstore::cosign::bundle::Bundle;
+use sigstore::cosign::signature_layers::CertificateSignature;
 use sigstore::crypto::Signature;
 
 use super::facts::Attestation;
 use super::reference::ImageReference;
 use super::registry::{Lookup, Registry, RegistryError};
+use super::signatures::manifest_layers;
 use super::trust::{AuthorityKind, TrustEntry};
+use super::verify::certificate_identity;
 
 const DSSE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
 const MAX_ENVELOPE_BYTES: usize = 4 * 1024 * 1024;
@@ -17,10 +25,10 @@ const MAX_ENVELOPE_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_PREDICATE_BYTES: usize = 256 * 1024;
 
 /// The attestations of `digest` (of the predicate types the entry asks for, if it names any),
-/// verified or not.
-/// A registry failure is an error, never "no attestation".
+/// verified or not. A registry failure is an error, never "no attestation".
 pub async fn attestations(
     registry: &Registry,
+    client: &sigstore::cosign::Client,
     image: &ImageReference,
     digest: &str,
     entry: &TrustEntry,
@@ -30,21 +38,100 @@ pub async fn attestations(
     let Lookup::Found { body, .. } = registry.manifest(image, &tag).await? else {
         return Ok(Vec::new());
     };
-    let manifest: Value = serde_json::from_slice(&body).unwrap_or_default();
-    let layers = manifest["layers"].as_array().cloned().unwrap_or_default();
-    let mut found = Vec::new();
-    for layer in layers.iter().filter(|l| l["mediaType"] == DSSE_MEDIA_TYPE).take(max) {
-        let Some(layer_digest) = layer["digest"].as_str() else {
-            continue;
-        };
-        let envelope = registry.blob(image, layer_digest, MAX_ENVELOPE_BYTES).await?;
-        found.extend(check_envelope(&envelope, digest, entry));
+    let layers = manifest_layers(&body, DSSE_MEDIA_TYPE, max);
+    let envelopes = futures::future::try_join_all(
+        layers
+            .iter()
+            .map(|layer| registry.blob(image, &layer.digest, MAX_ENVELOPE_BYTES)),
+    )
+    .await?;
+    Ok(layers
+        .iter()
+        .zip(envelopes)
+        .filter_map(|(layer, envelope)| {
+            let keyless = KeylessMaterial::verified(client, &layer.annotations);
+            check_envelope(&envelope, digest, entry, keyless.as_ref())
+        })
+        .collect())
+}
+
+/// A keyless attestation's certificate and Rekor bundle (cosign's layer annotations), verified
+/// against the trusted root: chained to Fulcio, valid at the bundle's integrated time.
+struct KeylessMaterial {
+    certificate: CertificateSignature,
+    bundle: Bundle,
+}
+
+impl KeylessMaterial {
+    fn verified(client: &sigstore::cosign::Client, annotations: &BTreeMap<String, String>) -> Option<KeylessMaterial> {
+        let certificate = annotations.get("dev.sigstore.cosign/certificate")?;
+        let bundle = annotations.get("dev.sigstore.cosign/bundle")?;
+        match client.verified_certificate(certificate.as_bytes(), bundle) {
+            Ok((certificate, bundle)) => Some(KeylessMaterial { certificate, bundle }),
+            Err(e) => {
+                tracing::debug!(error = %e, "attestation certificate rejected");
+                None
+            }
+        }
     }
-    Ok(found)
+
+    /// Whether the Rekor entry is the log of this envelope: its payload hash, and one of its
+    /// signatures (an `intoto` v0.0.2 or `dsse` entry, as cosign writes them).
+    fn logs(&self, payload: &[u8], signatures: &[Vec<u8>]) -> bool {
+        let base64 = base64::engine::general_purpose::STANDARD;
+        let Some(body) = base64
+            .decode(&self.bundle.payload.body)
+            .ok()
+            .and_then(|body| serde_json::from_slice::<Value>(&body).ok())
+        else {
+            return false;
+        };
+        let (payload_hash, logged) = match body["kind"].as_str() {
+            Some("intoto") => (
+                &body["spec"]["content"]["payloadHash"],
+                body["spec"]["content"]["envelope"]["signatures"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s["sig"].as_str())
+                    .collect::<Vec<_>>(),
+            ),
+            Some("dsse") => (
+                &body["spec"]["payloadHash"],
+                body["spec"]["signatures"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s["signature"].as_str())
+                    .collect(),
+            ),
+            _ => return false,
+        };
+        let hash = hex::encode(sha2::Sha256::digest(payload));
+        // intoto v0.0.2 logs the envelope's base64 signature base64-encoded once more.
+        let decoded = |text: &str| {
+            let once = base64.decode(text).ok()?;
+            Some(match base64.decode(&once) {
+                Ok(twice) if signatures.contains(&twice) => twice,
+                _ => once,
+            })
+        };
+        payload_hash["algorithm"] == "sha256"
+            && payload_hash["value"].as_str() == Some(hash.as_str())
+            && logged
+                .into_iter()
+                .filter_map(decoded)
+                .any(|sig| signatures.contains(&sig))
+    }
 }
 
 /// Verifies one DSSE envelope. None when it is not an attestation of a type the entry asks about.
-pub fn check_envelope(envelope: &[u8], digest: &str, entry: &TrustEntry) -> Option<Attestation> {
+fn check_envelope(
+    envelope: &[u8],
+    digest: &str,
+    entry: &TrustEntry,
+    keyless: Option<&KeylessMaterial>,
+) -> Option<Attestation> {
     let envelope: Value = serde_json::from_slice(envelope).ok()?;
     let payload_type = envelope["payloadType"].as_str()?;
     let payload = base64::engine::general_purpose::STANDARD
@@ -89,9 +176,19 @@ pub fn check_envelope(envelope: &[u8], digest: &str, entry: &TrustEntry) -> Opti
         AuthorityKind::Key { key, .. } => signatures
             .iter()
             .any(|sig| key.verify_signature(Signature::Raw(sig), &pae).is_ok()),
-        // Keyless attestations need the Fulcio chain and Rekor checks done for signatures;
-        // not supported yet, so they never count as verified.
-        AuthorityKind::Keyless { .. } => false,
+        AuthorityKind::Keyless { issuer, subject } => keyless.is_some_and(|material| {
+            let (issuer_text, subject_text) = certificate_identity(&material.certificate);
+            issuer.matches(&issuer_text)
+                && subject.matches(&subject_text)
+                && signatures.iter().any(|sig| {
+                    material
+                        .certificate
+                        .verification_key
+                        .verify_signature(Signature::Raw(sig), &pae)
+                        .is_ok()
+                })
+                && material.logs(&payload, &signatures)
+        }),
     });
     let Some(signer) = signer else {
         return Some(unverified);

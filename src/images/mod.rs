@@ -6,6 +6,7 @@ pub mod facts;
 pub mod pattern;
 pub mod reference;
 pub mod registry;
+pub mod signatures;
 pub mod trust;
 pub mod trusted_root;
 pub mod verify;

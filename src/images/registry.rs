@@ -1,5 +1,5 @@
-//! The little of the OCI distribution API that verification needs (manifest existence and
-//! digests), with the safety rules that apply to every registry call portcullis makes:
+//! The little of the OCI distribution API that verification needs (manifests, blobs and
+//! referrers), with the safety rules that apply to every registry call portcullis makes:
 //! - nothing outside the allow-list is contacted, checked before any I/O;
 //! - plain HTTP only for registries listed as insecure;
 //! - every request has a timeout and every body a size bound;
@@ -162,6 +162,29 @@ impl Registry {
             });
         }
         Ok(body)
+    }
+
+    /// The OCI index of the artifacts that refer to `digest` (signatures, attestations), through
+    /// the referrers API or, where a registry lacks it, the referrers tag `sha256-<hex>`. None
+    /// when there are none.
+    pub async fn referrers(&self, image: &ImageReference, digest: &str) -> Result<Option<Vec<u8>>, RegistryError> {
+        match self
+            .fetch(image, &format!("referrers/{digest}"), MAX_MANIFEST_BYTES)
+            .await
+        {
+            Ok(Some((index, _))) => return Ok(Some(index)),
+            // Registries without the API answer 404 (or 400/405/501): fall back to the tag.
+            Ok(None)
+            | Err(RegistryError::Status {
+                status: 400 | 405 | 501,
+                ..
+            }) => {}
+            Err(error) => return Err(error),
+        }
+        match self.manifest(image, &digest.replace(':', "-")).await? {
+            Lookup::Found { body, .. } => Ok(Some(body)),
+            Lookup::NotFound => Ok(None),
+        }
     }
 
     /// GETs `/v2/<repository>/<path>`: the body and the digest header, or None for 404.

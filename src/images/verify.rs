@@ -1,26 +1,26 @@
 //! Verification facts for images: digest resolution, cosign signatures (keys and keyless
 //! identities) checked with the `sigstore` crate, a cache keyed by digest, and the deadline.
 //!
-//! The `sigstore` crate's registry layer turns registry errors into "no signatures" and its
-//! constraints are satisfied by *any* layer. So portcullis probes the signature tag itself first
-//! (not found = unsigned; a failure = error, never unsigned), and checks every authority against
-//! each signature on its own: all of an authority's checks hold on the same signature, and the
-//! threshold counts distinct authorities.
+//! Signatures are read by portcullis's own registry client (`signatures`), so a registry failure
+//! is `error`, never `unsigned`; the crate checks each one. The crate's constraints would be
+//! satisfied by *any* layer, so every authority is checked against each signature on its own:
+//! all of an authority's checks hold on the same signature, and the threshold counts distinct
+//! authorities.
 
 use std::collections::BTreeSet;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sigstore::cosign::bundle_content::BundleContent;
-use sigstore::cosign::{CosignCapabilities, SignatureLayer};
+use sigstore::cosign::signature_layers::{CertificateSignature, CertificateSubject};
+use sigstore::cosign::SignatureLayer;
 use sigstore::crypto::Signature;
-use sigstore::registry::{Auth, ClientConfig, ClientProtocol, OciReference};
 
 use super::attest;
 use super::facts::{Signer, Verification, VerificationStatus};
 use super::reference::ImageReference;
 use super::registry::{Lookup, Registry, RegistryError};
+use super::signatures;
 use super::trust::{AuthorityKind, TrustEntry, TrustPolicy};
 use crate::metrics::Metrics;
 
@@ -35,6 +35,8 @@ struct CacheKey {
 pub struct Verifier {
     policy: TrustPolicy,
     registry: Registry,
+    /// The `sigstore` crate's client, built once: it checks what `registry` fetched.
+    signatures: sigstore::cosign::Client,
     cache: moka::future::Cache<CacheKey, Verification>,
     metrics: Arc<Metrics>,
 }
@@ -60,15 +62,13 @@ impl Verifier {
             .max_capacity(policy.cache_max_entries)
             .expire_after(Lifetime { success, failure })
             .build();
-        let verifier = Verifier {
+        Ok(Verifier {
+            signatures: signature_client(&policy)?,
             policy,
             registry,
             cache,
             metrics,
-        };
-        // Fail at startup, listing the cause, rather than on the first review.
-        verifier.signature_client()?;
-        Ok(verifier)
+        })
     }
 
     /// Whether any trust entry is configured (verification is on).
@@ -174,24 +174,23 @@ impl Verifier {
 
     /// Reads and checks the signatures of `digest` against the entry's authorities.
     async fn verify_digest(&self, image: &ImageReference, digest: &str, entry: &TrustEntry) -> Verification {
-        let signature_tag = format!("{}.sig", digest.replace(':', "-"));
-        let has_signature_tag = match self.registry.manifest(image, &signature_tag).await {
-            Ok(Lookup::NotFound) => false,
+        let max = self.policy.max_signatures;
+        // Attestations are read alongside (one round trip less); they count only for an image
+        // whose signature holds.
+        let (signatures, attestations) = tokio::join!(
+            signatures::read(&self.registry, &self.signatures, image, digest, max),
+            attest::attestations(&self.registry, &self.signatures, image, digest, entry, max)
+        );
+        let layers = match signatures {
+            Ok(found) if found.present == 0 => {
+                return verdict(
+                    VerificationStatus::Unsigned,
+                    &format!("{} has no cosign signature", image.pinned_to(digest)),
+                );
+            }
+            Ok(found) => found.layers,
             Err(error) => return registry_failure(&error),
-            Ok(Lookup::Found { .. }) => true,
         };
-        // Without the tag, Sigstore bundles attached as OCI referrers (cosign 3's default) may
-        // still be there; the crate reads both.
-        let layers = match self.signature_layers(image, digest).await {
-            Ok(layers) => layers,
-            Err(reason) => return verdict(VerificationStatus::Error, &reason),
-        };
-        if layers.is_empty() && !has_signature_tag {
-            return verdict(
-                VerificationStatus::Unsigned,
-                &format!("{} has no cosign signature", image.pinned_to(digest)),
-            );
-        }
         if layers.is_empty() {
             return verdict(
                 VerificationStatus::Invalid,
@@ -266,18 +265,15 @@ impl Verifier {
                 verified_authorities.iter().cloned().collect::<Vec<_>>().join(", ")
             ),
         };
-        // Attestations matter only for an image whose signature holds.
-        let attestations = if status == VerificationStatus::Verified {
-            match attest::attestations(&self.registry, image, digest, entry, self.policy.max_signatures).await {
-                Ok(attestations) => attestations,
-                Err(error) => {
-                    let mut failure = registry_failure(&error);
-                    failure.reason = format!("signed, but its attestations could not be read: {}", failure.reason);
-                    return failure;
-                }
+        let attestations = match attestations {
+            Ok(attestations) if status == VerificationStatus::Verified => attestations,
+            Ok(_) => Vec::new(),
+            Err(error) if status == VerificationStatus::Verified => {
+                let mut failure = registry_failure(&error);
+                failure.reason = format!("signed, but its attestations could not be read: {}", failure.reason);
+                return failure;
             }
-        } else {
-            Vec::new()
+            Err(_) => Vec::new(),
         };
         Verification {
             status,
@@ -286,48 +282,27 @@ impl Verifier {
             attestations,
         }
     }
+}
 
-    /// A client of the `sigstore` crate for one verification. Its HTTP stack loads the system
-    /// CA store and panics when there is none; that becomes an error here, never a crash.
-    fn signature_client(&self) -> Result<sigstore::cosign::Client, String> {
-        let build = || {
-            let mut builder = sigstore::cosign::ClientBuilder::default().with_oci_client_config(ClientConfig {
-                protocol: ClientProtocol::HttpsExcept(self.policy.insecure.clone()),
-                ..Default::default()
-            });
-            if let Some(root) = &self.policy.trusted_root {
-                builder = builder
-                    .with_trust_repository(root.as_ref())
-                    .map_err(|e| format!("trusted root unusable: {e}"))?;
-            }
-            builder
-                .build()
-                .map_err(|e| format!("cannot build the signature client: {e}"))
-        };
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(build)).unwrap_or_else(|_| {
-            Err("cannot build the signature client (are CA certificates installed? see docs/verification.md)".into())
-        })
-    }
-
-    /// The registry's own credentials, or none: never another registry's.
-    fn auth_for(&self, registry: &str) -> Auth {
-        match self.policy.credentials.for_registry(registry) {
-            Some(basic) => Auth::Basic(basic.username.clone(), basic.password.clone()),
-            None => Auth::Anonymous,
+/// The `sigstore` crate's client, with the trusted root when one is configured. Building it
+/// loads the system CA store and panics when there is none: that becomes a startup error
+/// naming the cause, never a crash.
+fn signature_client(policy: &TrustPolicy) -> Result<sigstore::cosign::Client, String> {
+    let build = || {
+        // Its registry side stays unused: `signatures` and `attest` fetch.
+        let mut builder = sigstore::cosign::ClientBuilder::default();
+        if let Some(root) = &policy.trusted_root {
+            builder = builder
+                .with_trust_repository(root.as_ref())
+                .map_err(|e| format!("trusted root unusable: {e}"))?;
         }
-    }
-
-    /// The signature layers of `digest`, through the `sigstore` crate (which verifies Rekor
-    /// bundles and Fulcio chains against the trusted root when one is configured).
-    async fn signature_layers(&self, image: &ImageReference, digest: &str) -> Result<Vec<SignatureLayer>, String> {
-        let mut client = self.signature_client()?;
-        let reference = OciReference::from_str(&format!("{}/{}@{digest}", image.registry, image.repository))
-            .map_err(|e| format!("cannot address {}: {e}", image.name()))?;
-        client
-            .trusted_signature_layers(&self.auth_for(&image.registry), &reference)
-            .await
-            .map_err(|e| format!("signatures of {} could not be read: {e}", image.name()))
-    }
+        builder
+            .build()
+            .map_err(|e| format!("cannot build the signature client: {e}"))
+    };
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(build)).unwrap_or_else(|_| {
+        Err("cannot build the signature client (are CA certificates installed? see docs/verification.md)".into())
+    })
 }
 
 enum Check {
@@ -381,11 +356,7 @@ fn check(layer: &SignatureLayer, authority: &AuthorityKind) -> Check {
             if !bundle_logs_signature(layer, signature) {
                 return Check::BadSignature;
             }
-            let subject_text = match &certificate.subject {
-                sigstore::cosign::signature_layers::CertificateSubject::Email(email) => email.clone(),
-                sigstore::cosign::signature_layers::CertificateSubject::Uri(uri) => uri.clone(),
-            };
-            let issuer_text = certificate.issuer.clone().unwrap_or_default();
+            let (issuer_text, subject_text) = certificate_identity(certificate);
             if issuer.matches(&issuer_text) && subject.matches(&subject_text) {
                 Check::Verified {
                     issuer: Some(issuer_text),
@@ -396,6 +367,15 @@ fn check(layer: &SignatureLayer, authority: &AuthorityKind) -> Check {
             }
         }
     }
+}
+
+/// The issuer and subject (email or URI) a Fulcio certificate was issued for.
+pub(super) fn certificate_identity(certificate: &CertificateSignature) -> (String, String) {
+    let subject = match &certificate.subject {
+        CertificateSubject::Email(email) => email.clone(),
+        CertificateSubject::Uri(uri) => uri.clone(),
+    };
+    (certificate.issuer.clone().unwrap_or_default(), subject)
 }
 
 /// Whether the layer's Rekor bundle is the log entry of this very signature: a `hashedrekord`

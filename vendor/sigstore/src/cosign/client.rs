@@ -157,6 +157,85 @@ impl CosignCapabilities for Client {
     }
 }
 
+/// portcullis patch: verification of signature material the caller fetched itself.
+///
+/// portcullis reads registries with its own client (allow-list, redirect and credential rules,
+/// size bounds) and hands the bytes here, so that the checks below stay the crate's own: the same
+/// constructors the `.sig` tag and referrers paths use. All take `&self`, so one client built at
+/// startup serves every verification.
+impl Client {
+    /// A `.sig` layer (descriptor fields from the signature manifest, bytes of its blob) as a
+    /// [`SignatureLayer`] of `source_image_digest`: media type, blob digest and the signed
+    /// payload's digest checked; its Rekor bundle and Fulcio certificate kept only when they
+    /// verify against the trust root.
+    pub fn signature_layer(
+        &self,
+        media_type: &str,
+        digest: &str,
+        annotations: BTreeMap<String, String>,
+        data: Vec<u8>,
+        source_image_digest: &str,
+    ) -> Result<SignatureLayer> {
+        let descriptor = oci_client::manifest::OciDescriptor {
+            media_type: media_type.to_string(),
+            digest: digest.to_string(),
+            size: data.len() as i64,
+            annotations: Some(annotations),
+            ..Default::default()
+        };
+        let layer = oci_client::client::ImageLayer::new(data, media_type.to_string(), None);
+        SignatureLayer::new(
+            &descriptor,
+            &layer,
+            source_image_digest,
+            self.rekor_pub_keys.as_ref(),
+            self.fulcio_cert_pool.as_ref(),
+        )
+    }
+
+    /// A Sigstore bundle (v0.3, as stored by an OCI referrer layer) as a [`SignatureLayer`] of
+    /// `source_image_digest`, with its transparency log entry and certificate verified.
+    pub fn bundle_signature_layer(
+        &self,
+        bundle: &[u8],
+        layer_digest: &str,
+        source_image_digest: &str,
+        source_image: &OciReference,
+    ) -> Result<SignatureLayer> {
+        SignatureLayer::from_sigstore_bundle(
+            bundle,
+            layer_digest,
+            source_image_digest,
+            source_image,
+            self.fulcio_cert_pool.as_ref(),
+            self.rekor_pub_keys.as_ref(),
+        )
+    }
+
+    /// A Fulcio certificate (PEM) and the Rekor bundle that logged its signature: the bundle's
+    /// signed entry timestamp verified with the trust root's Rekor keys, the certificate chained
+    /// to Fulcio and valid at the bundle's integrated time. Checking that the bundle logs the
+    /// caller's own signature is left to the caller, who knows what was signed.
+    pub fn verified_certificate(
+        &self,
+        certificate_pem: &[u8],
+        rekor_bundle: &str,
+    ) -> Result<(super::signature_layers::CertificateSignature, super::bundle::Bundle)> {
+        let (Some(rekor_keys), Some(fulcio)) = (&self.rekor_pub_keys, &self.fulcio_cert_pool) else {
+            return Err(SigstoreError::UnexpectedError(
+                "no trust root: Rekor keys and Fulcio certificates are needed".to_string(),
+            ));
+        };
+        let bundle = super::bundle::Bundle::new_verified(rekor_bundle, rekor_keys)?;
+        let certificate = super::signature_layers::CertificateSignature::from_certificate(
+            certificate_pem,
+            fulcio,
+            bundle.payload.integrated_time,
+        )?;
+        Ok((certificate, bundle))
+    }
+}
+
 impl Client {
     /// Internal helper method used to fetch data from an OCI registry
     async fn fetch_manifest_and_layers(

@@ -1,0 +1,186 @@
+//! Reading an image's signatures with portcullis's own registry client (allow-list, redirect and
+//! credential rules, size bounds) and handing each to the `sigstore` crate, which checks it: the
+//! signed payload names this digest, and a Rekor bundle or Fulcio certificate is kept only when it
+//! verifies against the trusted root. Two places hold signatures:
+//! - the cosign tag `sha256-<hex>.sig`: one simple-signing layer per signature;
+//! - OCI referrers of the digest (cosign's new bundle format): Sigstore bundles, found through
+//!   the referrers API or, where a registry lacks it, the referrers tag `sha256-<hex>`.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use serde_json::Value;
+use sigstore::cosign::{Client, SignatureLayer};
+use sigstore::registry::OciReference;
+
+use super::reference::ImageReference;
+use super::registry::{Lookup, Registry, RegistryError};
+
+const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+/// A signature payload or bundle is a few KiB; anything near this is not one.
+const MAX_SIGNATURE_BYTES: usize = 1024 * 1024;
+
+/// What the registry holds for a digest.
+#[derive(Default)]
+pub struct Signatures {
+    /// Signature objects present, whether or not they verified.
+    pub present: usize,
+    /// Those the crate accepted as signatures of this digest.
+    pub layers: Vec<SignatureLayer>,
+}
+
+/// The signatures of `image@digest`, at most `max` of each kind. A registry failure is an error,
+/// never "no signatures".
+pub async fn read(
+    registry: &Registry,
+    client: &Client,
+    image: &ImageReference,
+    digest: &str,
+    max: usize,
+) -> Result<Signatures, RegistryError> {
+    let (tagged, referred) = tokio::join!(
+        from_signature_tag(registry, client, image, digest, max),
+        from_referrers(registry, client, image, digest, max)
+    );
+    let (tagged, referred) = (tagged?, referred?);
+    Ok(Signatures {
+        present: tagged.present + referred.present,
+        layers: tagged.layers.into_iter().chain(referred.layers).collect(),
+    })
+}
+
+async fn from_signature_tag(
+    registry: &Registry,
+    client: &Client,
+    image: &ImageReference,
+    digest: &str,
+    max: usize,
+) -> Result<Signatures, RegistryError> {
+    let tag = format!("{}.sig", digest.replace(':', "-"));
+    let Lookup::Found { body, .. } = registry.manifest(image, &tag).await? else {
+        return Ok(Signatures::default());
+    };
+    let layers = manifest_layers(&body, SIMPLE_SIGNING_MEDIA_TYPE, max);
+    // A signature manifest that holds no signature layer is still "something signed here".
+    let present = layers.len().max(1);
+    let blobs = futures::future::try_join_all(
+        layers
+            .iter()
+            .map(|layer| registry.blob(image, &layer.digest, MAX_SIGNATURE_BYTES)),
+    )
+    .await?;
+    let layers = layers
+        .into_iter()
+        .zip(blobs)
+        .filter_map(|(layer, data)| {
+            client
+                .signature_layer(
+                    SIMPLE_SIGNING_MEDIA_TYPE,
+                    &layer.digest,
+                    layer.annotations,
+                    data,
+                    digest,
+                )
+                .map_err(|e| tracing::debug!(layer = %layer.digest, error = %e, "signature layer rejected"))
+                .ok()
+        })
+        .collect();
+    Ok(Signatures { present, layers })
+}
+
+async fn from_referrers(
+    registry: &Registry,
+    client: &Client,
+    image: &ImageReference,
+    digest: &str,
+    max: usize,
+) -> Result<Signatures, RegistryError> {
+    let Some(index) = registry.referrers(image, digest).await? else {
+        return Ok(Signatures::default());
+    };
+    let index: Value = serde_json::from_slice(&index).unwrap_or_default();
+    let manifests: Vec<&str> = index["manifests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        // Registries differ in the artifact type they index; the layer media type decides below.
+        .filter(|m| {
+            m["artifactType"]
+                .as_str()
+                .is_none_or(|t| t.starts_with("application/vnd.dev.sigstore.bundle"))
+        })
+        .filter_map(|m| m["digest"].as_str())
+        .take(max)
+        .collect();
+    let Ok(source) = OciReference::from_str(&format!("{}/{}@{digest}", image.registry, image.repository)) else {
+        return Ok(Signatures::default());
+    };
+    let mut found = Signatures::default();
+    for manifest in manifests {
+        let Lookup::Found { body, .. } = registry.manifest(image, manifest).await? else {
+            continue;
+        };
+        for layer in manifest_layers(&body, BUNDLE_MEDIA_TYPE, max) {
+            found.present += 1;
+            let bundle = registry.blob(image, &layer.digest, MAX_SIGNATURE_BYTES).await?;
+            match client.bundle_signature_layer(&bundle, &layer.digest, digest, &source) {
+                Ok(layer) => found.layers.push(layer),
+                Err(e) => tracing::debug!(layer = %layer.digest, error = %e, "signature bundle rejected"),
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// A layer descriptor of a manifest.
+pub(super) struct Layer {
+    pub digest: String,
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The layers of `media_type` in an image manifest, at most `max`.
+pub(super) fn manifest_layers(manifest: &[u8], media_type: &str, max: usize) -> Vec<Layer> {
+    let manifest: Value = serde_json::from_slice(manifest).unwrap_or_default();
+    manifest["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|layer| layer["mediaType"] == media_type)
+        .filter_map(|layer| {
+            let annotations = layer["annotations"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_string())))
+                .collect();
+            Some(Layer {
+                digest: layer["digest"].as_str()?.to_string(),
+                annotations,
+            })
+        })
+        .take(max)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_layers_of_the_asked_type_are_read_and_at_most_max() {
+        let manifest = serde_json::json!({
+            "layers": [
+                {"mediaType": SIMPLE_SIGNING_MEDIA_TYPE, "digest": "sha256:a", "annotations": {"dev.cosignproject.cosign/signature": "sig"}},
+                {"mediaType": "application/octet-stream", "digest": "sha256:b"},
+                {"mediaType": SIMPLE_SIGNING_MEDIA_TYPE, "digest": "sha256:c"},
+                {"mediaType": SIMPLE_SIGNING_MEDIA_TYPE, "digest": "sha256:d"},
+            ]
+        });
+        let layers = manifest_layers(manifest.to_string().as_bytes(), SIMPLE_SIGNING_MEDIA_TYPE, 2);
+        let digests: Vec<&str> = layers.iter().map(|l| l.digest.as_str()).collect();
+        assert_eq!(digests, ["sha256:a", "sha256:c"]);
+        assert_eq!(layers[0].annotations["dev.cosignproject.cosign/signature"], "sig");
+        assert!(manifest_layers(b"not json", SIMPLE_SIGNING_MEDIA_TYPE, 2).is_empty());
+    }
+}
