@@ -148,23 +148,38 @@ impl Lab {
         // cosign keyless: a token for the identity, a certificate from `fulcio`, the signature
         // logged in `rekor`; always the local trusted root, so cosign never reaches for the
         // public TUF repository.
+        let cosign_keyless =
+            |what: &[&str], image: &str, issuer: &str, subject: &str, fulcio: &Sigstore, rekor: &Sigstore| {
+                let token = run(Command::new("timeout")
+                    .args(["30", "node"])
+                    .arg(sigstore_local().join("token.mjs"))
+                    .args([issuer, subject]));
+                run(Command::new("timeout")
+                    .arg("120")
+                    .arg(&cosign)
+                    .current_dir(dir.path())
+                    .env("TUF_ROOT", &tuf)
+                    .env_remove("SIGSTORE_ROOT_FILE")
+                    .env_remove("SIGSTORE_REKOR_PUBLIC_KEY")
+                    .env_remove("SIGSTORE_CT_LOG_PUBLIC_KEY_FILE")
+                    .args(what)
+                    .args(["--yes", "--fulcio-url", &fulcio.url, "--rekor-url", &rekor.url])
+                    .args(["--identity-token", &token, "--trusted-root"])
+                    .arg(&trusted_root)
+                    .args(["--allow-insecure-registry", "--allow-http-registry", image]));
+            };
         let sign = |image: &str, issuer: &str, subject: &str, fulcio: &Sigstore, rekor: &Sigstore| {
-            let token = run(Command::new("timeout")
-                .args(["30", "node"])
-                .arg(sigstore_local().join("token.mjs"))
-                .args([issuer, subject]));
-            run(Command::new("timeout")
-                .arg("120")
-                .arg(&cosign)
-                .current_dir(dir.path())
-                .env("TUF_ROOT", &tuf)
-                .env_remove("SIGSTORE_ROOT_FILE")
-                .env_remove("SIGSTORE_REKOR_PUBLIC_KEY")
-                .env_remove("SIGSTORE_CT_LOG_PUBLIC_KEY_FILE")
-                .args(["sign", "--yes", "--fulcio-url", &fulcio.url, "--rekor-url", &rekor.url])
-                .args(["--identity-token", &token, "--trusted-root"])
-                .arg(&trusted_root)
-                .args(["--allow-insecure-registry", "--allow-http-registry", image]));
+            cosign_keyless(&["sign"], image, issuer, subject, fulcio, rekor)
+        };
+        let sbom = dir.path().join("sbom.json");
+        std::fs::write(
+            &sbom,
+            r#"{"bomFormat": "CycloneDX", "specVersion": "1.5", "components": []}"#,
+        )
+        .unwrap();
+        let attest_sbom = |image: &str, subject: &str, fulcio: &Sigstore, rekor: &Sigstore| {
+            let predicate = ["attest", "--type", "cyclonedx", "--predicate", sbom.to_str().unwrap()];
+            cosign_keyless(&predicate, image, ISSUER, subject, fulcio, rekor)
         };
         let alice = push("alice");
         sign(&alice, ISSUER, SUBJECT, &sigstore, &sigstore);
@@ -190,9 +205,33 @@ impl Lab {
         for image in [&expired, &borrowed] {
             assert!(integrated_time(&registry, image) > clock + 600, "{image}");
         }
-        let old_bundle = signature_manifest(&registry, &old)["layers"][0]["annotations"][BUNDLE_ANNOTATION].clone();
-        edit_signature_manifest(&registry, &borrowed, |manifest| {
+        let old_bundle = manifest(&registry, &old, "sig")["layers"][0]["annotations"][BUNDLE_ANNOTATION].clone();
+        edit_manifest(&registry, &borrowed, "sig", |manifest| {
             manifest["layers"][0]["annotations"][BUNDLE_ANNOTATION] = old_bundle;
+        });
+
+        // Keyless SBOM attestations: by the trusted identity; by another subject; two hours old
+        // (certificate and log entry, like `old`); and, like `borrowed`, one with a two-hour-old
+        // certificate whose Rekor bundle was swapped for that of `old-sbom`: a genuine bundle,
+        // inside the certificate's validity, logging another envelope.
+        attest_sbom(&alice, SUBJECT, &sigstore, &sigstore);
+        let mallory_sbom = push("mallory-sbom");
+        sign(&mallory_sbom, ISSUER, SUBJECT, &sigstore, &sigstore);
+        attest_sbom(&mallory_sbom, "mallory@example.com", &sigstore, &sigstore);
+        let old_sbom = push("old-sbom");
+        sign(&old_sbom, ISSUER, SUBJECT, &past, &past);
+        attest_sbom(&old_sbom, SUBJECT, &past, &past);
+        let borrowed_sbom = push("borrowed-sbom");
+        sign(&borrowed_sbom, ISSUER, SUBJECT, &past, &past);
+        attest_sbom(&borrowed_sbom, SUBJECT, &past, &sigstore);
+        let old_sbom_bundle =
+            manifest(&registry, &old_sbom, "att")["layers"][0]["annotations"][BUNDLE_ANNOTATION].clone();
+        assert!(
+            old_sbom_bundle.is_string(),
+            "cosign wrote no Rekor bundle on the attestation"
+        );
+        edit_manifest(&registry, &borrowed_sbom, "att", |manifest| {
+            manifest["layers"][0]["annotations"][BUNDLE_ANNOTATION] = old_sbom_bundle;
         });
 
         // Verification is offline (the trusted root file): the Sigstores are done.
@@ -238,22 +277,27 @@ impl Lab {
     }
 
     fn state(&self, config: &str) -> AppState {
-        state_with_source(&settings(config), Source::Embedded, &[("team-a", "low")])
+        self.state_at(config, "low")
+    }
+
+    fn state_at(&self, config: &str, level: &str) -> AppState {
+        state_with_source(&settings(config), Source::Embedded, &[("team-a", level)])
     }
 }
 
-/// The signature manifest (`sha256-<hex>.sig`) of a pinned image, with its repository's URL.
-fn signature_location(registry: &str, pinned: &str) -> (String, String) {
+/// The cosign manifest (`sha256-<hex>.<suffix>`: `sig` or `att`) of a pinned image, with its
+/// repository's URL.
+fn cosign_location(registry: &str, pinned: &str, suffix: &str) -> (String, String) {
     let (name, digest) = pinned.split_once('@').unwrap();
     let repository = name.strip_prefix(&format!("{registry}/")).unwrap();
     (
         format!("http://{registry}/v2/{repository}"),
-        format!("{}.sig", digest.replace(':', "-")),
+        format!("{}.{suffix}", digest.replace(':', "-")),
     )
 }
 
-fn signature_manifest(registry: &str, pinned: &str) -> Value {
-    let (base, tag) = signature_location(registry, pinned);
+fn manifest(registry: &str, pinned: &str, suffix: &str) -> Value {
+    let (base, tag) = cosign_location(registry, pinned, suffix);
     reqwest::blocking::Client::new()
         .get(format!("{base}/manifests/{tag}"))
         .header("accept", "application/vnd.oci.image.manifest.v1+json")
@@ -265,7 +309,7 @@ fn signature_manifest(registry: &str, pinned: &str) -> Value {
 
 /// The Rekor integrated time in the bundle of the signature of `pinned`.
 fn integrated_time(registry: &str, pinned: &str) -> i64 {
-    let manifest = signature_manifest(registry, pinned);
+    let manifest = manifest(registry, pinned, "sig");
     let bundle = manifest["layers"][0]["annotations"][BUNDLE_ANNOTATION]
         .as_str()
         .unwrap_or_else(|| panic!("no Rekor bundle on the signature of {pinned}: {manifest}"));
@@ -273,10 +317,10 @@ fn integrated_time(registry: &str, pinned: &str) -> i64 {
     bundle["Payload"]["integratedTime"].as_i64().unwrap()
 }
 
-/// Rewrites the signature manifest of `pinned` (its layers, the signed payload, unchanged).
-fn edit_signature_manifest(registry: &str, pinned: &str, edit: impl FnOnce(&mut Value)) {
-    let (base, tag) = signature_location(registry, pinned);
-    let mut manifest = signature_manifest(registry, pinned);
+/// Rewrites a cosign manifest of `pinned` (its layers, what was signed, unchanged).
+fn edit_manifest(registry: &str, pinned: &str, suffix: &str, edit: impl FnOnce(&mut Value)) {
+    let (base, tag) = cosign_location(registry, pinned, suffix);
+    let mut manifest = manifest(registry, pinned, suffix);
     let media_type = manifest["mediaType"]
         .as_str()
         .unwrap_or("application/vnd.oci.image.manifest.v1+json")
@@ -317,7 +361,7 @@ async fn a_keyless_signature_of_the_trusted_identity_is_admitted() {
     assert_eq!(verification_count(&state, "verified").await, "1");
     let (_, metrics) = get(&state, "/metrics").await;
     assert!(
-        metrics.contains("portcullis_images_admitted_total{risk_level=\"low\",pinned=\"true\",signed=\"true\",sbom=\"false\",provenance=\"false\"} 1"),
+        metrics.contains("portcullis_images_admitted_total{risk_level=\"low\",pinned=\"true\",signed=\"true\",sbom=\"true\",provenance=\"false\"} 1"),
         "{metrics}"
     );
 }
@@ -416,6 +460,30 @@ async fn a_rekor_bundle_of_another_signature_does_not_vouch_for_this_one() {
     let answer = decide(&state, &lab.images["borrowed"]).await;
     assert_denied(&answer, "is invalid: ");
     assert_eq!(verification_count(&state, "verified").await, "0");
+}
+
+#[tokio::test]
+async fn a_keyless_sbom_attestation_counts_only_from_a_trusted_identity_and_its_own_log_entry() {
+    let lab = lab();
+    let state = lab.state_at(&lab.alice(), "medium");
+    for (image, why) in [
+        ("alice", "SBOM attested by alice"),
+        ("old-sbom", "attested by alice two hours ago, logged then"),
+    ] {
+        let answer = decide(&state, &lab.images[image]).await;
+        assert_eq!(answer["response"]["allowed"], true, "{why}: {answer}");
+    }
+    for (image, why) in [
+        ("mallory-sbom", "attested by another subject"),
+        (
+            "borrowed-sbom",
+            "attested by alice, but its Rekor bundle logs another envelope",
+        ),
+    ] {
+        let answer = decide(&state, &lab.images[image]).await;
+        assert_eq!(answer["response"]["allowed"], false, "{why}: {answer}");
+        assert_eq!(denied_by(&answer), ["images.sbom"], "{why}: {answer}");
+    }
 }
 
 #[test]
