@@ -1,0 +1,125 @@
+{{/* Names and labels. */}}
+{{- define "portcullis.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "portcullis.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "portcullis.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "portcullis.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "portcullis.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "portcullis.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "portcullis.serviceAccountName" -}}
+{{- default (include "portcullis.fullname" .) .Values.serviceAccount.name -}}
+{{- end -}}
+
+{{- define "portcullis.tlsSecretName" -}}
+{{- if eq .Values.certificates.mode "existingSecret" -}}
+{{- required "certificates.existingSecret.name is required with certificates.mode existingSecret" .Values.certificates.existingSecret.name -}}
+{{- else -}}
+{{- printf "%s-tls" (include "portcullis.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "portcullis.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The webhook runs outside the cluster (webhook.url): no Deployment, Service or certificates. */}}
+{{- define "portcullis.inCluster" -}}
+{{- if not .Values.webhook.url -}}true{{- end -}}
+{{- end -}}
+
+{{/* The pod talks to the API: namespace watch or imagePullSecrets reading. */}}
+{{- define "portcullis.needsApi" -}}
+{{- if or (eq (toString .Values.config.risk.namespaceSource) "kubernetes") .Values.registryCredentials.imagePullSecrets.enabled -}}true{{- end -}}
+{{- end -}}
+
+{{/* Mount points in the pod (and paths in the rendered config). */}}
+{{- define "portcullis.path" -}}
+{{- $root := trimSuffix "/" .root.Values.paths.root -}}
+{{- printf "%s/%s" $root .sub -}}
+{{- end -}}
+
+{{/*
+ConfigMap key for a policy file path: "/" becomes "." (ConfigMap keys cannot hold "/"); the
+item's path puts the file back in its folder.
+*/}}
+{{- define "portcullis.policyKey" -}}
+{{- . | replace "/" "." -}}
+{{- end -}}
+
+{{/* The service's DNS names, for the serving certificate. */}}
+{{- define "portcullis.dnsNames" -}}
+{{- $svc := include "portcullis.fullname" . -}}
+{{- $ns := .Release.Namespace -}}
+{{- list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.%s" $svc $ns .Values.clusterDomain) | toJson -}}
+{{- end -}}
+
+{{/* The selector of this release's series in Prometheus (alerts). */}}
+{{- define "portcullis.metricSelector" -}}
+{{- if .Values.prometheusRule.metricSelector -}}
+{{- .Values.prometheusRule.metricSelector -}}
+{{- else -}}
+{{- printf "job=%q, namespace=%q" (include "portcullis.fullname" .) .Release.Namespace -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The portcullis config file: the values' config with the chart-owned fields set. */}}
+{{- define "portcullis.config" -}}
+{{- $config := deepCopy .Values.config -}}
+{{- $owned := dict
+  "server" (dict
+    "listen" (printf "%s:%d" .Values.listen.address (int .Values.listen.webhookPort))
+    "metricsListen" (printf "%s:%d" .Values.listen.address (int .Values.listen.metricsPort))
+    "tls" (dict
+      "certFile" (include "portcullis.path" (dict "root" . "sub" "tls/tls.crt"))
+      "keyFile" (include "portcullis.path" (dict "root" . "sub" "tls/tls.key"))))
+  "policies" (dict
+    "dirs" (include "portcullis.policyDirs" . | fromJsonArray)
+    "reloadInterval" .Values.policies.reloadInterval) -}}
+{{- if .Values.trust.trustedRoot -}}
+{{- $_ := set $owned "images" (dict "trustedRoot" (include "portcullis.path" (dict "root" . "sub" "trust/trusted_root.json"))) -}}
+{{- end -}}
+{{- if .Values.registryCredentials.dockerConfigSecret -}}
+{{- $images := default dict $owned.images -}}
+{{- $_ := set $images "verification" (dict "dockerConfig" (include "portcullis.path" (dict "root" . "sub" "registry/config.json"))) -}}
+{{- $_ := set $owned "images" $images -}}
+{{- end -}}
+{{- mustMergeOverwrite $config $owned | toYaml -}}
+{{- end -}}
+
+{{/* policies.dirs as a JSON list: the library and the extra policies, each when shipped. */}}
+{{- define "portcullis.policyDirs" -}}
+{{- $dirs := list -}}
+{{- if .Values.policies.library -}}
+{{- $dirs = append $dirs (include "portcullis.path" (dict "root" . "sub" "policies/library")) -}}
+{{- end -}}
+{{- if .Values.policies.extra -}}
+{{- $dirs = append $dirs (include "portcullis.path" (dict "root" . "sub" "policies/extra")) -}}
+{{- end -}}
+{{- toJson $dirs -}}
+{{- end -}}
