@@ -4,14 +4,15 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/portcullis/target
 export CARGO_TARGET_DIR
 CARGO ?= cargo
 
-.PHONY: run test fmt lint unit policy-test bench build
+.PHONY: run test fmt lint unit policy-test chart-check generate bench build
 
 ## The webhook on the embedded default library with development TLS (see README).
 run:
 	$(CARGO) run --locked --release -- serve --dev --config examples/config/dev.yaml
 
-## Everything CI checks: formatting, lints, all tests, and the policy library's own tests.
-test: fmt lint unit policy-test
+## Everything CI checks: formatting, lints, all tests, the policy library's own tests, and the
+## Helm chart (lint, renders, schema, drift of its generated files).
+test: fmt lint unit policy-test chart-check
 
 fmt:
 	$(CARGO) fmt --all -- --check
@@ -24,6 +25,15 @@ unit:
 
 policy-test:
 	$(CARGO) run --locked --quiet -- test policies/
+
+## helm lint --strict of every values variant, the schema's refusals, and no drift between the
+## chart's generated files (its copy of policies/, deploy/portcullis.yaml) and their sources.
+chart-check:
+	scripts/chart-check.sh
+
+## Rewrites the generated files: charts/portcullis/policies/ and deploy/portcullis.yaml.
+generate:
+	scripts/chart-check.sh generate
 
 ## Benchmarks against their floors (docs/benchmarks.md): the decision path, then image
 ## verification (a local registry and cosign from scripts/tools.sh; `cargo bench` builds the
