@@ -4,15 +4,15 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/portcullis/target
 export CARGO_TARGET_DIR
 CARGO ?= cargo
 
-.PHONY: run test fmt lint unit policy-test chart-check generate bench build
+.PHONY: run test fmt lint unit policy-test chart-check example-check generate bench build
 
 ## The webhook on the embedded default library with development TLS (see README).
 run:
 	$(CARGO) run --locked --release -- serve --dev --config examples/config/dev.yaml
 
-## Everything CI checks: formatting, lints, all tests, the policy library's own tests, and the
-## Helm chart (lint, renders, schema, drift of its generated files).
-test: fmt lint unit policy-test chart-check
+## Everything CI checks: formatting, lints, all tests, the policy library's own tests, the Helm
+## chart (lint, renders, schema, drift of its generated files), and the micro-app example.
+test: fmt lint unit policy-test chart-check example-check
 
 fmt:
 	$(CARGO) fmt --all -- --check
@@ -30,6 +30,14 @@ policy-test:
 ## chart's generated files (its copy of policies/, deploy/portcullis.yaml) and their sources.
 chart-check:
 	scripts/chart-check.sh
+
+## The micro-app template (examples/micro-app) as its CI checks it: the rendered kustomization
+## is admitted by the current default policies.
+example-check:
+	mkdir -p $(CARGO_TARGET_DIR)/examples
+	kubectl kustomize examples/micro-app >$(CARGO_TARGET_DIR)/examples/micro-app.yaml
+	cd examples/micro-app && $(CARGO) run --locked --quiet -- check --offline \
+	  --config platform/portcullis.yaml $(CARGO_TARGET_DIR)/examples/micro-app.yaml platform/namespace.yaml
 
 ## Rewrites the generated files: charts/portcullis/policies/ and deploy/portcullis.yaml.
 generate:
