@@ -68,6 +68,11 @@ impl Lab {
         let attested = push("attested", "micro/attested", "1", "attested");
         let borrowed = push("borrowed-attestation", "micro/borrowed", "1", "borrowed");
         let untrusted_builder = push("untrusted-builder", "micro/untrusted-builder", "1", "untrusted builder");
+        // cosign's new bundle format: Sigstore bundles attached as OCI referrers (this registry
+        // has no referrers API, so cosign and portcullis use the referrers tag).
+        let bundle_signed = push("bundle-signed", "micro/bundle-signed", "1", "bundle signed");
+        let bundle_wrong_key = push("bundle-wrong-key", "micro/bundle-wrong-key", "1", "bundle wrong key");
+        let bundle_sbom_only = push("bundle-sbom-only", "micro/bundle-sbom-only", "1", "bundle sbom only");
 
         lab.generate_key("trusted");
         lab.generate_key("other");
@@ -99,6 +104,11 @@ impl Lab {
             &attested,
         );
         lab.attest("cyclonedx", &sbom, &untrusted_builder);
+        let bundle = ["--new-bundle-format"];
+        lab.sign_with("trusted.key", &bundle_signed, &bundle);
+        lab.attest_with("cyclonedx", &sbom, &bundle_signed, &bundle);
+        lab.sign_with("other.key", &bundle_wrong_key, &bundle);
+        lab.attest_with("cyclonedx", &sbom, &bundle_sbom_only, &bundle);
         lab.attest(
             "slsaprovenance",
             &provenance("https://laptop.example/evil"),
@@ -251,12 +261,29 @@ async fn each_failure_class_is_denied_with_its_own_status() {
         ("other-digest", "is invalid: "),
         ("tampered", "is invalid: "),
         ("threshold", "is untrusted: signed by 1 of the 2 authorities required"),
+        ("bundle-wrong-key", "is invalid: "),
+        // An SBOM attestation is not a signature.
+        ("bundle-sbom-only", "is unsigned: "),
     ] {
         let answer = decide(&state, &lab.images[image]).await;
         assert_eq!(answer["response"]["allowed"], false, "{image}: {answer}");
         assert_eq!(denied_by(&answer), ["images.signatures"], "{image}: {answer}");
         assert!(message(&answer).contains(status), "{image}: {}", message(&answer));
     }
+}
+
+#[tokio::test]
+async fn a_signature_and_an_sbom_in_the_new_bundle_format_are_verified() {
+    let lab = lab();
+    let image = &lab.images["bundle-signed"];
+    // No `.sig` or `.att` tag: everything is in referrers.
+    for tag in [signature_tag(image), attestation_tag(image)] {
+        let (repository, tag) = tag.rsplit_once(':').unwrap();
+        let listed = run(&mut lab.crane_cmd(&["ls", repository]));
+        assert!(!listed.contains(tag), "{tag} exists: {listed}");
+    }
+    let answer = decide(&lab.state_at("medium"), image).await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
 }
 
 #[tokio::test]

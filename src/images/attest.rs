@@ -55,11 +55,50 @@ pub async fn attestations(
         .collect())
 }
 
-/// A keyless attestation's certificate and Rekor bundle (cosign's layer annotations), verified
-/// against the trusted root: chained to Fulcio, valid at the bundle's integrated time.
+/// Attestations in Sigstore bundles (OCI referrers, cosign's new bundle format), as
+/// [`signatures::read`](super::signatures::read) found them: the same checks as `.att` layers.
+/// A keyless bundle's certificate chain and transparency-log entry are checked by the crate.
+pub fn from_bundles(
+    client: &sigstore::cosign::Client,
+    bundles: &[(String, Vec<u8>)],
+    digest: &str,
+    source: &sigstore::registry::OciReference,
+    entry: &TrustEntry,
+) -> Vec<Attestation> {
+    bundles
+        .iter()
+        .filter_map(|(layer_digest, bundle)| {
+            let parsed: Value = serde_json::from_slice(bundle).ok()?;
+            let envelope = serde_json::to_vec(&parsed["dsseEnvelope"]).ok()?;
+            let keyless = if parsed["verificationMaterial"]["publicKey"].is_object() {
+                None
+            } else {
+                let layer = client
+                    .bundle_signature_layer(bundle, layer_digest, digest, source)
+                    .map_err(|e| tracing::debug!(error = %e, "attestation bundle rejected"))
+                    .ok()?;
+                layer.certificate_signature.map(|certificate| KeylessMaterial {
+                    certificate,
+                    log: LogProof::CheckedByCrate,
+                })
+            };
+            check_envelope(&envelope, digest, entry, keyless.as_ref())
+        })
+        .collect()
+}
+
+/// A keyless attestation's certificate, verified against the trusted root (chained to Fulcio,
+/// valid at the integrated time), and the proof that the log holds this envelope.
 struct KeylessMaterial {
     certificate: CertificateSignature,
-    bundle: Bundle,
+    log: LogProof,
+}
+
+enum LogProof {
+    /// cosign's `.att` layer annotation: a Rekor bundle whose entry must be this envelope's.
+    Rekor(Bundle),
+    /// A Sigstore bundle: the crate verified its log entry against the envelope.
+    CheckedByCrate,
 }
 
 impl KeylessMaterial {
@@ -67,7 +106,10 @@ impl KeylessMaterial {
         let certificate = annotations.get("dev.sigstore.cosign/certificate")?;
         let bundle = annotations.get("dev.sigstore.cosign/bundle")?;
         match client.verified_certificate(certificate.as_bytes(), bundle) {
-            Ok((certificate, bundle)) => Some(KeylessMaterial { certificate, bundle }),
+            Ok((certificate, bundle)) => Some(KeylessMaterial {
+                certificate,
+                log: LogProof::Rekor(bundle),
+            }),
             Err(e) => {
                 tracing::debug!(error = %e, "attestation certificate rejected");
                 None
@@ -78,9 +120,13 @@ impl KeylessMaterial {
     /// Whether the Rekor entry is the log of this envelope: its payload hash, and one of its
     /// signatures (an `intoto` v0.0.2 or `dsse` entry, as cosign writes them).
     fn logs(&self, payload: &[u8], signatures: &[Vec<u8>]) -> bool {
+        let bundle = match &self.log {
+            LogProof::CheckedByCrate => return true,
+            LogProof::Rekor(bundle) => bundle,
+        };
         let base64 = base64::engine::general_purpose::STANDARD;
         let Some(body) = base64
-            .decode(&self.bundle.payload.body)
+            .decode(&bundle.payload.body)
             .ok()
             .and_then(|body| serde_json::from_slice::<Value>(&body).ok())
         else {
@@ -208,7 +254,7 @@ fn check_envelope(
 }
 
 /// DSSE's PAE: what the signature actually covers.
-fn pre_authentication_encoding(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+pub(super) fn pre_authentication_encoding(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     let mut pae = format!("DSSEv1 {} {payload_type} {} ", payload_type.len(), payload.len()).into_bytes();
     pae.extend_from_slice(payload);
     pae

@@ -4,20 +4,30 @@
 //! verifies against the trusted root. Two places hold signatures:
 //! - the cosign tag `sha256-<hex>.sig`: one simple-signing layer per signature;
 //! - OCI referrers of the digest (cosign's new bundle format): Sigstore bundles, found through
-//!   the referrers API or, where a registry lacks it, the referrers tag `sha256-<hex>`.
+//!   the referrers API or, where a registry lacks it, the referrers tag `sha256-<hex>`. A bundle
+//!   is a signature only when its statement is cosign's signing statement (an SBOM attestation
+//!   is not). The crate checks bundles with a certificate; one signed with a key (no
+//!   certificate) is checked here like a key-signed attestation: its statement must be about
+//!   this digest, and the key authorities verify the signature.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
+use base64::Engine as _;
 use serde_json::Value;
+use sigstore::cosign::payload::SimpleSigning;
 use sigstore::cosign::{Client, SignatureLayer};
 use sigstore::registry::OciReference;
 
+use super::attest::pre_authentication_encoding;
 use super::reference::ImageReference;
 use super::registry::{Lookup, Registry, RegistryError};
 
 const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+/// The predicate type of the statement `cosign sign` puts in a bundle.
+const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
 /// A signature payload or bundle is a few KiB; anything near this is not one.
 const MAX_SIGNATURE_BYTES: usize = 1024 * 1024;
 
@@ -28,6 +38,9 @@ pub struct Signatures {
     pub present: usize,
     /// Those the crate accepted as signatures of this digest.
     pub layers: Vec<SignatureLayer>,
+    /// Bundles among the referrers that are not signatures (attestations), unchecked: layer
+    /// digest and content.
+    pub attestation_bundles: Vec<(String, Vec<u8>)>,
 }
 
 /// The signatures of `image@digest`, at most `max` of each kind. A registry failure is an error,
@@ -47,6 +60,7 @@ pub async fn read(
     Ok(Signatures {
         present: tagged.present + referred.present,
         layers: tagged.layers.into_iter().chain(referred.layers).collect(),
+        attestation_bundles: referred.attestation_bundles,
     })
 }
 
@@ -86,7 +100,11 @@ async fn from_signature_tag(
                 .ok()
         })
         .collect();
-    Ok(Signatures { present, layers })
+    Ok(Signatures {
+        present,
+        layers,
+        attestation_bundles: Vec::new(),
+    })
 }
 
 async fn from_referrers(
@@ -104,16 +122,17 @@ async fn from_referrers(
         .as_array()
         .into_iter()
         .flatten()
-        // Registries differ in the artifact type they index; the layer media type decides below.
+        // Registries differ in the artifact type they index for a bundle (cosign's, none, or the
+        // empty type); the layer media type decides below.
         .filter(|m| {
             m["artifactType"]
                 .as_str()
-                .is_none_or(|t| t.starts_with("application/vnd.dev.sigstore.bundle"))
+                .is_none_or(|t| t == EMPTY_MEDIA_TYPE || t.starts_with("application/vnd.dev.sigstore.bundle"))
         })
         .filter_map(|m| m["digest"].as_str())
         .take(max)
         .collect();
-    let Ok(source) = OciReference::from_str(&format!("{}/{}@{digest}", image.registry, image.repository)) else {
+    let Some(source) = oci_reference(image, digest) else {
         return Ok(Signatures::default());
     };
     let mut found = Signatures::default();
@@ -122,15 +141,91 @@ async fn from_referrers(
             continue;
         };
         for layer in manifest_layers(&body, BUNDLE_MEDIA_TYPE, max) {
-            found.present += 1;
             let bundle = registry.blob(image, &layer.digest, MAX_SIGNATURE_BYTES).await?;
-            match client.bundle_signature_layer(&bundle, &layer.digest, digest, &source) {
+            let Some(parsed) = signing_bundle(&bundle) else {
+                found.attestation_bundles.push((layer.digest, bundle));
+                continue;
+            };
+            found.present += 1;
+            match bundle_signature(client, &parsed, &bundle, &layer.digest, digest, &source) {
                 Ok(layer) => found.layers.push(layer),
                 Err(e) => tracing::debug!(layer = %layer.digest, error = %e, "signature bundle rejected"),
             }
         }
     }
     Ok(found)
+}
+
+/// `image@digest` as the crate addresses it.
+pub(super) fn oci_reference(image: &ImageReference, digest: &str) -> Option<OciReference> {
+    OciReference::from_str(&format!("{}/{}@{digest}", image.registry, image.repository)).ok()
+}
+
+/// The bundle, parsed, when it holds a signature: cosign's signing statement in a DSSE
+/// envelope. Attestations (an SBOM, a provenance) are not signatures.
+fn signing_bundle(bundle: &[u8]) -> Option<Value> {
+    let parsed: Value = serde_json::from_slice(bundle).ok()?;
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(parsed["dsseEnvelope"]["payload"].as_str()?)
+        .ok()?;
+    let statement: Value = serde_json::from_slice(&payload).ok()?;
+    (statement["predicateType"] == COSIGN_SIGN_PREDICATE).then_some(parsed)
+}
+
+/// A signing bundle as a signature of `digest`: checked by the crate when it holds a
+/// certificate, here when it was signed with a key.
+fn bundle_signature(
+    client: &Client,
+    parsed: &Value,
+    bundle: &[u8],
+    layer_digest: &str,
+    digest: &str,
+    source: &OciReference,
+) -> Result<SignatureLayer, String> {
+    if parsed["verificationMaterial"]["publicKey"].is_object() {
+        key_signed_bundle(parsed, layer_digest, digest, source)
+    } else {
+        client
+            .bundle_signature_layer(bundle, layer_digest, digest, source)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// A key-signed bundle's DSSE envelope as a signature layer: the signed bytes (PAE) and the
+/// signature, for the key authorities to verify; its statement must be about `digest`.
+fn key_signed_bundle(
+    bundle: &Value,
+    layer_digest: &str,
+    digest: &str,
+    source: &OciReference,
+) -> Result<SignatureLayer, String> {
+    let base64 = base64::engine::general_purpose::STANDARD;
+    let envelope = &bundle["dsseEnvelope"];
+    let payload_type = envelope["payloadType"].as_str().ok_or("no DSSE envelope")?;
+    let payload = envelope["payload"]
+        .as_str()
+        .and_then(|p| base64.decode(p).ok())
+        .ok_or("no DSSE payload")?;
+    let signature = envelope["signatures"][0]["sig"]
+        .as_str()
+        .ok_or("no DSSE signature")?
+        .to_string();
+    let statement: Value = serde_json::from_slice(&payload).map_err(|e| format!("not an in-toto statement: {e}"))?;
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    let about_this_image = statement["subject"]
+        .as_array()
+        .is_some_and(|subjects| subjects.iter().any(|s| s["digest"]["sha256"].as_str() == Some(hex)));
+    if !about_this_image {
+        return Err(format!("the signed statement is not about {digest}"));
+    }
+    Ok(SignatureLayer {
+        simple_signing: SimpleSigning::new(source, digest),
+        oci_digest: layer_digest.to_string(),
+        certificate_signature: None,
+        bundle: None,
+        signature: Some(signature),
+        raw_data: pre_authentication_encoding(payload_type, &payload),
+    })
 }
 
 /// A layer descriptor of a manifest.

@@ -181,14 +181,14 @@ impl Verifier {
             signatures::read(&self.registry, &self.signatures, image, digest, max),
             attest::attestations(&self.registry, &self.signatures, image, digest, entry, max)
         );
-        let layers = match signatures {
+        let (layers, attestation_bundles) = match signatures {
             Ok(found) if found.present == 0 => {
                 return verdict(
                     VerificationStatus::Unsigned,
                     &format!("{} has no cosign signature", image.pinned_to(digest)),
                 );
             }
-            Ok(found) => found.layers,
+            Ok(found) => (found.layers, found.attestation_bundles),
             Err(error) => return registry_failure(&error),
         };
         if layers.is_empty() {
@@ -266,7 +266,18 @@ impl Verifier {
             ),
         };
         let attestations = match attestations {
-            Ok(attestations) if status == VerificationStatus::Verified => attestations,
+            Ok(mut attestations) if status == VerificationStatus::Verified => {
+                if let Some(source) = signatures::oci_reference(image, digest) {
+                    attestations.extend(attest::from_bundles(
+                        &self.signatures,
+                        &attestation_bundles,
+                        digest,
+                        &source,
+                        entry,
+                    ));
+                }
+                attestations
+            }
             Ok(_) => Vec::new(),
             Err(error) if status == VerificationStatus::Verified => {
                 let mut failure = registry_failure(&error);

@@ -235,33 +235,32 @@ impl Lab {
 
     /// Signs `image` with the private key file `key` (e.g. `trusted.key`), no transparency log.
     pub fn sign(&self, key: &str, image: &str) {
-        run(self.cosign_cmd().args([
-            "sign",
-            "--yes",
-            "--key",
-            key,
-            "--tlog-upload=false",
-            "--allow-insecure-registry",
-            "--allow-http-registry",
-            image,
-        ]));
+        self.sign_with(key, image, &[]);
+    }
+
+    /// [`Lab::sign`] with more cosign flags, e.g. `--new-bundle-format` (a Sigstore bundle in
+    /// an OCI referrer instead of the `.sig` tag).
+    pub fn sign_with(&self, key: &str, image: &str, flags: &[&str]) {
+        run(self
+            .cosign_cmd()
+            .args(["sign", "--yes", "--key", key, "--tlog-upload=false"])
+            .args(["--allow-insecure-registry", "--allow-http-registry"])
+            .args(flags)
+            .arg(image));
     }
 
     /// Attests `predicate` of type `kind` (cosign's `--type`) about `image` with `trusted.key`.
     pub fn attest(&self, kind: &str, predicate: &Path, image: &str) {
+        self.attest_with(kind, predicate, image, &[]);
+    }
+
+    /// [`Lab::attest`] with more cosign flags.
+    pub fn attest_with(&self, kind: &str, predicate: &Path, image: &str, flags: &[&str]) {
         run(self
             .cosign_cmd()
-            .args([
-                "attest",
-                "--yes",
-                "--key",
-                "trusted.key",
-                "--tlog-upload=false",
-                "--allow-insecure-registry",
-                "--allow-http-registry",
-                "--type",
-                kind,
-            ])
+            .args(["attest", "--yes", "--key", "trusted.key", "--tlog-upload=false"])
+            .args(["--allow-insecure-registry", "--allow-http-registry", "--type", kind])
+            .args(flags)
             .arg("--predicate")
             .arg(predicate)
             .arg(image));
