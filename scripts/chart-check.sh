@@ -125,6 +125,7 @@ refuse "$u" '^kind: (Deployment|Service|Secret)$' "in-cluster objects in webhook
 s=$WORK/supply-chain-values.yaml
 expect "$s" '^kind: Role$' "a Role per imagePullSecrets namespace"
 refuse "$s" '^    - secrets$' "a cluster-wide Secret grant (the ClusterRole's list form)"
+expect "$s" '^        imagePullSecrets: true$' "imagePullSecrets reading turned on in the config"
 expect "$s" 'max_cpu: "2"' "policy parameters merged into data.yaml"
 expect "$s" 'team.no_default_namespace.policy.rego: \|' "the extra policy"
 c=$WORK/cert-manager-values.yaml

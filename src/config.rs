@@ -163,6 +163,9 @@ pub struct VerificationConfig {
     pub max_signatures: i64,
     /// A docker config.json with registry credentials (each used only for its own host).
     pub docker_config: Option<String>,
+    /// Read the imagePullSecrets a workload names through the Kubernetes API (needs `get` on
+    /// Secrets); their credentials come before `dockerConfig`'s.
+    pub image_pull_secrets: bool,
 }
 
 impl Default for VerificationConfig {
@@ -174,6 +177,7 @@ impl Default for VerificationConfig {
             registry_timeout: "5s".into(),
             max_signatures: 20,
             docker_config: None,
+            image_pull_secrets: false,
         }
     }
 }

@@ -9,6 +9,7 @@ use clap::Parser;
 
 use portcullis::cli::{CheckArgs, Cli, Command, Output, ServeArgs, TestArgs, VerifyArgs};
 use portcullis::config::{Config, NamespaceSource, Settings};
+use portcullis::images::pull_secrets::{PullSecretRefs, PullSecrets};
 use portcullis::images::verify::{status_label, Verifier};
 use portcullis::images::ImageReference;
 use portcullis::namespaces::{KubeNamespaces, NamespaceLabels, StaticNamespaces};
@@ -87,7 +88,15 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8, String> {
             ),
             NamespaceSource::None => Arc::new(StaticNamespaces::default()),
         };
-        let state = server::app_state(&settings, policies, namespaces)?;
+        let pull_secrets = if settings.trust.read_pull_secrets {
+            let client = kube::Client::try_default()
+                .await
+                .map_err(|e| format!("images.verification.imagePullSecrets needs the Kubernetes API: {e}"))?;
+            Some(Arc::new(PullSecrets::new(client)))
+        } else {
+            None
+        };
+        let state = server::app_state_with(&settings, policies, namespaces, pull_secrets)?;
         let server = Server::bind(state, settings, source).await.map_err(|e| e.to_string())?;
         let addr = server.webhook_addr().map_err(|e| e.to_string())?;
         let operations = server.operations_addr().map_err(|e| e.to_string())?;
@@ -195,8 +204,11 @@ fn run_verify(cli: &Cli, args: &VerifyArgs) -> Result<u8, String> {
     }
     let image = ImageReference::parse(&args.image).map_err(|e| format!("{:?}: {e}", args.image))?;
     let verifier = Verifier::new(settings.trust.clone(), Arc::new(portcullis::metrics::Metrics::new()))?;
-    let verified =
-        runtime()?.block_on(verifier.verify(&image, std::time::Instant::now() + std::time::Duration::from_secs(60)));
+    let verified = runtime()?.block_on(verifier.verify(
+        &image,
+        &PullSecretRefs::default(),
+        std::time::Instant::now() + std::time::Duration::from_secs(60),
+    ));
     let digest = image.digest.clone().or_else(|| verified.resolved_digest.clone());
     let facts = &verified.verification;
     match args.output {

@@ -1,6 +1,7 @@
-//! Namespace risk levels from a real kube-apiserver: the cached watch (`risk.namespaceSource:
-//! kubernetes`) follows label changes, and the webhook decides with them. The control plane
-//! (etcd + kube-apiserver built from the Go module proxy) runs on loopback.
+//! Cluster access against a real kube-apiserver: namespace risk levels from the cached watch
+//! (`risk.namespaceSource: kubernetes`), which follows label changes, and registry credentials
+//! from a workload's imagePullSecrets. The control plane (etcd + kube-apiserver built from the
+//! Go module proxy) runs on loopback.
 
 mod common;
 
@@ -9,7 +10,11 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::json;
+
+use common::lab::{PrivateRegistry, PRIVATE_PASSWORD, PRIVATE_USER};
 use common::*;
+use portcullis::images::pull_secrets::PullSecrets;
 use portcullis::namespaces::{KubeNamespaces, NamespaceLabels};
 use portcullis::policy::Source;
 
@@ -122,4 +127,63 @@ async fn namespace_levels_come_from_a_cached_watch_of_the_cluster() {
         ["images.digest_pinning"],
         "high namespace: denied: {answer}"
     );
+}
+
+#[tokio::test]
+async fn image_pull_secrets_are_read_from_the_cluster_and_used_for_their_registry_only() {
+    let cluster = ControlPlane::start();
+    let dir = tempfile::tempdir().unwrap();
+    let private = PrivateRegistry::start(dir.path());
+    cluster.kubectl(&["create", "namespace", "team-a"]);
+    let secret = |name: &str, server: &str| {
+        cluster.kubectl(&[
+            "create",
+            "secret",
+            "docker-registry",
+            name,
+            "--namespace=team-a",
+            &format!("--docker-server={server}"),
+            &format!("--docker-username={PRIVATE_USER}"),
+            &format!("--docker-password={PRIVATE_PASSWORD}"),
+        ]);
+    };
+    secret("private-registry", &private.registry);
+    // The right login, written for another host: never sent to this registry.
+    secret("other-registry", "registry.example.com");
+    // Read as a user of the API (not the process-wide KUBECONFIG of the other test).
+    let kubeconfig = kube::config::Kubeconfig::read_from(&cluster.kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    let pull_secrets = Arc::new(PullSecrets::new(kube::Client::try_from(config).unwrap()));
+
+    let settings = settings(&private.config("imagePullSecrets: true"));
+    let policies = portcullis::server::load_policies(&Source::Embedded, &settings).unwrap();
+    let state = portcullis::server::app_state_with(
+        &settings,
+        policies,
+        namespaces(&[("team-a", "low")]),
+        Some(pull_secrets),
+    )
+    .unwrap();
+    let decide_with = |secrets: &[&str]| {
+        let mut request = pod_request(&[&private.image]);
+        request["object"]["spec"]["imagePullSecrets"] = secrets.iter().map(|name| json!({"name": name})).collect();
+        let state = state.clone();
+        async move { post(&state, "/validate?timeout=10s", review(request)).await.1 }
+    };
+
+    // Refusals first: they are errors, never cached, while a verified image is (for any pod).
+    for secrets in [&[][..], &["other-registry"], &["missing"]] {
+        let answer = decide_with(secrets).await;
+        assert_eq!(answer["response"]["allowed"], false, "{secrets:?}: {answer}");
+        assert!(
+            message(&answer).contains("401"),
+            "{secrets:?}: the registry refused: {}",
+            message(&answer)
+        );
+    }
+    // Secrets in the pod's order; the missing one is skipped, the other host's is not used.
+    let answer = decide_with(&["missing", "other-registry", "private-registry"]).await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
 }

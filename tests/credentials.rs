@@ -5,16 +5,15 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::json;
 
-use common::lab::{run, start_registry, tool};
+use common::lab::PrivateRegistry;
 use common::*;
+use portcullis::images::pull_secrets::PullSecretRefs;
 use portcullis::images::verify::Verifier;
 use portcullis::images::{ImageReference, VerificationStatus};
 use portcullis::metrics::Metrics;
@@ -50,92 +49,26 @@ async fn verify(yaml: &str, image: &str) -> portcullis::images::Verification {
     let verifier = Verifier::new(settings.trust.clone(), Arc::new(Metrics::new())).unwrap();
     let image = ImageReference::parse(image).unwrap();
     verifier
-        .verify(&image, std::time::Instant::now() + Duration::from_secs(20))
+        .verify(
+            &image,
+            &PullSecretRefs::default(),
+            std::time::Instant::now() + Duration::from_secs(20),
+        )
         .await
         .verification
-}
-
-fn docker_config(dir: &Path, host: &str, user: &str, password: &str) -> PathBuf {
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    std::fs::write(
-        dir.join("config.json"),
-        json!({"auths": {host: {"auth": auth}}}).to_string(),
-    )
-    .unwrap();
-    dir.join("config.json")
 }
 
 #[tokio::test]
 async fn a_private_registry_is_read_with_its_own_credentials() {
     let dir = tempfile::tempdir().unwrap();
-    let (cosign, crane) = (tool("cosign"), tool("crane"));
-    let hash = bcrypt::hash("s3cret", 4).unwrap();
-    std::fs::write(dir.path().join("htpasswd"), format!("ci:{hash}\n")).unwrap();
-    let auth = format!(
-        "auth: {{htpasswd: {{realm: portcullis-test, path: {}/htpasswd}}}}\n",
-        dir.path().display()
-    );
-    let (registry, _server) = start_registry(dir.path(), &auth, std::process::Stdio::null());
-
-    let docker = dir.path().join("docker");
-    std::fs::create_dir_all(&docker).unwrap();
-    docker_config(&docker, &registry, "ci", "s3cret");
-    std::fs::write(dir.path().join("content.txt"), "private").unwrap();
-    let tar = dir.path().join("layer.tar");
-    run(Command::new("tar")
-        .arg("-cf")
-        .arg(&tar)
-        .arg("-C")
-        .arg(dir.path())
-        .arg("content.txt"));
-    let target = format!("{registry}/private/app:1");
-    run(Command::new(&crane).env("DOCKER_CONFIG", &docker).args([
-        "append",
-        "--insecure",
-        "-f",
-        tar.to_str().unwrap(),
-        "-t",
-        &target,
-    ]));
-    let digest = run(Command::new(&crane)
-        .env("DOCKER_CONFIG", &docker)
-        .args(["digest", "--insecure", &target]));
-    let image = format!("{registry}/private/app@{digest}");
-    run(Command::new(&cosign)
-        .current_dir(dir.path())
-        .env("COSIGN_PASSWORD", "")
-        .args(["generate-key-pair", "--output-key-prefix", "ci"]));
-    run(Command::new("timeout")
-        .arg("120")
-        .arg(&cosign)
-        .current_dir(dir.path())
-        .env("COSIGN_PASSWORD", "")
-        .env("DOCKER_CONFIG", &docker)
-        .env("TUF_ROOT", dir.path().join("tuf"))
-        .args([
-            "sign",
-            "--yes",
-            "--key",
-            "ci.key",
-            "--tlog-upload=false",
-            "--allow-insecure-registry",
-            "--allow-http-registry",
-            &image,
-        ]));
-
-    let trust = |docker_config: Option<&Path>| {
-        let docker_config = docker_config
-            .map(|p| format!("  verification: {{ dockerConfig: {} }}\n", p.display()))
-            .unwrap_or_default();
-        format!(
-            "images:\n  registries: {{ allow: [\"{registry}\"], insecure: [\"{registry}\"] }}\n{docker_config}  trust:\n    - name: private\n      images: [\"{registry}/private/**\"]\n      authorities: [{{ name: ci-key, key: {{ path: {} }} }}]\n",
-            dir.path().join("ci.pub").display()
-        )
-    };
-    let with_login = verify(&trust(Some(&docker.join("config.json"))), &image).await;
+    let private = PrivateRegistry::start(dir.path());
+    let image = &private.image;
+    let login = format!("dockerConfig: {}", private.docker_config.join("config.json").display());
+    let trust = |with_login: bool| private.config(if with_login { &login } else { "" });
+    let with_login = verify(&trust(true), image).await;
     assert_eq!(with_login.status, VerificationStatus::Verified, "{with_login:?}");
 
-    let without = verify(&trust(None), &image).await;
+    let without = verify(&trust(false), image).await;
     assert_eq!(
         without.status,
         VerificationStatus::Error,

@@ -3,6 +3,23 @@
 
 use serde_json::Value;
 
+/// The `imagePullSecrets` names of the reviewed object's pod spec, in order.
+pub fn pull_secret_names(request: &Value) -> Vec<String> {
+    let kind = match request.get("subResource").and_then(Value::as_str) {
+        Some("ephemeralcontainers") => "Pod",
+        _ => object_kind(request),
+    };
+    let spec = pod_spec_location(kind).and_then(|(pointer, _)| request.get("object")?.pointer(pointer));
+    spec.and_then(|spec| spec.get("imagePullSecrets"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|secret| secret.get("name").and_then(Value::as_str))
+        .filter(|name| !name.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// One image-bearing field of an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageLocation {
@@ -113,6 +130,18 @@ fn name_of(item: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pull_secrets_come_from_the_pod_spec_of_every_kind() {
+        let secrets = serde_json::json!([{"name": "registry-a"}, {"name": ""}, {"name": "registry-b"}]);
+        let pod = serde_json::json!({"kind": {"kind": "Pod"}, "object": {"spec": {"imagePullSecrets": secrets}}});
+        assert_eq!(pull_secret_names(&pod), ["registry-a", "registry-b"]);
+        let cron = serde_json::json!({"kind": {"kind": "CronJob"}, "object": {"spec": {"jobTemplate": {"spec": {"template": {"spec": {"imagePullSecrets": [{"name": "c"}]}}}}}}});
+        assert_eq!(pull_secret_names(&cron), ["c"]);
+        let other =
+            serde_json::json!({"kind": {"kind": "ConfigMap"}, "object": {"spec": {"imagePullSecrets": secrets}}});
+        assert!(pull_secret_names(&other).is_empty());
+    }
     use serde_json::json;
 
     #[test]

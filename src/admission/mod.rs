@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 use serde_json::Value;
 
 use crate::config::Enforcement;
+use crate::images::pull_secrets::PullSecretRefs;
 use crate::images::{ImageFacts, ImageReference};
 use crate::namespaces::NamespaceLabels;
 use crate::policy::{decision, input, Decision, Finding, PolicyResult, PolicySet};
@@ -120,6 +121,10 @@ impl Reviewer {
             }
         }
         Facts {
+            pull_secrets: PullSecretRefs {
+                namespace: namespace.clone(),
+                names: extract::pull_secret_names(request),
+            },
             namespace,
             namespace_labels,
             risk_level: risk.level,
@@ -135,7 +140,7 @@ impl Reviewer {
         let checks = facts
             .images
             .iter()
-            .map(|(_, reference)| verifier.verify(reference, deadline));
+            .map(|(_, reference)| verifier.verify(reference, &facts.pull_secrets, deadline));
         let verified = futures::future::join_all(checks).await;
         for ((image, _), verified) in facts.images.iter_mut().zip(verified) {
             image.resolved_digest = verified.resolved_digest;
@@ -165,6 +170,8 @@ pub struct Facts {
     /// Findings of native checks (unparseable images, unknown risk labels).
     pub native: Vec<Finding>,
     pub images: Vec<(ImageFacts, ImageReference)>,
+    /// The pod spec's imagePullSecrets, for registry access.
+    pub pull_secrets: PullSecretRefs,
 }
 
 impl Facts {

@@ -1,5 +1,6 @@
-//! Registry credentials from a docker `config.json` (`auths`), each bound to the one registry
-//! host it was written for. They are never logged and never sent to another host.
+//! Registry credentials from a docker `config.json` (`auths`) or a legacy `.dockercfg`, each
+//! bound to the one registry host it was written for. They are never logged and never sent to
+//! another host.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -28,10 +29,17 @@ impl Credentials {
     /// Reads the `auths` of a docker config file.
     pub fn load(path: &Path) -> Result<Credentials, String> {
         let text = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let config: Value =
-            serde_json::from_slice(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
+        Credentials::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses a docker config (`{"auths": {...}}`, as in a `kubernetes.io/dockerconfigjson`
+    /// Secret) or a legacy `.dockercfg` (the same map without `auths`); `origin` names it in
+    /// errors.
+    pub fn parse(text: &[u8], origin: &str) -> Result<Credentials, String> {
+        let config: Value = serde_json::from_slice(text).map_err(|e| format!("{origin} is not JSON: {e}"))?;
+        let auths = config.get("auths").unwrap_or(&config);
         let mut credentials = BTreeMap::new();
-        for (key, entry) in config["auths"].as_object().into_iter().flatten() {
+        for (key, entry) in auths.as_object().into_iter().flatten() {
             let basic = match (
                 entry["username"].as_str(),
                 entry["password"].as_str(),
@@ -46,12 +54,10 @@ impl Credentials {
                         .decode(auth)
                         .ok()
                         .and_then(|bytes| String::from_utf8(bytes).ok())
-                        .ok_or_else(|| {
-                            format!("{}: the auth of {key:?} is not base64 of user:password", path.display())
-                        })?;
+                        .ok_or_else(|| format!("{origin}: the auth of {key:?} is not base64 of user:password"))?;
                     let (username, password) = decoded
                         .split_once(':')
-                        .ok_or_else(|| format!("{}: the auth of {key:?} is not user:password", path.display()))?;
+                        .ok_or_else(|| format!("{origin}: the auth of {key:?} is not user:password"))?;
                     Basic {
                         username: username.into(),
                         password: password.into(),
@@ -67,6 +73,17 @@ impl Credentials {
     /// The credentials written for exactly this registry host.
     pub fn for_registry(&self, registry: &str) -> Option<&Basic> {
         self.0.get(registry)
+    }
+
+    /// These credentials, then `fallback`'s for hosts these do not name.
+    pub fn or(&self, fallback: &Credentials) -> Credentials {
+        let mut merged = fallback.0.clone();
+        merged.extend(self.0.clone());
+        Credentials(merged)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -109,6 +126,30 @@ mod tests {
         assert!(credentials.for_registry("ghcr.io").is_none());
         assert!(credentials.for_registry("registry.example.com.evil.io").is_none());
         assert!(!format!("{credentials:?}").contains("s3cret"), "never printed");
+    }
+
+    #[test]
+    fn legacy_dockercfg_and_precedence() {
+        let auth = |user: &str| base64::engine::general_purpose::STANDARD.encode(format!("{user}:pw"));
+        let pod = Credentials::parse(
+            serde_json::json!({"registry.example.com": {"auth": auth("pod")}})
+                .to_string()
+                .as_bytes(),
+            "secret team-a/pull",
+        )
+        .unwrap();
+        let mounted = Credentials::parse(
+            serde_json::json!({"auths": {"registry.example.com": {"auth": auth("node")}, "ghcr.io": {"auth": auth("node")}}})
+                .to_string()
+                .as_bytes(),
+            "config.json",
+        )
+        .unwrap();
+        let merged = pod.or(&mounted);
+        assert_eq!(merged.for_registry("registry.example.com").unwrap().username, "pod");
+        assert_eq!(merged.for_registry("ghcr.io").unwrap().username, "node");
+        let error = Credentials::parse(br#"{"auths": {"r.io": {"auth": "???"}}}"#, "secret team-a/bad").unwrap_err();
+        assert!(error.starts_with("secret team-a/bad:"), "{error}");
     }
 
     #[test]

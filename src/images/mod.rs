@@ -4,6 +4,7 @@ pub mod attest;
 pub mod credentials;
 pub mod facts;
 pub mod pattern;
+pub mod pull_secrets;
 pub mod reference;
 pub mod registry;
 pub mod signatures;

@@ -107,6 +107,14 @@ impl Registry {
         })
     }
 
+    /// This client with `first` tried before its own credentials (a workload's pull secrets).
+    pub fn with_credentials(&self, first: &Credentials) -> Registry {
+        Registry {
+            credentials: first.or(&self.credentials),
+            ..self.clone()
+        }
+    }
+
     pub fn allows(&self, image: &ImageReference) -> bool {
         self.allow.allows(&image.registry, &image.repository)
     }

@@ -31,6 +31,8 @@ pub struct TrustPolicy {
     pub max_signatures: usize,
     /// Registry credentials from `images.verification.dockerConfig`.
     pub credentials: Credentials,
+    /// `images.verification.imagePullSecrets`: read workloads' pull secrets from the API.
+    pub read_pull_secrets: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -191,6 +193,7 @@ impl TrustPolicy {
             registry_timeout,
             max_signatures: v.max_signatures.max(1) as usize,
             credentials,
+            read_pull_secrets: v.image_pull_secrets,
         }
     }
 

@@ -18,6 +18,7 @@ use sigstore::crypto::Signature;
 
 use super::attest;
 use super::facts::{Signer, Verification, VerificationStatus};
+use super::pull_secrets::{PullSecretRefs, PullSecrets};
 use super::reference::ImageReference;
 use super::registry::{Lookup, Registry, RegistryError};
 use super::signatures;
@@ -37,6 +38,8 @@ pub struct Verifier {
     registry: Registry,
     /// The `sigstore` crate's client, built once: it checks what `registry` fetched.
     signatures: sigstore::cosign::Client,
+    /// Reads workloads' imagePullSecrets, when configured.
+    pull_secrets: Option<Arc<PullSecrets>>,
     cache: moka::future::Cache<CacheKey, Verification>,
     metrics: Arc<Metrics>,
 }
@@ -64,6 +67,7 @@ impl Verifier {
             .build();
         Ok(Verifier {
             signatures: signature_client(&policy)?,
+            pull_secrets: None,
             policy,
             registry,
             cache,
@@ -71,16 +75,23 @@ impl Verifier {
         })
     }
 
+    /// Reads registry credentials from the imagePullSecrets a workload names.
+    pub fn with_pull_secrets(mut self, pull_secrets: Arc<PullSecrets>) -> Verifier {
+        self.pull_secrets = Some(pull_secrets);
+        self
+    }
+
     /// Whether any trust entry is configured (verification is on).
     pub fn enabled(&self) -> bool {
         !self.policy.entries.is_empty()
     }
 
-    /// Facts for one image, within `deadline`; what is not done by then is `timeout`.
-    pub async fn verify(&self, image: &ImageReference, deadline: Instant) -> Verified {
+    /// Facts for one image, within `deadline`; what is not done by then is `timeout`. The
+    /// registry is read with the workload's pull secrets (`pull`), then the mounted config.
+    pub async fn verify(&self, image: &ImageReference, pull: &PullSecretRefs, deadline: Instant) -> Verified {
         let started = Instant::now();
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let verified = match tokio::time::timeout(remaining, self.verify_unbounded(image)).await {
+        let verified = match tokio::time::timeout(remaining, self.verify_unbounded(image, pull)).await {
             Ok(verified) => verified,
             Err(_) => Verified {
                 resolved_digest: None,
@@ -95,7 +106,7 @@ impl Verifier {
         verified
     }
 
-    async fn verify_unbounded(&self, image: &ImageReference) -> Verified {
+    async fn verify_unbounded(&self, image: &ImageReference, pull: &PullSecretRefs) -> Verified {
         if !self.registry.allows(image) {
             let reason = format!(
                 "registry {} is not on the allow-list; it was not contacted",
@@ -106,11 +117,15 @@ impl Verifier {
                 verification: verdict(VerificationStatus::Skipped, &reason),
             };
         }
+        let registry = match (&self.pull_secrets, pull.names.is_empty()) {
+            (Some(secrets), false) => &self.registry.with_credentials(&secrets.credentials(pull).await),
+            _ => &self.registry,
+        };
         let (digest, resolved_digest) = match &image.digest {
             Some(digest) => (digest.clone(), None),
             None => {
                 let tag = image.tag.as_deref().unwrap_or("latest");
-                match self.registry.manifest(image, tag).await {
+                match registry.manifest(image, tag).await {
                     Ok(Lookup::Found { digest, .. }) => (digest.clone(), Some(digest)),
                     Ok(Lookup::NotFound) => {
                         let reason = format!("tag {tag:?} does not exist in {}", image.name());
@@ -150,7 +165,7 @@ impl Verifier {
                 .cache
                 .try_get_with(key, async move {
                     flag.store(true, std::sync::atomic::Ordering::Release);
-                    let verification = self.verify_digest(image, &digest, entry).await;
+                    let verification = self.verify_digest(registry, image, &digest, entry).await;
                     // Errors and timeouts are never cached: the next review tries again.
                     match verification.status {
                         VerificationStatus::Error | VerificationStatus::Timeout => Err(verification),
@@ -173,13 +188,19 @@ impl Verifier {
     }
 
     /// Reads and checks the signatures of `digest` against the entry's authorities.
-    async fn verify_digest(&self, image: &ImageReference, digest: &str, entry: &TrustEntry) -> Verification {
+    async fn verify_digest(
+        &self,
+        registry: &Registry,
+        image: &ImageReference,
+        digest: &str,
+        entry: &TrustEntry,
+    ) -> Verification {
         let max = self.policy.max_signatures;
         // Attestations are read alongside (one round trip less); they count only for an image
         // whose signature holds.
         let (signatures, attestations) = tokio::join!(
-            signatures::read(&self.registry, &self.signatures, image, digest, max),
-            attest::attestations(&self.registry, &self.signatures, image, digest, entry, max)
+            signatures::read(registry, &self.signatures, image, digest, max),
+            attest::attestations(registry, &self.signatures, image, digest, entry, max)
         );
         let (layers, attestation_bundles) = match signatures {
             Ok(found) if found.present == 0 => {

@@ -277,6 +277,16 @@ pub fn app_state(
     policies: PolicySet,
     namespaces: Arc<dyn crate::namespaces::NamespaceLabels>,
 ) -> Result<AppState, String> {
+    app_state_with(settings, policies, namespaces, None)
+}
+
+/// [`app_state`], with workloads' imagePullSecrets read through `pull_secrets`.
+pub fn app_state_with(
+    settings: &Settings,
+    policies: PolicySet,
+    namespaces: Arc<dyn crate::namespaces::NamespaceLabels>,
+    pull_secrets: Option<Arc<crate::images::pull_secrets::PullSecrets>>,
+) -> Result<AppState, String> {
     let metrics = Arc::new(Metrics::new());
     metrics.set_policies_loaded(policies.policies().len());
     let mut reviewer = Reviewer::new(
@@ -286,7 +296,11 @@ pub fn app_state(
         namespaces,
     );
     if !settings.trust.entries.is_empty() {
-        reviewer = reviewer.with_verifier(Arc::new(Verifier::new(settings.trust.clone(), metrics.clone())?));
+        let mut verifier = Verifier::new(settings.trust.clone(), metrics.clone())?;
+        if let Some(pull_secrets) = pull_secrets {
+            verifier = verifier.with_pull_secrets(pull_secrets);
+        }
+        reviewer = reviewer.with_verifier(Arc::new(verifier));
     }
     Ok(AppState {
         reviewer: Arc::new(reviewer),

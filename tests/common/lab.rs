@@ -3,7 +3,7 @@
 //! keys and signatures made by real cosign (built from the Go module proxy by
 //! `scripts/tools.sh`), and the background-service wrapper that bounds their lives.
 //!
-//! Self-contained (std, tempfile and reqwest only) so a bench can include it with
+//! Self-contained (std and the dev-dependencies) so a bench can include it with
 //! `#[path = "../tests/common/lab.rs"] mod lab;`.
 #![allow(dead_code)]
 
@@ -281,5 +281,96 @@ impl Lab {
             }
             last = now;
         }
+    }
+}
+
+/// A registry that requires a login (htpasswd, user `ci`, password `s3cret`), holding one image
+/// pushed with that login and signed by the cosign key `ci.key`.
+pub struct PrivateRegistry {
+    /// `127.0.0.1:PORT` (plain HTTP).
+    pub registry: String,
+    /// The signed image, pinned.
+    pub image: String,
+    /// The public half of the signing key.
+    pub public_key: PathBuf,
+    /// A docker config directory (`config.json`) with the login, for `DOCKER_CONFIG`.
+    pub docker_config: PathBuf,
+    _service: Service,
+}
+
+pub const PRIVATE_USER: &str = "ci";
+pub const PRIVATE_PASSWORD: &str = "s3cret";
+
+impl PrivateRegistry {
+    /// Starts it with its data, keys and logs in `dir`.
+    pub fn start(dir: &Path) -> PrivateRegistry {
+        let (cosign, crane) = (tool("cosign"), tool("crane"));
+        let hash = bcrypt::hash(PRIVATE_PASSWORD, 4).unwrap();
+        std::fs::write(dir.join("htpasswd"), format!("{PRIVATE_USER}:{hash}\n")).unwrap();
+        let auth = format!(
+            "auth: {{htpasswd: {{realm: portcullis-test, path: {}/htpasswd}}}}\n",
+            dir.display()
+        );
+        let (registry, service) = start_registry(dir, &auth, Stdio::null());
+        let docker_config = dir.join("docker");
+        std::fs::create_dir_all(&docker_config).unwrap();
+        let login = format!("{PRIVATE_USER}:{PRIVATE_PASSWORD}");
+        let login = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, login);
+        std::fs::write(
+            docker_config.join("config.json"),
+            format!(r#"{{"auths": {{"{registry}": {{"auth": "{login}"}}}}}}"#),
+        )
+        .unwrap();
+        let pushed = {
+            let mut push = Command::new(&crane);
+            push.env("DOCKER_CONFIG", &docker_config);
+            let content = dir.join("content.txt");
+            std::fs::write(&content, "private").unwrap();
+            let tar = dir.join("layer.tar");
+            run(Command::new("tar")
+                .arg("-cf")
+                .arg(&tar)
+                .arg("-C")
+                .arg(dir)
+                .arg("content.txt"));
+            let target = format!("{registry}/private/app:1");
+            run(push.args(["append", "--insecure", "-f", tar.to_str().unwrap(), "-t", &target]));
+            let digest =
+                run(Command::new(&crane)
+                    .env("DOCKER_CONFIG", &docker_config)
+                    .args(["digest", "--insecure", &target]));
+            format!("{registry}/private/app@{digest}")
+        };
+        run(Command::new(&cosign).current_dir(dir).env("COSIGN_PASSWORD", "").args([
+            "generate-key-pair",
+            "--output-key-prefix",
+            "ci",
+        ]));
+        run(Command::new("timeout")
+            .arg("120")
+            .arg(&cosign)
+            .current_dir(dir)
+            .env("COSIGN_PASSWORD", "")
+            .env("DOCKER_CONFIG", &docker_config)
+            .env("TUF_ROOT", dir.join("tuf"))
+            .args(["sign", "--yes", "--key", "ci.key", "--tlog-upload=false"])
+            .args(["--allow-insecure-registry", "--allow-http-registry", &pushed]));
+        PrivateRegistry {
+            registry,
+            image: pushed,
+            public_key: dir.join("ci.pub"),
+            docker_config,
+            _service: service,
+        }
+    }
+
+    /// A portcullis config trusting `ci.pub` for the registry's `private/**`, with `extra`
+    /// lines under `images.verification` (e.g. `dockerConfig: ...`).
+    pub fn config(&self, verification: &str) -> String {
+        let registry = &self.registry;
+        format!(
+            "images:\n  registries: {{ allow: [\"{registry}\"], insecure: [\"{registry}\"] }}\n  verification: {{ {verification} }}\n  trust:\n    - name: private\n      images: [\"{registry}/private/**\"]\n      authorities: [{{ name: ci-key, key: {{ path: {} }} }}]\n",
+            self.public_key.display()
+        )
     }
 }

@@ -104,9 +104,16 @@ item's path puts the file back in its folder.
 {{- if .Values.trust.trustedRoot -}}
 {{- $_ := set $owned "images" (dict "trustedRoot" (include "portcullis.path" (dict "root" . "sub" "trust/trusted_root.json"))) -}}
 {{- end -}}
+{{- $verification := dict -}}
 {{- if .Values.registryCredentials.dockerConfigSecret -}}
+{{- $_ := set $verification "dockerConfig" (include "portcullis.path" (dict "root" . "sub" "registry/config.json")) -}}
+{{- end -}}
+{{- if .Values.registryCredentials.imagePullSecrets.enabled -}}
+{{- $_ := set $verification "imagePullSecrets" true -}}
+{{- end -}}
+{{- if $verification -}}
 {{- $images := default dict $owned.images -}}
-{{- $_ := set $images "verification" (dict "dockerConfig" (include "portcullis.path" (dict "root" . "sub" "registry/config.json"))) -}}
+{{- $_ := set $images "verification" $verification -}}
 {{- $_ := set $owned "images" $images -}}
 {{- end -}}
 {{- mustMergeOverwrite $config $owned | toYaml -}}
