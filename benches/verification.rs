@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use portcullis::config::Config;
+use portcullis::images::pull_secrets::PullSecretRefs;
 use portcullis::images::verify::Verifier;
 use portcullis::images::{ImageReference, VerificationStatus};
 use portcullis::metrics::Metrics;
@@ -189,7 +190,11 @@ images:
         runtime.block_on(async {
             let started = Instant::now();
             let verified = verifier
-                .verify(&reference, Instant::now() + Duration::from_secs(30))
+                .verify(
+                    &reference,
+                    &PullSecretRefs::default(),
+                    Instant::now() + Duration::from_secs(30),
+                )
                 .await;
             (started.elapsed(), verified.verification.status)
         })
@@ -281,7 +286,7 @@ images:
         let mut calls = 0;
         while calls < CACHED_CALLS && started.elapsed() < TIME_LIMIT {
             for _ in 0..1000 {
-                let verified = verifier.verify(&reference, deadline).await;
+                let verified = verifier.verify(&reference, &PullSecretRefs::default(), deadline).await;
                 debug_assert_eq!(verified.verification.status, VerificationStatus::Verified);
             }
             calls += 1000;
