@@ -288,15 +288,13 @@ impl Verifier {
         };
         let attestations = match attestations {
             Ok(mut attestations) if status == VerificationStatus::Verified => {
-                if let Some(source) = signatures::oci_reference(image, digest) {
-                    attestations.extend(attest::from_bundles(
-                        &self.signatures,
-                        &attestation_bundles,
-                        digest,
-                        &source,
-                        entry,
-                    ));
-                }
+                attestations.extend(attest::from_bundles(
+                    &self.signatures,
+                    &attestation_bundles,
+                    digest,
+                    &signatures::oci_reference(image, digest),
+                    entry,
+                ));
                 attestations
             }
             Ok(_) => Vec::new(),
