@@ -79,6 +79,7 @@ pub struct Metrics {
     policy_evaluations: Family<PolicyResultLabels, Counter>,
     policy_duration: Family<PolicyLabels, Histogram>,
     policies_loaded: Gauge,
+    certificate_expiry: Gauge,
     policy_reloads: Family<ResultLabels, Counter>,
     registry_requests: Family<RegistryLabels, Counter>,
     verifications: Family<StatusLabels, Counter>,
@@ -126,6 +127,12 @@ impl Metrics {
             "policies_loaded",
             "Policies in the active policy set",
             policies_loaded.clone(),
+        );
+        let certificate_expiry = Gauge::default();
+        registry.register(
+            "tls_certificate_expiry_timestamp_seconds",
+            "When the webhook's serving certificate expires, in seconds since the epoch",
+            certificate_expiry.clone(),
         );
         let policy_reloads = Family::<ResultLabels, Counter>::default();
         registry.register(
@@ -177,6 +184,7 @@ impl Metrics {
             policy_evaluations,
             policy_duration,
             policies_loaded,
+            certificate_expiry,
             policy_reloads,
             registry_requests,
             verifications,
@@ -248,6 +256,11 @@ impl Metrics {
 
     pub fn record_cache(&self, result: &'static str) {
         self.cache_requests.get_or_create(&ResultLabels { result }).inc();
+    }
+
+    /// The serving certificate's expiry (seconds since the epoch; 0 when it cannot be read).
+    pub fn set_certificate_expiry(&self, expires_at: Option<i64>) {
+        self.certificate_expiry.set(expires_at.unwrap_or(0));
     }
 
     pub fn set_policies_loaded(&self, count: usize) {

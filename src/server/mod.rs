@@ -132,7 +132,12 @@ impl Server {
 
         let (stop_tx, stop_rx) = watch::channel(false);
         let reloads = [
-            tokio::spawn(reload_certificates(cert, settings.tls_reload_interval, stop_rx.clone())),
+            tokio::spawn(reload_certificates(
+                cert,
+                state.metrics.clone(),
+                settings.tls_reload_interval,
+                stop_rx.clone(),
+            )),
             tokio::spawn(reload_policies(
                 state.clone(),
                 settings.clone(),
@@ -210,7 +215,13 @@ fn spawn_connection(
     });
 }
 
-async fn reload_certificates(cert: Arc<tls::ReloadingCert>, interval: Duration, mut stop: watch::Receiver<bool>) {
+async fn reload_certificates(
+    cert: Arc<tls::ReloadingCert>,
+    metrics: Arc<Metrics>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    metrics.set_certificate_expiry(cert.expires_at());
     let mut refused_last = None;
     loop {
         tokio::select! {
@@ -221,6 +232,7 @@ async fn reload_certificates(cert: Arc<tls::ReloadingCert>, interval: Duration, 
             tls::Reload::Unchanged => refused_last = None,
             tls::Reload::Reloaded => {
                 refused_last = None;
+                metrics.set_certificate_expiry(cert.expires_at());
                 tracing::info!("serving certificate reloaded");
             }
             tls::Reload::Refused(reason) => {

@@ -98,6 +98,15 @@ impl ReloadingCert {
         })
     }
 
+    /// When the served certificate (the chain's first) expires, in seconds since the epoch.
+    pub fn expires_at(&self) -> Option<i64> {
+        use x509_cert::der::Decode as _;
+        let current = self.current.load();
+        let leaf = x509_cert::Certificate::from_der(current.end_entity_cert().ok()?).ok()?;
+        let not_after = leaf.tbs_certificate().validity().not_after.to_unix_duration();
+        i64::try_from(not_after.as_secs()).ok()
+    }
+
     pub fn reload(&self) -> Reload {
         let (certified, fingerprint) = match load_pair(&self.cert_path, &self.key_path) {
             Ok(pair) => pair,
@@ -128,5 +137,39 @@ impl ReloadingCert {
 impl ResolvesServerCert for ReloadingCert {
     fn resolve(&self, _client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(self.current.load_full())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed pair for `localhost` that expires at midnight UTC of the given day.
+    fn pair_expiring(dir: &Path, name: &str, year: i32, month: u8, day: u8) -> (PathBuf, PathBuf) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params.not_after = rcgen::date_time_ymd(year, month, day);
+        let cert = params.self_signed(&key).unwrap();
+        let (cert_path, key_path) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        (cert_path, key_path)
+    }
+
+    #[test]
+    fn the_expiry_is_the_served_certificates_and_follows_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = pair_expiring(dir.path(), "first", 2031, 5, 17);
+        let served = ReloadingCert::load(&cert, &key).unwrap();
+        assert_eq!(served.expires_at(), Some(1_936_742_400), "2031-05-17T00:00:00Z");
+        let (next_cert, next_key) = pair_expiring(dir.path(), "next", 2032, 5, 17);
+        std::fs::rename(next_cert, &cert).unwrap();
+        std::fs::rename(next_key, &key).unwrap();
+        assert_eq!(served.reload(), Reload::Reloaded);
+        assert_eq!(
+            served.expires_at(),
+            Some(1_936_742_400 + 366 * 86_400),
+            "2032-05-17, a leap year later"
+        );
     }
 }
