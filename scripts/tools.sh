@@ -18,7 +18,11 @@ CRANE_VERSION=v0.21.9
 HELM_VERSION=v3.21.4
 OPA_VERSION=v1.20.2
 GATOR_VERSION=v3.23.0
-KNOWN="etcd kube-apiserver cosign crane helm opa gator registry"
+# CRDs of the objects the chart renders for other operators (cert-manager's Certificate and
+# Issuer, Prometheus Operator's ServiceMonitor and PrometheusRule), from those Go modules.
+CERT_MANAGER_VERSION=v1.19.1
+PROMETHEUS_OPERATOR_VERSION=v0.85.0
+KNOWN="etcd kube-apiserver kubectl cosign crane helm opa gator registry crds"
 
 ROOT=${PORTCULLIS_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/portcullis-tools}
 # Never fetch another toolchain; one module/build cache under ROOT so CI can cache it whole.
@@ -89,7 +93,8 @@ recipe_wrapper() { # OUT MODULE@VERSION PKG [go mod edit args...]
   build -o "$out" "$pkg"
 }
 
-recipe_kube_apiserver() { # OUT
+# A command of k8s.io/kubernetes (kube-apiserver, kubectl) at KUBE_VERSION, from a wrapper module.
+recipe_kube() { # OUT CMD
   local staging=v0.${KUBE_VERSION#v1.} gomod
   # The staging modules are the `k8s.io/X => ./staging/src/k8s.io/X` replaces of kubernetes' go.mod.
   gomod=$(go_mod "k8s.io/kubernetes@$KUBE_VERSION")
@@ -101,12 +106,18 @@ recipe_kube_apiserver() { # OUT
   ((${#edits[@]} > 20)) || die "found only ${#edits[@]} staging modules in $gomod"
   for m in $KUBE_STAGING_EXCEPTIONS; do edits+=("-replace=${m%@*}=$m"); done # last one wins
   # Stamp the version as the release build does: unstamped, /version says v0.0.0-master+$Format:%H$,
-  # which kubectl and helm (.Capabilities.KubeVersion) fail to parse.
-  local v=k8s.io/component-base/version minor=${KUBE_VERSION#v1.}
-  LDFLAGS="-X $v.gitVersion=$KUBE_VERSION -X $v.gitMajor=1 -X $v.gitMinor=${minor%%.*} -X $v.gitTreeState=clean"
-  recipe_wrapper "$1" "k8s.io/kubernetes/cmd/kube-apiserver@$KUBE_VERSION" \
-    k8s.io/kubernetes/cmd/kube-apiserver "${edits[@]}"
+  # which kubectl and helm (.Capabilities.KubeVersion) fail to parse. kubectl's client version
+  # comes from client-go's copy of the same variables.
+  local minor=${KUBE_VERSION#v1.} v
+  LDFLAGS=
+  for v in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    LDFLAGS+=" -X $v.gitVersion=$KUBE_VERSION -X $v.gitMajor=1 -X $v.gitMinor=${minor%%.*} -X $v.gitTreeState=clean"
+  done
+  recipe_wrapper "$1" "k8s.io/kubernetes/cmd/$2@$KUBE_VERSION" "k8s.io/kubernetes/cmd/$2" "${edits[@]}"
 }
+
+recipe_kube_apiserver() { recipe_kube "$1" kube-apiserver; } # OUT
+recipe_kubectl() { recipe_kube "$1" kubectl; }               # OUT
 
 recipe_helm() { # OUT
   # Stamp as helm's Makefile does: unstamped, `helm version` says v3.21 and `helm template`/`lint`
@@ -118,6 +129,43 @@ recipe_helm() { # OUT
   LDFLAGS+=" -X $h/pkg/chartutil.k8sVersionMajor=1 -X $h/pkg/chartutil.k8sVersionMinor=$minor"
   LDFLAGS+=" -X $h/pkg/lint/rules.k8sVersionMajor=1 -X $h/pkg/lint/rules.k8sVersionMinor=$minor"
   recipe_install "$1" "$h/cmd/helm@$HELM_VERSION"
+}
+
+# go_mod_dir MODULE@VERSION: that module's extracted source in the module cache.
+go_mod_dir() {
+  local d
+  d=$(go mod download -json "$1" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  [[ -n $d && -d $d ]] || die "no source directory for $1"
+  echo "$d"
+}
+
+# crds: print a directory of CRD manifests (one YAML file each), copied once from the module
+# zips of cert-manager and prometheus-operator, then cached by their versions.
+crds() {
+  local dir=$ROOT/crds-cert-manager-$CERT_MANAGER_VERSION-prometheus-operator-$PROMETHEUS_OPERATOR_VERSION lock
+  if [[ ! -d $dir ]]; then
+    mkdir -p "$ROOT/locks"
+    exec {lock}>"$ROOT/locks/crds.lock"
+    flock "$lock"
+    if [[ ! -d $dir ]]; then
+      echo "tools.sh: fetching CRDs (cert-manager $CERT_MANAGER_VERSION, prometheus-operator $PROMETHEUS_OPERATOR_VERSION)" >&2
+      local cm po f
+      cm=$(go_mod_dir "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION")
+      po=$(go_mod_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")
+      rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+      # cert-manager's plain CRDs (deploy/charts/... holds the same as Helm templates).
+      for f in "$cm"/deploy/crds/*.yaml; do cp "$f" "$dir.tmp/"; done
+      # The variant without field descriptions, small enough for client-side apply.
+      for f in servicemonitors prometheusrules; do
+        cp "$po/example/prometheus-operator-crd/monitoring.coreos.com_$f.yaml" "$dir.tmp/"
+      done
+      chmod 644 "$dir.tmp"/*.yaml # the module cache is read-only
+      grep -q 'kind: CustomResourceDefinition' "$dir.tmp/cert-manager.io_certificates.yaml" || die "unexpected cert-manager CRD layout"
+      mv "$dir.tmp" "$dir"
+    fi
+    exec {lock}>&-
+  fi
+  echo "$dir"
 }
 
 # Debian's CNCF distribution registry; apt-get update only when the first install fails.
@@ -140,6 +188,7 @@ for tool in "$@"; do
   etcd) go_tool etcd "$ETCD_VERSION" recipe_wrapper \
     "go.etcd.io/etcd/server/v3@$ETCD_VERSION" go.etcd.io/etcd/server/v3 ;;
   kube-apiserver) go_tool kube-apiserver "$KUBE_VERSION" recipe_kube_apiserver ;;
+  kubectl) go_tool kubectl "$KUBE_VERSION" recipe_kubectl ;;
   cosign) go_tool cosign "$COSIGN_VERSION" recipe_install \
     "github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_VERSION" ;;
   crane) go_tool crane "$CRANE_VERSION" recipe_install \
@@ -149,6 +198,7 @@ for tool in "$@"; do
   gator) go_tool gator "$GATOR_VERSION" recipe_install \
     "github.com/open-policy-agent/gatekeeper/v3/cmd/gator@$GATOR_VERSION" ;;
   registry) registry ;;
+  crds) crds ;;
   *) die "unknown tool '$tool' (known: $KNOWN)" ;;
   esac
 done
