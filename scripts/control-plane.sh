@@ -5,6 +5,9 @@
 #   scripts/control-plane.sh start DIR   # prints DIR/kubeconfig once /readyz answers
 #   scripts/control-plane.sh stop DIR    # idempotent
 #
+# With CONTROL_PLANE_OWNER=PID in the environment, start also leaves a watcher that runs
+# `stop DIR` once that process has exited: a test passes its own PID, so the control plane
+# goes away with the test binary even when the binary is killed before its cleanup runs.
 # DIR holds pki/, etcd/ (data), kubeconfig, etcd.log, apiserver.log and *.pid.
 # Each start is a fresh cluster: DIR/etcd and DIR/pki are recreated.
 set -euo pipefail
@@ -23,6 +26,9 @@ alive() {
 
 stop() {
   local name pid i
+  # The watcher (unless this is the watcher itself, which execs `stop` when its owner is gone).
+  if alive watch && [[ $(cat "$DIR/watch.pid") != "$$" ]]; then kill -TERM "$(cat "$DIR/watch.pid")" 2>/dev/null || true; fi
+  rm -f "$DIR/watch.pid"
   for name in apiserver etcd; do
     if alive "$name"; then
       pid=$(cat "$DIR/$name.pid")
@@ -92,6 +98,16 @@ rm -rf "$PKI" "$DIR/etcd" && mkdir -p "$PKI"
 TOKEN=$(openssl rand -hex 24)
 echo "$TOKEN,admin,admin,\"system:masters\"" >"$PKI/tokens.csv"
 chmod 600 "$PKI"/*.key "$PKI/tokens.csv"
+
+if [[ -n ${CONTROL_PLANE_OWNER:-} ]]; then
+  [[ $CONTROL_PLANE_OWNER =~ ^[0-9]+$ ]] || die "CONTROL_PLANE_OWNER must be a PID"
+  self=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
+  # Polls once a second for at most a day; its command line names DIR, so `alive watch` works.
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  nohup bash -c 'for ((i = 0; i < 86400; i++)); do kill -0 "$1" 2>/dev/null || break; sleep 1; done; exec "$2" stop "$3"' \
+    control-plane-watch "$CONTROL_PLANE_OWNER" "$self" "$DIR" </dev/null >/dev/null 2>&1 &
+  echo $! >"$DIR/watch.pid"
+fi
 
 ETCD_CLIENT=$(free_port)
 ETCD_PEER=$(free_port "$ETCD_CLIENT")
