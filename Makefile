@@ -4,15 +4,16 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/portcullis/target
 export CARGO_TARGET_DIR
 CARGO ?= cargo
 
-.PHONY: run test fmt lint unit policy-test chart-check example-check generate bench build
+.PHONY: run test fmt lint unit policy-test chart-check example-check static-check generate bench build
 
 ## The webhook on the embedded default library with development TLS (see README).
 run:
 	$(CARGO) run --locked --release -- serve --dev --config examples/config/dev.yaml
 
 ## Everything CI checks: formatting, lints, all tests, the policy library's own tests, the Helm
-## chart (lint, renders, schema, drift of its generated files), and the micro-app example.
-test: fmt lint unit policy-test chart-check example-check
+## chart (lint, renders, schema, drift of its generated files), the micro-app example, and the
+## container image's binary.
+test: fmt lint unit policy-test chart-check example-check static-check
 
 fmt:
 	$(CARGO) fmt --all -- --check
@@ -38,6 +39,11 @@ example-check:
 	kubectl kustomize examples/micro-app >$(CARGO_TARGET_DIR)/examples/micro-app.yaml
 	cd examples/micro-app && $(CARGO) run --locked --quiet -- check --offline \
 	  --config platform/portcullis.yaml $(CARGO_TARGET_DIR)/examples/micro-app.yaml platform/namespace.yaml
+
+## What the Dockerfile builds, without a container engine: the static (musl) release binary from
+## the script the Dockerfile runs, started with the image's config and answering a review.
+static-check:
+	scripts/static-check.sh "$$(scripts/static-build.sh)"
 
 ## Rewrites the generated files: charts/portcullis/policies/ and deploy/portcullis.yaml.
 generate:
