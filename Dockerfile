@@ -8,16 +8,19 @@
 # Pinned builder: Rust 1.95.0, the toolchain this repository is built and tested with.
 FROM docker.io/library/rust:1.95.0-bookworm AS builder
 RUN apt-get update \
- && apt-get install -y --no-install-recommends musl-tools \
+ && apt-get install -y --no-install-recommends musl-tools patch \
  && rm -rf /var/lib/apt/lists/* \
  && rustup target add x86_64-unknown-linux-musl
 WORKDIR /src
 ENV CARGO_TARGET_DIR=/src/target
 
-# Dependencies first: this layer is rebuilt only when the manifests or vendored crates change.
+# Dependencies first: this layer is rebuilt only when the manifests or our crate patches change
+# (patches/README.md: published crates patched at build time, as the Makefile does).
 COPY Cargo.toml Cargo.lock build.rs ./
-COPY vendor vendor
-RUN mkdir -p src benches policies \
+COPY patches patches
+COPY scripts/vendor-sigstore.sh scripts/
+RUN scripts/vendor-sigstore.sh \
+ && mkdir -p src benches policies \
  && echo 'fn main() {}' >src/main.rs && touch src/lib.rs \
  && echo 'fn main() {}' >benches/decision.rs && cp benches/decision.rs benches/verification.rs \
  && cargo build --release --locked --target x86_64-unknown-linux-musl \

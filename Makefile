@@ -4,27 +4,32 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/portcullis/target
 export CARGO_TARGET_DIR
 CARGO ?= cargo
 
-.PHONY: run test fmt lint unit policy-test chart-check example-check static-check generate bench build
+.PHONY: vendor run test fmt lint unit policy-test chart-check example-check static-check generate bench build
+
+## The crates we patch (patches/README.md), prepared in vendor/ before any cargo command; a
+## no-op when they are up to date.
+vendor:
+	scripts/vendor-sigstore.sh
 
 ## The webhook on the embedded default library with development TLS (see README).
-run:
+run: vendor
 	$(CARGO) run --locked --release -- serve --dev --config examples/config/dev.yaml
 
 ## Everything CI checks: formatting, lints, all tests, the policy library's own tests, the Helm
 ## chart (lint, renders, schema, drift of its generated files), the micro-app example, and the
 ## container image's binary.
-test: fmt lint unit policy-test chart-check example-check static-check
+test: vendor fmt lint unit policy-test chart-check example-check static-check
 
-fmt:
+fmt: vendor
 	$(CARGO) fmt --all -- --check
 
-lint:
+lint: vendor
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-unit:
+unit: vendor
 	$(CARGO) test --locked
 
-policy-test:
+policy-test: vendor
 	$(CARGO) run --locked --quiet -- test policies/
 
 ## helm lint --strict of every values variant, the schema's refusals, and no drift between the
@@ -34,7 +39,7 @@ chart-check:
 
 ## The micro-app template (examples/micro-app) as its CI checks it: the rendered kustomization
 ## is admitted by the current default policies.
-example-check:
+example-check: vendor
 	mkdir -p $(CARGO_TARGET_DIR)/examples
 	kubectl kustomize examples/micro-app >$(CARGO_TARGET_DIR)/examples/micro-app.yaml
 	cd examples/micro-app && $(CARGO) run --locked --quiet -- check --offline \
@@ -42,7 +47,7 @@ example-check:
 
 ## What the Dockerfile builds, without a container engine: the static (musl) release binary from
 ## the script the Dockerfile runs, started with the image's config and answering a review.
-static-check:
+static-check: vendor
 	scripts/static-check.sh "$$(scripts/static-build.sh)"
 
 ## Rewrites the generated files: charts/portcullis/policies/ and deploy/portcullis.yaml.
@@ -52,12 +57,12 @@ generate:
 ## Benchmarks against their floors (docs/benchmarks.md): the decision path, then image
 ## verification (a local registry and cosign from scripts/tools.sh; `cargo bench` builds the
 ## release binary it runs). Each prints a markdown report, kept in $(CARGO_TARGET_DIR)/bench/.
-bench:
+bench: vendor
 	mkdir -p $(CARGO_TARGET_DIR)/bench
 	$(CARGO) bench --locked --bench decision >$(CARGO_TARGET_DIR)/bench/decision.md
 	cat $(CARGO_TARGET_DIR)/bench/decision.md
 	$(CARGO) bench --locked --bench verification >$(CARGO_TARGET_DIR)/bench/verification.md
 	cat $(CARGO_TARGET_DIR)/bench/verification.md
 
-build:
+build: vendor
 	$(CARGO) build --locked --release
