@@ -487,3 +487,108 @@ impl moka::Expiry<CacheKey, Verification> for Lifetime {
         })
     }
 }
+
+/// Known-bad signatures kept as fixtures (`tests/fixtures/signatures`, made by cosign v2.6.4; see
+/// its README): each must fail the way it fails, whatever registry or cosign version the
+/// integration tests run with.
+#[cfg(test)]
+mod known_bad_signatures {
+    use super::*;
+    use sha2::Digest as _;
+    use sigstore::crypto::CosignVerificationKey;
+
+    const MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+    const PAYLOAD: &str = include_str!("../../tests/fixtures/signatures/payload.json");
+    const OTHER_IMAGE_PAYLOAD: &str = include_str!("../../tests/fixtures/signatures/payload-other-image.json");
+    const SIGNATURES: &str = include_str!("../../tests/fixtures/signatures/signatures.json");
+
+    fn fixture(field: &str) -> String {
+        let signatures: serde_json::Value = serde_json::from_str(SIGNATURES).unwrap();
+        signatures[field].as_str().unwrap().to_string()
+    }
+
+    fn digest_of_image() -> String {
+        fixture("image").split_once('@').unwrap().1.to_string()
+    }
+
+    fn key(name: &str) -> AuthorityKind {
+        let pem = std::fs::read(format!(
+            "{}/tests/fixtures/signatures/{name}.pub",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let key = CosignVerificationKey::try_from_pem(&pem).unwrap();
+        AuthorityKind::Key { pem, key }
+    }
+
+    /// The layer as the crate builds it from what the registry sent, for the fixture image.
+    fn layer(payload: &str, signature: &str) -> Result<SignatureLayer, String> {
+        let client = sigstore::cosign::ClientBuilder::default().build().unwrap();
+        let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(payload.as_bytes())));
+        let annotations = [("dev.cosignproject.cosign/signature".to_string(), signature.to_string())].into();
+        client
+            .signature_layer(
+                MEDIA_TYPE,
+                &digest,
+                annotations,
+                payload.as_bytes().to_vec(),
+                &digest_of_image(),
+            )
+            .map_err(|e| e.to_string())
+    }
+
+    fn verified(check: Check) -> bool {
+        matches!(check, Check::Verified { .. })
+    }
+
+    #[test]
+    fn the_genuine_signature_verifies_with_its_key_only() {
+        let genuine = layer(PAYLOAD, &fixture("by_trusted_key")).unwrap();
+        assert!(verified(check(&genuine, &key("trusted"))));
+        assert!(matches!(check(&genuine, &key("other")), Check::BadSignature));
+    }
+
+    #[test]
+    fn a_signature_by_another_key_is_bad_for_the_trusted_key() {
+        let other = layer(PAYLOAD, &fixture("by_other_key")).unwrap();
+        assert!(matches!(check(&other, &key("trusted")), Check::BadSignature));
+        assert!(verified(check(&other, &key("other"))));
+    }
+
+    #[test]
+    fn a_tampered_payload_keeps_its_digest_claim_but_not_its_signature() {
+        // The attacker rewrites the identity and keeps the digest claim and the signature.
+        let tampered = PAYLOAD.replace("127.0.0.1:5077/app/x", "127.0.0.1:5077/app/evil");
+        assert_ne!(tampered, PAYLOAD);
+        let layer = layer(&tampered, &fixture("by_trusted_key")).unwrap();
+        assert!(matches!(check(&layer, &key("trusted")), Check::BadSignature));
+    }
+
+    #[test]
+    fn a_genuine_signature_of_another_image_is_no_signature_of_this_one() {
+        let error = layer(OTHER_IMAGE_PAYLOAD, &fixture("other_image_by_trusted_key")).unwrap_err();
+        assert!(error.contains("digest mismatch"), "{error}");
+    }
+
+    #[test]
+    fn malformed_signatures_and_layers_are_refused() {
+        let garbage = layer(PAYLOAD, "not base64 at all").unwrap();
+        assert!(matches!(check(&garbage, &key("trusted")), Check::BadSignature));
+        let truncated = &fixture("by_trusted_key")[..40];
+        assert!(matches!(
+            check(&layer(PAYLOAD, truncated).unwrap(), &key("trusted")),
+            Check::BadSignature
+        ));
+        let client = sigstore::cosign::ClientBuilder::default().build().unwrap();
+        let wrong_digest = client.signature_layer(
+            MEDIA_TYPE,
+            "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            Default::default(),
+            PAYLOAD.as_bytes().to_vec(),
+            &digest_of_image(),
+        );
+        assert!(wrong_digest.is_err(), "a blob that does not match its descriptor");
+        let not_json = layer("{not json", &fixture("by_trusted_key"));
+        assert!(not_json.is_err());
+    }
+}
