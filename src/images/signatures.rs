@@ -51,10 +51,14 @@ pub async fn read(
     digest: &str,
     max: usize,
 ) -> Result<Signatures, RegistryError> {
-    let (tagged, referred) = tokio::join!(
-        from_signature_tag(registry, client, image, digest, max),
-        from_referrers(registry, client, image, digest, max)
-    );
+    let reading = Reading {
+        registry,
+        client,
+        image,
+        digest,
+        max,
+    };
+    let (tagged, referred) = tokio::join!(reading.signature_tag(), reading.referrers());
     let (tagged, referred) = (tagged?, referred?);
     Ok(Signatures {
         present: tagged.present + referred.present,
@@ -63,94 +67,96 @@ pub async fn read(
     })
 }
 
-async fn from_signature_tag(
-    registry: &Registry,
-    client: &Client,
-    image: &ImageReference,
-    digest: &str,
+/// What one read is about: where, what, and how many of each kind at most.
+struct Reading<'a> {
+    registry: &'a Registry,
+    client: &'a Client,
+    image: &'a ImageReference,
+    digest: &'a str,
     max: usize,
-) -> Result<Signatures, RegistryError> {
-    let tag = format!("{}.sig", digest.replace(':', "-"));
-    let Lookup::Found { body, .. } = registry.manifest(image, &tag).await? else {
-        return Ok(Signatures::default());
-    };
-    let layers = manifest_layers(&body, SIMPLE_SIGNING_MEDIA_TYPE, max);
-    // A signature manifest that holds no signature layer is still "something signed here".
-    let present = layers.len().max(1);
-    let blobs = futures::future::try_join_all(
-        layers
-            .iter()
-            .map(|layer| registry.blob(image, &layer.digest, MAX_SIGNATURE_BYTES)),
-    )
-    .await?;
-    let layers = layers
-        .into_iter()
-        .zip(blobs)
-        .filter_map(|(layer, data)| {
-            client
-                .signature_layer(
-                    SIMPLE_SIGNING_MEDIA_TYPE,
-                    &layer.digest,
-                    layer.annotations,
-                    data,
-                    digest,
-                )
-                .map_err(|e| tracing::debug!(layer = %layer.digest, error = %e, "signature layer rejected"))
-                .ok()
-        })
-        .collect();
-    Ok(Signatures {
-        present,
-        layers,
-        attestation_bundles: Vec::new(),
-    })
 }
 
-async fn from_referrers(
-    registry: &Registry,
-    client: &Client,
-    image: &ImageReference,
-    digest: &str,
-    max: usize,
-) -> Result<Signatures, RegistryError> {
-    let Some(index) = registry.referrers(image, digest).await? else {
-        return Ok(Signatures::default());
-    };
-    let index: Value = serde_json::from_slice(&index).unwrap_or_default();
-    let manifests: Vec<&str> = index["manifests"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        // Registries differ in the artifact type they index for a bundle (cosign's, none, or the
-        // empty type); the layer media type decides below.
-        .filter(|m| {
-            m["artifactType"]
-                .as_str()
-                .is_none_or(|t| t == EMPTY_MEDIA_TYPE || t.starts_with("application/vnd.dev.sigstore.bundle"))
-        })
-        .filter_map(|m| m["digest"].as_str())
-        .take(max)
-        .collect();
-    let source = oci_reference(image, digest);
-    let mut found = Signatures::default();
-    for manifest in manifests {
-        let Lookup::Found { body, .. } = registry.manifest(image, manifest).await? else {
-            continue;
+impl Reading<'_> {
+    async fn signature_tag(&self) -> Result<Signatures, RegistryError> {
+        let tag = format!("{}.sig", self.digest.replace(':', "-"));
+        let Lookup::Found { body, .. } = self.registry.manifest(self.image, &tag).await? else {
+            return Ok(Signatures::default());
         };
-        for layer in manifest_layers(&body, BUNDLE_MEDIA_TYPE, max) {
-            let bundle = registry.blob(image, &layer.digest, MAX_SIGNATURE_BYTES).await?;
-            let Some(parsed) = signing_bundle(&bundle) else {
-                found.attestation_bundles.push((layer.digest, bundle));
+        let layers = manifest_layers(&body, SIMPLE_SIGNING_MEDIA_TYPE, self.max);
+        // A signature manifest that holds no signature layer is still "something signed here".
+        let present = layers.len().max(1);
+        let blobs = futures::future::try_join_all(
+            layers
+                .iter()
+                .map(|layer| self.registry.blob(self.image, &layer.digest, MAX_SIGNATURE_BYTES)),
+        )
+        .await?;
+        let layers = layers
+            .into_iter()
+            .zip(blobs)
+            .filter_map(|(layer, data)| {
+                self.client
+                    .signature_layer(
+                        SIMPLE_SIGNING_MEDIA_TYPE,
+                        &layer.digest,
+                        layer.annotations,
+                        data,
+                        self.digest,
+                    )
+                    .map_err(|e| tracing::debug!(layer = %layer.digest, error = %e, "signature layer rejected"))
+                    .ok()
+            })
+            .collect();
+        Ok(Signatures {
+            present,
+            layers,
+            attestation_bundles: Vec::new(),
+        })
+    }
+
+    async fn referrers(&self) -> Result<Signatures, RegistryError> {
+        let Some(index) = self.registry.referrers(self.image, self.digest).await? else {
+            return Ok(Signatures::default());
+        };
+        let index: Value = serde_json::from_slice(&index).unwrap_or_default();
+        let manifests: Vec<&str> = index["manifests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            // Registries differ in the artifact type they index for a bundle (cosign's, none, or the
+            // empty type); the layer media type decides below.
+            .filter(|m| {
+                m["artifactType"]
+                    .as_str()
+                    .is_none_or(|t| t == EMPTY_MEDIA_TYPE || t.starts_with("application/vnd.dev.sigstore.bundle"))
+            })
+            .filter_map(|m| m["digest"].as_str())
+            .take(self.max)
+            .collect();
+        let source = oci_reference(self.image, self.digest);
+        let mut found = Signatures::default();
+        for manifest in manifests {
+            let Lookup::Found { body, .. } = self.registry.manifest(self.image, manifest).await? else {
                 continue;
             };
-            found.present += 1;
-            match bundle_signature(client, &parsed, &bundle, &layer.digest, digest, &source) {
-                Ok(layer) => found.layers.push(layer),
-                Err(e) => tracing::debug!(layer = %layer.digest, error = %e, "signature bundle rejected"),
+            for layer in manifest_layers(&body, BUNDLE_MEDIA_TYPE, self.max) {
+                let bundle = self
+                    .registry
+                    .blob(self.image, &layer.digest, MAX_SIGNATURE_BYTES)
+                    .await?;
+                let Some(parsed) = signing_bundle(&bundle) else {
+                    found.attestation_bundles.push((layer.digest, bundle));
+                    continue;
+                };
+                found.present += 1;
+                match bundle_signature(self.client, &parsed, &bundle, &layer.digest, self.digest, &source) {
+                    Ok(layer) => found.layers.push(layer),
+                    Err(e) => tracing::debug!(layer = %layer.digest, error = %e, "signature bundle rejected"),
+                }
             }
         }
+        Ok(found)
     }
-    Ok(found)
 }
 
 /// `image@digest` as the crate addresses it: built from its parts, never parsed (parsing
