@@ -218,7 +218,8 @@ impl Verifier {
                 "a signature is present but none is a valid signature of this digest (signed payload for another digest, malformed, or a bad transparency-log bundle)",
             );
         }
-        let layers = &layers[..layers.len().min(self.policy.max_signatures)];
+        // Each place was read up to `max`; together they are bounded by it too.
+        let layers = &layers[..layers.len().min(max)];
         let mut signers = Vec::new();
         let mut verified_authorities = BTreeSet::new();
         // The threshold counts distinct keys and identities: one key listed under two names
