@@ -122,12 +122,14 @@ nohup "$ETCD" --name cp --data-dir "$DIR/etcd" --unsafe-no-fsync \
 echo $! >"$DIR/etcd.pid"
 wait_for etcd 30 curl -sf --max-time 2 "http://127.0.0.1:$ETCD_CLIENT/health"
 
+# --allow-privileged: as kubeadm and managed clusters run it (the default, false, makes the
+# apiserver itself refuse privileged containers, before any admission webhook sees them).
 # --endpoint-reconciler-type none: the "kubernetes" Endpoints may not hold a loopback address
 # (the apiserver would log an error every 10 s) and nothing here routes to that Service anyway.
 nohup "$KUBE_APISERVER" \
   --etcd-servers "http://127.0.0.1:$ETCD_CLIENT" \
   --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
-  --endpoint-reconciler-type none \
+  --endpoint-reconciler-type none --allow-privileged=true \
   --cert-dir "$PKI" --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
   --token-auth-file "$PKI/tokens.csv" --authorization-mode RBAC \
   --service-account-issuer https://kubernetes.default.svc \
