@@ -1,65 +1,21 @@
 //! Cluster access against a real kube-apiserver: namespace risk levels from the cached watch
 //! (`risk.namespaceSource: kubernetes`), which follows label changes, and registry credentials
 //! from a workload's imagePullSecrets. The control plane (etcd + kube-apiserver built from the
-//! Go module proxy) runs on loopback.
+//! Go module proxy) runs on loopback; kubectl is built at the same version.
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
 
+use common::cluster::ControlPlane;
 use common::lab::{PrivateRegistry, PRIVATE_PASSWORD, PRIVATE_USER};
 use common::*;
 use portcullis::images::pull_secrets::PullSecrets;
 use portcullis::namespaces::{KubeNamespaces, NamespaceLabels};
 use portcullis::policy::Source;
-
-struct ControlPlane {
-    dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
-}
-
-impl ControlPlane {
-    fn start() -> ControlPlane {
-        let dir = tempfile::tempdir().unwrap();
-        let output = Command::new(script()).arg("start").arg(dir.path()).output().unwrap();
-        assert!(
-            output.status.success(),
-            "control plane: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let kubeconfig = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
-        ControlPlane { dir, kubeconfig }
-    }
-
-    fn kubectl(&self, args: &[&str]) {
-        let output = Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "kubectl {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-}
-
-impl Drop for ControlPlane {
-    fn drop(&mut self) {
-        let _ = Command::new(script()).arg("stop").arg(self.dir.path()).output();
-    }
-}
-
-fn script() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/control-plane.sh"))
-}
 
 /// Polls `condition`, bounded to 20 s.
 async fn eventually(what: &str, condition: impl Fn() -> bool) {

@@ -16,6 +16,7 @@ use portcullis::namespaces::StaticNamespaces;
 use portcullis::policy::Source;
 use portcullis::server::{self, AppState};
 
+pub mod cluster;
 pub mod lab;
 #[allow(unused_imports)] // Used by the tests that start services, not by every test.
 pub use lab::Service;

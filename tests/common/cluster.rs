@@ -1,0 +1,109 @@
+//! A throwaway Kubernetes control plane (etcd + kube-apiserver, built from the Go module proxy
+//! by `scripts/tools.sh`) on loopback, started by `scripts/control-plane.sh`, and the kubectl
+//! of the same Kubernetes version. Shared by `tests/cluster.rs` and `tests/e2e.rs`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use super::lab::tool;
+
+pub struct ControlPlane {
+    dir: tempfile::TempDir,
+    /// The admin's kubeconfig (user `admin` in `system:masters`).
+    pub kubeconfig: PathBuf,
+    /// kubectl built at the apiserver's version.
+    pub kubectl_bin: PathBuf,
+}
+
+impl ControlPlane {
+    /// Starts a fresh cluster (about 4 s once the binaries are cached). It is stopped when the
+    /// value is dropped and, should this test binary be killed first, by the script's watcher
+    /// once this process is gone.
+    pub fn start() -> ControlPlane {
+        let kubectl_bin = tool("kubectl");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        let output = Command::new(script())
+            .arg("start")
+            .arg(dir.path())
+            .env("CONTROL_PLANE_OWNER", std::process::id().to_string())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "control plane: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let kubeconfig = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+        ControlPlane {
+            dir,
+            kubeconfig,
+            kubectl_bin,
+        }
+    }
+
+    /// The control plane's directory: logs (`apiserver.log`, `etcd.log`), `pki/`, `kubeconfig`.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A HOME for the clients (kubectl's discovery cache, helm's directories), inside `dir`.
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    /// `kubectl --kubeconfig KUBECONFIG`, bounded to 120 s, with this cluster's HOME.
+    pub fn kubectl_cmd(&self) -> Command {
+        let mut command = Command::new("timeout");
+        command
+            .arg("120")
+            .arg(&self.kubectl_bin)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .env("HOME", self.home())
+            .env_remove("KUBECONFIG");
+        command
+    }
+
+    /// Runs kubectl with `stdin` (empty when `None`) and returns what it did.
+    pub fn kubectl_output(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let mut command = self.kubectl_cmd();
+        command
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let input = stdin.unwrap_or_default().to_vec();
+        let mut pipe = child.stdin.take().unwrap();
+        // A thread, so a large input cannot deadlock against kubectl's full output pipes.
+        let writer = std::thread::spawn(move || {
+            let _ = std::io::Write::write_all(&mut pipe, &input);
+        });
+        let output = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        output
+    }
+
+    /// Runs kubectl to success (asserting it) and returns its stdout.
+    pub fn kubectl(&self, args: &[&str]) -> String {
+        let output = self.kubectl_output(args, None);
+        assert!(
+            output.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        let _ = Command::new(script()).arg("stop").arg(self.dir.path()).output();
+    }
+}
+
+fn script() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/control-plane.sh"))
+}
