@@ -41,6 +41,7 @@ fn policy_input_example_is_what_portcullis_builds() {
         modules: vec![policy],
         tests: vec![],
         data: serde_json::json!({}),
+        gatekeeper: vec![],
     };
     let set = PolicySet::build(&bundle, serde_json::json!({}), Duration::from_secs(1)).unwrap();
     let reviewer = Reviewer::new(set.clone(), BTreeMap::new(), RiskLevel::High, namespaces);

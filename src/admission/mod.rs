@@ -238,6 +238,7 @@ mod tests {
             }],
             tests: vec![],
             data: json!({}),
+            gatekeeper: vec![],
         };
         let set = PolicySet::build(&bundle, json!({}), Duration::from_millis(500)).unwrap();
         Reviewer::new(set, BTreeMap::new(), RiskLevel::High, Arc::new(namespaces))

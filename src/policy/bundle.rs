@@ -3,7 +3,9 @@
 //! A library is a directory tree of Rego modules (`*.rego`), their unit tests (`*_test.rego`)
 //! and parameter files (`data.yaml`, `data.json`). As in an OPA bundle, a data file is placed
 //! in the data document at its directory's path: `cost/resources/data.yaml` becomes
-//! `data.cost.resources`.
+//! `data.cost.resources`. Any other YAML/JSON file that holds Gatekeeper ConstraintTemplates or
+//! Constraints (multi-document YAML allowed) adds them; the other documents of such a file,
+//! and files without them, are ignored.
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +26,8 @@ pub struct Bundle {
     pub tests: Vec<Module>,
     /// The merged data document.
     pub data: Value,
+    /// Gatekeeper ConstraintTemplates and Constraints.
+    pub gatekeeper: Vec<super::gatekeeper::Document>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +42,8 @@ pub enum BundleError {
     Data { path: String, message: String },
     #[error("{path}: data conflicts with another file at `{key}`")]
     Conflict { path: String, key: String },
+    #[error("{path}: not valid YAML: {message}")]
+    Yaml { path: String, message: String },
     #[error("no Rego policies found in {0}")]
     Empty(String),
 }
@@ -102,7 +108,7 @@ impl Source {
                 }
             }
         }
-        if bundle.modules.is_empty() && bundle.tests.is_empty() {
+        if bundle.modules.is_empty() && bundle.tests.is_empty() && bundle.gatekeeper.is_empty() {
             return Err(BundleError::Empty(self.describe()));
         }
         Ok(bundle)
@@ -154,9 +160,42 @@ impl Bundle {
             let prefix: Vec<&str> = relative.split('/').collect();
             let prefix = &prefix[..prefix.len() - 1];
             insert_at(&mut self.data, prefix, value, name)?;
+        } else if file_name.ends_with(".yaml") || file_name.ends_with(".yml") || file_name.ends_with(".json") {
+            self.gatekeeper.extend(gatekeeper_documents(name, &text)?);
         }
         Ok(())
     }
+}
+
+/// The ConstraintTemplates and Constraints of a YAML/JSON file. Only a file that mentions
+/// Gatekeeper's API groups is parsed, so unrelated YAML (suites, sample objects, charts) never
+/// stops a library from loading.
+fn gatekeeper_documents(name: &str, text: &str) -> Result<Vec<super::gatekeeper::Document>, BundleError> {
+    if !(text.contains("templates.gatekeeper.sh") || text.contains("constraints.gatekeeper.sh")) {
+        return Ok(Vec::new());
+    }
+    let mut values = Vec::new();
+    for (index, document) in yaml_serde::Deserializer::from_str(text).enumerate() {
+        let value = <Value as serde::Deserialize>::deserialize(document).map_err(|e| BundleError::Yaml {
+            path: format!("{name} (document {})", index + 1),
+            message: e.to_string(),
+        })?;
+        values.push(value);
+    }
+    let many = values.len() > 1;
+    Ok(values
+        .into_iter()
+        .enumerate()
+        .filter(|(_, value)| super::gatekeeper::is_gatekeeper(value))
+        .map(|(index, value)| super::gatekeeper::Document {
+            origin: if many {
+                format!("{name}#{}", index + 1)
+            } else {
+                name.to_string()
+            },
+            value,
+        })
+        .collect())
 }
 
 /// Deep-merges `value` into `data` at `path`; two files may share a prefix but not a leaf.
@@ -254,6 +293,37 @@ mod tests {
         assert_eq!(bundle.data, json!({"cost": {"resources": {"max_cpu": "1"}}}));
         assert_eq!(bundle.modules.len(), 1);
         assert_eq!(bundle.tests.len(), 1);
+    }
+
+    #[test]
+    fn gatekeeper_documents_are_collected_from_yaml() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("policy.yaml"),
+            "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata: {name: k8sx}\n---\n\
+             apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ignored}\n---\n\
+             apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sX\nmetadata: {name: x}\n",
+        )
+        .unwrap();
+        // YAML that does not mention Gatekeeper is not even parsed.
+        std::fs::write(dir.path().join("values.yaml"), "{{ .Values }}: [\n").unwrap();
+        let bundle = Source::Dirs(vec![dir.path().to_path_buf()]).read().unwrap();
+        let origins: Vec<_> = bundle
+            .gatekeeper
+            .iter()
+            .map(|d| d.origin.rsplit('/').next().unwrap())
+            .collect();
+        assert_eq!(origins, ["policy.yaml#1", "policy.yaml#3"]);
+        std::fs::write(
+            dir.path().join("broken.yaml"),
+            "apiVersion: templates.gatekeeper.sh/v1\n  kind: [\n",
+        )
+        .unwrap();
+        let err = Source::Dirs(vec![dir.path().to_path_buf()]).read().unwrap_err();
+        assert!(
+            err.to_string().contains("broken.yaml (document 1): not valid YAML"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -66,7 +66,11 @@ pub fn aggregate(
 ) -> Decision {
     let mut findings = native;
     for result in results {
-        let configured = overrides.get(&result.id).copied().unwrap_or(Enforcement::Deny);
+        let configured = overrides
+            .get(&result.id)
+            .copied()
+            .or(result.enforcement)
+            .unwrap_or(Enforcement::Deny);
         if let Some(error) = &result.error {
             let consequence = match configured {
                 Enforcement::Deny => "denied to fail closed".to_string(),
@@ -119,6 +123,7 @@ mod tests {
             warn: warn.iter().map(|s| s.to_string()).collect(),
             error,
             duration: Duration::ZERO,
+            enforcement: None,
         }
     }
 
@@ -150,6 +155,21 @@ mod tests {
         assert!(d.allowed);
         assert_eq!(d.warnings().count(), 1);
         assert_eq!(d.policies(Enforcement::DryRun), ["b"]);
+    }
+
+    #[test]
+    fn a_policys_own_enforcement_applies_unless_overridden() {
+        let mut dry = result("K8sX/a", &["no"], &[], None);
+        dry.enforcement = Some(Enforcement::DryRun);
+        let mut warn = result("K8sX/b", &["hm"], &[], None);
+        warn.enforcement = Some(Enforcement::Warn);
+        let d = aggregate(vec![], &[dry.clone(), warn.clone()], &BTreeMap::new(), RiskLevel::High);
+        assert!(d.allowed);
+        assert_eq!(d.policies(Enforcement::DryRun), ["K8sX/a"]);
+        assert_eq!(d.policies(Enforcement::Warn), ["K8sX/b"]);
+        let overrides = BTreeMap::from([("K8sX/a".to_string(), Enforcement::Deny)]);
+        let d = aggregate(vec![], &[dry, warn], &overrides, RiskLevel::High);
+        assert_eq!(d.policies(Enforcement::Deny), ["K8sX/a"]);
     }
 
     #[test]

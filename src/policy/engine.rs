@@ -11,13 +11,24 @@ use regorus::utils::limits::{ExecutionTimerConfig, LimitError};
 use serde_json::Value;
 
 use super::bundle::{Bundle, Module};
+use super::gatekeeper::{self, GatekeeperSet};
+use crate::config::Enforcement;
 
-/// One native policy of the set.
+/// One policy of the set: a native package, or a Gatekeeper constraint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     pub id: String,
     pub has_deny: bool,
     pub has_warn: bool,
+    pub kind: PolicyKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyKind {
+    /// A Rego package with `deny`/`warn`; its id is the package path.
+    Native,
+    /// A Gatekeeper constraint; its id is `<kind>/<name>`.
+    Constraint,
 }
 
 /// What one policy said about one input.
@@ -29,6 +40,9 @@ pub struct PolicyResult {
     /// Set when the policy could not be evaluated; the caller fails closed.
     pub error: Option<EvalError>,
     pub duration: Duration,
+    /// The policy's own enforcement (a constraint's `enforcementAction`); the config's
+    /// override wins, and without either a policy denies.
+    pub enforcement: Option<Enforcement>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,8 +71,10 @@ pub enum LoadError {
     Bundle(#[from] super::bundle::BundleError),
     #[error("{module}: {message}")]
     Compile { module: String, message: String },
-    #[error("the policy library defines no policy (no package declares deny or warn)")]
+    #[error("the policy library defines no policy (no package declares deny or warn, and there is no Gatekeeper constraint)")]
     NoPolicies,
+    #[error(transparent)]
+    Gatekeeper(#[from] gatekeeper::GatekeeperError),
     #[error("policy {id}: {message}")]
     Prepare { id: String, message: String },
 }
@@ -68,6 +84,7 @@ pub enum LoadError {
 pub struct PolicySet {
     engine: regorus::Engine,
     policies: Vec<Policy>,
+    gatekeeper: GatekeeperSet,
     timeout: Duration,
 }
 
@@ -77,8 +94,8 @@ impl std::fmt::Debug for PolicySet {
     }
 }
 
-/// Builds a regorus engine from modules and data, with the execution-time limit set.
-pub fn new_engine(modules: &[&Module], data: &Value, timeout: Duration) -> Result<regorus::Engine, LoadError> {
+/// An empty regorus engine with the execution-time limit set and OPA's builtin-error semantics.
+pub fn configured_engine(timeout: Duration) -> regorus::Engine {
     let mut engine = regorus::Engine::new();
     engine.set_execution_timer_config(ExecutionTimerConfig {
         limit: timeout,
@@ -87,6 +104,12 @@ pub fn new_engine(modules: &[&Module], data: &Value, timeout: Duration) -> Resul
     });
     // OPA's default: a builtin error makes the expression undefined rather than aborting.
     engine.set_strict_builtin_errors(false);
+    engine
+}
+
+/// Builds a regorus engine from modules and data, with the execution-time limit set.
+pub fn new_engine(modules: &[&Module], data: &Value, timeout: Duration) -> Result<regorus::Engine, LoadError> {
+    let mut engine = configured_engine(timeout);
     for module in modules {
         engine
             .add_policy(module.name.clone(), module.text.clone())
@@ -139,10 +162,16 @@ impl PolicySet {
                     existing.has_deny |= has_deny;
                     existing.has_warn |= has_warn;
                 }
-                None => policies.push(Policy { id, has_deny, has_warn }),
+                None => policies.push(Policy {
+                    id,
+                    has_deny,
+                    has_warn,
+                    kind: PolicyKind::Native,
+                }),
             }
         }
-        if policies.is_empty() {
+        let gatekeeper = GatekeeperSet::build(&bundle.gatekeeper, timeout)?;
+        if policies.is_empty() && gatekeeper.constraints().is_empty() {
             return Err(LoadError::NoPolicies);
         }
         policies.sort_by(|a, b| a.id.cmp(&b.id));
@@ -155,9 +184,16 @@ impl PolicySet {
                 })?;
             }
         }
+        policies.extend(gatekeeper.constraints().iter().map(|c| Policy {
+            id: c.id(),
+            has_deny: true,
+            has_warn: false,
+            kind: PolicyKind::Constraint,
+        }));
         Ok(PolicySet {
             engine,
             policies,
+            gatekeeper,
             timeout,
         })
     }
@@ -182,15 +218,52 @@ impl PolicySet {
                         warn: vec![],
                         error: Some(error.clone()),
                         duration: Duration::ZERO,
+                        enforcement: None,
                     })
                     .collect();
             }
         };
         engine.set_input(regorus_input);
-        self.policies
+        let mut results: Vec<PolicyResult> = self
+            .policies
             .iter()
+            .filter(|policy| policy.kind == PolicyKind::Native)
             .map(|policy| self.evaluate_one(&mut engine, policy))
-            .collect()
+            .collect();
+        if !self.gatekeeper.is_empty() {
+            results.extend(self.evaluate_gatekeeper(input));
+        }
+        results
+    }
+
+    /// The Gatekeeper constraints, on the request of the native input document; the rest of
+    /// that document (images, risk level, namespace) is their `input.portcullis`.
+    fn evaluate_gatekeeper(&self, input: &Value) -> Vec<PolicyResult> {
+        let request = input.get("request").unwrap_or(&Value::Null);
+        let namespace = input
+            .pointer("/namespace/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let labels: std::collections::BTreeMap<String, String> =
+            gatekeeper::matcher::labels(input.pointer("/namespace/labels"));
+        let facts = serde_json::json!({
+            "images": input.get("images").cloned().unwrap_or(Value::Array(vec![])),
+            "risk_level": input.get("risk_level").cloned().unwrap_or(Value::Null),
+            "namespace": input.get("namespace").cloned().unwrap_or(Value::Null),
+        });
+        let namespace_object = if namespace.is_empty() {
+            Value::Null
+        } else {
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": labels}})
+        };
+        self.gatekeeper.evaluate(
+            request,
+            &gatekeeper::Context {
+                namespace_labels: Some(&labels),
+                facts: &facts,
+                namespace_object,
+            },
+        )
     }
 
     fn evaluate_one(&self, engine: &mut regorus::Engine, policy: &Policy) -> PolicyResult {
@@ -201,6 +274,7 @@ impl PolicySet {
             warn: vec![],
             error: None,
             duration: Duration::ZERO,
+            enforcement: None,
         };
         for (rule, wanted) in [("deny", policy.has_deny), ("warn", policy.has_warn)] {
             if !wanted {
@@ -233,9 +307,13 @@ impl PolicySet {
 }
 
 impl Policy {
-    /// The rule paths to evaluate: `data.<id>.deny` and/or `data.<id>.warn`.
+    /// The rule paths to evaluate: `data.<id>.deny` and/or `data.<id>.warn`; none for a
+    /// constraint, whose rule lives in its template's own engine.
     pub fn rules(&self) -> Vec<String> {
         let mut rules = Vec::new();
+        if self.kind == PolicyKind::Constraint {
+            return rules;
+        }
         if self.has_deny {
             rules.push(format!("data.{}.deny", self.id));
         }
@@ -291,6 +369,7 @@ mod tests {
                 .collect(),
             tests: vec![],
             data: json!({}),
+            gatekeeper: vec![],
         }
     }
 
@@ -371,6 +450,47 @@ mod tests {
             results[0].error,
             Some(EvalError::Timeout(Duration::from_millis(20))),
             "{results:?}"
+        );
+    }
+
+    #[test]
+    fn constraints_are_policies_beside_native_ones() {
+        let template = "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata: {name: k8snolatest}\nspec:\n  crd: {spec: {names: {kind: K8sNoLatest}}}\n  targets:\n  - target: admission.k8s.gatekeeper.sh\n    rego: |\n      package k8snolatest\n      violation[{\"msg\": sprintf(\"%v in %v\", [c.image, input.portcullis.namespace.name])}] {\n        c := input.review.object.spec.containers[_]\n        endswith(c.image, \":latest\")\n      }\n";
+        let constraint = "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sNoLatest\nmetadata: {name: no-latest}\nspec: {enforcementAction: dryrun}\n";
+        let mut b = bundle(&[("a.rego", "package a\ndeny contains \"x\" if input.bad\n")]);
+        for (i, text) in [template, constraint].iter().enumerate() {
+            b.gatekeeper.push(gatekeeper::Document {
+                origin: format!("g{i}.yaml"),
+                value: yaml_serde::from_str(text).unwrap(),
+            });
+        }
+        let set = PolicySet::build(&b, json!({}), Duration::from_millis(500)).unwrap();
+        let ids: Vec<_> = set.policies().iter().map(|p| (p.id.as_str(), p.kind)).collect();
+        assert_eq!(
+            ids,
+            [
+                ("a", PolicyKind::Native),
+                ("K8sNoLatest/no-latest", PolicyKind::Constraint)
+            ]
+        );
+        let input = json!({
+            "request": {"namespace": "team-a", "operation": "CREATE", "object": {"apiVersion": "v1", "kind": "Pod",
+                        "metadata": {"name": "p", "namespace": "team-a"},
+                        "spec": {"containers": [{"name": "c", "image": "nginx:latest"}]}}},
+            "namespace": {"name": "team-a", "labels": {}}, "images": [], "risk_level": "high"
+        });
+        let results = set.evaluate(&input);
+        assert_eq!(results.len(), 2);
+        assert_eq!(results[1].deny, ["nginx:latest in team-a"]);
+        assert_eq!(results[1].enforcement, Some(Enforcement::DryRun));
+        // A library of constraints alone is a library.
+        b.modules.clear();
+        assert_eq!(
+            PolicySet::build(&b, json!({}), Duration::from_millis(500))
+                .unwrap()
+                .policies()
+                .len(),
+            1
         );
     }
 

@@ -1,8 +1,10 @@
-//! Policies: loading the library, evaluating it with regorus, and turning results into decisions.
+//! Policies: loading the library (native Rego and Gatekeeper templates), evaluating it with
+//! regorus, turning results into decisions, and testing it.
 
 pub mod bundle;
 pub mod decision;
 pub mod engine;
+pub mod gatekeeper;
 pub mod input;
 pub mod testing;
 

@@ -135,6 +135,7 @@ mod tests {
                 text: tests.into(),
             }],
             data: json!({"params": {"limit": 3}}),
+            gatekeeper: vec![],
         }
     }
 

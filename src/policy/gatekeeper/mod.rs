@@ -1,0 +1,311 @@
+//! Gatekeeper policies: ConstraintTemplates and their Constraints, evaluated as Gatekeeper does.
+//!
+//! Each template gets a regorus engine of its own (its Rego and `libs`, in the template's Rego
+//! version), so two templates may use the same package names as they can in Gatekeeper. A
+//! constraint applies when its `spec.match` matches the review; its template's `violation`
+//! rule is then evaluated with `input.review` (the AdmissionRequest), `input.parameters` (the
+//! constraint's `spec.parameters`) and `input.portcullis` (portcullis's facts: images, risk
+//! level, namespace; see docs/gatekeeper-compatibility.md). Every violation with a `msg`
+//! becomes a finding of the policy `<kind>/<name>`, at the constraint's `enforcementAction`.
+
+pub mod constraint;
+pub mod matcher;
+pub mod review;
+pub mod schema;
+pub mod template;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::engine::{configured_engine, EvalError, PolicyResult};
+use constraint::Constraint;
+use matcher::Target;
+use template::{RegoVersion, Template};
+
+/// A YAML document that is a template or a constraint, with where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    /// `file` or `file#N` for the N-th document of a multi-document file.
+    pub origin: String,
+    pub value: Value,
+}
+
+/// Whether a document is Gatekeeper's to load (a ConstraintTemplate or a Constraint).
+pub fn is_gatekeeper(document: &Value) -> bool {
+    template::is_template(document) || constraint::is_constraint(document)
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("Gatekeeper policies could not be loaded:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct GatekeeperError(pub Vec<String>);
+
+/// A template compiled into its own prepared engine.
+#[derive(Clone)]
+struct CompiledTemplate {
+    template: Template,
+    engine: regorus::Engine,
+    /// `data.<package>.violation`
+    rule: String,
+}
+
+/// The loaded templates and constraints.
+#[derive(Clone, Default)]
+pub struct GatekeeperSet {
+    templates: BTreeMap<String, CompiledTemplate>,
+    constraints: Vec<Constraint>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for GatekeeperSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatekeeperSet")
+            .field("templates", &self.templates.keys().collect::<Vec<_>>())
+            .field(
+                "constraints",
+                &self.constraints.iter().map(Constraint::id).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// What a review brings besides the request: namespace labels and portcullis's facts.
+pub struct Context<'a> {
+    /// The labels of the request's namespace; `None` when that namespace is unknown.
+    pub namespace_labels: Option<&'a BTreeMap<String, String>>,
+    /// `input.portcullis`.
+    pub facts: &'a Value,
+    /// `input.review.namespaceObject`.
+    pub namespace_object: Value,
+}
+
+impl GatekeeperSet {
+    /// Compiles every template, then reads every constraint against its template. All problems
+    /// of all documents are reported together; nothing is loaded when there is one.
+    pub fn build(documents: &[Document], timeout: Duration) -> Result<GatekeeperSet, GatekeeperError> {
+        let mut problems = Vec::new();
+        let mut set = GatekeeperSet {
+            timeout,
+            ..GatekeeperSet::default()
+        };
+        let mut origins: BTreeMap<String, String> = BTreeMap::new();
+        for document in documents.iter().filter(|d| template::is_template(&d.value)) {
+            let template = match Template::parse(&document.value) {
+                Ok(template) => template,
+                Err(found) => {
+                    problems.extend(found.into_iter().map(|p| format!("{}: {p}", document.origin)));
+                    continue;
+                }
+            };
+            if let Some(first) = origins.get(&template.kind) {
+                problems.push(format!(
+                    "{}: a second template for kind {} (the first is in {first})",
+                    document.origin, template.kind
+                ));
+                continue;
+            }
+            origins.insert(template.kind.clone(), document.origin.clone());
+            match compile(&template, &document.origin, timeout) {
+                Ok(compiled) => {
+                    set.templates.insert(template.kind.clone(), compiled);
+                }
+                Err(found) => problems.extend(found),
+            }
+        }
+        let mut ids: BTreeMap<String, String> = BTreeMap::new();
+        for document in documents.iter().filter(|d| constraint::is_constraint(&d.value)) {
+            let kind = document.value.get("kind").and_then(Value::as_str).unwrap_or_default();
+            let Some(compiled) = set.templates.get(kind) else {
+                // A template that failed to load has already been reported.
+                if !origins.contains_key(kind) {
+                    problems.push(format!(
+                        "{}: constraint kind {kind:?} has no ConstraintTemplate among the policies",
+                        document.origin
+                    ));
+                }
+                continue;
+            };
+            match Constraint::parse(&document.value, &compiled.template) {
+                Ok(constraint) => {
+                    let id = constraint.id();
+                    match ids.get(&id) {
+                        Some(first) => problems.push(format!(
+                            "{}: constraint {id} is defined twice (first in {first})",
+                            document.origin
+                        )),
+                        None => {
+                            ids.insert(id, document.origin.clone());
+                            set.constraints.push(constraint);
+                        }
+                    }
+                }
+                Err(found) => {
+                    let name = document
+                        .value
+                        .pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("(unnamed)");
+                    problems.extend(
+                        found
+                            .into_iter()
+                            .map(|p| format!("{}: constraint {kind}/{name}: {p}", document.origin)),
+                    );
+                }
+            }
+        }
+        if problems.is_empty() {
+            set.constraints.sort_by_key(Constraint::id);
+            Ok(set)
+        } else {
+            Err(GatekeeperError(problems))
+        }
+    }
+
+    pub fn constraints(&self) -> &[Constraint] {
+        &self.constraints
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.templates.is_empty() && self.constraints.is_empty()
+    }
+
+    /// The same set with `data.inventory` (for suites: the case's inventory objects).
+    pub fn with_inventory(&self, inventory: Value) -> Result<GatekeeperSet, String> {
+        let mut set = self.clone();
+        let data =
+            regorus::Value::from_json_str(&json!({ "inventory": inventory }).to_string()).map_err(|e| e.to_string())?;
+        for compiled in set.templates.values_mut() {
+            compiled.engine.add_data(data.clone()).map_err(|e| e.to_string())?;
+        }
+        Ok(set)
+    }
+
+    /// Evaluates every constraint whose match selects `request` (an AdmissionRequest).
+    /// Never fails: a constraint that cannot be evaluated reports its error.
+    pub fn evaluate(&self, request: &Value, context: &Context) -> Vec<PolicyResult> {
+        let mut review = review::normalise(request.clone());
+        if let Value::Object(map) = &mut review {
+            map.insert("namespaceObject".into(), context.namespace_object.clone());
+        }
+        let objects: Vec<&Value> = ["object", "oldObject"]
+            .iter()
+            .filter_map(|field| review.get(*field).filter(|o| o.is_object()))
+            .collect();
+        let target = Target {
+            objects,
+            namespace: request.get("namespace").and_then(Value::as_str).unwrap_or_default(),
+            namespace_labels: context.namespace_labels,
+        };
+        let mut results = Vec::new();
+        for constraint in &self.constraints {
+            let started = Instant::now();
+            let mut result = PolicyResult {
+                id: constraint.id(),
+                deny: vec![],
+                warn: vec![],
+                error: None,
+                duration: Duration::ZERO,
+                enforcement: Some(constraint.enforcement),
+            };
+            match constraint.matcher.matches(&target) {
+                Ok(false) => continue,
+                Ok(true) => match self.violations(constraint, &review, context.facts) {
+                    Ok(messages) => result.deny = messages,
+                    Err(error) => result.error = Some(error),
+                },
+                Err(message) => result.error = Some(EvalError::Failed(format!("spec.match: {message}"))),
+            }
+            result.duration = started.elapsed();
+            results.push(result);
+        }
+        results
+    }
+
+    fn violations(&self, constraint: &Constraint, review: &Value, facts: &Value) -> Result<Vec<String>, EvalError> {
+        let Some(compiled) = self.templates.get(&constraint.kind) else {
+            return Err(EvalError::Failed(format!("no template for kind {}", constraint.kind)));
+        };
+        let input = json!({"review": review, "parameters": constraint.parameters, "portcullis": facts});
+        let input = regorus::Value::from_json_str(&input.to_string())
+            .map_err(|e| EvalError::Failed(format!("input could not be converted: {e}")))?;
+        let mut engine = compiled.engine.clone();
+        engine.set_input(input);
+        let value = engine.eval_rule(compiled.rule.clone()).map_err(|e| {
+            match e.downcast_ref::<regorus::utils::limits::LimitError>() {
+                Some(regorus::utils::limits::LimitError::TimeLimitExceeded { .. }) => EvalError::Timeout(self.timeout),
+                _ => EvalError::Failed(e.to_string()),
+            }
+        })?;
+        messages(&value)
+    }
+}
+
+/// Compiles a template's Rego and libs into a prepared engine; problems name the template.
+fn compile(template: &Template, origin: &str, timeout: Duration) -> Result<CompiledTemplate, Vec<String>> {
+    let mut engine = configured_engine(timeout);
+    engine.set_rego_v0(template.version == RegoVersion::V0);
+    let mut problems = Vec::new();
+    let module_name = format!("{origin}#{}", template.name);
+    for (index, lib) in template.libs.iter().enumerate() {
+        if let Err(e) = engine.add_policy(format!("{module_name}.libs[{index}]"), lib.clone()) {
+            problems.push(format!("template {}: libs[{index}]: {e}", template.name));
+        }
+    }
+    let package = match engine.add_policy(module_name.clone(), template.rego.clone()) {
+        Ok(package) => package,
+        Err(e) => {
+            problems.push(format!("template {}: {e}", template.name));
+            return Err(problems);
+        }
+    };
+    if !engine
+        .has_declared_rule_rooted_at(&module_name, "violation")
+        .unwrap_or(false)
+    {
+        problems.push(format!(
+            "template {}: its Rego defines no violation rule",
+            template.name
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let rule = format!("{package}.violation");
+    // Evaluated once so that every clone starts prepared; errors on an empty review are not
+    // the template's fault and show again, where they matter, on a real one.
+    engine.set_input(
+        regorus::Value::from_json_str(r#"{"review": {}, "parameters": {}}"#)
+            .unwrap_or_else(|_| regorus::Value::new_object()),
+    );
+    let _ = engine.eval_rule(rule.clone());
+    Ok(CompiledTemplate {
+        template: template.clone(),
+        engine,
+        rule,
+    })
+}
+
+/// Messages of `violation`: each element's `msg`. An element without `msg` is no violation
+/// (Gatekeeper drops it too); a `msg` that is not a string is an error.
+fn messages(value: &regorus::Value) -> Result<Vec<String>, EvalError> {
+    if *value == regorus::Value::Undefined {
+        return Ok(Vec::new());
+    }
+    let json: Value = serde_json::to_value(value).map_err(|e| EvalError::BadResult(e.to_string()))?;
+    let Value::Array(items) = json else {
+        return Err(EvalError::BadResult(format!("violation is {json}, not a set")));
+    };
+    let mut out = Vec::new();
+    for item in items {
+        match item.get("msg") {
+            None => {}
+            Some(Value::String(text)) => out.push(text.clone()),
+            Some(other) => return Err(EvalError::BadResult(format!("violation msg {other} is not a string"))),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,133 @@
+//! The documents a template sees: `input.review`, and `data.inventory` for suites.
+
+use serde_json::{json, Map, Value};
+
+/// The review gator builds for a plain object: only `kind`, `name`, `namespace` and `object`
+/// are filled; the other AdmissionRequest fields keep their empty values (no operation, no
+/// user), exactly as they serialise in Gatekeeper.
+pub fn synthetic(object: &Value) -> Value {
+    let (group, version) = group_version(object);
+    let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let mut review = json!({
+        "uid": "",
+        "kind": {"group": group, "version": version, "kind": kind},
+        "resource": {"group": "", "version": "", "resource": ""},
+        "operation": "",
+        "userInfo": {},
+        "object": object,
+        "oldObject": null,
+        "options": null,
+    });
+    for (field, pointer) in [("name", "/metadata/name"), ("namespace", "/metadata/namespace")] {
+        if let Some(text) = object
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+        {
+            review[field] = Value::String(text.to_string());
+        }
+    }
+    review
+}
+
+/// A DELETE carries the object being deleted in `oldObject`; Gatekeeper shows it as `object`
+/// too, so templates written for CREATE see it.
+pub fn normalise(mut request: Value) -> Value {
+    if request.get("operation").and_then(Value::as_str) == Some("DELETE")
+        && request.get("object").is_none_or(Value::is_null)
+    {
+        request["object"] = request.get("oldObject").cloned().unwrap_or(Value::Null);
+    }
+    request
+}
+
+/// `data.inventory` as Gatekeeper's sync builds it: cluster-scoped objects at
+/// `cluster[groupVersion][kind][name]`, namespaced ones at
+/// `namespace[namespace][groupVersion][kind][name]`.
+pub fn inventory(objects: &[Value]) -> Value {
+    let mut inventory = json!({"cluster": {}, "namespace": {}});
+    for object in objects {
+        let group_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let name = object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let namespace = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let path: Vec<&str> = if namespace.is_empty() {
+            vec!["cluster", group_version, kind, name]
+        } else {
+            vec!["namespace", namespace, group_version, kind, name]
+        };
+        if let Value::Object(map) = &mut inventory {
+            insert(map, &path, object.clone());
+        }
+    }
+    inventory
+}
+
+fn insert(map: &mut Map<String, Value>, path: &[&str], value: Value) {
+    match path {
+        [] => {}
+        [last] => {
+            map.insert(last.to_string(), value);
+        }
+        [first, rest @ ..] => {
+            let child = map
+                .entry(first.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(child) = child {
+                insert(child, rest, value);
+            }
+        }
+    }
+}
+
+fn group_version(object: &Value) -> (String, String) {
+    let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    match api_version.rsplit_once('/') {
+        Some((group, version)) => (group.to_string(), version.to_string()),
+        None => (String::new(), api_version.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synthetic_review_is_gators() {
+        let object = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}});
+        let review = synthetic(&object);
+        assert_eq!(
+            review["kind"],
+            json!({"group": "apps", "version": "v1", "kind": "Deployment"})
+        );
+        assert_eq!(review["name"], "web");
+        assert!(review.get("namespace").is_none());
+        assert_eq!(review["operation"], "");
+        assert_eq!(review["object"], object);
+    }
+
+    #[test]
+    fn delete_shows_the_old_object() {
+        let request = json!({"operation": "DELETE", "object": null, "oldObject": {"kind": "Pod"}});
+        assert_eq!(normalise(request)["object"], json!({"kind": "Pod"}));
+    }
+
+    #[test]
+    fn inventory_paths() {
+        let data = inventory(&[
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}}),
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "i", "namespace": "a"}}),
+        ]);
+        assert_eq!(data["cluster"]["v1"]["Namespace"]["a"]["kind"], "Namespace");
+        assert_eq!(
+            data["namespace"]["a"]["networking.k8s.io/v1"]["Ingress"]["i"]["kind"],
+            "Ingress"
+        );
+    }
+}
