@@ -28,7 +28,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Evaluate manifests offline with the webhook's policies and input.
     Check(CheckArgs),
-    /// Run the policies' unit tests (test_* rules in *_test.rego files).
+    /// Run the policies' unit tests (test_* rules in *_test.rego files) and gator suites
+    /// (suite.yaml).
     Test(TestArgs),
     /// Verify one image against the trust policy and print its facts.
     Verify(VerifyArgs),
@@ -97,6 +98,7 @@ pub struct VerifyArgs {
 
 #[derive(Debug, Args)]
 pub struct TestArgs {
-    /// Policy directories with *_test.rego files. Default: the embedded library.
+    /// Policy directories with *_test.rego files and/or gator suites (kind Suite,
+    /// test.gatekeeper.sh). Default: the embedded library.
     pub paths: Vec<PathBuf>,
 }

@@ -247,9 +247,8 @@ fn run_verify(cli: &Cli, args: &VerifyArgs) -> Result<u8, String> {
 
 fn run_tests(args: &TestArgs) -> Result<u8, String> {
     let source = Source::from_dirs(&args.paths);
-    let bundle = source.read().map_err(|e| e.to_string())?;
     let timeout = std::time::Duration::from_secs(5);
-    let results = testing::run(&bundle, timeout).map_err(|e| e.to_string())?;
+    let results = testing::run_all(&source, timeout).map_err(|e| e.to_string())?;
     print!("{}", testing::render(&results));
     Ok(u8::from(results.iter().any(|r| !r.passed)))
 }

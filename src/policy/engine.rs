@@ -53,6 +53,9 @@ pub enum EvalError {
     Failed(String),
     #[error("returned {0}, not a set of strings or of objects with msg")]
     BadResult(String),
+    /// A constraint's `spec.match` could not be decided (an unknown namespace's selector).
+    #[error("could not be matched: {0}")]
+    Match(String),
 }
 
 impl EvalError {
@@ -60,7 +63,7 @@ impl EvalError {
     pub fn reason(&self) -> &'static str {
         match self {
             EvalError::Timeout(_) => "timeout",
-            EvalError::Failed(_) | EvalError::BadResult(_) => "error",
+            EvalError::Failed(_) | EvalError::BadResult(_) | EvalError::Match(_) => "error",
         }
     }
 }

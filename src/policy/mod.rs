@@ -6,6 +6,7 @@ pub mod decision;
 pub mod engine;
 pub mod gatekeeper;
 pub mod input;
+pub mod suite;
 pub mod testing;
 
 pub use bundle::Source;

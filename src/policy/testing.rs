@@ -1,11 +1,12 @@
-//! `portcullis test`: Rego unit tests, like `opa test`. Every `test_*` rule of a `*_test.rego`
-//! file passes when it evaluates to `true`. Two rules with the same test name in one package are
-//! an error (Rego would merge them into one test and hide the second).
+//! `portcullis test`: Rego unit tests, like `opa test`, and gator suites (`super::suite`).
+//! Every `test_*` rule of a `*_test.rego` file passes when it evaluates to `true`. Two rules
+//! with the same test name in one package are an error (Rego would merge them into one test
+//! and hide the second).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use super::bundle::{Bundle, Module};
+use super::bundle::{Bundle, BundleError, Module, Source};
 use super::engine::{new_engine, LoadError};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -22,10 +23,34 @@ pub struct TestResult {
 pub enum TestError {
     #[error(transparent)]
     Load(#[from] LoadError),
-    #[error("no *_test.rego files found")]
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error("no *_test.rego files and no gator suites found")]
     NoTests,
     #[error("duplicate test names (each test needs its own name):\n{}", .0.join("\n"))]
     Duplicates(Vec<String>),
+}
+
+/// Runs the library's Rego unit tests, then every gator suite under its directories.
+pub fn run_all(source: &Source, timeout: Duration) -> Result<Vec<TestResult>, TestError> {
+    let suites = match source {
+        Source::Dirs(dirs) => super::suite::find(dirs),
+        Source::Embedded => Vec::new(),
+    };
+    let bundle = match source.read() {
+        Ok(bundle) => Some(bundle),
+        Err(BundleError::Empty(_)) if !suites.is_empty() => None,
+        Err(error) => return Err(error.into()),
+    };
+    let mut results = match bundle.filter(|b| !b.tests.is_empty()) {
+        Some(bundle) => run(&bundle, timeout)?,
+        None if suites.is_empty() => return Err(TestError::NoTests),
+        None => Vec::new(),
+    };
+    for suite in suites {
+        results.extend(super::suite::run(&suite, timeout));
+    }
+    Ok(results)
 }
 
 /// Runs every test of the bundle, in file order.

@@ -214,7 +214,7 @@ impl GatekeeperSet {
                     Ok(messages) => result.deny = messages,
                     Err(error) => result.error = Some(error),
                 },
-                Err(message) => result.error = Some(EvalError::Failed(format!("spec.match: {message}"))),
+                Err(message) => result.error = Some(EvalError::Match(message)),
             }
             result.duration = started.elapsed();
             results.push(result);
@@ -292,16 +292,16 @@ fn messages(value: &regorus::Value) -> Result<Vec<String>, EvalError> {
     if *value == regorus::Value::Undefined {
         return Ok(Vec::new());
     }
-    let json: Value = serde_json::to_value(value).map_err(|e| EvalError::BadResult(e.to_string()))?;
+    let json: Value = serde_json::to_value(value).map_err(|e| EvalError::Failed(e.to_string()))?;
     let Value::Array(items) = json else {
-        return Err(EvalError::BadResult(format!("violation is {json}, not a set")));
+        return Err(EvalError::Failed(format!("violation is {json}, not a set")));
     };
     let mut out = Vec::new();
     for item in items {
         match item.get("msg") {
             None => {}
             Some(Value::String(text)) => out.push(text.clone()),
-            Some(other) => return Err(EvalError::BadResult(format!("violation msg {other} is not a string"))),
+            Some(other) => return Err(EvalError::Failed(format!("violation msg {other} is not a string"))),
         }
     }
     Ok(out)
