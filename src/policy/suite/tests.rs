@@ -160,3 +160,28 @@ fn assertions() {
     assert!(check(&assertion(Some(Value::from("maybe")), None), &messages).is_err());
     assert!(check(&assertion(None, Some("(")), &messages).is_err());
 }
+
+#[test]
+fn a_pass_through_an_evaluation_error_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    // A violation whose msg is not a string makes the evaluation fail.
+    let template = TEMPLATE.replace(
+        "violation[{\"msg\": \"also in inventory\"}] {",
+        "violation[{\"msg\": 3}] {\n          input.review.object.metadata.name == \"evil\"\n        }\n        violation[{\"msg\": \"unused\"}] {\n          false",
+    );
+    let constraint = "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sDenyName\nmetadata:\n  name: n\nspec:\n  parameters:\n    names: []\n";
+    let suite = "kind: Suite\napiVersion: test.gatekeeper.sh/v1alpha1\ntests:\n- name: t\n  template: template.yaml\n  constraint: constraint.yaml\n  cases:\n  - name: c\n    object: bad.yaml\n    assertions:\n    - violations: 1\n";
+    write(
+        dir.path(),
+        &[
+            ("suite.yaml", suite),
+            ("template.yaml", &template),
+            ("constraint.yaml", constraint),
+            ("bad.yaml", &pod("evil")),
+        ],
+    );
+    let results = run(&dir.path().join("suite.yaml"), Duration::from_secs(1));
+    assert!(results[0].passed, "{results:?}");
+    let note = results[0].detail.as_deref().unwrap();
+    assert!(note.starts_with("passed through an evaluation error"), "{note}");
+}

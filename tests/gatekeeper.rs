@@ -1,0 +1,248 @@
+//! Conformance with Gatekeeper: every gator suite of gatekeeper-library's `general` policies,
+//! read in place from `../shared/conformance/gatekeeper-library`, run by portcullis and by
+//! Gatekeeper's own `gator verify` (built by `scripts/tools.sh gator`) as the oracle.
+//!
+//! Every case must agree with its suite's expectation, except the known divergences of the
+//! Rego engine listed in `KNOWN_DIVERGENCES` (and, with their cause, in
+//! docs/gatekeeper-compatibility.md). The list is exact: a fixed divergence or a new one
+//! fails this test until the list and the document are updated.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::lab::tool;
+use portcullis::policy::suite;
+
+/// How portcullis's run of a case compares with the suite's expectation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Agrees,
+    /// The expectation holds only because an evaluation error counts as a violation.
+    AgreesThroughError,
+    Disagrees,
+}
+
+/// (suite directory, test, case, outcome, the construct regorus treats differently from OPA).
+const KNOWN_DIVERGENCES: &[(&str, &str, &str, Outcome, &str)] = &[
+    (
+        "horizontalpodautoscaler",
+        "horizontal-pod-autoscaler",
+        "example-allowed-hpa",
+        Outcome::Disagrees,
+        PAREN_CALL,
+    ),
+    (
+        "horizontalpodautoscaler",
+        "horizontal-pod-autoscaler",
+        "example-disallowed-hpa-replicas",
+        Outcome::AgreesThroughError,
+        PAREN_CALL,
+    ),
+    (
+        "horizontalpodautoscaler",
+        "horizontal-pod-autoscaler",
+        "example-disallowed-hpa-replicaspread",
+        Outcome::AgreesThroughError,
+        PAREN_CALL,
+    ),
+    (
+        "horizontalpodautoscaler",
+        "horizontal-pod-autoscaler",
+        "example-disallowed-scaletarget",
+        Outcome::AgreesThroughError,
+        PAREN_CALL,
+    ),
+    (
+        "noupdateserviceaccount",
+        "noupdateserviceaccount",
+        "example-allowed",
+        Outcome::Disagrees,
+        "a v0 rule with several bodies (`} {`) is refused at load time",
+    ),
+];
+
+const PAREN_CALL: &str = "a parenthesised expression starting a line is parsed as call arguments of the line before";
+
+type Key = (String, String, String);
+
+fn library() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/gatekeeper-library/library/general");
+    assert!(
+        dir.is_dir(),
+        "the conformance suites are missing: expected gatekeeper-library's general policies at {} \
+         (the repository's sibling ../shared/conformance)",
+        dir.display()
+    );
+    dir.canonicalize().unwrap()
+}
+
+/// The suite's directory name, e.g. `allowedrepos` for `.../allowedrepos/suite.yaml`.
+fn suite_name(path: &Path) -> String {
+    path.parent()
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// portcullis's outcome per case, with its reason when not a plain agreement.
+fn portcullis_results(dir: &Path) -> BTreeMap<Key, (Outcome, String)> {
+    let mut results = BTreeMap::new();
+    for path in suite::find(&[dir.to_path_buf()]) {
+        let prefix = format!("{}: ", path.display());
+        for result in suite::run(&path, Duration::from_secs(5)) {
+            let name = result.name.strip_prefix(&prefix).unwrap_or(&result.name);
+            let (test, case) = name.split_once('/').unwrap_or((name, "(invalid constraint)"));
+            let test = test.trim_end_matches(" (invalid constraint)");
+            let outcome = match (result.passed, &result.detail) {
+                (true, None) => Outcome::Agrees,
+                (true, Some(_)) => Outcome::AgreesThroughError,
+                (false, _) => Outcome::Disagrees,
+            };
+            let key = (suite_name(&path), test.to_string(), case.to_string());
+            results.insert(key, (outcome, result.detail.unwrap_or_default()));
+        }
+    }
+    results
+}
+
+/// gator's verdict per case, from `gator verify -v`: cases are indented under their test, and
+/// a suite's `ok`/`FAIL` line follows its tests. CEL is turned off so that gator evaluates the
+/// same Rego code as portcullis for templates that carry both.
+fn gator_results(dir: &Path) -> BTreeMap<Key, bool> {
+    let output = Command::new(tool("gator"))
+        .args(["verify", "-v", "--enable-k8s-native-validation=false"])
+        // gator refuses paths with `..`; from inside the directory every path is plain.
+        .current_dir(dir)
+        .arg("./...")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mut results = BTreeMap::new();
+    let mut pending: Vec<(String, String, bool)> = Vec::new();
+    let mut cases_of_test = 0;
+    for line in stdout.lines() {
+        let verdict = |rest: &str| rest.split('\t').next().unwrap_or_default().trim().to_string();
+        if let Some(rest) = line.strip_prefix("    --- PASS: ") {
+            pending.push((String::new(), verdict(rest), true));
+            cases_of_test += 1;
+        } else if let Some(rest) = line.strip_prefix("    --- FAIL: ") {
+            pending.push((String::new(), verdict(rest), false));
+            cases_of_test += 1;
+        } else if let Some((passed, rest)) = line
+            .strip_prefix("--- PASS: ")
+            .map(|r| (true, r))
+            .or_else(|| line.strip_prefix("--- FAIL: ").map(|r| (false, r)))
+        {
+            let test = verdict(rest);
+            if cases_of_test == 0 {
+                pending.push((test.clone(), "(invalid constraint)".into(), passed));
+            }
+            let start = pending.len() - cases_of_test.min(pending.len());
+            for entry in &mut pending[start..] {
+                entry.0 = test.clone();
+            }
+            cases_of_test = 0;
+        } else if let Some(rest) = line.strip_prefix("ok\t").or_else(|| line.strip_prefix("FAIL\t")) {
+            let path = rest.split('\t').next().unwrap_or_default();
+            let suite = suite_name(Path::new(path.trim()));
+            for (test, case, passed) in pending.drain(..) {
+                results.insert((suite.clone(), test, case), passed);
+            }
+        }
+    }
+    assert!(
+        !results.is_empty(),
+        "gator verify printed no results:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    results
+}
+
+#[test]
+fn gatekeeper_library_suites_agree_with_gator() {
+    let dir = library();
+    let portcullis = portcullis_results(&dir);
+    let gator = gator_results(&dir);
+
+    let gator_failures: Vec<&Key> = gator.iter().filter(|(_, passed)| !**passed).map(|(k, _)| k).collect();
+    assert!(gator_failures.is_empty(), "the oracle itself fails: {gator_failures:?}");
+    let ours: BTreeSet<&Key> = portcullis.keys().collect();
+    let theirs: BTreeSet<&Key> = gator.keys().collect();
+    assert_eq!(
+        ours.symmetric_difference(&theirs).collect::<Vec<_>>(),
+        Vec::<&&Key>::new(),
+        "portcullis and gator ran different cases"
+    );
+
+    // The table: cases per suite, and how each side fares.
+    let mut table: BTreeMap<&str, [usize; 4]> = BTreeMap::new();
+    for (key, (outcome, _)) in &portcullis {
+        let row = table.entry(key.0.as_str()).or_default();
+        row[0] += 1;
+        row[1] += usize::from(gator[key]);
+        row[2] += usize::from(*outcome == Outcome::Agrees);
+        row[3] += usize::from(*outcome == Outcome::AgreesThroughError);
+    }
+    println!("| suite | cases | gator agrees | portcullis agrees | portcullis agrees only through an error |");
+    println!("|---|---|---|---|---|");
+    let mut total = [0; 4];
+    for (suite, row) in &table {
+        println!("| {suite} | {} | {} | {} | {} |", row[0], row[1], row[2], row[3]);
+        for (sum, n) in total.iter_mut().zip(row) {
+            *sum += n;
+        }
+    }
+    println!(
+        "| **{} suites** | **{}** | **{}** | **{}** | **{}** |",
+        table.len(),
+        total[0],
+        total[1],
+        total[2],
+        total[3]
+    );
+
+    let divergent: Vec<(&str, &str, &str, Outcome)> = portcullis
+        .iter()
+        .filter(|(_, (outcome, _))| *outcome != Outcome::Agrees)
+        .map(|((suite, test, case), (outcome, reason))| {
+            println!("divergent ({outcome:?}): {suite} {test}/{case}: {reason}");
+            (suite.as_str(), test.as_str(), case.as_str(), *outcome)
+        })
+        .collect();
+    let known: Vec<(&str, &str, &str, Outcome)> = KNOWN_DIVERGENCES
+        .iter()
+        .map(|(s, t, c, o, _)| (*s, *t, *c, *o))
+        .collect();
+    assert_eq!(
+        divergent, known,
+        "the cases where portcullis differs from gator changed: update KNOWN_DIVERGENCES and \
+         docs/gatekeeper-compatibility.md"
+    );
+}
+
+#[test]
+fn the_cli_counts_suite_cases_with_unit_tests() {
+    let dir = library();
+    let output = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("test")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    let passed = lines.iter().filter(|l| l.starts_with("PASS ")).count();
+    let failed = lines.iter().filter(|l| l.starts_with("FAIL ")).count();
+    let disagreeing = KNOWN_DIVERGENCES.iter().filter(|d| d.3 == Outcome::Disagrees).count();
+    assert_eq!(failed, disagreeing, "{stdout}");
+    assert!(passed > 100, "{stdout}");
+    assert_eq!(
+        lines.last(),
+        Some(&format!("{passed} passed, {failed} failed").as_str())
+    );
+    // Some case failed, so the exit status says so.
+    assert_eq!(output.status.code(), Some(1));
+}
