@@ -41,7 +41,7 @@ chart-check:
 ## is admitted by the current default policies.
 example-check: vendor
 	mkdir -p $(CARGO_TARGET_DIR)/examples
-	kubectl kustomize examples/micro-app >$(CARGO_TARGET_DIR)/examples/micro-app.yaml
+	"$$(scripts/tools.sh kubectl)" kustomize examples/micro-app >$(CARGO_TARGET_DIR)/examples/micro-app.yaml
 	cd examples/micro-app && $(CARGO) run --locked --quiet -- check --offline \
 	  --config platform/portcullis.yaml $(CARGO_TARGET_DIR)/examples/micro-app.yaml platform/namespace.yaml
 
