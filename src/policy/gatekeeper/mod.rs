@@ -197,6 +197,9 @@ impl GatekeeperSet {
             namespace: request.get("namespace").and_then(Value::as_str).unwrap_or_default(),
             namespace_labels: context.namespace_labels,
         };
+        // The review and the facts are converted for regorus once, when a constraint first
+        // matches, and shared (regorus values are reference-counted) by every evaluation.
+        let mut shared: Option<Result<(regorus::Value, regorus::Value), EvalError>> = None;
         let mut results = Vec::new();
         for constraint in &self.constraints {
             let started = Instant::now();
@@ -210,7 +213,11 @@ impl GatekeeperSet {
             };
             match constraint.matcher.matches(&target) {
                 Ok(false) => continue,
-                Ok(true) => match self.violations(constraint, &review, context.facts) {
+                Ok(true) => match shared
+                    .get_or_insert_with(|| Ok((to_regorus(&review)?, to_regorus(context.facts)?)))
+                    .clone()
+                    .and_then(|(review, facts)| self.violations(constraint, review, facts))
+                {
                     Ok(messages) => result.deny = messages,
                     Err(error) => result.error = Some(error),
                 },
@@ -222,13 +229,20 @@ impl GatekeeperSet {
         results
     }
 
-    fn violations(&self, constraint: &Constraint, review: &Value, facts: &Value) -> Result<Vec<String>, EvalError> {
+    fn violations(
+        &self,
+        constraint: &Constraint,
+        review: regorus::Value,
+        facts: regorus::Value,
+    ) -> Result<Vec<String>, EvalError> {
         let Some(compiled) = self.templates.get(&constraint.kind) else {
             return Err(EvalError::Failed(format!("no template for kind {}", constraint.kind)));
         };
-        let input = json!({"review": review, "parameters": constraint.parameters, "portcullis": facts});
-        let input = regorus::Value::from_json_str(&input.to_string())
-            .map_err(|e| EvalError::Failed(format!("input could not be converted: {e}")))?;
+        let mut input = regorus::Value::new_object();
+        let fields = input.as_object_mut().map_err(|e| EvalError::Failed(e.to_string()))?;
+        fields.insert("review".into(), review);
+        fields.insert("parameters".into(), to_regorus(&constraint.parameters)?);
+        fields.insert("portcullis".into(), facts);
         let mut engine = compiled.engine.clone();
         engine.set_input(input);
         let value = engine.eval_rule(compiled.rule.clone()).map_err(|e| {
@@ -239,6 +253,11 @@ impl GatekeeperSet {
         })?;
         messages(&value)
     }
+}
+
+fn to_regorus(value: &Value) -> Result<regorus::Value, EvalError> {
+    regorus::Value::from_json_str(&value.to_string())
+        .map_err(|e| EvalError::Failed(format!("input could not be converted: {e}")))
 }
 
 /// Compiles a template's Rego and libs into a prepared engine; problems name the template.
