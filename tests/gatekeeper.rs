@@ -246,3 +246,125 @@ fn the_cli_counts_suite_cases_with_unit_tests() {
     // Some case failed, so the exit status says so.
     assert_eq!(output.status.code(), Some(1));
 }
+
+const REPOS_TEMPLATE: &str = r#"apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata:
+  name: k8sallowedrepos
+spec:
+  crd:
+    spec:
+      names:
+        kind: K8sAllowedRepos
+      validation:
+        openAPIV3Schema:
+          type: object
+          properties:
+            repos:
+              type: array
+              items:
+                type: string
+  targets:
+    - target: admission.k8s.gatekeeper.sh
+      rego: |
+        package k8sallowedrepos
+        violation[{"msg": msg}] {
+          container := input.review.object.spec.containers[_]
+          not strings.any_prefix_match(container.image, input.parameters.repos)
+          msg := sprintf("container <%v> has an invalid image repo <%v>", [container.name, container.image])
+        }
+---
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: K8sAllowedRepos
+metadata:
+  name: prod-only-acme
+spec:
+  match:
+    kinds: [{apiGroups: [""], kinds: [Pod]}]
+    namespaceSelector:
+      matchLabels: {env: prod}
+  parameters:
+    repos: ["acme/"]
+---
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: K8sAllowedRepos
+metadata:
+  name: dev-warn
+spec:
+  enforcementAction: warn
+  match:
+    namespaces: ["dev*"]
+  parameters:
+    repos: ["acme/"]
+"#;
+
+#[test]
+fn check_enforces_constraints_with_their_match_and_action() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    std::fs::write(policies.join("repos.yaml"), REPOS_TEMPLATE).unwrap();
+    let manifests = dir.path().join("app.yaml");
+    let pod = |ns: &str, name: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  containers: [{{name: app, image: evil/app:1}}]\n"
+        )
+    };
+    std::fs::write(
+        &manifests,
+        [
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: prod, labels: {env: prod}}\n".to_string(),
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: dev-1}\n".to_string(),
+            pod("prod", "p1"),
+            pod("dev-1", "p2"),
+            pod("staging", "p3"),
+        ]
+        .join("---\n"),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("check")
+        .arg("--policies")
+        .arg(&policies)
+        .arg(&manifests)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout
+        .lines()
+        .map(|l| l.split_once(": ").map_or(l, |(_, rest)| rest))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "allow Namespace prod",
+            "allow Namespace dev-1",
+            "deny Pod prod/p1 K8sAllowedRepos/prod-only-acme: container <app> has an invalid image repo <evil/app:1>",
+            "warn Pod dev-1/p2 K8sAllowedRepos/dev-warn: container <app> has an invalid image repo <evil/app:1>",
+            "allow Pod staging/p3",
+        ],
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(1));
+
+    // A constraint whose parameters do not fit the schema stops the load, naming the field.
+    std::fs::write(
+        policies.join("repos.yaml"),
+        REPOS_TEMPLATE.replace("repos: [\"acme/\"]\n---", "repos: \"acme/\"\n---"),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("check")
+        .arg("--policies")
+        .arg(&policies)
+        .arg(&manifests)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("constraint K8sAllowedRepos/prod-only-acme: spec.parameters.repos: must be an array"),
+        "{stderr}"
+    );
+}
