@@ -81,9 +81,15 @@ impl Match {
                     result.kinds = list(item, &at, problems)
                         .into_iter()
                         .enumerate()
-                        .map(|(i, kind)| KindSelector {
-                            groups: strings(kind.get("apiGroups"), &format!("{at}[{i}].apiGroups"), problems),
-                            kinds: strings(kind.get("kinds"), &format!("{at}[{i}].kinds"), problems),
+                        .filter_map(|(i, kind)| {
+                            if !kind.is_object() {
+                                problems.push(format!("{at}[{i}]: must be an object with apiGroups and kinds"));
+                                return None;
+                            }
+                            Some(KindSelector {
+                                groups: strings(kind.get("apiGroups"), &format!("{at}[{i}].apiGroups"), problems),
+                                kinds: strings(kind.get("kinds"), &format!("{at}[{i}].kinds"), problems),
+                            })
                         })
                         .collect()
                 }
@@ -421,8 +427,10 @@ mod tests {
     fn malformed_matches_list_every_problem() {
         let mut problems = Vec::new();
         Match::parse(
-            Some(&json!({"kinds": "Pod", "scope": "Everywhere", "namespaces": [1],
-                         "labelSelector": {"matchExpressions": [{"key": "a", "operator": "Has"}]}, "color": "red"})),
+            Some(
+                &json!({"kinds": "Pod", "scope": "Everywhere", "namespaces": [1], "namespaceSelector": {"matchLabels": {"a": 1}},
+                         "labelSelector": {"matchExpressions": [{"key": "a", "operator": "Has"}]}, "color": "red"}),
+            ),
             "spec.match",
             &mut problems,
         );
@@ -432,9 +440,13 @@ mod tests {
                 "spec.match.color: unknown field",
                 "spec.match.kinds: must be a list",
                 "spec.match.labelSelector.matchExpressions[0].operator: must be In, NotIn, Exists or DoesNotExist",
+                "spec.match.namespaceSelector.matchLabels.a: must be a string",
                 "spec.match.namespaces[0]: must be a string",
                 "spec.match.scope: must be \"*\", \"Cluster\" or \"Namespaced\"",
             ]
         );
+        let mut problems = Vec::new();
+        Match::parse(Some(&json!({"kinds": ["Pod"]})), "m", &mut problems);
+        assert_eq!(problems, ["m.kinds[0]: must be an object with apiGroups and kinds"]);
     }
 }

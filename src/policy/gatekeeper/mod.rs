@@ -268,13 +268,17 @@ fn compile(template: &Template, origin: &str, timeout: Duration) -> Result<Compi
     let module_name = format!("{origin}#{}", template.name);
     for (index, lib) in template.libs.iter().enumerate() {
         if let Err(e) = engine.add_policy(format!("{module_name}.libs[{index}]"), lib.clone()) {
-            problems.push(format!("template {}: libs[{index}]: {e}", template.name));
+            problems.push(format!(
+                "template {}: libs[{index}]: {}",
+                template.name,
+                e.to_string().trim()
+            ));
         }
     }
     let package = match engine.add_policy(module_name.clone(), template.rego.clone()) {
         Ok(package) => package,
         Err(e) => {
-            problems.push(format!("template {}: {e}", template.name));
+            problems.push(format!("template {}: {}", template.name, e.to_string().trim()));
             return Err(problems);
         }
     };
