@@ -69,20 +69,29 @@ pub fn find(dirs: &[PathBuf]) -> Vec<PathBuf> {
         collect(dir, &mut files);
     }
     files.sort();
-    files.retain(|path| {
-        std::fs::read_to_string(path)
-            .ok()
-            .filter(|text| text.contains("test.gatekeeper.sh"))
-            .and_then(|text| yaml_serde::from_str::<Value>(&text).ok())
-            .is_some_and(|doc| {
-                doc.get("kind").and_then(Value::as_str) == Some("Suite")
-                    && doc
-                        .get("apiVersion")
-                        .and_then(Value::as_str)
-                        .is_some_and(|v| v.starts_with("test.gatekeeper.sh/"))
-            })
-    });
+    files.retain(|path| is_suite(path));
     files
+}
+
+/// A gator Suite, or a file that names Suite's API group and kind but does not parse: that one
+/// is kept so that running it reports why, rather than being skipped in silence.
+fn is_suite(path: &Path) -> bool {
+    let Some(text) = std::fs::read_to_string(path).ok() else {
+        return false;
+    };
+    if !(text.contains("test.gatekeeper.sh") && text.contains("Suite")) {
+        return false;
+    }
+    match yaml_serde::from_str::<Value>(&text) {
+        Ok(doc) => {
+            doc.get("kind").and_then(Value::as_str) == Some("Suite")
+                && doc
+                    .get("apiVersion")
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| v.starts_with("test.gatekeeper.sh/"))
+        }
+        Err(_) => true,
+    }
 }
 
 fn collect(dir: &Path, files: &mut Vec<PathBuf>) {

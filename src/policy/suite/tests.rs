@@ -124,6 +124,30 @@ fn suites_run_case_by_case() {
 }
 
 #[test]
+fn an_unreadable_suite_is_reported_not_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[(
+            "suite.yaml",
+            "kind: Suite\napiVersion: test.gatekeeper.sh/v1alpha1\ntests: [\n",
+        )],
+    );
+    let suites = find(&[dir.path().to_path_buf()]);
+    assert_eq!(suites.len(), 1);
+    let results = run(&suites[0], Duration::from_secs(1));
+    assert!(!results[0].passed);
+    assert!(
+        results[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .starts_with("cannot read the suite"),
+        "{results:?}"
+    );
+}
+
+#[test]
 fn a_broken_test_fails_with_its_reason() {
     let dir = tempfile::tempdir().unwrap();
     write(
