@@ -1,0 +1,214 @@
+//! Differential test: the default policy library evaluated by portcullis (regorus) and by real
+//! OPA (built from the Go module proxy by `scripts/tools.sh`) on the same inputs must give the
+//! same `deny` and `warn` messages, policy by policy.
+//!
+//! Inputs are generated: every review fixture (Pods and all workload kinds, clean and violating),
+//! as portcullis builds its input, at each risk level, with the image facts replaced by each
+//! verification outcome the image policies distinguish. OPA gets the same data document
+//! (the library's `data.yaml` files and the config part) and evaluates every input in one run.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use common::lab::{run, tool};
+use common::*;
+use portcullis::policy::engine::PolicyKind;
+use portcullis::policy::{input, Source};
+
+const CONFIG: &str = "images:\n  registries:\n    allow: [registry.example.com, ghcr.io/acme]\n";
+
+/// Image facts the image policies tell apart: none (verification off), verified with an SBOM and
+/// a trusted provenance, verified with an untrusted builder, verified without attestations,
+/// unsigned, and a registry error.
+fn verification_variants() -> Vec<(&'static str, Value)> {
+    let attestation = |predicate_type: &str, predicate: Value| json!({"authority": "ci-key", "predicate_type": predicate_type, "verified": true, "predicate": predicate});
+    let sbom = attestation("https://cyclonedx.org/bom", json!({"bomFormat": "CycloneDX"}));
+    let provenance =
+        |builder: &str| attestation("https://slsa.dev/provenance/v0.2", json!({"builder": {"id": builder}}));
+    let verified = |attestations: Vec<Value>| json!({"status": "verified", "reason": "signed by ci-key", "signers": [{"authority": "ci-key", "kind": "key"}], "attestations": attestations});
+    let failed = |status: &str| json!({"status": status, "reason": status, "signers": [], "attestations": []});
+    vec![
+        ("as built", Value::Null),
+        (
+            "verified, SBOM, trusted provenance",
+            verified(vec![
+                sbom.clone(),
+                provenance("https://ci.example.com/builders/micro-apps"),
+            ]),
+        ),
+        (
+            "verified, SBOM, untrusted provenance",
+            verified(vec![sbom, provenance("https://laptop.example/evil")]),
+        ),
+        ("verified, no attestations", verified(vec![])),
+        ("unsigned", failed("unsigned")),
+        ("error", failed("error")),
+    ]
+}
+
+/// Every generated input, named.
+fn inputs() -> Vec<(String, Value)> {
+    let state = state(CONFIG, &[("team-a", "low")]);
+    let mut fixtures: Vec<_> = ["workloads", "policy"]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(fixtures().join("reviews").join(dir)).unwrap())
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    fixtures.sort();
+    let mut inputs = Vec::new();
+    for path in fixtures {
+        let review: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let base = state.reviewer.input(&review["request"]);
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        for level in ["low", "medium", "high"] {
+            for (variant, verification) in verification_variants() {
+                let mut input = base.clone();
+                input["risk_level"] = json!(level);
+                if !verification.is_null() {
+                    for image in input["images"].as_array_mut().into_iter().flatten() {
+                        image["verification"] = verification.clone();
+                    }
+                }
+                inputs.push((format!("{name} at {level}, {variant}"), input));
+            }
+        }
+    }
+    inputs
+}
+
+/// What a policy said: its deny and warn messages, sorted.
+type Said = BTreeMap<String, (Vec<String>, Vec<String>)>;
+
+#[test]
+fn regorus_and_opa_agree_on_the_default_library() {
+    let settings = settings(CONFIG);
+    let source = Source::from_dirs(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")]);
+    let policies = portcullis::server::load_policies(&source, &settings).unwrap();
+    let natives: Vec<_> = policies
+        .policies()
+        .iter()
+        .filter(|p| p.kind == PolicyKind::Native)
+        .collect();
+    assert!(natives.len() >= 12, "the default library: {natives:?}");
+    let inputs = inputs();
+    assert!(inputs.len() > 300, "{} inputs", inputs.len());
+
+    // portcullis
+    let ours: Vec<Said> = inputs
+        .iter()
+        .map(|(name, input)| {
+            policies
+                .evaluate(input)
+                .into_iter()
+                .filter(|r| natives.iter().any(|p| p.id == r.id))
+                .map(|mut r| {
+                    assert!(r.error.is_none(), "{name}: {} failed: {:?}", r.id, r.error);
+                    r.deny.sort();
+                    r.warn.sort();
+                    (r.id, (r.deny, r.warn))
+                })
+                .collect()
+        })
+        .collect();
+
+    // OPA: the library's modules, its data with the config part, the inputs, and a module that
+    // evaluates every policy on every input.
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = source.read().unwrap();
+    for (index, module) in bundle.modules.iter().enumerate() {
+        std::fs::write(dir.path().join(format!("module-{index}.rego")), &module.text).unwrap();
+    }
+    let mut data = bundle.data.clone();
+    merge(
+        &mut data,
+        input::config_data(&settings.allowed_registries, settings.risk_default, false),
+    );
+    data["differential"] = json!({"inputs": inputs.iter().map(|(_, input)| input).collect::<Vec<_>>()});
+    std::fs::write(dir.path().join("data.json"), data.to_string()).unwrap();
+    let rule = |id: &str, name: &str, declared: bool| {
+        if declared {
+            format!("sort([m | some m in data.{id}.{name}])")
+        } else {
+            "[]".to_string()
+        }
+    };
+    let fields: Vec<String> = natives
+        .iter()
+        .map(|p| {
+            format!(
+                "{:?}: [{}, {}]",
+                p.id,
+                rule(&p.id, "deny", p.has_deny),
+                rule(&p.id, "warn", p.has_warn)
+            )
+        })
+        .collect();
+    std::fs::write(
+        dir.path().join("differential.rego"),
+        format!(
+            "package differential\n\nresults := [said |\n\tsome one in data.differential.inputs\n\tsaid := evaluate with input as one\n]\n\nevaluate := {{{}}}\n",
+            fields.join(", ")
+        ),
+    )
+    .unwrap();
+    let output = run(Command::new(tool("opa"))
+        .args(["eval", "--format", "json", "--data"])
+        .arg(dir.path())
+        .arg("data.differential.results"));
+    let output: Value = serde_json::from_str(&output).unwrap();
+    let theirs = output["result"][0]["expressions"][0]["value"]
+        .as_array()
+        .unwrap_or_else(|| panic!("OPA gave no results: {output}"));
+    assert_eq!(theirs.len(), inputs.len());
+
+    let mut disagreements = Vec::new();
+    let mut denials = 0;
+    for (((name, _), ours), theirs) in inputs.iter().zip(&ours).zip(theirs) {
+        for (id, (deny, warn)) in ours {
+            let strings = |v: &Value| -> Vec<String> {
+                v.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| m.as_str().unwrap().to_string())
+                    .collect()
+            };
+            let (their_deny, their_warn) = (strings(&theirs[id][0]), strings(&theirs[id][1]));
+            denials += deny.len();
+            if *deny != their_deny || *warn != their_warn {
+                disagreements.push(format!(
+                    "{name}: {id}: portcullis deny {deny:?} warn {warn:?}; OPA deny {their_deny:?} warn {their_warn:?}"
+                ));
+            }
+        }
+    }
+    eprintln!(
+        "{} inputs x {} policies, {denials} denials, {} disagreements",
+        inputs.len(),
+        natives.len(),
+        disagreements.len()
+    );
+    // The inputs must exercise the library, or agreement proves nothing.
+    assert!(
+        denials > inputs.len(),
+        "only {denials} denials over {} inputs",
+        inputs.len()
+    );
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+}
+
+/// Deep-merges `extra` into `data` (objects only; `extra` wins elsewhere).
+fn merge(data: &mut Value, extra: Value) {
+    match (data, extra) {
+        (Value::Object(into), Value::Object(from)) => {
+            for (key, value) in from {
+                merge(into.entry(key).or_insert(Value::Null), value);
+            }
+        }
+        (slot, value) => *slot = value,
+    }
+}
