@@ -18,8 +18,8 @@ ENV CARGO_TARGET_DIR=/src/target
 # (patches/README.md: published crates patched at build time, as the Makefile does).
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY patches patches
-COPY scripts/vendor-sigstore.sh scripts/
-RUN scripts/vendor-sigstore.sh \
+COPY scripts/vendor.sh scripts/
+RUN scripts/vendor.sh \
  && mkdir -p src benches policies \
  && echo 'fn main() {}' >src/main.rs && touch src/lib.rs \
  && echo 'fn main() {}' >benches/decision.rs && cp benches/decision.rs benches/verification.rs \

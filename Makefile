@@ -9,7 +9,7 @@ CARGO ?= cargo
 ## The crates we patch (patches/README.md), prepared in vendor/ before any cargo command; a
 ## no-op when they are up to date.
 vendor:
-	scripts/vendor-sigstore.sh
+	scripts/vendor.sh
 
 ## The webhook on the embedded default library with development TLS (see README).
 run: vendor

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 die() { echo "static-check: $*" >&2; exit 1; }
 
 # The image is built by the same script (scripts/static-build.sh) and ships the same files.
-for line in 'scripts/vendor-sigstore.sh' 'scripts/static-build.sh' 'COPY policies /policies' 'COPY deploy/image-config.yaml /etc/portcullis/config.yaml' 'USER 65532:65532'; do
+for line in 'scripts/vendor.sh' 'scripts/static-build.sh' 'COPY policies /policies' 'COPY deploy/image-config.yaml /etc/portcullis/config.yaml' 'USER 65532:65532'; do
   grep -qF "$line" Dockerfile || die "the Dockerfile no longer has: $line"
 done
 
