@@ -61,7 +61,7 @@ const KNOWN_DIVERGENCES: &[(&str, &str, &str, Outcome, &str)] = &[
         "noupdateserviceaccount",
         "example-allowed",
         Outcome::Disagrees,
-        "a v0 rule with several bodies (`} {`) is refused at load time",
+        "a v0 partial set rule with several bodies (`violation[...] { ... } { ... }`) is refused at load time",
     ),
 ];
 
