@@ -27,45 +27,9 @@ enum Outcome {
 }
 
 /// (suite directory, test, case, outcome, the construct regorus treats differently from OPA).
-const KNOWN_DIVERGENCES: &[(&str, &str, &str, Outcome, &str)] = &[
-    (
-        "horizontalpodautoscaler",
-        "horizontal-pod-autoscaler",
-        "example-allowed-hpa",
-        Outcome::Disagrees,
-        PAREN_CALL,
-    ),
-    (
-        "horizontalpodautoscaler",
-        "horizontal-pod-autoscaler",
-        "example-disallowed-hpa-replicas",
-        Outcome::AgreesThroughError,
-        PAREN_CALL,
-    ),
-    (
-        "horizontalpodautoscaler",
-        "horizontal-pod-autoscaler",
-        "example-disallowed-hpa-replicaspread",
-        Outcome::AgreesThroughError,
-        PAREN_CALL,
-    ),
-    (
-        "horizontalpodautoscaler",
-        "horizontal-pod-autoscaler",
-        "example-disallowed-scaletarget",
-        Outcome::AgreesThroughError,
-        PAREN_CALL,
-    ),
-    (
-        "noupdateserviceaccount",
-        "noupdateserviceaccount",
-        "example-allowed",
-        Outcome::Disagrees,
-        "a v0 partial set rule with several bodies (`violation[...] { ... } { ... }`) is refused at load time",
-    ),
-];
-
-const PAREN_CALL: &str = "a parenthesised expression starting a line is parsed as call arguments of the line before";
+/// Empty since the engine patches (`patches/regorus-0.14.1.patch`, `tests/engine_patches.rs`):
+/// every case agrees. The earlier divergences are in docs/gatekeeper-compatibility.md.
+const KNOWN_DIVERGENCES: &[(&str, &str, &str, Outcome, &str)] = &[];
 
 type Key = (String, String, String);
 
@@ -243,8 +207,8 @@ fn the_cli_counts_suite_cases_with_unit_tests() {
         lines.last(),
         Some(&format!("{passed} passed, {failed} failed").as_str())
     );
-    // Some case failed, so the exit status says so.
-    assert_eq!(output.status.code(), Some(1));
+    // The exit status says whether some case failed.
+    assert_eq!(output.status.code(), Some(i32::from(failed > 0)), "{stdout}");
 }
 
 const REPOS_TEMPLATE: &str = r#"apiVersion: templates.gatekeeper.sh/v1

@@ -1,0 +1,124 @@
+//! The Rego engine patches (`patches/regorus-0.14.1.patch`), each against real OPA: the same
+//! module and inputs must give the same results in regorus (as patched) and in OPA (built from
+//! the Go module proxy by `scripts/tools.sh`).
+
+mod common;
+
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use common::lab::{run, tool};
+
+/// Evaluates `query` on `module` (Rego v0, as Gatekeeper templates are written) for each input,
+/// in regorus and in OPA, and returns both lists of results.
+fn both(module: &str, query: &str, inputs: &[Value]) -> (Vec<Value>, Vec<Value>) {
+    let mut engine = regorus::Engine::new();
+    engine.set_rego_v0(true);
+    engine.add_policy("patched.rego".into(), module.into()).unwrap();
+    let ours = inputs
+        .iter()
+        .map(|input| {
+            engine.set_input(regorus::Value::from_json_str(&input.to_string()).unwrap());
+            let value = engine.eval_rule(query.into()).unwrap();
+            serde_json::from_str(&value.to_json_str().unwrap()).unwrap()
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("patched.rego"), module).unwrap();
+    let theirs = inputs
+        .iter()
+        .map(|input| {
+            let file = dir.path().join("input.json");
+            std::fs::write(&file, input.to_string()).unwrap();
+            let output = run(Command::new(tool("opa"))
+                .args(["eval", "--v0-compatible", "--format", "json", "--data"])
+                .arg(dir.path().join("patched.rego"))
+                .arg("--input")
+                .arg(&file)
+                .arg(query));
+            let output: Value = serde_json::from_str(&output).unwrap();
+            output["result"][0]["expressions"][0]["value"].clone()
+        })
+        .collect();
+    (ours, theirs)
+}
+
+#[test]
+fn a_set_rule_with_several_bodies_unites_their_members() {
+    // As gatekeeper-library's noupdateserviceaccount writes its violation rule.
+    let module = r#"package p
+violation[{"msg": msg}] { input.x == 1; msg := "one" } { input.x == 2; msg := "two" } { input.x > 0; msg := "positive" }
+"#;
+    let inputs = [json!({"x": 1}), json!({"x": 2}), json!({"x": 3}), json!({"x": -1})];
+    let (ours, theirs) = both(module, "data.p.violation", &inputs);
+    assert_eq!(ours, theirs);
+    assert_eq!(
+        ours[0],
+        json!([{"msg": "one"}, {"msg": "positive"}]),
+        "members of both bodies"
+    );
+    assert_eq!(ours[3], json!([]));
+}
+
+#[test]
+fn else_on_a_set_rule_is_still_refused() {
+    let mut engine = regorus::Engine::new();
+    engine.set_rego_v0(true);
+    let error = engine
+        .add_policy(
+            "else.rego".into(),
+            "package p\ns[x] { x := 1 } else { x := 2 }\n".into(),
+        )
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("else cannot be used with set rules"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_parenthesised_line_after_a_reference_is_a_new_expression() {
+    // As gatekeeper-library's k8shorizontalpodautoscaler writes input_replica_spread.
+    let module = r#"package p
+spread_ok[msg] {
+  input.parameters.minimumReplicaSpread
+  (input.hpa.max - input.hpa.min) >= input.parameters.minimumReplicaSpread
+  msg := "spread ok"
+}
+called[r] {
+  r := count(
+    input.items
+  )
+}
+"#;
+    let inputs = [
+        json!({"parameters": {"minimumReplicaSpread": 2}, "hpa": {"max": 5, "min": 1}, "items": [1, 2]}),
+        json!({"parameters": {"minimumReplicaSpread": 9}, "hpa": {"max": 5, "min": 1}, "items": []}),
+        json!({"hpa": {"max": 5, "min": 1}, "items": [1]}),
+    ];
+    for query in ["data.p.spread_ok", "data.p.called"] {
+        let (ours, theirs) = both(module, query, &inputs);
+        assert_eq!(ours, theirs, "{query}");
+    }
+    let (ours, _) = both(module, "data.p.spread_ok", &inputs);
+    assert_eq!(ours, [json!(["spread ok"]), json!([]), json!([])]);
+}
+
+#[test]
+fn sprintf_prints_missing_arguments_and_negative_numbers_as_go_does() {
+    // As gatekeeper-library's k8shorizontalpodautoscaler formats six verbs with five arguments.
+    let module = r#"package p
+missing := sprintf("%v and %v and %d", [input.a])
+negative := sprintf("%d|%x|%o|%v", [input.n, input.n, input.n, input.n])
+"#;
+    let inputs = [json!({"a": "one", "n": -3}), json!({"a": [1, 2], "n": -255})];
+    for query in ["data.p.missing", "data.p.negative"] {
+        let (ours, theirs) = both(module, query, &inputs);
+        assert_eq!(ours, theirs, "{query}");
+    }
+    let (ours, _) = both(module, "data.p.missing", &inputs);
+    assert_eq!(ours[0], json!("one and %!v(MISSING) and %!d(MISSING)"));
+    let (ours, _) = both(module, "data.p.negative", &inputs);
+    assert_eq!(ours[0], json!("-3|-3|-3|-3"), "Go's forms, %o without a prefix");
+}
