@@ -33,12 +33,25 @@ const KNOWN_DIVERGENCES: &[(&str, &str, &str, Outcome, &str)] = &[];
 
 type Key = (String, String, String);
 
+/// gatekeeper-library's `general` policies in the workplace's `shared/conformance`: the
+/// repository's sibling, or beside any directory above it (CI clones the repository elsewhere);
+/// `PORTCULLIS_CONFORMANCE` names the `conformance` directory explicitly.
 fn library() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/gatekeeper-library/library/general");
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let conformance = std::env::var_os("PORTCULLIS_CONFORMANCE")
+        .map(PathBuf::from)
+        .or_else(|| {
+            manifest
+                .ancestors()
+                .map(|dir| dir.join("shared/conformance"))
+                .find(|dir| dir.is_dir())
+        })
+        .unwrap_or_else(|| manifest.join("../shared/conformance"));
+    let dir = conformance.join("gatekeeper-library/library/general");
     assert!(
         dir.is_dir(),
         "the conformance suites are missing: expected gatekeeper-library's general policies at {} \
-         (the repository's sibling ../shared/conformance)",
+         (shared/conformance beside the repository or a directory above it, or PORTCULLIS_CONFORMANCE)",
         dir.display()
     );
     dir.canonicalize().unwrap()
