@@ -34,8 +34,8 @@ const KNOWN_DIVERGENCES: &[(&str, &str, &str, Outcome, &str)] = &[];
 type Key = (String, String, String);
 
 /// gatekeeper-library's `general` policies in the workplace's `shared/conformance`: the
-/// repository's sibling, or beside any directory above it (CI clones the repository elsewhere);
-/// `PORTCULLIS_CONFORMANCE` names the `conformance` directory explicitly.
+/// repository's sibling, or beside any directory above it, or the workplace's /work/shared (CI
+/// clones the repository elsewhere); `PORTCULLIS_CONFORMANCE` names the directory explicitly.
 fn library() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let conformance = std::env::var_os("PORTCULLIS_CONFORMANCE")
@@ -46,6 +46,8 @@ fn library() -> PathBuf {
                 .map(|dir| dir.join("shared/conformance"))
                 .find(|dir| dir.is_dir())
         })
+        // The workplace keeps it at /work/shared, wherever a clone sits.
+        .or_else(|| Some(PathBuf::from("/work/shared/conformance")).filter(|dir| dir.is_dir()))
         .unwrap_or_else(|| manifest.join("../shared/conformance"));
     let dir = conformance.join("gatekeeper-library/library/general");
     assert!(
