@@ -54,15 +54,17 @@ static-check: vendor
 generate:
 	scripts/chart-check.sh generate
 
-## Benchmarks against their floors (docs/benchmarks.md): the decision path, then image
-## verification (a local registry and cosign from scripts/tools.sh; `cargo bench` builds the
-## release binary it runs). Each prints a markdown report, kept in $(CARGO_TARGET_DIR)/bench/.
+## Benchmarks against their floors and peers (docs/benchmarks.md): the decision path, image
+## verification (a local registry and cosign from scripts/tools.sh), and Gatekeeper templates
+## beside `gator bench`. Each prints a markdown report, kept in $(CARGO_TARGET_DIR)/bench/.
 bench: vendor
 	mkdir -p $(CARGO_TARGET_DIR)/bench
 	$(CARGO) bench --locked --bench decision >$(CARGO_TARGET_DIR)/bench/decision.md
 	cat $(CARGO_TARGET_DIR)/bench/decision.md
 	$(CARGO) bench --locked --bench verification >$(CARGO_TARGET_DIR)/bench/verification.md
 	cat $(CARGO_TARGET_DIR)/bench/verification.md
+	$(CARGO) bench --locked --bench gatekeeper >$(CARGO_TARGET_DIR)/bench/gatekeeper.md
+	cat $(CARGO_TARGET_DIR)/bench/gatekeeper.md
 
 build: vendor
 	$(CARGO) build --locked --release

@@ -1,0 +1,198 @@
+//! Gatekeeper templates, side by side with Gatekeeper's own `gator bench` in the same run: every
+//! `general` template of gatekeeper-library (read in place from the workplace's
+//! `shared/conformance`) with its first sample constraint, and every sample object of its
+//! suites, each object reviewed against all of them, the same number of times by both.
+//!
+//! portcullis: `Reviewer::decide` of a CREATE request for the object (the whole offline decision:
+//! facts, every constraint's match and Rego, the aggregation), one review at a time.
+//! gator: `gator bench --engine=rego --concurrency=1` on the same files. Run with `make bench`.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use common::lab::tool;
+use portcullis::policy::Source;
+
+/// Reviews of every object, by each tool.
+const ITERATIONS: usize = 200;
+/// Each side stops early past this.
+const TIME_LIMIT: Duration = Duration::from_secs(120);
+
+fn library() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|dir| dir.join("shared/conformance/gatekeeper-library/library/general"))
+        .chain([PathBuf::from("/work/shared/conformance/gatekeeper-library/library/general")])
+        .find(|dir| dir.is_dir())
+        .expect("gatekeeper-library's general policies in shared/conformance")
+}
+
+/// Copies each template, its first sample constraint and its sample objects (not the
+/// AdmissionReviews, and the first of objects with the same kind, namespace and name, as
+/// gator keeps) into `dir`. Returns the objects.
+fn gather(dir: &Path) -> Vec<Value> {
+    let mut suites: Vec<PathBuf> = std::fs::read_dir(library())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("template.yaml").is_file())
+        .collect();
+    suites.sort();
+    let mut objects = Vec::new();
+    let mut seen = BTreeSet::new();
+    for suite in suites {
+        let name = suite.file_name().unwrap().to_string_lossy().into_owned();
+        std::fs::copy(suite.join("template.yaml"), dir.join(format!("{name}-template.yaml"))).unwrap();
+        let mut samples: Vec<PathBuf> = std::fs::read_dir(suite.join("samples"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        samples.sort();
+        let constraint = samples.iter().map(|s| s.join("constraint.yaml")).find(|c| c.is_file());
+        std::fs::copy(constraint.unwrap(), dir.join(format!("{name}-constraint.yaml"))).unwrap();
+        for sample in samples {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&sample)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("example_"))
+                .collect();
+            files.sort();
+            for file in files {
+                let object: Value = yaml_serde::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+                let key = (
+                    object["kind"].clone().to_string(),
+                    object["metadata"]["namespace"].to_string(),
+                    object["metadata"]["name"].to_string(),
+                );
+                if object["kind"] == "AdmissionReview" || !seen.insert(key) {
+                    continue;
+                }
+                let target = dir.join(format!(
+                    "{name}-{}-{}",
+                    sample.file_name().unwrap().to_string_lossy(),
+                    file.file_name().unwrap().to_string_lossy()
+                ));
+                std::fs::copy(&file, target).unwrap();
+                objects.push(object);
+            }
+        }
+    }
+    objects
+}
+
+/// A CREATE AdmissionRequest for `object`, as the apiserver would send it.
+fn request(object: &Value) -> Value {
+    let api_version = object["apiVersion"].as_str().unwrap_or("v1");
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    json!({
+        "uid": "bench",
+        "kind": {"group": group, "version": version, "kind": object["kind"]},
+        "operation": "CREATE",
+        "namespace": object["metadata"]["namespace"].as_str().unwrap_or(""),
+        "name": object["metadata"]["name"],
+        "object": object,
+        "userInfo": {"username": "bench"},
+    })
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let objects = gather(dir.path());
+    let settings = common::settings("{}");
+    let state = common::state_with_source(&settings, Source::from_dirs(&[dir.path().to_path_buf()]), &[]);
+    let constraints = state.reviewer.policies().policies().len();
+    let requests: Vec<Value> = objects.iter().map(request).collect();
+
+    // portcullis
+    for request in requests.iter().take(50) {
+        state.reviewer.decide(request);
+    }
+    let mut samples = Vec::new();
+    let mut violations = 0;
+    let started = Instant::now();
+    for _ in 0..ITERATIONS {
+        if started.elapsed() > TIME_LIMIT {
+            break;
+        }
+        for request in &requests {
+            let begun = Instant::now();
+            let outcome = state.reviewer.decide(request);
+            samples.push(begun.elapsed());
+            violations += outcome.results.iter().map(|r| r.deny.len()).sum::<usize>();
+        }
+    }
+    let wall = started.elapsed();
+    samples.sort();
+    let reviews = samples.len();
+    let ours_per_second = reviews as f64 / wall.as_secs_f64();
+    let (ours_p50, ours_p99) = (percentile(&samples, 0.5), percentile(&samples, 0.99));
+
+    // gator, on the same files
+    let output = Command::new("timeout")
+        .arg(TIME_LIMIT.as_secs().to_string())
+        .arg(tool("gator"))
+        .args(["bench", "--engine=rego", "--concurrency=1", "--output=json"])
+        .arg(format!("--iterations={ITERATIONS}"))
+        .arg(format!("--filename={}", dir.path().display()))
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
+        panic!(
+            "gator bench: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    let gator = &report[0];
+    let duration = |field: &str| {
+        let text = gator["latencies"][field].as_str().unwrap_or_default();
+        let micros = if let Some(ms) = text.strip_suffix("ms") {
+            ms.parse::<f64>().unwrap() * 1000.0
+        } else if let Some(us) = text.strip_suffix("µs") {
+            us.parse::<f64>().unwrap()
+        } else {
+            text.trim_end_matches('s').parse::<f64>().unwrap_or(f64::NAN) * 1e6
+        };
+        Duration::from_secs_f64(micros / 1e6)
+    };
+    let gator_per_second = gator["reviewsPerSecond"].as_f64().unwrap_or(f64::NAN);
+
+    println!(
+        "gatekeeper-library `general`: {} templates with one constraint each, {} objects, {ITERATIONS} reviews of each; one review at a time. 2-core machine.\n",
+        gator["templateCount"], gator["objectCount"]
+    );
+    println!("| | reviews | reviews/s | p50 (ms) | p99 (ms) | violations per pass |");
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| portcullis (`Reviewer::decide`, {constraints} constraints loaded) | {reviews} | {ours_per_second:.0} | {:.3} | {:.3} | {} |",
+        ours_p50.as_secs_f64() * 1e3,
+        ours_p99.as_secs_f64() * 1e3,
+        violations / (reviews / requests.len()).max(1)
+    );
+    println!(
+        "| gator bench v3.23.0 (rego) | {} | {gator_per_second:.0} | {:.3} | {:.3} | {} |",
+        gator["totalReviews"],
+        duration("p50").as_secs_f64() * 1e3,
+        duration("p99").as_secs_f64() * 1e3,
+        gator["violationCount"].as_u64().unwrap_or(0) / gator["iterations"].as_u64().unwrap_or(1).max(1)
+    );
+    println!();
+    println!(
+        "- portcullis / gator, reviews per second: {:.2}",
+        ours_per_second / gator_per_second
+    );
+    println!(
+        "- portcullis / gator, p99: {:.2}",
+        ours_p99.as_secs_f64() / duration("p99").as_secs_f64()
+    );
+}
