@@ -15,12 +15,18 @@ use common::lab::{run, tool};
 fn both(module: &str, query: &str, inputs: &[Value]) -> (Vec<Value>, Vec<Value>) {
     let mut engine = regorus::Engine::new();
     engine.set_rego_v0(true);
+    // As portcullis configures it (and OPA behaves): a builtin error is undefined.
+    engine.set_strict_builtin_errors(false);
     engine.add_policy("patched.rego".into(), module.into()).unwrap();
     let ours = inputs
         .iter()
         .map(|input| {
             engine.set_input(regorus::Value::from_json_str(&input.to_string()).unwrap());
             let value = engine.eval_rule(query.into()).unwrap();
+            // Undefined is no value, as in OPA's output.
+            if value == regorus::Value::Undefined {
+                return Value::Null;
+            }
             serde_json::from_str(&value.to_json_str().unwrap()).unwrap()
         })
         .collect();
@@ -121,4 +127,32 @@ negative := sprintf("%d|%x|%o|%v", [input.n, input.n, input.n, input.n])
     assert_eq!(ours[0], json!("one and %!v(MISSING) and %!d(MISSING)"));
     let (ours, _) = both(module, "data.p.negative", &inputs);
     assert_eq!(ours[0], json!("-3|-3|-3|-3"), "Go's forms, %o without a prefix");
+}
+
+#[test]
+fn not_of_a_call_with_an_undefined_argument_fails_the_body() {
+    let module = r#"package p
+f(a, b) { a == b }
+g(a) { a > 1 }
+undefined_argument { not f(1, input.missing) }
+defined_argument { not f(1, input.two) }
+negated_false { not g(input.one) }
+iterated { x := input.items[_]; not g(x) }
+builtin { not count(input.missing) }
+"#;
+    let inputs = [
+        json!({"two": 2, "one": 1, "items": [1, 5]}),
+        json!({"missing": 1, "two": 1, "one": 2, "items": []}),
+    ];
+    for rule in [
+        "undefined_argument",
+        "defined_argument",
+        "negated_false",
+        "iterated",
+        "builtin",
+    ] {
+        let query = format!("data.p.{rule}");
+        let (ours, theirs) = both(module, &query, &inputs);
+        assert_eq!(ours, theirs, "{query}");
+    }
 }
