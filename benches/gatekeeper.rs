@@ -29,7 +29,9 @@ fn library() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .ancestors()
         .map(|dir| dir.join("shared/conformance/gatekeeper-library/library/general"))
-        .chain([PathBuf::from("/work/shared/conformance/gatekeeper-library/library/general")])
+        .chain([PathBuf::from(
+            "/work/shared/conformance/gatekeeper-library/library/general",
+        )])
         .find(|dir| dir.is_dir())
         .expect("gatekeeper-library's general policies in shared/conformance")
 }
