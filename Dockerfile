@@ -22,7 +22,8 @@ COPY scripts/vendor.sh scripts/
 RUN scripts/vendor.sh \
  && mkdir -p src benches policies \
  && echo 'fn main() {}' >src/main.rs && touch src/lib.rs \
- && echo 'fn main() {}' >benches/decision.rs && cp benches/decision.rs benches/verification.rs \
+ && for bench in $(grep -A1 '^\[\[bench\]\]' Cargo.toml | sed -n 's/^name = "\(.*\)"/\1/p'); do \
+      echo 'fn main() {}' >"benches/$bench.rs"; done \
  && cargo build --release --locked --target x86_64-unknown-linux-musl \
  && rm -rf src benches policies
 

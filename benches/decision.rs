@@ -5,6 +5,9 @@
 //!
 //! The aim is full latency within 1.5x of the two floors combined. Run with `make bench`.
 
+#[path = "support/percentile.rs"]
+mod percentile;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +20,8 @@ use portcullis::config::Config;
 use portcullis::namespaces::StaticNamespaces;
 use portcullis::policy::{engine, input, Source};
 use portcullis::server::{self, certs, Server};
+
+use percentile::percentile;
 
 const REVIEW: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -38,11 +43,10 @@ struct Stats {
 
 fn stats(mut samples: Vec<Duration>, wall: Duration) -> Stats {
     samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
     Stats {
         count: samples.len(),
-        p50: at(0.50),
-        p99: at(0.99),
+        p50: percentile(&samples, 0.50),
+        p99: percentile(&samples, 0.99),
         per_second: samples.len() as f64 / wall.as_secs_f64(),
     }
 }

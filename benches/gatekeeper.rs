@@ -9,6 +9,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/percentile.rs"]
+mod percentile;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use common::lab::tool;
+use percentile::percentile;
 use portcullis::policy::Source;
 
 /// Reviews of every object, by each tool.
@@ -101,10 +104,6 @@ fn request(object: &Value) -> Value {
         "object": object,
         "userInfo": {"username": "bench"},
     })
-}
-
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
 }
 
 fn main() {

@@ -15,6 +15,10 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/percentile.rs"]
+mod percentile;
+
+use percentile::percentile;
 
 use common::{lab, pod_request, review};
 
@@ -57,13 +61,11 @@ struct Stats {
 }
 
 fn stats(mut samples: Vec<Duration>) -> Stats {
-    assert!(!samples.is_empty(), "no samples");
     samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
     Stats {
         count: samples.len(),
-        p50: at(0.50),
-        p99: at(0.99),
+        p50: percentile(&samples, 0.50),
+        p99: percentile(&samples, 0.99),
     }
 }
 

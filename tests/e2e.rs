@@ -35,6 +35,7 @@ use serde_json::{json, Value};
 
 use common::cluster::ControlPlane;
 use common::lab::{self, free_port, run, tool, Service};
+use common::merge;
 use portcullis::server::certs::{self, CertBundle};
 
 /// Release name and namespace of the chart's installation.
@@ -1245,18 +1246,6 @@ fn project(dir: &Path, files: &[(String, String)]) {
     }
     if let Some(previous) = previous {
         std::fs::remove_dir_all(dir.join(previous)).unwrap();
-    }
-}
-
-/// Merges `overrides` into `base`, objects key by key, anything else replaced.
-fn merge(base: &mut Value, overrides: Value) {
-    match (base, overrides) {
-        (Value::Object(base), Value::Object(overrides)) => {
-            for (key, value) in overrides {
-                merge(base.entry(key).or_insert(Value::Null), value);
-            }
-        }
-        (base, overrides) => *base = overrides,
     }
 }
 

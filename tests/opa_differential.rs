@@ -200,15 +200,3 @@ fn regorus_and_opa_agree_on_the_default_library() {
     );
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
 }
-
-/// Deep-merges `extra` into `data` (objects only; `extra` wins elsewhere).
-fn merge(data: &mut Value, extra: Value) {
-    match (data, extra) {
-        (Value::Object(into), Value::Object(from)) => {
-            for (key, value) in from {
-                merge(into.entry(key).or_insert(Value::Null), value);
-            }
-        }
-        (slot, value) => *slot = value,
-    }
-}

@@ -179,3 +179,15 @@ pub fn message(answer: &Value) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+/// Merges `overrides` into `base`, objects key by key, anything else replaced.
+pub fn merge(base: &mut Value, overrides: Value) {
+    match (base, overrides) {
+        (Value::Object(base), Value::Object(overrides)) => {
+            for (key, value) in overrides {
+                merge(base.entry(key).or_insert(Value::Null), value);
+            }
+        }
+        (base, overrides) => *base = overrides,
+    }
+}
