@@ -301,13 +301,16 @@ fn check_enforces_constraints_with_their_match_and_action() {
         .join("---\n"),
     )
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .arg("check")
-        .arg("--policies")
-        .arg(&policies)
-        .arg(&manifests)
-        .output()
-        .unwrap();
+    let check = || {
+        Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .arg("check")
+            .arg("--policies")
+            .arg(&policies)
+            .arg(&manifests)
+            .output()
+            .unwrap()
+    };
+    let output = check();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let lines: Vec<&str> = stdout
         .lines()
@@ -333,13 +336,7 @@ fn check_enforces_constraints_with_their_match_and_action() {
         REPOS_TEMPLATE.replace("repos: [\"acme/\"]\n---", "repos: \"acme/\"\n---"),
     )
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .arg("check")
-        .arg("--policies")
-        .arg(&policies)
-        .arg(&manifests)
-        .output()
-        .unwrap();
+    let output = check();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(

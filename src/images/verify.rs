@@ -117,15 +117,11 @@ impl Verifier {
                 verification: verdict(VerificationStatus::Skipped, &reason),
             };
         }
-        let registry = match (&self.pull_secrets, pull.names.is_empty()) {
-            (Some(secrets), false) => &self.registry.with_credentials(&secrets.credentials(pull).await),
-            _ => &self.registry,
-        };
         let (digest, resolved_digest) = match &image.digest {
             Some(digest) => (digest.clone(), None),
             None => {
                 let tag = image.tag.as_deref().unwrap_or("latest");
-                match registry.manifest(image, tag).await {
+                match self.registry_for(pull).await.manifest(image, tag).await {
                     Ok(Lookup::Found { digest, .. }) => (digest.clone(), Some(digest)),
                     Ok(Lookup::NotFound) => {
                         let reason = format!("tag {tag:?} does not exist in {}", image.name());
@@ -165,7 +161,8 @@ impl Verifier {
                 .cache
                 .try_get_with(key, async move {
                     flag.store(true, std::sync::atomic::Ordering::Release);
-                    let verification = self.verify_digest(registry, image, &digest, entry).await;
+                    let registry = self.registry_for(pull).await;
+                    let verification = self.verify_digest(&registry, image, &digest, entry).await;
                     // Errors and timeouts are never cached: the next review tries again.
                     match verification.status {
                         VerificationStatus::Error | VerificationStatus::Timeout => Err(verification),
@@ -184,6 +181,17 @@ impl Verifier {
         Verified {
             resolved_digest,
             verification,
+        }
+    }
+
+    /// The registry client with the workload's pull secrets, read only when a request is about
+    /// to be made (a cached verdict needs none).
+    async fn registry_for(&self, pull: &PullSecretRefs) -> std::borrow::Cow<'_, Registry> {
+        match &self.pull_secrets {
+            Some(secrets) if !pull.names.is_empty() => {
+                std::borrow::Cow::Owned(self.registry.with_credentials(&secrets.credentials(pull).await))
+            }
+            _ => std::borrow::Cow::Borrowed(&self.registry),
         }
     }
 
