@@ -15,7 +15,7 @@ use sigstore::crypto::Signature;
 use super::facts::Attestation;
 use super::reference::ImageReference;
 use super::registry::{Lookup, Registry, RegistryError};
-use super::signatures::manifest_layers;
+use super::signatures::{manifest_layers, signed_with_a_key};
 use super::trust::{AuthorityKind, TrustEntry};
 use super::verify::certificate_identity;
 
@@ -70,7 +70,7 @@ pub fn from_bundles(
         .filter_map(|(layer_digest, bundle)| {
             let parsed: Value = serde_json::from_slice(bundle).ok()?;
             let envelope = serde_json::to_vec(&parsed["dsseEnvelope"]).ok()?;
-            let keyless = if parsed["verificationMaterial"]["publicKey"].is_object() {
+            let keyless = if signed_with_a_key(&parsed) {
                 None
             } else {
                 let layer = client
@@ -200,11 +200,7 @@ fn check_envelope(
         verified: false,
         predicate: Value::Null,
     };
-    let hex = digest.strip_prefix("sha256:")?;
-    let about_this_image = statement["subject"]
-        .as_array()
-        .is_some_and(|subjects| subjects.iter().any(|s| s["digest"]["sha256"].as_str() == Some(hex)));
-    if !about_this_image {
+    if !statement_is_about(&statement, digest) {
         return Some(unverified);
     }
     let pae = pre_authentication_encoding(payload_type, &payload);
@@ -251,6 +247,16 @@ fn check_envelope(
         verified: true,
         predicate: bounded,
     })
+}
+
+/// Whether an in-toto statement names `digest` (sha256) among its subjects.
+pub(super) fn statement_is_about(statement: &Value, digest: &str) -> bool {
+    let Some(hex) = digest.strip_prefix("sha256:") else {
+        return false;
+    };
+    statement["subject"]
+        .as_array()
+        .is_some_and(|subjects| subjects.iter().any(|s| s["digest"]["sha256"].as_str() == Some(hex)))
 }
 
 /// DSSE's PAE: what the signature actually covers.

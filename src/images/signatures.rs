@@ -18,7 +18,7 @@ use sigstore::cosign::payload::SimpleSigning;
 use sigstore::cosign::{Client, SignatureLayer};
 use sigstore::registry::OciReference;
 
-use super::attest::pre_authentication_encoding;
+use super::attest::{pre_authentication_encoding, statement_is_about};
 use super::reference::ImageReference;
 use super::registry::{Lookup, Registry, RegistryError};
 
@@ -186,13 +186,18 @@ fn bundle_signature(
     digest: &str,
     source: &OciReference,
 ) -> Result<SignatureLayer, String> {
-    if parsed["verificationMaterial"]["publicKey"].is_object() {
+    if signed_with_a_key(parsed) {
         key_signed_bundle(parsed, layer_digest, digest, source)
     } else {
         client
             .bundle_signature_layer(bundle, layer_digest, digest, source)
             .map_err(|e| e.to_string())
     }
+}
+
+/// Whether a Sigstore bundle was signed with a key (a key hint, no certificate).
+pub(super) fn signed_with_a_key(bundle: &Value) -> bool {
+    bundle["verificationMaterial"]["publicKey"].is_object()
 }
 
 /// A key-signed bundle's DSSE envelope as a signature layer: the signed bytes (PAE) and the
@@ -215,11 +220,7 @@ fn key_signed_bundle(
         .ok_or("no DSSE signature")?
         .to_string();
     let statement: Value = serde_json::from_slice(&payload).map_err(|e| format!("not an in-toto statement: {e}"))?;
-    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-    let about_this_image = statement["subject"]
-        .as_array()
-        .is_some_and(|subjects| subjects.iter().any(|s| s["digest"]["sha256"].as_str() == Some(hex)));
-    if !about_this_image {
+    if !statement_is_about(&statement, digest) {
         return Err(format!("the signed statement is not about {digest}"));
     }
     Ok(SignatureLayer {
