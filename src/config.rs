@@ -72,6 +72,27 @@ pub struct PoliciesConfig {
     /// Policy directories; empty means the default library embedded in the binary.
     pub dirs: Vec<String>,
     pub reload_interval: String,
+    /// Kinds whose objects Gatekeeper templates see in `data.inventory` (like the `syncOnly`
+    /// list of Gatekeeper's Config); empty means no sync and an empty inventory.
+    pub inventory: Vec<InventoryKind>,
+}
+
+/// A kind to sync into `data.inventory`: `group` is empty for the core API.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(default, rename_all = "camelCase")]
+pub struct InventoryKind {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+}
+
+impl std::fmt::Display for InventoryKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.group.as_str() {
+            "" => write!(f, "{}/{}", self.version, self.kind),
+            group => write!(f, "{group}/{}/{}", self.version, self.kind),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -229,6 +250,7 @@ impl Default for PoliciesConfig {
         PoliciesConfig {
             dirs: Vec::new(),
             reload_interval: "10s".into(),
+            inventory: Vec::new(),
         }
     }
 }
@@ -309,6 +331,7 @@ pub struct Settings {
     pub policy_timeout: Duration,
     pub policy_dirs: Vec<PathBuf>,
     pub policy_reload_interval: Duration,
+    pub inventory: Vec<InventoryKind>,
     pub enforcement: BTreeMap<String, Enforcement>,
     pub risk_default: RiskLevel,
     pub namespace_source: NamespaceSource,
@@ -480,6 +503,7 @@ impl Config {
                 errors.push(format!("policies.dirs: {dir:?} is not a directory"));
             }
         }
+        check_inventory(&self.policies.inventory, &mut errors);
 
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
@@ -503,6 +527,7 @@ impl Config {
             policy_timeout,
             policy_dirs: self.policies.dirs.iter().map(PathBuf::from).collect(),
             policy_reload_interval,
+            inventory: self.policies.inventory.clone(),
             enforcement,
             risk_default,
             namespace_source,
@@ -511,6 +536,25 @@ impl Config {
             log_format,
             log_level: self.logging.level.clone(),
         })
+    }
+}
+
+/// Each inventory kind names a version and a kind, once; Secrets are refused, since syncing
+/// them would copy every credential of the cluster into policy data.
+fn check_inventory(kinds: &[InventoryKind], errors: &mut Vec<String>) {
+    for (index, entry) in kinds.iter().enumerate() {
+        let field = format!("policies.inventory[{index}]");
+        if entry.version.is_empty() || entry.kind.is_empty() {
+            errors.push(format!(
+                "{field}: version and kind must be set (group is empty for the core API)"
+            ));
+        } else if entry.group.is_empty() && entry.kind == "Secret" {
+            errors.push(format!(
+                "{field}: Secrets are never synced (policies would hold every credential of the cluster)"
+            ));
+        } else if kinds[..index].contains(entry) {
+            errors.push(format!("{field}: {entry} is listed twice"));
+        }
     }
 }
 
@@ -601,6 +645,33 @@ server: { listen: nowhere }
     fn wrong_types_are_errors_not_defaults() {
         let error = Config::from_yaml("admission: { maxBodyBytes: lots }").unwrap_err();
         assert!(error.to_string().contains("maxBodyBytes"), "{error}");
+    }
+
+    #[test]
+    fn inventory_kinds_are_checked() {
+        let yaml = r#"
+policies:
+  inventory:
+  - {group: networking.k8s.io, version: v1, kind: Ingress}
+  - {version: v1, kind: Namespace}
+  - {group: networking.k8s.io, version: v1, kind: Ingress}
+  - {version: v1, kind: Secret}
+  - {group: apps, kind: Deployment}
+"#;
+        let errors = Config::from_yaml(yaml).unwrap().validate(false).unwrap_err().0;
+        assert_eq!(
+            errors,
+            [
+                "policies.inventory[2]: networking.k8s.io/v1/Ingress is listed twice",
+                "policies.inventory[3]: Secrets are never synced (policies would hold every credential of the cluster)",
+                "policies.inventory[4]: version and kind must be set (group is empty for the core API)",
+            ]
+        );
+        let settings = Config::from_yaml("policies: {inventory: [{version: v1, kind: Namespace}]}")
+            .unwrap()
+            .validate(false)
+            .unwrap();
+        assert_eq!(settings.inventory[0].to_string(), "v1/Namespace");
     }
 
     #[test]

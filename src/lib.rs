@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod duration;
 pub mod images;
+pub mod inventory;
 pub mod metrics;
 pub mod namespaces;
 pub mod policy;

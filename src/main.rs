@@ -12,6 +12,7 @@ use portcullis::config::{Config, NamespaceSource, Settings};
 use portcullis::images::pull_secrets::{PullSecretRefs, PullSecrets};
 use portcullis::images::verify::{status_label, Verifier};
 use portcullis::images::ImageReference;
+use portcullis::inventory::InventorySync;
 use portcullis::namespaces::{KubeNamespaces, NamespaceLabels, StaticNamespaces};
 use portcullis::policy::{testing, Source};
 use portcullis::risk::RiskLevel;
@@ -97,6 +98,14 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8, String> {
             None
         };
         let state = server::app_state_with(&settings, policies, namespaces, pull_secrets)?;
+        if !settings.inventory.is_empty() {
+            let client = kube::Client::try_default()
+                .await
+                .map_err(|e| format!("policies.inventory needs the Kubernetes API: {e}"))?;
+            InventorySync::start(client, &settings.inventory)
+                .await?
+                .follow(state.reviewer.clone(), state.metrics.clone());
+        }
         let server = Server::bind(state, settings, source).await.map_err(|e| e.to_string())?;
         let addr = server.webhook_addr().map_err(|e| e.to_string())?;
         let operations = server.operations_addr().map_err(|e| e.to_string())?;

@@ -63,6 +63,12 @@ pub struct StatusLabels {
     pub status: &'static str,
 }
 
+/// A kind of `policies.inventory`, e.g. `networking.k8s.io/v1/Ingress` (from the config).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InventoryLabels {
+    pub kind: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct VersionLabels {
     pub version: &'static str,
@@ -79,6 +85,7 @@ pub struct Metrics {
     policy_evaluations: Family<PolicyResultLabels, Counter>,
     policy_duration: Family<PolicyLabels, Histogram>,
     policies_loaded: Gauge,
+    inventory_objects: Family<InventoryLabels, Gauge>,
     certificate_expiry: Gauge,
     policy_reloads: Family<ResultLabels, Counter>,
     registry_requests: Family<RegistryLabels, Counter>,
@@ -127,6 +134,12 @@ impl Metrics {
             "policies_loaded",
             "Policies in the active policy set",
             policies_loaded.clone(),
+        );
+        let inventory_objects = Family::<InventoryLabels, Gauge>::default();
+        registry.register(
+            "inventory_objects",
+            "Objects of each synced kind in the Gatekeeper inventory the policies see",
+            inventory_objects.clone(),
         );
         let certificate_expiry = Gauge::default();
         registry.register(
@@ -184,6 +197,7 @@ impl Metrics {
             policy_evaluations,
             policy_duration,
             policies_loaded,
+            inventory_objects,
             certificate_expiry,
             policy_reloads,
             registry_requests,
@@ -265,6 +279,13 @@ impl Metrics {
 
     pub fn set_policies_loaded(&self, count: usize) {
         self.policies_loaded.set(count as i64);
+    }
+
+    /// Objects of one synced kind in the installed inventory.
+    pub fn set_inventory_objects(&self, kind: String, count: usize) {
+        self.inventory_objects
+            .get_or_create(&InventoryLabels { kind })
+            .set(count as i64);
     }
 
     pub fn record_reload(&self, success: bool) {

@@ -1,6 +1,7 @@
 //! Cluster access against a real kube-apiserver: namespace risk levels from the cached watch
 //! (`risk.namespaceSource: kubernetes`), which follows label changes, and registry credentials
-//! from a workload's imagePullSecrets. The control plane (etcd + kube-apiserver built from the
+//! from a workload's imagePullSecrets, and Gatekeeper's `data.inventory` synced from the cluster
+//! (`policies.inventory`). The control plane (etcd + kube-apiserver built from the
 //! Go module proxy) runs on loopback; kubectl is built at the same version.
 
 mod common;
@@ -14,6 +15,7 @@ use common::cluster::ControlPlane;
 use common::lab::{PrivateRegistry, PRIVATE_PASSWORD, PRIVATE_USER};
 use common::*;
 use portcullis::images::pull_secrets::PullSecrets;
+use portcullis::inventory::InventorySync;
 use portcullis::namespaces::{KubeNamespaces, NamespaceLabels};
 use portcullis::policy::Source;
 
@@ -142,4 +144,146 @@ async fn image_pull_secrets_are_read_from_the_cluster_and_used_for_their_registr
     // Secrets in the pod's order; the missing one is skipped, the other host's is not used.
     let answer = decide_with(&["missing", "other-registry", "private-registry"]).await;
     assert_eq!(answer["response"]["allowed"], true, "{answer}");
+}
+
+/// An Ingress review for `host` (CREATE, or UPDATE of an existing object).
+fn ingress_review(namespace: &str, name: &str, host: &str) -> Vec<u8> {
+    review(json!({
+        "uid": "ingress", "operation": "CREATE", "namespace": namespace, "name": name,
+        "kind": {"group": "networking.k8s.io", "version": "v1", "kind": "Ingress"},
+        "resource": {"group": "networking.k8s.io", "version": "v1", "resource": "ingresses"},
+        "userInfo": {"username": "dev"},
+        "object": {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                   "metadata": {"name": name, "namespace": namespace},
+                   "spec": {"rules": [{"host": host}]}},
+    }))
+}
+
+#[tokio::test]
+async fn gatekeeper_inventory_is_synced_from_the_cluster() {
+    portcullis::tls_provider();
+    let cluster = ControlPlane::start();
+    for namespace in ["team-a", "team-b"] {
+        cluster.kubectl(&["create", "namespace", namespace]);
+    }
+    let create_ingress = |name: &str, host: &str| {
+        cluster.kubectl(&[
+            "create",
+            "ingress",
+            name,
+            "--namespace=team-a",
+            &format!("--rule={host}/=web:80"),
+        ]);
+    };
+    create_ingress("shop", "shop.example.com");
+    let kubeconfig = kube::config::Kubeconfig::read_from(&cluster.kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    let client = kube::Client::try_from(config).unwrap();
+
+    // gatekeeper-library's unique-ingress-host, unchanged, with the sync its sync.yaml asks for.
+    let sample = gatekeeper_library().join("uniqueingresshost");
+    let read = |relative: &str| std::fs::read_to_string(sample.join(relative)).unwrap();
+    let library = tempfile::tempdir().unwrap();
+    write_library(
+        library.path(),
+        &[
+            ("template.yaml", &read("template.yaml")),
+            ("constraint.yaml", &read("samples/unique-ingress-host/constraint.yaml")),
+        ],
+    );
+    let settings = settings(&format!(
+        "policies: {{dirs: [{:?}], inventory: [{{group: networking.k8s.io, version: v1, kind: Ingress}}]}}\n",
+        library.path().display()
+    ));
+
+    // Kinds the cluster does not serve are all refused at startup.
+    let wrong = portcullis::config::Config::from_yaml(
+        "policies: {inventory: [{group: example.com, version: v1, kind: Widget}, {version: v1, kind: Ingress}]}",
+    )
+    .unwrap()
+    .validate(true)
+    .unwrap();
+    let error = InventorySync::start(client.clone(), &wrong.inventory)
+        .await
+        .err()
+        .expect("unknown kinds are refused");
+    assert!(
+        error.contains("example.com/v1/Widget") && error.contains("v1/Ingress"),
+        "{error}"
+    );
+
+    let source = Source::from_dirs(&settings.policy_dirs);
+    let policies = portcullis::server::load_policies(&source, &settings).unwrap();
+    let state = portcullis::server::app_state(&settings, policies, namespaces(&[])).unwrap();
+    let verdict = |namespace: &'static str, name: &'static str, host: &'static str| {
+        let state = state.clone();
+        async move {
+            let (_, answer) = post(&state, "/validate", ingress_review(namespace, name, host)).await;
+            answer
+        }
+    };
+    // Without the inventory the template sees no other ingress.
+    assert_eq!(
+        verdict("team-b", "copy", "shop.example.com").await["response"]["allowed"],
+        true
+    );
+
+    let sync = InventorySync::start(client, &settings.inventory).await.unwrap();
+    let _follow = sync.follow(state.reviewer.clone(), state.metrics.clone());
+    let (status, reason) = get(&state, "/readyz").await;
+    assert_eq!((status.as_u16(), reason.as_str()), (503, "inventory not synced"));
+    for _ in 0..400 {
+        if get(&state, "/readyz").await.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(get(&state, "/readyz").await.0, 200, "ready after the first list");
+
+    let answer = verdict("team-b", "copy", "shop.example.com").await;
+    assert_eq!(answer["response"]["allowed"], false, "{answer}");
+    assert_eq!(
+        message(&answer),
+        "1 policy denied this Ingress (risk level high):\n- K8sUniqueIngressHost/unique-ingress-host: \
+         ingress host conflicts with an existing ingress <shop.example.com>"
+    );
+    // The object itself (an update) and another host are fine.
+    assert_eq!(
+        verdict("team-a", "shop", "shop.example.com").await["response"]["allowed"],
+        true
+    );
+    assert_eq!(
+        verdict("team-b", "copy", "blog.example.com").await["response"]["allowed"],
+        true
+    );
+    let (_, metrics) = get(&state, "/metrics").await;
+    assert!(
+        metrics.contains("portcullis_inventory_objects{kind=\"networking.k8s.io/v1/Ingress\"} 1"),
+        "{metrics}"
+    );
+
+    // Changes in the cluster reach the policies: a new ingress, then a deleted one.
+    create_ingress("blog", "blog.example.com");
+    eventually_async("the new ingress is in the inventory", || async {
+        verdict("team-b", "copy", "blog.example.com").await["response"]["allowed"] == false
+    })
+    .await;
+    cluster.kubectl(&["delete", "ingress", "shop", "--namespace=team-a"]);
+    eventually_async("the deleted ingress left the inventory", || async {
+        verdict("team-b", "copy", "shop.example.com").await["response"]["allowed"] == true
+    })
+    .await;
+}
+
+/// Polls an async `condition`, bounded to 20 s.
+async fn eventually_async<F: std::future::Future<Output = bool>>(what: &str, condition: impl Fn() -> F) {
+    for _ in 0..400 {
+        if condition().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what}: not reached within 20 s");
 }

@@ -10,10 +10,11 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use common::gatekeeper_library;
 use common::lab::tool;
 use portcullis::policy::suite;
 
@@ -32,32 +33,6 @@ enum Outcome {
 const KNOWN_DIVERGENCES: &[(&str, &str, &str, Outcome, &str)] = &[];
 
 type Key = (String, String, String);
-
-/// gatekeeper-library's `general` policies in the workplace's `shared/conformance`: the
-/// repository's sibling, or beside any directory above it, or the workplace's /work/shared (CI
-/// clones the repository elsewhere); `PORTCULLIS_CONFORMANCE` names the directory explicitly.
-fn library() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let conformance = std::env::var_os("PORTCULLIS_CONFORMANCE")
-        .map(PathBuf::from)
-        .or_else(|| {
-            manifest
-                .ancestors()
-                .map(|dir| dir.join("shared/conformance"))
-                .find(|dir| dir.is_dir())
-        })
-        // The workplace keeps it at /work/shared, wherever a clone sits.
-        .or_else(|| Some(PathBuf::from("/work/shared/conformance")).filter(|dir| dir.is_dir()))
-        .unwrap_or_else(|| manifest.join("../shared/conformance"));
-    let dir = conformance.join("gatekeeper-library/library/general");
-    assert!(
-        dir.is_dir(),
-        "the conformance suites are missing: expected gatekeeper-library's general policies at {} \
-         (shared/conformance beside the repository or a directory above it, or PORTCULLIS_CONFORMANCE)",
-        dir.display()
-    );
-    dir.canonicalize().unwrap()
-}
 
 /// The suite's directory name, e.g. `allowedrepos` for `.../allowedrepos/suite.yaml`.
 fn suite_name(path: &Path) -> String {
@@ -143,7 +118,7 @@ fn gator_results(dir: &Path) -> BTreeMap<Key, bool> {
 
 #[test]
 fn gatekeeper_library_suites_agree_with_gator() {
-    let dir = library();
+    let dir = gatekeeper_library();
     let portcullis = portcullis_results(&dir);
     let gator = gator_results(&dir);
 
@@ -205,7 +180,7 @@ fn gatekeeper_library_suites_agree_with_gator() {
 
 #[test]
 fn the_cli_counts_suite_cases_with_unit_tests() {
-    let dir = library();
+    let dir = gatekeeper_library();
     let output = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .arg("test")
         .arg(&dir)

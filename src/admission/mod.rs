@@ -7,14 +7,13 @@ pub mod review;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use serde_json::Value;
 
 use crate::config::Enforcement;
 use crate::images::pull_secrets::PullSecretRefs;
 use crate::images::{ImageFacts, ImageReference};
 use crate::namespaces::NamespaceLabels;
-use crate::policy::{decision, input, Decision, Finding, PolicyResult, PolicySet};
+use crate::policy::{decision, input, Decision, Finding, LivePolicies, PolicyResult, PolicySet};
 use crate::risk::{self, RiskLevel};
 
 /// Ids of the checks native code makes before Rego runs; they appear in messages and metrics
@@ -24,7 +23,7 @@ pub const RISK_LEVEL_CHECK: &str = "portcullis.risk_level";
 
 /// What decides a review: the current policy set and the settings that shape its input.
 pub struct Reviewer {
-    policies: ArcSwap<PolicySet>,
+    policies: LivePolicies,
     enforcement: BTreeMap<String, Enforcement>,
     risk_default: RiskLevel,
     namespaces: Arc<dyn NamespaceLabels>,
@@ -47,7 +46,7 @@ impl Reviewer {
         namespaces: Arc<dyn NamespaceLabels>,
     ) -> Reviewer {
         Reviewer {
-            policies: ArcSwap::from_pointee(policies),
+            policies: LivePolicies::new(policies),
             enforcement,
             risk_default,
             namespaces,
@@ -61,17 +60,35 @@ impl Reviewer {
         self
     }
 
-    /// Swaps in a new policy set; reviews in flight finish with the one they started with.
-    pub fn replace_policies(&self, policies: PolicySet) {
-        self.policies.store(Arc::new(policies));
+    /// Swaps in a newly loaded policy library (with the current inventory, if any); reviews
+    /// in flight finish with the set they started with. CPU-bound.
+    pub fn replace_policies(&self, policies: PolicySet) -> Result<(), String> {
+        self.policies.replace_library(policies)
+    }
+
+    /// Swaps in a new `data.inventory` for the Gatekeeper templates. CPU-bound.
+    pub fn replace_inventory(&self, inventory: Value) -> Result<(), String> {
+        self.policies.replace_inventory(inventory)
+    }
+
+    /// Reviews wait for a first inventory (readiness) from now on.
+    pub fn expect_inventory(&self) {
+        self.policies.expect_inventory();
     }
 
     pub fn policies(&self) -> Arc<PolicySet> {
-        self.policies.load_full()
+        self.policies.current()
     }
 
-    pub fn namespaces_ready(&self) -> bool {
-        self.namespaces.ready()
+    /// Why the reviewer is not ready yet, if it isn't: the caches its decisions depend on.
+    pub fn not_ready(&self) -> Option<&'static str> {
+        if !self.namespaces.ready() {
+            Some("namespace cache not synced")
+        } else if !self.policies.ready() {
+            Some("inventory not synced")
+        } else {
+            None
+        }
     }
 
     /// Decides one AdmissionRequest without contacting registries (image verification facts
@@ -151,7 +168,7 @@ impl Reviewer {
     /// Evaluates the policies on the facts. CPU-bound: the server calls it off the async runtime.
     pub fn evaluate(&self, request: &Value, facts: Facts) -> Outcome {
         let input = facts.input(request);
-        let results = self.policies.load().evaluate(&input);
+        let results = self.policies.current().evaluate(&input);
         let decision = decision::aggregate(facts.native, &results, &self.enforcement, facts.risk_level);
         Outcome {
             decision,

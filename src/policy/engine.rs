@@ -205,6 +205,15 @@ impl PolicySet {
         &self.policies
     }
 
+    /// The same set with `data.inventory` for its Gatekeeper templates (native policies don't
+    /// see the inventory). CPU-bound: every template is prepared again.
+    pub fn with_inventory(&self, inventory: &Value) -> Result<PolicySet, String> {
+        Ok(PolicySet {
+            gatekeeper: self.gatekeeper.with_inventory(inventory)?,
+            ..self.clone()
+        })
+    }
+
     /// Evaluates every policy against `input`. Never fails: errors are reported per policy.
     pub fn evaluate(&self, input: &Value) -> Vec<PolicyResult> {
         let mut engine = self.engine.clone();

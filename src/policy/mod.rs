@@ -6,9 +6,11 @@ pub mod decision;
 pub mod engine;
 pub mod gatekeeper;
 pub mod input;
+pub mod live;
 pub mod suite;
 pub mod testing;
 
 pub use bundle::Source;
 pub use decision::{Decision, Finding};
 pub use engine::{PolicyResult, PolicySet};
+pub use live::LivePolicies;

@@ -230,7 +230,7 @@ fn run_case(dir: &Path, set: &GatekeeperSet, case: &Case) -> Result<Option<Strin
     let set = if inventory.is_empty() {
         set.clone()
     } else {
-        set.with_inventory(review::inventory(&inventory))?
+        set.with_inventory(&review::inventory(&inventory))?
     };
     let results = set.evaluate(
         &request,

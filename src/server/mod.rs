@@ -261,14 +261,19 @@ async fn reload_policies(state: AppState, settings: Settings, source: Source, mu
             continue;
         }
         last = current;
-        let (source, settings) = (source.clone(), settings.clone());
-        let loaded = tokio::task::spawn_blocking(move || load_policies(&source, &settings)).await;
+        let (source, settings, reviewer) = (source.clone(), settings.clone(), state.reviewer.clone());
+        let loaded = tokio::task::spawn_blocking(move || {
+            let set = load_policies(&source, &settings).map_err(|e| e.to_string())?;
+            let count = set.policies().len();
+            reviewer.replace_policies(set)?;
+            Ok::<usize, String>(count)
+        })
+        .await;
         match loaded {
-            Ok(Ok(set)) => {
-                state.metrics.set_policies_loaded(set.policies().len());
+            Ok(Ok(count)) => {
+                state.metrics.set_policies_loaded(count);
                 state.metrics.record_reload(true);
-                tracing::info!(policies = set.policies().len(), "policy library reloaded");
-                state.reviewer.replace_policies(set);
+                tracing::info!(policies = count, "policy library reloaded");
             }
             Ok(Err(error)) => {
                 state.metrics.record_reload(false);

@@ -72,8 +72,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
     if state.health.shutting_down.load(Ordering::Acquire) {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
-    if !state.reviewer.namespaces_ready() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "namespace cache not synced").into_response();
+    if let Some(reason) = state.reviewer.not_ready() {
+        return (StatusCode::SERVICE_UNAVAILABLE, reason).into_response();
     }
     "ok".into_response()
 }

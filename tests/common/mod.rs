@@ -191,3 +191,29 @@ pub fn merge(base: &mut Value, overrides: Value) {
         (base, overrides) => *base = overrides,
     }
 }
+
+/// gatekeeper-library's `general` policies in the workplace's `shared/conformance`: the
+/// repository's sibling, or beside any directory above it, or the workplace's /work/shared (CI
+/// clones the repository elsewhere); `PORTCULLIS_CONFORMANCE` names the directory explicitly.
+pub fn gatekeeper_library() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let conformance = std::env::var_os("PORTCULLIS_CONFORMANCE")
+        .map(PathBuf::from)
+        .or_else(|| {
+            manifest
+                .ancestors()
+                .map(|dir| dir.join("shared/conformance"))
+                .find(|dir| dir.is_dir())
+        })
+        // The workplace keeps it at /work/shared, wherever a clone sits.
+        .or_else(|| Some(PathBuf::from("/work/shared/conformance")).filter(|dir| dir.is_dir()))
+        .unwrap_or_else(|| manifest.join("../shared/conformance"));
+    let dir = conformance.join("gatekeeper-library/library/general");
+    assert!(
+        dir.is_dir(),
+        "the conformance suites are missing: expected gatekeeper-library's general policies at {} \
+         (shared/conformance beside the repository or a directory above it, or PORTCULLIS_CONFORMANCE)",
+        dir.display()
+    );
+    dir.canonicalize().unwrap()
+}

@@ -170,13 +170,16 @@ impl GatekeeperSet {
         self.templates.is_empty() && self.constraints.is_empty()
     }
 
-    /// The same set with `data.inventory` (for suites: the case's inventory objects).
-    pub fn with_inventory(&self, inventory: Value) -> Result<GatekeeperSet, String> {
+    /// The same set with `data.inventory`: a suite case's inventory objects, or the cluster's
+    /// synced objects. Each engine is prepared again, so evaluations stay as fast as before.
+    pub fn with_inventory(&self, inventory: &Value) -> Result<GatekeeperSet, String> {
         let mut set = self.clone();
         let data =
             regorus::Value::from_json_str(&json!({ "inventory": inventory }).to_string()).map_err(|e| e.to_string())?;
         for compiled in set.templates.values_mut() {
+            compiled.engine.clear_data();
             compiled.engine.add_data(data.clone()).map_err(|e| e.to_string())?;
+            prepare(&mut compiled.engine, &compiled.rule);
         }
         Ok(set)
     }
@@ -295,18 +298,23 @@ fn compile(template: &Template, origin: &str, timeout: Duration) -> Result<Compi
         return Err(problems);
     }
     let rule = format!("{package}.violation");
-    // Evaluated once so that every clone starts prepared; errors on an empty review are not
-    // the template's fault and show again, where they matter, on a real one.
-    engine.set_input(
-        regorus::Value::from_json_str(r#"{"review": {}, "parameters": {}}"#)
-            .unwrap_or_else(|_| regorus::Value::new_object()),
-    );
-    let _ = engine.eval_rule(rule.clone());
+    prepare(&mut engine, &rule);
     Ok(CompiledTemplate {
         template: template.clone(),
         engine,
         rule,
     })
+}
+
+/// Evaluates `rule` once so that every clone of `engine` starts prepared (regorus analyses
+/// modules and data on the first evaluation after a change). Errors on an empty review are not
+/// the template's fault and show again, where they matter, on a real one.
+fn prepare(engine: &mut regorus::Engine, rule: &str) {
+    engine.set_input(
+        regorus::Value::from_json_str(r#"{"review": {}, "parameters": {}}"#)
+            .unwrap_or_else(|_| regorus::Value::new_object()),
+    );
+    let _ = engine.eval_rule(rule.to_string());
 }
 
 /// Messages of `violation`: each element's `msg`. An element without `msg` is no violation

@@ -1,0 +1,146 @@
+//! Gatekeeper's `data.inventory` in the cluster: a cached watch of each kind listed in
+//! `policies.inventory`, turned into the inventory document after the first full list and
+//! again after every change (changes arriving close together are applied as one rebuild).
+//! Objects are read from memory, never from the apiserver on the request path.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use crate::admission::Reviewer;
+use crate::config::InventoryKind;
+use crate::metrics::Metrics;
+use crate::policy::gatekeeper::review;
+
+/// How long to gather changes before rebuilding: a burst (a rollout, a relist) costs one
+/// rebuild, and a new object is seen by policies about this long after it is stored.
+const SETTLE: Duration = Duration::from_millis(250);
+
+pub struct InventorySync {
+    kinds: Vec<SyncedKind>,
+    changed: Arc<Notify>,
+}
+
+struct SyncedKind {
+    name: String,
+    resource: ApiResource,
+    store: Store<DynamicObject>,
+}
+
+impl InventorySync {
+    /// Resolves every kind through API discovery (all unknown kinds are reported at once),
+    /// then starts their watches in the background.
+    pub async fn start(client: kube::Client, kinds: &[InventoryKind]) -> Result<InventorySync, String> {
+        let mut problems = Vec::new();
+        let mut resolved = Vec::new();
+        for kind in kinds {
+            let gvk = GroupVersionKind::gvk(&kind.group, &kind.version, &kind.kind);
+            match kube::discovery::pinned_kind(&client, &gvk).await {
+                Ok((resource, _)) => resolved.push((kind.to_string(), resource)),
+                Err(error) => problems.push(format!("{kind}: {error}")),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(format!(
+                "policies.inventory: cannot sync:\n{}",
+                problems
+                    .iter()
+                    .map(|p| format!("  - {p}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ));
+        }
+        let changed = Arc::new(Notify::new());
+        let kinds = resolved
+            .into_iter()
+            .map(|(name, resource)| {
+                let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+                let writer = reflector::store::Writer::new(resource.clone());
+                let store = writer.as_reader();
+                let stream = reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
+                let (changed, kind) = (changed.clone(), name.clone());
+                tokio::spawn(async move {
+                    stream
+                        .for_each(|event| {
+                            match event {
+                                Ok(_) => changed.notify_one(),
+                                Err(error) => tracing::warn!(%kind, %error, "inventory watch error; retrying"),
+                            }
+                            async {}
+                        })
+                        .await;
+                });
+                SyncedKind { name, resource, store }
+            })
+            .collect();
+        Ok(InventorySync { kinds, changed })
+    }
+
+    /// Keeps `reviewer`'s inventory current from now on, in the background; the reviewer is
+    /// not ready until the first full list of every kind is installed.
+    pub fn follow(self, reviewer: Arc<Reviewer>, metrics: Arc<Metrics>) -> tokio::task::JoinHandle<()> {
+        reviewer.expect_inventory();
+        tokio::spawn(self.keep_current(reviewer, metrics))
+    }
+
+    async fn keep_current(self, reviewer: Arc<Reviewer>, metrics: Arc<Metrics>) {
+        for kind in &self.kinds {
+            if kind.store.wait_until_ready().await.is_err() {
+                tracing::error!(kind = %kind.name, "inventory watch ended before its first list");
+                return;
+            }
+        }
+        loop {
+            let counts: Vec<(String, usize)> = self.kinds.iter().map(|k| (k.name.clone(), k.store.len())).collect();
+            let inventory = self.document();
+            let target = reviewer.clone();
+            match tokio::task::spawn_blocking(move || target.replace_inventory(inventory)).await {
+                Ok(Ok(())) => {
+                    for (kind, count) in counts {
+                        metrics.set_inventory_objects(kind, count);
+                    }
+                    tracing::debug!("inventory installed");
+                }
+                Ok(Err(error)) => tracing::error!(%error, "inventory not installed; policies keep the previous one"),
+                Err(error) => tracing::error!(%error, "inventory rebuild crashed; policies keep the previous one"),
+            }
+            self.changed.notified().await;
+            tokio::time::sleep(SETTLE).await;
+        }
+    }
+
+    /// The inventory document of the objects in the caches now.
+    fn document(&self) -> Value {
+        let objects: Vec<Value> = self
+            .kinds
+            .iter()
+            .flat_map(|kind| {
+                kind.store
+                    .state()
+                    .into_iter()
+                    .map(|object| as_synced(&object, &kind.resource))
+            })
+            .collect();
+        review::inventory(&objects)
+    }
+}
+
+/// An object as the inventory holds it: with its `apiVersion` and `kind` (list items may lack
+/// them) and without `metadata.managedFields` (bookkeeping no policy reads, often half the size).
+fn as_synced(object: &DynamicObject, resource: &ApiResource) -> Value {
+    let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
+    if let Value::Object(fields) = &mut value {
+        fields.insert("apiVersion".into(), Value::String(resource.api_version.clone()));
+        fields.insert("kind".into(), Value::String(resource.kind.clone()));
+        if let Some(Value::Object(metadata)) = fields.get_mut("metadata") {
+            metadata.remove("managedFields");
+        }
+    }
+    value
+}
