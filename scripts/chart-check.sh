@@ -128,6 +128,13 @@ refuse "$s" '^    - secrets$' "a cluster-wide Secret grant (the ClusterRole's li
 expect "$s" '^        imagePullSecrets: true$' "imagePullSecrets reading turned on in the config"
 expect "$s" 'max_cpu: "2"' "policy parameters merged into data.yaml"
 expect "$s" 'team.no_default_namespace.policy.rego: \|' "the extra policy"
+g=$WORK/gatekeeper-values.yaml
+expect "$g" 'gatekeeper.ingress-hosts.template.yaml: \|' "the ConstraintTemplate shipped in the extra ConfigMap"
+expect "$g" 'gatekeeper.ingress-hosts.constraint.yaml: \|' "the Constraint shipped in the extra ConfigMap"
+expect "$g" '^      - group: networking.k8s.io$' "the inventory kinds in the config"
+expect "$g" '^    - ingresses$' "read access to the synced kind (the ClusterRole)"
+expect "$g" '^        - ingresses$' "the extra webhook rule"
+expect "$g" '^      automountServiceAccountToken: true$' "a token for the inventory watch"
 c=$WORK/cert-manager-values.yaml
 expect "$c" 'cert-manager.io/inject-ca-from: portcullis/portcullis-tls' "the cainjector annotation"
 expect "$c" 'grafana_dashboard: "1"' "the Grafana sidecar label"
@@ -159,6 +166,11 @@ reject /policies/library --set-string policies.library=yes
 reject "certificates.existingSecret" --set certificates.mode=existingSecret
 reject "webhook.caBundle" --set webhook.url=https://127.0.0.1:8443/validate
 reject "no data.yaml in" --set policies.parameters.nope.x=1
+reject /policies/inventory/0/resource --set 'policies.inventory[0].version=v1,policies.inventory[0].kind=Secret,policies.inventory[0].resource=secrets'
+reject /policies/inventory/0 --set 'policies.inventory[0].kind=Ingress'
+reject /webhook/extraRules/0/operations/0 --set 'webhook.extraRules[0].apiGroups={""},webhook.extraRules[0].apiVersions={v1},webhook.extraRules[0].resources={services},webhook.extraRules[0].operations={READ}'
+reject "invalid propertyName 'notes.txt'" --set-string 'policies.extra.notes\.txt=x'
+
 
 if ((failures)); then
   die "$failures check(s) failed"

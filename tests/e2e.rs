@@ -17,8 +17,11 @@
 //!    the namespace label guard;
 //! 7. certificate rotation while kubectl keeps creating pods;
 //! 8. portcullis's review count equals the apiserver's count of calls to its webhook;
-//! 6. fail closed (last: it stops portcullis and repoints the webhook): portcullis stopped, a
-//!    webhook that answers after its timeout (`Fail`, then `Ignore`), the apiserver's metrics.
+//! 6. fail closed (it stops portcullis and repoints the webhook): portcullis stopped, a
+//!    webhook that answers after its timeout (`Fail`, then `Ignore`), the apiserver's metrics;
+//! 9. Gatekeeper (last: it changes the config): a ConstraintTemplate and Constraint shipped in
+//!    `policies.extra`, Ingresses sent through `webhook.extraRules`, `data.inventory` synced
+//!    with the chart's RBAC, following creations and deletions.
 
 mod common;
 
@@ -55,7 +58,7 @@ fn the_chart_installed_into_a_real_apiserver_enforces_through_kubectl() {
         started.elapsed().as_secs_f64()
     );
     type Phase = fn(&mut Suite);
-    let phases: [(&str, Phase); 6] = [
+    let phases: [(&str, Phase); 7] = [
         (
             "3 chart variants pass kubectl apply --dry-run=server",
             Suite::chart_variants,
@@ -65,6 +68,7 @@ fn the_chart_installed_into_a_real_apiserver_enforces_through_kubectl() {
         ("7 certificate rotation under load", Suite::certificate_rotation),
         ("8 review counts agree", Suite::review_counts),
         ("6 fail closed", Suite::fail_closed),
+        ("9 Gatekeeper policies and inventory from the chart", Suite::gatekeeper),
     ];
     let mut failed = Vec::new();
     for (name, phase) in phases {
@@ -206,7 +210,7 @@ impl Suite {
         let client = &webhook["webhooks"][0]["clientConfig"];
         assert_eq!(client["url"], suite.url(suite.port), "{webhook}");
         assert_eq!(webhook["webhooks"][0]["name"], WEBHOOK);
-        suite.mount_chart_volumes(&values);
+        suite.mount_chart_volumes(&values, &["config", "tls", "policies-library", "trust"]);
         suite.start_portcullis();
         suite
     }
@@ -253,7 +257,7 @@ impl Suite {
     /// Lays out every volume the chart's Deployment mounts (rendered in-cluster mode from the
     /// same values) below `paths.root` as kubelet does, with the data of the ConfigMaps `helm
     /// install` created in the cluster, and this suite's serving certificate as the TLS Secret.
-    fn mount_chart_volumes(&mut self, values: &Path) {
+    fn mount_chart_volumes(&mut self, values: &Path, expected: &[&str]) {
         let rendered = self.helm(&[
             "template",
             RELEASE,
@@ -317,11 +321,7 @@ impl Suite {
             project(&path, &select(&data, items));
             mounted.push(name.to_string());
         }
-        assert_eq!(
-            mounted,
-            ["config", "tls", "policies-library", "trust"],
-            "the volumes of this values set"
-        );
+        assert_eq!(mounted, expected, "the volumes of this values set");
     }
 
     fn tls_secret(&self, bundle: &CertBundle) -> BTreeMap<String, String> {
@@ -916,6 +916,88 @@ impl Suite {
         let pod = self.pod("high", &signed);
         let created = self.create(&pod, false);
         assert!(created.ok, "portcullis is back: {created:?}");
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // 9: a ConstraintTemplate and Constraint shipped in policies.extra, Ingresses sent by
+    // webhook.extraRules, and data.inventory synced with the chart's RBAC (the chart's
+    // ci/gatekeeper-values.yaml, unchanged).
+
+    fn gatekeeper(&mut self) {
+        let variant = std::fs::read_to_string(Path::new(CHART).join("ci/gatekeeper-values.yaml")).unwrap();
+        let values = self.values(yaml_serde::from_str(&variant).unwrap());
+        let upgraded = self.helm_upgrade(&values);
+        assert!(upgraded.ok, "{upgraded:?}");
+        // The config is read at startup: a restart on the upgraded ConfigMaps. Ready means the
+        // Ingresses were listed with the chart's ServiceAccount.
+        self.stop_portcullis();
+        self.mount_chart_volumes(
+            &values,
+            &["config", "tls", "policies-library", "policies-extra", "trust"],
+        );
+        self.start_portcullis();
+
+        let ingress = |namespace: &str, name: &str, host: &str| {
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                   "metadata": {"name": name, "namespace": namespace},
+                   "spec": {"rules": [{"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix",
+                       "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}})
+        };
+        let shop = ingress("low", "shop", "shop.example.com");
+        let created = self.create(&shop, false);
+        assert!(created.ok, "the first ingress of a host: {created:?}");
+        let copy = ingress("high", "copy", "shop.example.com");
+        // Dry runs until the inventory has shop (it follows the cluster a moment later), then
+        // the real thing.
+        self.until_outcome(&copy, false, "the new ingress reaches the inventory");
+        let refused = self.create(&copy, false);
+        assert!(
+            refused.stderr.contains(
+                "K8sOneHostPerIngress/one-host-per-ingress: host shop.example.com is already served by ingress low/shop"
+            ),
+            "{refused:?}"
+        );
+        assert!(self.create(&ingress("high", "blog", "blog.example.com"), false).ok);
+        self.cluster
+            .kubectl(&["delete", "ingress", "shop", "--namespace", "low"]);
+        self.until_outcome(&copy, true, "the deleted ingress leaves the inventory");
+        let admitted = self.create(&copy, false);
+        assert!(admitted.ok && self.exists(&copy), "{admitted:?}");
+        // blog and copy, once copy is synced.
+        let synced = (0..40).any(|_| {
+            let metrics = self
+                .http
+                .get(format!("http://127.0.0.1:{}/metrics", self.metrics_port))
+                .send()
+                .and_then(|r| r.text())
+                .unwrap_or_default();
+            let count = metric_sum(
+                &metrics,
+                "portcullis_inventory_objects",
+                &[("kind", "networking.k8s.io/v1/Ingress")],
+            );
+            std::thread::sleep(Duration::from_millis(250));
+            count == 2.0
+        });
+        assert!(synced, "portcullis_inventory_objects counts the synced Ingresses");
+    }
+
+    /// Creates `object` with `--dry-run=server` until the outcome is `ok` (bounded: 40 tries,
+    /// 250 ms apart): the inventory follows the cluster a moment after each change.
+    fn until_outcome(&mut self, object: &Value, ok: bool, what: &str) {
+        let mut last = None;
+        for _ in 0..40 {
+            let outcome = self.create(object, true);
+            if outcome.ok == ok {
+                return;
+            }
+            last = Some(outcome);
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        panic!(
+            "{what}: not reached within 40 tries; the last: {last:?}\n{}",
+            self.logs()
+        );
     }
 
     /// Creates pods with `image` in `high` until the outcome is `ok` (bounded: 40 tries); the

@@ -53,9 +53,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if not .Values.webhook.url -}}true{{- end -}}
 {{- end -}}
 
-{{/* The pod talks to the API: namespace watch or imagePullSecrets reading. */}}
+{{/* The pod talks to the API: namespace watch, imagePullSecrets reading or inventory sync. */}}
 {{- define "portcullis.needsApi" -}}
-{{- if or (eq (toString .Values.config.risk.namespaceSource) "kubernetes") .Values.registryCredentials.imagePullSecrets.enabled -}}true{{- end -}}
+{{- if or (eq (toString .Values.config.risk.namespaceSource) "kubernetes") .Values.registryCredentials.imagePullSecrets.enabled .Values.policies.inventory -}}true{{- end -}}
 {{- end -}}
 
 {{/* Mount points in the pod (and paths in the rendered config). */}}
@@ -101,6 +101,13 @@ item's path puts the file back in its folder.
   "policies" (dict
     "dirs" (include "portcullis.policyDirs" . | fromJsonArray)
     "reloadInterval" .Values.policies.reloadInterval) -}}
+{{- if .Values.policies.inventory -}}
+{{- $kinds := list -}}
+{{- range .Values.policies.inventory -}}
+{{- $kinds = append $kinds (dict "group" (default "" .group) "version" .version "kind" .kind) -}}
+{{- end -}}
+{{- $_ := set $owned.policies "inventory" $kinds -}}
+{{- end -}}
 {{- if .Values.trust.trustedRoot -}}
 {{- $_ := set $owned "images" (dict "trustedRoot" (include "portcullis.path" (dict "root" . "sub" "trust/trusted_root.json"))) -}}
 {{- end -}}

@@ -1,7 +1,8 @@
 {{- /*
 The policy libraries as ConfigMaps, one file per key, all at the root of the mounted folder:
 ConfigMap keys cannot hold "/", so "cost/resources/policy.rego" becomes the key
-"cost.resources.policy.rego" (Rego packages do not depend on file paths), and every data.yaml
+"cost.resources.policy.rego" (Rego packages and Gatekeeper documents do not depend on file
+paths), and every data.yaml
 is merged, at its folder's path, into one data.yaml at the root (where portcullis puts a
 folder's data anyway). Adding, changing or removing a policy therefore changes only the
 ConfigMap, never the pod spec: kubelet swaps the files in and portcullis reloads the library
@@ -33,7 +34,7 @@ ConfigMap, never the pod spec: kubelet swaps the files in and portcullis reloads
 {{- if hasKey $node $k -}}{{- fail (printf "policy data %s conflicts with another data.yaml at %s" $relative $k) -}}{{- end -}}
 {{- $_ := set $node $k $v -}}
 {{- end -}}
-{{- else if hasSuffix ".rego" $relative -}}
+{{- else if or (hasSuffix ".rego" $relative) (hasSuffix ".yaml" $relative) (hasSuffix ".yml" $relative) -}}
 {{- if hasSuffix "_test.rego" $relative -}}
 {{- /* Unit tests are for `portcullis test`, not for the server. */ -}}
 {{- else -}}
@@ -44,7 +45,7 @@ ConfigMap, never the pod spec: kubelet swaps the files in and portcullis reloads
 {{- $_ := set $keys $key $text -}}
 {{- end -}}
 {{- else -}}
-{{- fail (printf "policy file %s: only *.rego and data.yaml files are shipped" $relative) -}}
+{{- fail (printf "policy file %s: only *.rego, data.yaml and Gatekeeper *.yaml files are shipped" $relative) -}}
 {{- end -}}
 {{- end -}}
 {{- range $key := keys $keys | sortAlpha }}
