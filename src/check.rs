@@ -220,6 +220,9 @@ pub struct FindingResult {
     pub policy: String,
     pub action: &'static str,
     pub message: String,
+    /// A Gatekeeper violation's `details`, when it has any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
 }
 
 /// Time allowed to verify the images of one object.
@@ -256,6 +259,7 @@ pub fn evaluate(
                         policy: f.policy.clone(),
                         action: f.action.as_str(),
                         message: f.message.clone(),
+                        details: f.details.clone(),
                     })
                     .collect(),
             }

@@ -222,7 +222,7 @@ spec:
     - target: admission.k8s.gatekeeper.sh
       rego: |
         package k8sallowedrepos
-        violation[{"msg": msg}] {
+        violation[{"msg": msg, "details": {"container": container.name, "allowed": input.parameters.repos}}] {
           container := input.review.object.spec.containers[_]
           not strings.any_prefix_match(container.image, input.parameters.repos)
           msg := sprintf("container <%v> has an invalid image repo <%v>", [container.name, container.image])
@@ -276,15 +276,15 @@ fn check_enforces_constraints_with_their_match_and_action() {
         .join("---\n"),
     )
     .unwrap();
-    let check = || {
+    let check_with = |output: &str| {
         Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .arg("check")
-            .arg("--policies")
+            .args(["check", "--output", output, "--policies"])
             .arg(&policies)
             .arg(&manifests)
             .output()
             .unwrap()
     };
+    let check = || check_with("text");
     let output = check();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let lines: Vec<&str> = stdout
@@ -304,6 +304,19 @@ fn check_enforces_constraints_with_their_match_and_action() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert_eq!(output.status.code(), Some(1));
+    // A violation's details are in the JSON output (only there: messages are what people read).
+    let json: serde_json::Value = serde_json::from_slice(&check_with("json").stdout).unwrap();
+    let finding = &json["results"][2]["findings"][0];
+    assert_eq!(finding["policy"], "K8sAllowedRepos/prod-only-acme", "{json}");
+    assert_eq!(
+        finding["details"],
+        serde_json::json!({"container": "app", "allowed": ["acme/"]}),
+        "{json}"
+    );
+    assert_eq!(
+        json["results"][3]["findings"][0]["details"]["container"], "app",
+        "{json}"
+    );
 
     // A constraint whose parameters do not fit the schema stops the load, naming the field.
     std::fs::write(

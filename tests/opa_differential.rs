@@ -106,11 +106,14 @@ fn regorus_and_opa_agree_on_the_default_library() {
                 .evaluate(input)
                 .into_iter()
                 .filter(|r| natives.iter().any(|p| p.id == r.id))
-                .map(|mut r| {
+                .map(|r| {
                     assert!(r.error.is_none(), "{name}: {} failed: {:?}", r.id, r.error);
-                    r.deny.sort();
-                    r.warn.sort();
-                    (r.id, (r.deny, r.warn))
+                    let sorted = |violations: Vec<portcullis::policy::engine::Violation>| {
+                        let mut messages: Vec<String> = violations.into_iter().map(|v| v.message).collect();
+                        messages.sort();
+                        messages
+                    };
+                    (r.id, (sorted(r.deny), sorted(r.warn)))
                 })
                 .collect()
         })

@@ -117,24 +117,20 @@ impl Reviewer {
         let mut native: Vec<Finding> = risk
             .warnings
             .into_iter()
-            .map(|message| Finding {
-                policy: RISK_LEVEL_CHECK.into(),
-                action: Enforcement::Warn,
-                message,
-            })
+            .map(|message| Finding::new(RISK_LEVEL_CHECK, Enforcement::Warn, message))
             .collect();
         let mut images = Vec::new();
         for location in extract::images(request) {
             match ImageReference::parse(&location.image) {
                 Ok(reference) => images.push((ImageFacts::unverified(&location, &reference), reference)),
-                Err(error) => native.push(Finding {
-                    policy: IMAGE_REFERENCE_CHECK.into(),
-                    action: Enforcement::Deny,
-                    message: format!(
+                Err(error) => native.push(Finding::new(
+                    IMAGE_REFERENCE_CHECK,
+                    Enforcement::Deny,
+                    format!(
                         "container {:?} ({}): {error}; write it as registry/repository@sha256:<digest>",
                         location.container, location.path
                     ),
-                }),
+                )),
             }
         }
         Facts {

@@ -140,11 +140,7 @@ mod tests {
     fn decision(findings: &[(&str, Enforcement, &str)]) -> Decision {
         let findings: Vec<Finding> = findings
             .iter()
-            .map(|(p, a, m)| Finding {
-                policy: p.to_string(),
-                action: *a,
-                message: m.to_string(),
-            })
+            .map(|(p, a, m)| Finding::new(*p, *a, m.to_string()))
             .collect();
         Decision {
             allowed: !findings.iter().any(|f| f.action == Enforcement::Deny),

@@ -8,15 +8,30 @@ use crate::risk::RiskLevel;
 use super::engine::PolicyResult;
 
 /// One thing a policy (or native check) said about a review.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
     pub policy: String,
     /// What the finding does: deny the request, warn the user, or only count (dryrun).
     pub action: Enforcement,
     pub message: String,
+    /// Structured context from the policy (a Gatekeeper violation's `details`), for `check`'s
+    /// JSON output; never in the admission response or the logs, which carry messages only.
+    pub details: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl Finding {
+    /// A finding without details (portcullis's own checks, errors).
+    pub fn new(policy: impl Into<String>, action: Enforcement, message: String) -> Finding {
+        Finding {
+            policy: policy.into(),
+            action,
+            message,
+            details: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
     pub allowed: bool,
     pub risk_level: RiskLevel,
@@ -48,11 +63,7 @@ impl Decision {
         Decision {
             allowed: false,
             risk_level,
-            findings: vec![Finding {
-                policy: policy.to_string(),
-                action: Enforcement::Deny,
-                message,
-            }],
+            findings: vec![Finding::new(policy, Enforcement::Deny, message)],
         }
     }
 }
@@ -76,16 +87,17 @@ pub fn aggregate(
                 Enforcement::Deny => "denied to fail closed".to_string(),
                 softened => format!("not enforced: the policy is set to {}", softened.as_str()),
             };
-            findings.push(Finding {
-                policy: result.id.clone(),
-                action: configured,
-                message: format!("policy could not be evaluated ({error}); {consequence}"),
-            });
+            findings.push(Finding::new(
+                &result.id,
+                configured,
+                format!("policy could not be evaluated ({error}); {consequence}"),
+            ));
         }
-        findings.extend(result.deny.iter().map(|message| Finding {
+        findings.extend(result.deny.iter().map(|violation| Finding {
             policy: result.id.clone(),
             action: configured,
-            message: message.clone(),
+            message: violation.message.clone(),
+            details: violation.details.clone(),
         }));
         // A warn rule never blocks; dryrun silences it too.
         let warn_action = if configured == Enforcement::DryRun {
@@ -93,10 +105,11 @@ pub fn aggregate(
         } else {
             Enforcement::Warn
         };
-        findings.extend(result.warn.iter().map(|message| Finding {
+        findings.extend(result.warn.iter().map(|violation| Finding {
             policy: result.id.clone(),
             action: warn_action,
-            message: message.clone(),
+            message: violation.message.clone(),
+            details: violation.details.clone(),
         }));
     }
     // Deterministic order: by policy id, then message, whatever order Rego's sets gave.
@@ -113,14 +126,14 @@ pub fn aggregate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::engine::EvalError;
+    use crate::policy::engine::{EvalError, Violation};
     use std::time::Duration;
 
     fn result(id: &str, deny: &[&str], warn: &[&str], error: Option<EvalError>) -> PolicyResult {
         PolicyResult {
             id: id.into(),
-            deny: deny.iter().map(|s| s.to_string()).collect(),
-            warn: warn.iter().map(|s| s.to_string()).collect(),
+            deny: deny.iter().map(|s| Violation::new(*s)).collect(),
+            warn: warn.iter().map(|s| Violation::new(*s)).collect(),
             error,
             duration: Duration::ZERO,
             enforcement: None,

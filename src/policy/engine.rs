@@ -31,12 +31,51 @@ pub enum PolicyKind {
     Constraint,
 }
 
+/// One message of a policy: a `deny`/`warn` element, or a Gatekeeper `violation`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Violation {
+    pub message: String,
+    /// The element's `details` (Gatekeeper's structured context), when it has one.
+    pub details: Option<Value>,
+}
+
+impl Violation {
+    pub fn new(message: impl Into<String>) -> Violation {
+        Violation {
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    /// An element of a result set: a string, or an object with a string `msg` and optional
+    /// `details`; `None` for anything else.
+    pub fn from_element(element: Value) -> Option<Violation> {
+        match element {
+            Value::String(message) => Some(Violation::new(message)),
+            Value::Object(mut fields) => match fields.remove("msg") {
+                Some(Value::String(message)) => Some(Violation {
+                    message,
+                    details: fields.remove("details"),
+                }),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+impl PartialEq<&str> for Violation {
+    fn eq(&self, other: &&str) -> bool {
+        self.message == *other
+    }
+}
+
 /// What one policy said about one input.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolicyResult {
     pub id: String,
-    pub deny: Vec<String>,
-    pub warn: Vec<String>,
+    pub deny: Vec<Violation>,
+    pub warn: Vec<Violation>,
     /// Set when the policy could not be evaluated; the caller fails closed.
     pub error: Option<EvalError>,
     pub duration: Duration,
@@ -336,8 +375,9 @@ impl Policy {
     }
 }
 
-/// A `deny`/`warn` value: undefined (none), or a set/array of strings or objects with `msg`.
-fn messages(value: &regorus::Value) -> Result<Vec<String>, EvalError> {
+/// A `deny`/`warn` value: undefined (none), or a set/array of strings or objects with `msg`
+/// (and optional `details`).
+fn messages(value: &regorus::Value) -> Result<Vec<Violation>, EvalError> {
     if *value == regorus::Value::Undefined {
         return Ok(Vec::new());
     }
@@ -347,13 +387,9 @@ fn messages(value: &regorus::Value) -> Result<Vec<String>, EvalError> {
     };
     items
         .into_iter()
-        .map(|item| match item {
-            Value::String(text) => Ok(text),
-            Value::Object(ref map) => match map.get("msg") {
-                Some(Value::String(text)) => Ok(text.clone()),
-                _ => Err(EvalError::BadResult(truncate(&item.to_string()))),
-            },
-            other => Err(EvalError::BadResult(truncate(&other.to_string()))),
+        .map(|item| {
+            let text = truncate(&item.to_string());
+            Violation::from_element(item).ok_or(EvalError::BadResult(text))
         })
         .collect()
 }
@@ -406,6 +442,30 @@ mod tests {
         assert!(results
             .iter()
             .all(|r| r.deny.is_empty() && r.warn.is_empty() && r.error.is_none()));
+    }
+
+    #[test]
+    fn details_travel_with_their_message() {
+        let set = PolicySet::build(
+            &bundle(&[(
+                "d.rego",
+                "package d\ndeny contains {\"msg\": \"m\", \"details\": {\"n\": input.n}} if input.n\ndeny contains \"plain\" if input.n\n",
+            )]),
+            json!({}),
+            Duration::from_millis(500),
+        )
+        .unwrap();
+        let results = set.evaluate(&json!({"n": 3}));
+        assert_eq!(
+            results[0].deny,
+            [
+                Violation::new("plain"),
+                Violation {
+                    message: "m".into(),
+                    details: Some(json!({"n": 3}))
+                }
+            ]
+        );
     }
 
     #[test]

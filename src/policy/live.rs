@@ -127,6 +127,7 @@ spec:
             .evaluate(&input)
             .into_iter()
             .flat_map(|r| r.deny)
+            .map(|v| v.message)
             .collect()
     }
 

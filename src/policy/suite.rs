@@ -251,7 +251,7 @@ fn run_case(dir: &Path, set: &GatekeeperSet, case: &Case) -> Result<Option<Strin
                 errors.push(message.clone());
                 messages.push(message);
             }
-            None => messages.extend(result.deny),
+            None => messages.extend(result.deny.into_iter().map(|violation| violation.message)),
         }
     }
     for (index, assertion) in case.assertions.iter().enumerate() {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::engine::{configured_engine, EvalError, PolicyResult};
+use super::engine::{configured_engine, EvalError, PolicyResult, Violation};
 use constraint::Constraint;
 use matcher::Target;
 use template::{RegoVersion, Template};
@@ -237,7 +237,7 @@ impl GatekeeperSet {
         constraint: &Constraint,
         review: regorus::Value,
         facts: regorus::Value,
-    ) -> Result<Vec<String>, EvalError> {
+    ) -> Result<Vec<Violation>, EvalError> {
         let Some(compiled) = self.templates.get(&constraint.kind) else {
             return Err(EvalError::Failed(format!("no template for kind {}", constraint.kind)));
         };
@@ -317,9 +317,9 @@ fn prepare(engine: &mut regorus::Engine, rule: &str) {
     let _ = engine.eval_rule(rule.to_string());
 }
 
-/// Messages of `violation`: each element's `msg`. An element without `msg` is no violation
-/// (Gatekeeper drops it too); a `msg` that is not a string is an error.
-fn messages(value: &regorus::Value) -> Result<Vec<String>, EvalError> {
+/// Messages of `violation`: each element's `msg`, with its `details`. An element without
+/// `msg` is no violation (Gatekeeper drops it too); a `msg` that is not a string is an error.
+fn messages(value: &regorus::Value) -> Result<Vec<Violation>, EvalError> {
     if *value == regorus::Value::Undefined {
         return Ok(Vec::new());
     }
@@ -331,7 +331,7 @@ fn messages(value: &regorus::Value) -> Result<Vec<String>, EvalError> {
     for item in items {
         match item.get("msg") {
             None => {}
-            Some(Value::String(text)) => out.push(text.clone()),
+            Some(Value::String(_)) => out.extend(Violation::from_element(item)),
             Some(other) => return Err(EvalError::Failed(format!("violation msg {other} is not a string"))),
         }
     }
