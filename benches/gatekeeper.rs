@@ -5,7 +5,11 @@
 //!
 //! portcullis: `Reviewer::decide` of a CREATE request for the object (the whole offline decision:
 //! facts, every constraint's match and Rego, the aggregation), one review at a time.
-//! gator: `gator bench --engine=rego --concurrency=1` on the same files. Run with `make bench`.
+//! gator: `gator bench --engine=rego --concurrency=1` on the same files.
+//!
+//! Then the cluster inventory (`policies.inventory`): the time to install a new `data.inventory`
+//! (what every sync rebuild costs) against its floor, converting the document for regorus once,
+//! and the reviews again with that inventory installed. Run with `make bench`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -28,22 +32,11 @@ const ITERATIONS: usize = 200;
 /// Each side stops early past this.
 const TIME_LIMIT: Duration = Duration::from_secs(120);
 
-fn library() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .map(|dir| dir.join("shared/conformance/gatekeeper-library/library/general"))
-        .chain([PathBuf::from(
-            "/work/shared/conformance/gatekeeper-library/library/general",
-        )])
-        .find(|dir| dir.is_dir())
-        .expect("gatekeeper-library's general policies in shared/conformance")
-}
-
 /// Copies each template, its first sample constraint and its sample objects (not the
 /// AdmissionReviews, and the first of objects with the same kind, namespace and name, as
 /// gator keeps) into `dir`. Returns the objects.
 fn gather(dir: &Path) -> Vec<Value> {
-    let mut suites: Vec<PathBuf> = std::fs::read_dir(library())
+    let mut suites: Vec<PathBuf> = std::fs::read_dir(common::gatekeeper_library())
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.join("template.yaml").is_file())
@@ -195,5 +188,141 @@ fn main() {
     println!(
         "- portcullis / gator, p99: {:.2}",
         ours_p99.as_secs_f64() / duration("p99").as_secs_f64()
+    );
+    println!();
+    inventory(&state.reviewer, &requests, ours_p99);
+}
+
+/// Ingresses spread over 20 namespaces, each with a host of its own: a cluster's inventory.
+fn ingresses(count: usize) -> Vec<Value> {
+    (0..count)
+        .map(|i| {
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                   "metadata": {"name": format!("web-{i}"), "namespace": format!("team-{}", i % 20),
+                                "labels": {"app": format!("web-{i}")}},
+                   "spec": {"rules": [{"host": format!("web-{i}.example.com"), "http": {"paths": [
+                       {"path": "/", "pathType": "Prefix",
+                        "backend": {"service": {"name": format!("web-{i}"), "port": {"number": 80}}}}]}}]}})
+        })
+        .collect()
+}
+
+/// Inventory rebuilds against their floor, and reviews with the largest inventory installed.
+fn inventory(reviewer: &portcullis::admission::Reviewer, requests: &[Value], p99_without: Duration) {
+    println!("Inventory: installing a new `data.inventory` (every template's engine prepared again), 5 times each, median; the floor converts the same document for regorus once.\n");
+    println!("| objects | install (ms) | floor (ms) | install / floor |");
+    println!("|---|---|---|---|");
+    for count in [100, 1000, 5000] {
+        let document = portcullis::policy::gatekeeper::review::inventory(&ingresses(count));
+        let median = |mut samples: Vec<Duration>| {
+            samples.sort();
+            samples[samples.len() / 2]
+        };
+        let floor = median(
+            (0..5)
+                .map(|_| {
+                    let begun = Instant::now();
+                    let text = json!({ "inventory": &document }).to_string();
+                    std::hint::black_box(regorus::Value::from_json_str(&text).unwrap());
+                    begun.elapsed()
+                })
+                .collect(),
+        );
+        let install = median(
+            (0..5)
+                .map(|_| {
+                    let copy = document.clone();
+                    let begun = Instant::now();
+                    reviewer.replace_inventory(copy).unwrap();
+                    begun.elapsed()
+                })
+                .collect(),
+        );
+        println!(
+            "| {count} | {:.2} | {:.2} | {:.1} |",
+            install.as_secs_f64() * 1e3,
+            floor.as_secs_f64() * 1e3,
+            install.as_secs_f64() / floor.as_secs_f64()
+        );
+    }
+    // The 5000-object inventory stays installed: reviews must cost what they did without one,
+    // except those of templates that scan the inventory, which OPA scans too.
+    opa_side_by_side(reviewer);
+    let mut samples = Vec::new();
+    for _ in 0..20 {
+        for request in requests {
+            let begun = Instant::now();
+            std::hint::black_box(reviewer.decide(request));
+            samples.push(begun.elapsed());
+        }
+    }
+    samples.sort();
+    let p99 = percentile(&samples, 0.99);
+    println!();
+    println!(
+        "- reviews with the 5000-object inventory installed: p50 {:.3} ms, p99 {:.3} ms; p99 with / without: {:.2}",
+        percentile(&samples, 0.5).as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
+        p99.as_secs_f64() / p99_without.as_secs_f64()
+    );
+}
+
+/// unique-ingress-host scans every Ingress of the inventory for each Ingress review: the review
+/// of one Ingress against the 5000-object inventory installed, by portcullis (`Reviewer::decide`,
+/// so also the other constraints that match Ingresses) and by `opa bench` on the same template,
+/// inventory and input.
+fn opa_side_by_side(reviewer: &portcullis::admission::Reviewer) {
+    let object = json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "new", "namespace": "team-x"},
+        "spec": {"rules": [{"host": "web-7.example.com"}]}});
+    let request = request(&object);
+    let mut samples: Vec<Duration> = (0..15)
+        .map(|_| {
+            let begun = Instant::now();
+            let outcome = reviewer.decide(&request);
+            assert!(!outcome.decision.allowed, "web-7.example.com is taken");
+            begun.elapsed()
+        })
+        .collect();
+    samples.sort();
+    let ours = samples[samples.len() / 2];
+
+    let dir = tempfile::tempdir().unwrap();
+    let template: Value = yaml_serde::from_str(
+        &std::fs::read_to_string(common::gatekeeper_library().join("uniqueingresshost/template.yaml")).unwrap(),
+    )
+    .unwrap();
+    let files = [
+        (
+            "policy.rego",
+            template["spec"]["targets"][0]["rego"].as_str().unwrap().to_string(),
+        ),
+        (
+            "data.json",
+            json!({"inventory": portcullis::policy::gatekeeper::review::inventory(&ingresses(5000))}).to_string(),
+        ),
+        ("input.json", json!({"review": request, "parameters": {}}).to_string()),
+    ];
+    for (name, text) in &files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let output = Command::new(tool("opa"))
+        .current_dir(dir.path())
+        .args(["bench", "--v0-compatible", "--count=1", "--format=json"])
+        .args(["-d", "policy.rego", "-d", "data.json", "-i", "input.json"])
+        .arg("data.k8suniqueingresshost.violation")
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| panic!("opa bench: {}", String::from_utf8_lossy(&output.stderr)));
+    let opa_ns = report["Extra"]["histogram_timer_rego_query_eval_ns_median"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    println!();
+    println!(
+        "- one Ingress review against the 5000-object inventory (unique-ingress-host scans it): portcullis {:.1} ms, opa bench v1.20.2 {:.1} ms (median); portcullis / OPA: {:.2}",
+        ours.as_secs_f64() * 1e3,
+        opa_ns / 1e6,
+        ours.as_secs_f64() * 1e9 / opa_ns
     );
 }
