@@ -54,6 +54,17 @@ pub fn read_inputs(paths: &[PathBuf]) -> Result<Vec<Document>, InputErrors> {
     }
 }
 
+/// `data.inventory` for Gatekeeper templates from manifests, e.g. a `kubectl get -o yaml`
+/// export of the cluster, laid out as the cluster sync lays it out (an object without a
+/// namespace is cluster-scoped there).
+pub fn read_inventory(paths: &[PathBuf]) -> Result<Value, InputErrors> {
+    let objects: Vec<Value> = read_inputs(paths)?
+        .into_iter()
+        .filter_map(|document| document.request.get("object").filter(|o| o.is_object()).cloned())
+        .collect();
+    Ok(crate::policy::gatekeeper::review::inventory(&objects))
+}
+
 fn collect(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<String>) {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,

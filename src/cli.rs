@@ -76,6 +76,10 @@ pub struct CheckArgs {
     pub risk_level: Option<String>,
     #[arg(long, value_enum, default_value = "text", env = "PORTCULLIS_OUTPUT")]
     pub output: Output,
+    /// Manifests that Gatekeeper templates see as `data.inventory` (repeatable), e.g. the
+    /// cluster's objects exported with `kubectl get ingress -A -o yaml`; not checked themselves.
+    #[arg(long = "inventory", env = "PORTCULLIS_INVENTORY", value_delimiter = ',')]
+    pub inventory: Vec<PathBuf>,
     /// Do not contact registries: image verification facts stay `skipped` and the signature
     /// policy does not apply (for pull requests whose images are not pushed yet).
     #[arg(long, env = "PORTCULLIS_OFFLINE", value_parser = clap::builder::BoolishValueParser::new())]

@@ -183,6 +183,10 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<u8, String> {
         settings.risk_default,
         check::namespace_source(&documents, risk_level),
     );
+    if !args.inventory.is_empty() {
+        let inventory = check::read_inventory(&args.inventory).map_err(|e| format!("--inventory: {e}"))?;
+        reviewer.replace_inventory(inventory)?;
+    }
     let runtime = if settings.trust.entries.is_empty() {
         None
     } else {

@@ -332,3 +332,49 @@ fn check_enforces_constraints_with_their_match_and_action() {
         "{stderr}"
     );
 }
+
+#[test]
+fn check_sees_the_inventory_it_is_given() {
+    // gatekeeper-library's unique-ingress-host, read in place (its other files are not policies).
+    let policies = gatekeeper_library().join("uniqueingresshost");
+    let dir = tempfile::tempdir().unwrap();
+    let ingress = |namespace: &str, name: &str| {
+        format!(
+            "{{apiVersion: networking.k8s.io/v1, kind: Ingress, metadata: {{name: {name}, namespace: {namespace}}}, \
+             spec: {{rules: [{{host: shop.example.com}}]}}}}"
+        )
+    };
+    // As `kubectl get ingress -A -o yaml` writes it: a List.
+    let exported = dir.path().join("cluster.yaml");
+    std::fs::write(
+        &exported,
+        format!("apiVersion: v1\nkind: List\nitems:\n- {}\n", ingress("team-a", "shop")),
+    )
+    .unwrap();
+    let manifest = dir.path().join("app.yaml");
+    std::fs::write(&manifest, ingress("team-b", "copy")).unwrap();
+    let check = |inventory: &[&Path]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+        command.arg("check").arg("--policies").arg(&policies);
+        for path in inventory {
+            command.arg("--inventory").arg(path);
+        }
+        command.arg(&manifest).output().unwrap()
+    };
+
+    let output = check(&[]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let output = check(&[&exported]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(
+        stdout.contains(
+            "deny Ingress team-b/copy K8sUniqueIngressHost/unique-ingress-host: ingress host conflicts with an existing ingress <shop.example.com>"
+        ),
+        "{stdout}"
+    );
+    let output = check(&[&dir.path().join("missing.yaml")]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--inventory: cannot read the inputs"), "{stderr}");
+}
