@@ -51,12 +51,13 @@ impl LivePolicies {
     /// A newly loaded library, with the current inventory if there is one. CPU-bound.
     pub fn replace_library(&self, library: PolicySet) -> Result<(), String> {
         let mut sources = self.lock();
+        let library = Arc::new(library);
         let installed = match &sources.inventory {
-            Some(inventory) => library.with_inventory(inventory)?,
+            Some(inventory) => Arc::new(library.with_inventory(inventory)?),
             None => library.clone(),
         };
-        sources.library = Arc::new(library);
-        self.installed.store(Arc::new(installed));
+        sources.library = library;
+        self.installed.store(installed);
         Ok(())
     }
 
