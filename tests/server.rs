@@ -394,9 +394,46 @@ async fn a_bad_policy_update_keeps_the_last_good_set() {
     );
     wait_for_metric(&metrics, "portcullis_policy_reloads_total{result=\"success\"} 1").await;
     assert_eq!(denied_by(&send(&client, running.addr).await.unwrap()), ["second"]);
+
+    // Gatekeeper templates and constraints reload the same way: a constraint that does not fit
+    // its template's schema is refused, a fixed one is loaded.
+    let gatekeeper = |message: &str| SAYS_NO.replace("MESSAGE", message);
+    write_library(dir.path(), &[("gatekeeper/says-no.yaml", &gatekeeper("3"))]);
+    wait_for_metric(&metrics, "portcullis_policy_reloads_total{result=\"failure\"} 2").await;
+    assert_eq!(denied_by(&send(&client, running.addr).await.unwrap()), ["second"]);
+    write_library(dir.path(), &[("gatekeeper/says-no.yaml", &gatekeeper("\"no\""))]);
+    wait_for_metric(&metrics, "portcullis_policy_reloads_total{result=\"success\"} 2").await;
+    assert_eq!(
+        denied_by(&send(&client, running.addr).await.unwrap()),
+        ["K8sSaysNo/no", "second"]
+    );
     running.shutdown.send(true).unwrap();
     running.task.await.unwrap().unwrap();
 }
+
+/// A ConstraintTemplate whose constraint denies everything with its `message` parameter.
+const SAYS_NO: &str = r#"
+apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata: {name: k8ssaysno}
+spec:
+  crd:
+    spec:
+      names: {kind: K8sSaysNo}
+      validation:
+        openAPIV3Schema:
+          properties: {message: {type: string}}
+  targets:
+  - target: admission.k8s.gatekeeper.sh
+    rego: |
+      package k8ssaysno
+      violation[{"msg": input.parameters.message}] { input.review.object }
+---
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: K8sSaysNo
+metadata: {name: no}
+spec: {parameters: {message: MESSAGE}}
+"#;
 
 /// Polls /metrics until it shows `line`, bounded to 10 s.
 async fn wait_for_metric(url: &str, line: &str) {
