@@ -246,7 +246,7 @@ impl PolicySet {
 
     /// The same set with `data.inventory` for its Gatekeeper templates (native policies don't
     /// see the inventory). CPU-bound: every template is prepared again.
-    pub fn with_inventory(&self, inventory: &Value) -> Result<PolicySet, String> {
+    pub fn with_inventory(&self, inventory: &gatekeeper::Inventory) -> Result<PolicySet, String> {
         Ok(PolicySet {
             gatekeeper: self.gatekeeper.with_inventory(inventory)?,
             ..self.clone()

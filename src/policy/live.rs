@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use serde_json::Value;
 
+use super::gatekeeper::Inventory;
 use super::PolicySet;
 
 pub struct LivePolicies {
@@ -18,7 +19,7 @@ pub struct LivePolicies {
 
 struct Sources {
     library: Arc<PolicySet>,
-    inventory: Option<Arc<Value>>,
+    inventory: Option<Inventory>,
 }
 
 impl LivePolicies {
@@ -61,12 +62,14 @@ impl LivePolicies {
         Ok(())
     }
 
-    /// A new inventory document, for the current library. CPU-bound. On error the previous
-    /// set stays installed.
-    pub fn replace_inventory(&self, inventory: Value) -> Result<(), String> {
+    /// A new inventory document (laid out as `gatekeeper::review::inventory` builds it), for
+    /// the current library. CPU-bound. On error the previous set stays installed.
+    pub fn replace_inventory(&self, document: Value) -> Result<(), String> {
+        let inventory = Inventory::new(&document)?;
+        drop(document); // only the converted copy is kept
         let mut sources = self.lock();
         let installed = sources.library.with_inventory(&inventory)?;
-        sources.inventory = Some(Arc::new(inventory));
+        sources.inventory = Some(inventory);
         self.installed.store(Arc::new(installed));
         self.awaiting_inventory.store(false, Ordering::Release);
         Ok(())

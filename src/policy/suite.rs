@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::engine::EvalError;
-use super::gatekeeper::{review, Context, Document, GatekeeperSet};
+use super::gatekeeper::{review, Context, Document, GatekeeperSet, Inventory};
 use super::testing::TestResult;
 
 #[derive(Debug, Deserialize)]
@@ -230,7 +230,7 @@ fn run_case(dir: &Path, set: &GatekeeperSet, case: &Case) -> Result<Option<Strin
     let set = if inventory.is_empty() {
         set.clone()
     } else {
-        set.with_inventory(&review::inventory(&inventory))?
+        set.with_inventory(&Inventory::new(&review::inventory(&inventory))?)?
     };
     let results = set.evaluate(
         &request,

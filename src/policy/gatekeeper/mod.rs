@@ -41,6 +41,20 @@ pub fn is_gatekeeper(document: &Value) -> bool {
 #[error("Gatekeeper policies could not be loaded:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
 pub struct GatekeeperError(pub Vec<String>);
 
+/// `data.inventory`, converted for regorus once; every template's engine shares it (regorus
+/// values are reference-counted), and a policy reload reuses it.
+#[derive(Clone)]
+pub struct Inventory(regorus::Value);
+
+impl Inventory {
+    /// From an inventory document laid out as [`review::inventory`] builds it.
+    pub fn new(document: &Value) -> Result<Inventory, String> {
+        regorus::Value::from_json_str(&json!({ "inventory": document }).to_string())
+            .map(Inventory)
+            .map_err(|e| format!("the inventory could not be converted: {e}"))
+    }
+}
+
 /// A template compiled into its own prepared engine.
 #[derive(Clone)]
 struct CompiledTemplate {
@@ -172,13 +186,14 @@ impl GatekeeperSet {
 
     /// The same set with `data.inventory`: a suite case's inventory objects, or the cluster's
     /// synced objects. Each engine is prepared again, so evaluations stay as fast as before.
-    pub fn with_inventory(&self, inventory: &Value) -> Result<GatekeeperSet, String> {
+    pub fn with_inventory(&self, inventory: &Inventory) -> Result<GatekeeperSet, String> {
         let mut set = self.clone();
-        let data =
-            regorus::Value::from_json_str(&json!({ "inventory": inventory }).to_string()).map_err(|e| e.to_string())?;
         for compiled in set.templates.values_mut() {
             compiled.engine.clear_data();
-            compiled.engine.add_data(data.clone()).map_err(|e| e.to_string())?;
+            compiled
+                .engine
+                .add_data(inventory.0.clone())
+                .map_err(|e| e.to_string())?;
             prepare(&mut compiled.engine, &compiled.rule);
         }
         Ok(set)

@@ -184,6 +184,8 @@ spec:
     .unwrap();
     let request = review::synthetic(&pod("a", "x"));
     assert!(evaluate(&set, &request, &json!({}))[0].deny.is_empty());
-    let with = set.with_inventory(&review::inventory(&[pod("b", "y")])).unwrap();
+    let with = set
+        .with_inventory(&Inventory::new(&review::inventory(&[pod("b", "y")])).unwrap())
+        .unwrap();
     assert_eq!(evaluate(&with, &request, &json!({}))[0].deny, ["taken"]);
 }
