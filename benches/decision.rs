@@ -3,7 +3,8 @@
 //! - floor 1: the same server stack answering a constant allow (TLS + HTTP + client cost);
 //! - floor 2: raw regorus evaluating the same policies on the same input, in-process.
 //!
-//! The aim is full latency within 1.5x of the two floors combined. Run with `make bench`.
+//! The aim is full latency within 1.5x of the two floors combined. The sequential part runs
+//! in interleaved rounds and reports the ratio of each. Run with `make bench`.
 
 #[path = "support/percentile.rs"]
 mod percentile;
@@ -33,6 +34,10 @@ const SEQUENTIAL: usize = 3000;
 const CONCURRENT: usize = 8000;
 const CONCURRENCY: usize = 8;
 const TIME_LIMIT: Duration = Duration::from_secs(60);
+/// The sequential measurements are taken in rounds, full and floors interleaved, so that a
+/// machine that speeds up or slows down during the run moves all three alike; the spread of
+/// the per-round ratios says how far one number can be trusted.
+const ROUNDS: usize = 5;
 
 struct Stats {
     count: usize,
@@ -41,13 +46,28 @@ struct Stats {
     per_second: f64,
 }
 
-fn stats(mut samples: Vec<Duration>, wall: Duration) -> Stats {
-    samples.sort();
-    Stats {
-        count: samples.len(),
-        p50: percentile(&samples, 0.50),
-        p99: percentile(&samples, 0.99),
-        per_second: samples.len() as f64 / wall.as_secs_f64(),
+/// Latencies of one measurement and the wall time they took.
+#[derive(Default)]
+struct Run {
+    samples: Vec<Duration>,
+    wall: Duration,
+}
+
+impl Run {
+    fn add(&mut self, other: Run) {
+        self.samples.extend(other.samples);
+        self.wall += other.wall;
+    }
+
+    fn stats(&self) -> Stats {
+        let mut samples = self.samples.clone();
+        samples.sort();
+        Stats {
+            count: samples.len(),
+            p50: percentile(&samples, 0.50),
+            p99: percentile(&samples, 0.99),
+            per_second: samples.len() as f64 / self.wall.as_secs_f64(),
+        }
     }
 }
 
@@ -109,17 +129,29 @@ fn main() {
     let load = |addr: std::net::SocketAddr, concurrency: usize, total: usize| {
         client_runtime.block_on(drive(client.clone(), addr, body.clone(), concurrency, total))
     };
-    load(full_addr, 1, WARMUP);
-    load(constant_addr, 1, WARMUP);
-    let full_seq = load(full_addr, 1, SEQUENTIAL);
-    let constant_seq = load(constant_addr, 1, SEQUENTIAL);
-    let full_conc = load(full_addr, CONCURRENCY, CONCURRENT);
-    let constant_conc = load(constant_addr, CONCURRENCY, CONCURRENT);
-
     // Floor 2: raw regorus on the same input the server builds.
     let request: Value = serde_json::from_slice::<Value>(&body).expect("json")["request"].clone();
-    let input_json = reviewer.input(&request).to_string();
-    let regorus = raw_regorus(&settings, &input_json);
+    let raw = RawRegorus::new(&settings, reviewer.input(&request).to_string());
+
+    load(full_addr, 1, WARMUP);
+    load(constant_addr, 1, WARMUP);
+    raw.measure(WARMUP);
+    let (mut full_runs, mut constant_runs, mut regorus_runs) = (Run::default(), Run::default(), Run::default());
+    let mut round_ratios = Vec::new();
+    for _ in 0..ROUNDS {
+        let (full, constant, regorus) = (
+            load(full_addr, 1, SEQUENTIAL / ROUNDS),
+            load(constant_addr, 1, SEQUENTIAL / ROUNDS),
+            raw.measure(SEQUENTIAL / ROUNDS),
+        );
+        round_ratios.push(ratio(full.stats().p50, constant.stats().p50 + regorus.stats().p50));
+        full_runs.add(full);
+        constant_runs.add(constant);
+        regorus_runs.add(regorus);
+    }
+    let (full_seq, constant_seq, regorus) = (full_runs.stats(), constant_runs.stats(), regorus_runs.stats());
+    let full_conc = load(full_addr, CONCURRENCY, CONCURRENT).stats();
+    let constant_conc = load(constant_addr, CONCURRENCY, CONCURRENT).stats();
 
     let _ = stop.send(true);
     let combined_p50 = constant_seq.p50 + regorus.p50;
@@ -158,6 +190,16 @@ fn main() {
         "full p99 / (constant p99 + regorus p99) = {:.2}",
         ratio(full_seq.p99, combined_p99)
     );
+    let mut sorted = round_ratios.clone();
+    sorted.sort_by(f64::total_cmp);
+    println!(
+        "p50 ratio per round ({ROUNDS} rounds of {} requests each, interleaved): {}; median {:.2}, spread {:.2} to {:.2}",
+        SEQUENTIAL / ROUNDS,
+        round_ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(", "),
+        sorted[sorted.len() / 2],
+        sorted[0],
+        sorted[sorted.len() - 1]
+    );
     println!(
         "peak resident memory of the process (both servers and the client): {} MiB",
         peak_rss_mib()
@@ -170,7 +212,7 @@ async fn drive(
     body: Vec<u8>,
     concurrency: usize,
     total: usize,
-) -> Stats {
+) -> Run {
     let url = format!("https://localhost:{}/validate?timeout=10s", addr.port());
     let started = Instant::now();
     let per_worker = total / concurrency;
@@ -206,51 +248,67 @@ async fn drive(
     for worker in workers {
         samples.extend(worker.await.expect("worker"));
     }
-    stats(samples, started.elapsed())
+    Run {
+        samples,
+        wall: started.elapsed(),
+    }
 }
 
 /// regorus alone: clone the prepared engine, set the input, evaluate every deny/warn rule.
-fn raw_regorus(settings: &portcullis::config::Settings, input_json: &str) -> Stats {
-    let bundle = Source::Embedded.read().expect("library");
-    let mut data = bundle.data.clone();
-    if let Value::Object(extra) = input::config_data(&settings.allowed_registries, settings.risk_default, false) {
-        for (key, value) in extra {
-            data[key] = value;
+struct RawRegorus {
+    prepared: regorus::Engine,
+    rules: Vec<String>,
+    input_json: String,
+}
+
+impl RawRegorus {
+    fn new(settings: &portcullis::config::Settings, input_json: String) -> RawRegorus {
+        let bundle = Source::Embedded.read().expect("library");
+        let mut data = bundle.data.clone();
+        if let Value::Object(extra) = input::config_data(&settings.allowed_registries, settings.risk_default, false) {
+            for (key, value) in extra {
+                data[key] = value;
+            }
         }
-    }
-    let modules: Vec<_> = bundle.modules.iter().collect();
-    let mut prepared = engine::new_engine(&modules, &data, settings.policy_timeout).expect("engine");
-    let set = engine::PolicySet::build(
-        &bundle,
-        input::config_data(&settings.allowed_registries, settings.risk_default, false),
-        settings.policy_timeout,
-    )
-    .expect("set");
-    let rules: Vec<String> = set.policies().iter().flat_map(|p| p.rules()).collect();
-    for rule in &rules {
-        prepared.eval_rule(rule.clone()).expect("prepare");
-    }
-    let run = |engine: &regorus::Engine| {
-        let mut engine = engine.clone();
-        engine.set_input_json(input_json).expect("input");
+        let modules: Vec<_> = bundle.modules.iter().collect();
+        let mut prepared = engine::new_engine(&modules, &data, settings.policy_timeout).expect("engine");
+        let set = engine::PolicySet::build(
+            &bundle,
+            input::config_data(&settings.allowed_registries, settings.risk_default, false),
+            settings.policy_timeout,
+        )
+        .expect("set");
+        let rules: Vec<String> = set.policies().iter().flat_map(|p| p.rules()).collect();
         for rule in &rules {
-            engine.eval_rule(rule.clone()).expect("rule");
+            prepared.eval_rule(rule.clone()).expect("prepare");
         }
-    };
-    for _ in 0..WARMUP {
-        run(&prepared);
-    }
-    let started = Instant::now();
-    let mut samples = Vec::with_capacity(SEQUENTIAL);
-    for _ in 0..SEQUENTIAL {
-        if started.elapsed() > TIME_LIMIT {
-            break;
+        RawRegorus {
+            prepared,
+            rules,
+            input_json,
         }
-        let one = Instant::now();
-        run(&prepared);
-        samples.push(one.elapsed());
     }
-    stats(samples, started.elapsed())
+
+    fn measure(&self, count: usize) -> Run {
+        let started = Instant::now();
+        let mut samples = Vec::with_capacity(count);
+        for _ in 0..count {
+            if started.elapsed() > TIME_LIMIT {
+                break;
+            }
+            let one = Instant::now();
+            let mut engine = self.prepared.clone();
+            engine.set_input_json(&self.input_json).expect("input");
+            for rule in &self.rules {
+                engine.eval_rule(rule.clone()).expect("rule");
+            }
+            samples.push(one.elapsed());
+        }
+        Run {
+            samples,
+            wall: started.elapsed(),
+        }
+    }
 }
 
 fn us(d: Duration) -> f64 {

@@ -48,18 +48,21 @@ impl Violation {
     }
 
     /// An element of a result set: a string, or an object with a string `msg` and optional
-    /// `details`; `None` for anything else.
-    pub fn from_element(element: Value) -> Option<Violation> {
+    /// `details`. Anything else is given back, for the error message.
+    pub fn from_element(element: Value) -> Result<Violation, Value> {
         match element {
-            Value::String(message) => Some(Violation::new(message)),
+            Value::String(message) => Ok(Violation::new(message)),
             Value::Object(mut fields) => match fields.remove("msg") {
-                Some(Value::String(message)) => Some(Violation {
+                Some(Value::String(message)) => Ok(Violation {
                     message,
                     details: fields.remove("details"),
                 }),
-                _ => None,
+                other => {
+                    fields.extend(other.map(|msg| ("msg".to_string(), msg)));
+                    Err(Value::Object(fields))
+                }
             },
-            _ => None,
+            other => Err(other),
         }
     }
 }
@@ -387,10 +390,7 @@ fn messages(value: &regorus::Value) -> Result<Vec<Violation>, EvalError> {
     };
     items
         .into_iter()
-        .map(|item| {
-            let text = truncate(&item.to_string());
-            Violation::from_element(item).ok_or(EvalError::BadResult(text))
-        })
+        .map(|item| Violation::from_element(item).map_err(|item| EvalError::BadResult(truncate(&item.to_string()))))
         .collect()
 }
 

@@ -346,7 +346,7 @@ fn messages(value: &regorus::Value) -> Result<Vec<Violation>, EvalError> {
     for item in items {
         match item.get("msg") {
             None => {}
-            Some(Value::String(_)) => out.extend(Violation::from_element(item)),
+            Some(Value::String(_)) => out.extend(Violation::from_element(item).ok()),
             Some(other) => return Err(EvalError::Failed(format!("violation msg {other} is not a string"))),
         }
     }
