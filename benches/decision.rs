@@ -136,7 +136,8 @@ fn main() {
     load(full_addr, 1, WARMUP);
     load(constant_addr, 1, WARMUP);
     raw.measure(WARMUP);
-    let (mut full_runs, mut constant_runs, mut regorus_runs) = (Run::default(), Run::default(), Run::default());
+    let (mut full_runs, mut constant_runs, mut regorus_runs, mut decide_runs) =
+        (Run::default(), Run::default(), Run::default(), Run::default());
     let mut round_ratios = Vec::new();
     for _ in 0..ROUNDS {
         let (full, constant, regorus) = (
@@ -148,8 +149,14 @@ fn main() {
         full_runs.add(full);
         constant_runs.add(constant);
         regorus_runs.add(regorus);
+        decide_runs.add(decide_in_process(&reviewer, &request, SEQUENTIAL / ROUNDS));
     }
-    let (full_seq, constant_seq, regorus) = (full_runs.stats(), constant_runs.stats(), regorus_runs.stats());
+    let (full_seq, constant_seq, regorus, decide) = (
+        full_runs.stats(),
+        constant_runs.stats(),
+        regorus_runs.stats(),
+        decide_runs.stats(),
+    );
     let full_conc = load(full_addr, CONCURRENCY, CONCURRENT).stats();
     let constant_conc = load(constant_addr, CONCURRENCY, CONCURRENT).stats();
 
@@ -176,6 +183,7 @@ fn main() {
     row("full decision, 1 connection", &full_seq);
     row("floor: constant allow, 1 connection", &constant_seq);
     row("floor: raw regorus, in-process", &regorus);
+    row("`Reviewer::decide`, in-process (no server)", &decide);
     row(&format!("full decision, {CONCURRENCY} connections"), &full_conc);
     row(
         &format!("floor: constant allow, {CONCURRENCY} connections"),
@@ -189,6 +197,10 @@ fn main() {
     println!(
         "full p99 / (constant p99 + regorus p99) = {:.2}",
         ratio(full_seq.p99, combined_p99)
+    );
+    println!(
+        "in-process decide p50 / regorus p50 = {:.2} (what the pipeline adds to the engine, without the server)",
+        ratio(decide.p50, regorus.p50)
     );
     let mut sorted = round_ratios.clone();
     sorted.sort_by(f64::total_cmp);
@@ -308,6 +320,22 @@ impl RawRegorus {
             samples,
             wall: started.elapsed(),
         }
+    }
+}
+
+/// The whole offline decision (facts, input, every policy, aggregation) without the server.
+fn decide_in_process(reviewer: &portcullis::admission::Reviewer, request: &Value, count: usize) -> Run {
+    let started = Instant::now();
+    let samples = (0..count)
+        .map(|_| {
+            let one = Instant::now();
+            std::hint::black_box(reviewer.decide(request));
+            one.elapsed()
+        })
+        .collect();
+    Run {
+        samples,
+        wall: started.elapsed(),
     }
 }
 
