@@ -97,11 +97,25 @@ impl InventorySync {
             }
         }
         loop {
-            let counts: Vec<(String, usize)> = self.kinds.iter().map(|k| (k.name.clone(), k.store.len())).collect();
-            let inventory = self.document();
+            // The caches' objects now (shared pointers); the document is built, converted and
+            // installed off the async runtime.
+            let snapshot: Vec<Snapshot> = self
+                .kinds
+                .iter()
+                .map(|kind| Snapshot {
+                    name: kind.name.clone(),
+                    resource: kind.resource.clone(),
+                    objects: kind.store.state(),
+                })
+                .collect();
             let target = reviewer.clone();
-            match tokio::task::spawn_blocking(move || target.replace_inventory(inventory)).await {
-                Ok(Ok(())) => {
+            let installed = tokio::task::spawn_blocking(move || {
+                target.replace_inventory(document(&snapshot))?;
+                Ok::<_, String>(snapshot.into_iter().map(|kind| (kind.name, kind.objects.len())))
+            })
+            .await;
+            match installed {
+                Ok(Ok(counts)) => {
                     for (kind, count) in counts {
                         metrics.set_inventory_objects(kind, count);
                     }
@@ -114,21 +128,22 @@ impl InventorySync {
             tokio::time::sleep(SETTLE).await;
         }
     }
+}
 
-    /// The inventory document of the objects in the caches now.
-    fn document(&self) -> Value {
-        let objects: Vec<Value> = self
-            .kinds
-            .iter()
-            .flat_map(|kind| {
-                kind.store
-                    .state()
-                    .into_iter()
-                    .map(|object| as_synced(&object, &kind.resource))
-            })
-            .collect();
-        review::inventory(&objects)
-    }
+/// One kind's cached objects at one moment.
+struct Snapshot {
+    name: String,
+    resource: ApiResource,
+    objects: Vec<Arc<DynamicObject>>,
+}
+
+/// The inventory document of a snapshot.
+fn document(snapshot: &[Snapshot]) -> Value {
+    let objects: Vec<Value> = snapshot
+        .iter()
+        .flat_map(|kind| kind.objects.iter().map(|object| as_synced(object, &kind.resource)))
+        .collect();
+    review::inventory(&objects)
 }
 
 /// An object as the inventory holds it: with its `apiVersion` and `kind` (list items may lack

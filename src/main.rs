@@ -81,16 +81,19 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8, String> {
     tracing::info!(policies = policies.policies().len(), source = %source.describe(), "policy library loaded");
 
     runtime()?.block_on(async move {
+        // One Kubernetes client for every feature that reads the API, built by the first.
+        let mut api = ApiClient::default();
         let namespaces: Arc<dyn NamespaceLabels> = match settings.namespace_source {
-            NamespaceSource::Kubernetes => Arc::new(
-                KubeNamespaces::start()
+            NamespaceSource::Kubernetes => Arc::new(KubeNamespaces::start(
+                api.get()
                     .await
                     .map_err(|e| server::ServeError::Namespaces(e.to_string()).to_string())?,
-            ),
+            )),
             NamespaceSource::None => Arc::new(StaticNamespaces::default()),
         };
         let pull_secrets = if settings.trust.read_pull_secrets {
-            let client = kube::Client::try_default()
+            let client = api
+                .get()
                 .await
                 .map_err(|e| format!("images.verification.imagePullSecrets needs the Kubernetes API: {e}"))?;
             Some(Arc::new(PullSecrets::new(client)))
@@ -99,7 +102,8 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8, String> {
         };
         let state = server::app_state_with(&settings, policies, namespaces, pull_secrets)?;
         if !settings.inventory.is_empty() {
-            let client = kube::Client::try_default()
+            let client = api
+                .get()
                 .await
                 .map_err(|e| format!("policies.inventory needs the Kubernetes API: {e}"))?;
             InventorySync::start(client, &settings.inventory)
@@ -141,6 +145,22 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8, String> {
         server.run(shutdown_rx).await.map_err(|e| e.to_string())
     })?;
     Ok(0)
+}
+
+/// The Kubernetes client of `serve`, built on first use from the in-cluster config or
+/// KUBECONFIG, then shared (one connection pool for the watches and the Secret reads).
+#[derive(Default)]
+struct ApiClient(Option<kube::Client>);
+
+impl ApiClient {
+    async fn get(&mut self) -> Result<kube::Client, kube::Error> {
+        if let Some(client) = &self.0 {
+            return Ok(client.clone());
+        }
+        let client = kube::Client::try_default().await?;
+        self.0 = Some(client.clone());
+        Ok(client)
+    }
 }
 
 async fn wait_for_signal() {

@@ -40,9 +40,7 @@ pub struct KubeNamespaces {
 
 impl KubeNamespaces {
     /// Starts the watch in the background; `ready()` turns true after the first full list.
-    pub async fn start() -> Result<KubeNamespaces, kube::Error> {
-        crate::tls_provider();
-        let client = kube::Client::try_default().await?;
+    pub fn start(client: kube::Client) -> KubeNamespaces {
         let api: kube::Api<Namespace> = kube::Api::all(client);
         let (store, writer) = reflector::store();
         let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
@@ -64,7 +62,7 @@ impl KubeNamespaces {
                 flag.store(true, Ordering::Release);
             }
         });
-        Ok(KubeNamespaces { store, synced })
+        KubeNamespaces { store, synced }
     }
 }
 

@@ -20,9 +20,9 @@ use portcullis::namespaces::{KubeNamespaces, NamespaceLabels};
 use portcullis::policy::Source;
 
 /// Polls `condition`, bounded to 20 s.
-async fn eventually(what: &str, condition: impl Fn() -> bool) {
+async fn eventually<F: std::future::Future<Output = bool>>(what: &str, condition: impl Fn() -> F) {
     for _ in 0..400 {
-        if condition() {
+        if condition().await {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -38,9 +38,10 @@ async fn namespace_levels_come_from_a_cached_watch_of_the_cluster() {
     // The only process-wide setting of this test binary: where the kube client finds its cluster.
     std::env::set_var("KUBECONFIG", &cluster.kubeconfig);
 
-    let namespaces = Arc::new(KubeNamespaces::start().await.expect("watch starts"));
-    let watch = namespaces.clone();
-    eventually("initial list", move || watch.ready()).await;
+    portcullis::tls_provider();
+    let client = kube::Client::try_default().await.expect("a client for KUBECONFIG");
+    let namespaces = Arc::new(KubeNamespaces::start(client));
+    eventually("initial list", || std::future::ready(namespaces.ready())).await;
     assert_eq!(
         namespaces
             .labels("team-a")
@@ -70,13 +71,14 @@ async fn namespace_levels_come_from_a_cached_watch_of_the_cluster() {
         "team-a",
         "portcullis.io/risk-level=high",
     ]);
-    let watch = namespaces.clone();
-    eventually("label change seen", move || {
-        watch
-            .labels("team-a")
-            .get("portcullis.io/risk-level")
-            .map(String::as_str)
-            == Some("high")
+    eventually("label change seen", || {
+        std::future::ready(
+            namespaces
+                .labels("team-a")
+                .get("portcullis.io/risk-level")
+                .map(String::as_str)
+                == Some("high"),
+        )
     })
     .await;
     let (_, answer) = post(&state, "/validate", fixture("reviews/policy/pod-tag-only.json")).await;
@@ -234,13 +236,10 @@ async fn gatekeeper_inventory_is_synced_from_the_cluster() {
     let _follow = sync.follow(state.reviewer.clone(), state.metrics.clone());
     let (status, reason) = get(&state, "/readyz").await;
     assert_eq!((status.as_u16(), reason.as_str()), (503, "inventory not synced"));
-    for _ in 0..400 {
-        if get(&state, "/readyz").await.0 == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(get(&state, "/readyz").await.0, 200, "ready after the first list");
+    eventually("ready after the first list", || async {
+        get(&state, "/readyz").await.0 == 200
+    })
+    .await;
 
     let answer = verdict("team-b", "copy", "shop.example.com").await;
     assert_eq!(answer["response"]["allowed"], false, "{answer}");
@@ -266,24 +265,13 @@ async fn gatekeeper_inventory_is_synced_from_the_cluster() {
 
     // Changes in the cluster reach the policies: a new ingress, then a deleted one.
     create_ingress("blog", "blog.example.com");
-    eventually_async("the new ingress is in the inventory", || async {
+    eventually("the new ingress is in the inventory", || async {
         verdict("team-b", "copy", "blog.example.com").await["response"]["allowed"] == false
     })
     .await;
     cluster.kubectl(&["delete", "ingress", "shop", "--namespace=team-a"]);
-    eventually_async("the deleted ingress left the inventory", || async {
+    eventually("the deleted ingress left the inventory", || async {
         verdict("team-b", "copy", "shop.example.com").await["response"]["allowed"] == true
     })
     .await;
-}
-
-/// Polls an async `condition`, bounded to 20 s.
-async fn eventually_async<F: std::future::Future<Output = bool>>(what: &str, condition: impl Fn() -> F) {
-    for _ in 0..400 {
-        if condition().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{what}: not reached within 20 s");
 }

@@ -188,16 +188,7 @@ impl Suite {
                 .kubectl(&[&["label", "namespace", namespace][..], labels].concat());
         }
         let values = suite.values(json!({}));
-        let installed = suite.helm(&[
-            "install",
-            RELEASE,
-            CHART,
-            "--namespace",
-            RELEASE,
-            "--create-namespace",
-            "--values",
-            values.to_str().unwrap(),
-        ]);
+        let installed = suite.helm_release("install", &values, &["--create-namespace"]);
         assert!(installed.ok, "helm install: {installed:?}");
         let webhook: Value = serde_json::from_str(&suite.cluster.kubectl(&[
             "get",
@@ -258,19 +249,11 @@ impl Suite {
     /// same values) below `paths.root` as kubelet does, with the data of the ConfigMaps `helm
     /// install` created in the cluster, and this suite's serving certificate as the TLS Secret.
     fn mount_chart_volumes(&mut self, values: &Path, expected: &[&str]) {
-        let rendered = self.helm(&[
+        let rendered = self.helm_release(
             "template",
-            RELEASE,
-            CHART,
-            "--namespace",
-            RELEASE,
-            "--values",
-            values.to_str().unwrap(),
-            "--set",
-            "webhook.url=",
-            "--set",
-            "webhook.caBundle=",
-        ]);
+            values,
+            &["--set", "webhook.url=", "--set", "webhook.caBundle="],
+        );
         assert!(rendered.ok, "helm template: {rendered:?}");
         let objects = documents(&rendered.stdout);
         let deployment = objects
@@ -1074,15 +1057,14 @@ impl Suite {
     }
 
     fn helm_upgrade(&self, values: &Path) -> Outcome {
-        self.helm(&[
-            "upgrade",
-            RELEASE,
-            CHART,
-            "--namespace",
-            RELEASE,
-            "--values",
-            values.to_str().unwrap(),
-        ])
+        self.helm_release("upgrade", values, &[])
+    }
+
+    /// `helm COMMAND` of this suite's release and chart with `values`, then `extra` arguments.
+    fn helm_release(&self, command: &str, values: &Path, extra: &[&str]) -> Outcome {
+        let values = values.to_str().unwrap();
+        let args = [command, RELEASE, CHART, "--namespace", RELEASE, "--values", values];
+        self.helm(&[&args[..], extra].concat())
     }
 
     /// A Pod that passes every default policy at every risk level when `image` is the signed

@@ -13,7 +13,9 @@ use super::PolicySet;
 pub struct LivePolicies {
     installed: ArcSwap<PolicySet>,
     sources: Mutex<Sources>,
-    /// True while an inventory is expected but none has been installed yet (not ready).
+    /// True while an inventory is expected but none has been installed yet (not ready). An
+    /// atomic, not derived from `sources`: readiness probes must not wait on the lock a rebuild
+    /// holds.
     awaiting_inventory: AtomicBool,
 }
 

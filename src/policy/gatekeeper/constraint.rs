@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 use crate::config::Enforcement;
 
 use super::matcher::Match;
+use super::review::metadata;
 use super::schema;
 use super::template::Template;
 
@@ -40,11 +41,7 @@ impl Constraint {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        let name = document
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        let name = metadata(document, "name").to_string();
         if name.is_empty() {
             problems.push("metadata.name: required".into());
         }

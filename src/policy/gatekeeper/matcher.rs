@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use super::review::metadata;
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Match {
     kinds: Vec<KindSelector>,
@@ -142,14 +144,7 @@ impl Match {
     fn matches_object(&self, object: &Value, target: &Target) -> Result<bool, String> {
         let (group, kind) = group_kind(object);
         let is_namespace = kind == "Namespace" && group.is_empty();
-        let name = object
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let object_namespace = object
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let (name, object_namespace) = (metadata(object, "name"), metadata(object, "namespace"));
         let namespace = if is_namespace {
             name
         } else if !target.namespace.is_empty() {
@@ -356,10 +351,7 @@ mod tests {
     }
 
     fn matches(m: &Match, object: &Value, ns_labels: Option<&BTreeMap<String, String>>) -> Result<bool, String> {
-        let namespace = object
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let namespace = metadata(object, "namespace");
         m.matches(&Target {
             objects: vec![object],
             namespace,

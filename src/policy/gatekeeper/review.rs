@@ -18,12 +18,9 @@ pub fn synthetic(object: &Value) -> Value {
         "oldObject": null,
         "options": null,
     });
-    for (field, pointer) in [("name", "/metadata/name"), ("namespace", "/metadata/namespace")] {
-        if let Some(text) = object
-            .pointer(pointer)
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-        {
+    for field in ["name", "namespace"] {
+        let text = metadata(object, field);
+        if !text.is_empty() {
             review[field] = Value::String(text.to_string());
         }
     }
@@ -41,6 +38,15 @@ pub fn normalise(mut request: Value) -> Value {
     request
 }
 
+/// A string field of an object's `metadata` (`name`, `namespace`...); empty when absent.
+pub fn metadata<'a>(object: &'a Value, field: &str) -> &'a str {
+    object
+        .get("metadata")
+        .and_then(|metadata| metadata.get(field))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
 /// `data.inventory` as Gatekeeper's sync builds it: cluster-scoped objects at
 /// `cluster[groupVersion][kind][name]`, namespaced ones at
 /// `namespace[namespace][groupVersion][kind][name]`.
@@ -49,14 +55,7 @@ pub fn inventory(objects: &[Value]) -> Value {
     for object in objects {
         let group_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
         let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
-        let name = object
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let namespace = object
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let (name, namespace) = (metadata(object, "name"), metadata(object, "namespace"));
         let path: Vec<&str> = if namespace.is_empty() {
             vec!["cluster", group_version, kind, name]
         } else {
