@@ -98,7 +98,7 @@ fn main() {
         .expect("runtime");
 
     // The full decision path.
-    let policies = server::load_policies(&Source::Embedded, &settings).expect("policies");
+    let policies = portcullis::admission::setup::load_policies(&Source::Embedded, &settings).expect("policies");
     let state = server::app_state(&settings, policies, Arc::new(StaticNamespaces::default())).expect("state");
     let reviewer = state.reviewer.clone();
     let (stop, stopped) = watch::channel(false);
@@ -109,7 +109,7 @@ fn main() {
     server_runtime.spawn(full.run(stopped.clone()));
 
     // Floor 1: the same stack answering a constant allow.
-    let policies = server::load_policies(&Source::Embedded, &settings).expect("policies");
+    let policies = portcullis::admission::setup::load_policies(&Source::Embedded, &settings).expect("policies");
     let constant_state = server::app_state(&settings, policies, Arc::new(StaticNamespaces::default())).expect("state");
     let answer = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {"uid": "constant", "allowed": true}});
     let constant_router = Router::new().route("/validate", post(move || async move { Json(answer) }));

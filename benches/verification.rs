@@ -522,7 +522,7 @@ fn describe(line: &str, pinned: &str) -> String {
 }
 
 fn app_state(settings: &portcullis::config::Settings) -> AppState {
-    let policies = server::load_policies(&Source::Embedded, settings).expect("policies");
+    let policies = portcullis::admission::setup::load_policies(&Source::Embedded, settings).expect("policies");
     let namespaces = StaticNamespaces(HashMap::from([(
         "team-a".to_string(),
         BTreeMap::from([(portcullis::risk::LABEL.to_string(), "low".to_string())]),

@@ -12,8 +12,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::duration;
+use crate::images::config::ImagesConfig;
 use crate::images::trust::TrustPolicy;
+use crate::results::Enforcement;
 use crate::risk::RiskLevel;
+use crate::telemetry::LogFormat;
 
 /// The file as written. Field names are camelCase, like Kubernetes objects.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -105,104 +108,6 @@ pub struct RiskConfig {
     pub namespace_source: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct ImagesConfig {
-    pub registries: RegistriesConfig,
-    /// Sigstore trusted root (Fulcio, Rekor and CT log keys) as a `trusted_root.json` file, for
-    /// keyless authorities; read at startup, never fetched.
-    pub trusted_root: Option<String>,
-    /// Which authorities are trusted for which images.
-    pub trust: Vec<TrustEntryConfig>,
-    pub verification: VerificationConfig,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct RegistriesConfig {
-    /// Registries (host, optionally with a path prefix) images may come from; nothing else is
-    /// ever contacted.
-    pub allow: Vec<String>,
-    /// Registries spoken to over plain HTTP (local registries only).
-    pub insecure: Vec<String>,
-}
-
-/// One trust entry: image patterns and the authorities trusted for them.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
-#[serde(default, rename_all = "camelCase")]
-pub struct TrustEntryConfig {
-    pub name: String,
-    pub images: Vec<String>,
-    pub authorities: Vec<AuthorityConfig>,
-    /// Distinct authorities that must verify; default 1.
-    pub threshold: Option<i64>,
-    pub attestations: Vec<AttestationConfig>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
-#[serde(default, rename_all = "camelCase")]
-pub struct AuthorityConfig {
-    pub name: String,
-    pub key: Option<KeyConfig>,
-    pub keyless: Option<KeylessConfig>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
-#[serde(default, rename_all = "camelCase")]
-pub struct KeyConfig {
-    /// PEM public key: ECDSA P-256/P-384, RSA or Ed25519.
-    pub path: String,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
-#[serde(default, rename_all = "camelCase")]
-pub struct KeylessConfig {
-    pub issuer: Option<String>,
-    pub issuer_reg_exp: Option<String>,
-    pub subject: Option<String>,
-    pub subject_reg_exp: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
-#[serde(default, rename_all = "camelCase")]
-pub struct AttestationConfig {
-    pub name: String,
-    pub predicate_types: Vec<String>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct VerificationConfig {
-    /// How long a successful verification is reused.
-    pub cache_ttl: String,
-    /// How long an unsigned/invalid/untrusted result is reused (errors are never cached).
-    pub failure_cache_ttl: String,
-    pub cache_max_entries: i64,
-    /// Timeout of one registry request.
-    pub registry_timeout: String,
-    /// Signatures read per image at most.
-    pub max_signatures: i64,
-    /// A docker config.json with registry credentials (each used only for its own host).
-    pub docker_config: Option<String>,
-    /// Read the imagePullSecrets a workload names through the Kubernetes API (needs `get` on
-    /// Secrets); their credentials come before `dockerConfig`'s.
-    pub image_pull_secrets: bool,
-}
-
-impl Default for VerificationConfig {
-    fn default() -> Self {
-        VerificationConfig {
-            cache_ttl: "10m".into(),
-            failure_cache_ttl: "1m".into(),
-            cache_max_entries: 10_000,
-            registry_timeout: "5s".into(),
-            max_signatures: 20,
-            docker_config: None,
-            image_pull_secrets: false,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct LoggingConfig {
@@ -273,44 +178,10 @@ impl Default for LoggingConfig {
     }
 }
 
-/// Enforcement of one policy's `deny` results.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Enforcement {
-    Deny,
-    Warn,
-    /// Only counted and logged.
-    DryRun,
-}
-
-impl Enforcement {
-    pub fn parse(text: &str) -> Option<Enforcement> {
-        match text {
-            "deny" => Some(Enforcement::Deny),
-            "warn" => Some(Enforcement::Warn),
-            "dryrun" => Some(Enforcement::DryRun),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Enforcement::Deny => "deny",
-            Enforcement::Warn => "warn",
-            Enforcement::DryRun => "dryrun",
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NamespaceSource {
     Kubernetes,
     None,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Json,
-    Text,
 }
 
 /// The validated configuration.
@@ -479,11 +350,6 @@ impl Config {
             }
         };
         let trust = TrustPolicy::from_config(&self.images, &mut errors);
-        for entry in &self.images.registries.allow {
-            if let Err(e) = check_registry_entry(entry) {
-                errors.push(format!("images.registries.allow: {entry:?} {e}"));
-            }
-        }
         let log_format = match self.logging.format.as_str() {
             "json" => LogFormat::Json,
             "text" => LogFormat::Text,
@@ -566,25 +432,6 @@ fn valid_log_filter(filter: &str) -> bool {
         && filter
             .split(',')
             .all(|directive| directive.contains('=') || LEVELS.contains(&directive.trim()))
-}
-
-/// An allow-list entry is a registry host (with optional port) and an optional path prefix,
-/// in the normalised form image references take (lowercase host, no scheme, no tag).
-fn check_registry_entry(entry: &str) -> Result<(), &'static str> {
-    if entry.is_empty() {
-        return Err("is empty");
-    }
-    if entry.contains("://") {
-        return Err("must not have a scheme: write registry.example.com, not https://...");
-    }
-    if entry.contains(['@', ' ', '*']) || entry.ends_with('/') || entry.contains("//") {
-        return Err("must be a host with an optional path, like ghcr.io/acme");
-    }
-    let host = entry.split('/').next().unwrap_or_default();
-    if host != host.to_ascii_lowercase() {
-        return Err("must be lowercase (registry hosts are normalised to lowercase)");
-    }
-    Ok(())
 }
 
 #[cfg(test)]

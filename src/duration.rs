@@ -5,10 +5,15 @@
 
 use std::time::Duration;
 
+/// A text that is not a duration, as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid duration {0:?}: expected e.g. 500ms, 10s or 1m30s")]
+pub struct DurationError(pub String);
+
 /// Parses a Go-style duration: one or more `<number><unit>` parts, units `ms`, `s`, `m`, `h`.
 /// Fractions are allowed (`1.5s`); signs, bare numbers and empty strings are not.
-pub fn parse(text: &str) -> Result<Duration, String> {
-    let invalid = || format!("invalid duration {text:?}: expected e.g. 500ms, 10s or 1m30s");
+pub fn parse(text: &str) -> Result<Duration, DurationError> {
+    let invalid = || DurationError(text.to_string());
     if text.is_empty() {
         return Err(invalid());
     }

@@ -16,11 +16,16 @@ use tokio::sync::Notify;
 use crate::admission::Reviewer;
 use crate::config::InventoryKind;
 use crate::metrics::Metrics;
-use crate::policy::gatekeeper::review;
+use crate::policy::gatekeeper::{review, InventoryError};
 
 /// How long to gather changes before rebuilding: a burst (a rollout, a relist) costs one
 /// rebuild, and a new object is seen by policies about this long after it is stored.
 const SETTLE: Duration = Duration::from_millis(250);
+
+/// The kinds of `policies.inventory` that API discovery does not know, all at once.
+#[derive(Debug, thiserror::Error)]
+#[error("policies.inventory: cannot sync:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct UnknownKinds(pub Vec<String>);
 
 pub struct InventorySync {
     kinds: Vec<SyncedKind>,
@@ -36,7 +41,7 @@ struct SyncedKind {
 impl InventorySync {
     /// Resolves every kind through API discovery (all unknown kinds are reported at once),
     /// then starts their watches in the background.
-    pub async fn start(client: kube::Client, kinds: &[InventoryKind]) -> Result<InventorySync, String> {
+    pub async fn start(client: kube::Client, kinds: &[InventoryKind]) -> Result<InventorySync, UnknownKinds> {
         let mut problems = Vec::new();
         let mut resolved = Vec::new();
         for kind in kinds {
@@ -47,14 +52,7 @@ impl InventorySync {
             }
         }
         if !problems.is_empty() {
-            return Err(format!(
-                "policies.inventory: cannot sync:\n{}",
-                problems
-                    .iter()
-                    .map(|p| format!("  - {p}"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            ));
+            return Err(UnknownKinds(problems));
         }
         let changed = Arc::new(Notify::new());
         let kinds = resolved
@@ -111,7 +109,7 @@ impl InventorySync {
             let target = reviewer.clone();
             let installed = tokio::task::spawn_blocking(move || {
                 target.replace_inventory(document(&snapshot))?;
-                Ok::<_, String>(snapshot.into_iter().map(|kind| (kind.name, kind.objects.len())))
+                Ok::<_, InventoryError>(snapshot.into_iter().map(|kind| (kind.name, kind.objects.len())))
             })
             .await;
             match installed {

@@ -15,9 +15,11 @@ pub mod inventory;
 pub mod metrics;
 pub mod namespaces;
 pub mod policy;
+pub mod results;
 pub mod risk;
 pub mod server;
 pub mod telemetry;
+pub mod workload;
 
 /// Makes ring the process-wide rustls provider. Two providers are compiled in (ring, which
 /// portcullis uses, and aws-lc-rs, which the sigstore crate's HTTP stack brings), and rustls

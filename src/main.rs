@@ -7,20 +7,86 @@ use std::sync::Arc;
 
 use clap::Parser;
 
+use portcullis::admission::setup::load_policies;
+use portcullis::admission::Reviewer;
+use portcullis::check::InputErrors;
 use portcullis::cli::{CheckArgs, Cli, Command, Output, ServeArgs, TestArgs, VerifyArgs};
-use portcullis::config::{Config, NamespaceSource, Settings};
+use portcullis::config::{Config, ConfigErrors, NamespaceSource, Settings};
 use portcullis::images::pull_secrets::{PullSecretRefs, PullSecrets};
-use portcullis::images::verify::{status_label, Verifier};
-use portcullis::images::ImageReference;
-use portcullis::inventory::InventorySync;
+use portcullis::images::verify::{status_label, Verifier, VerifierError};
+use portcullis::images::{ImageReference, ReferenceError};
+use portcullis::inventory::{InventorySync, UnknownKinds};
+use portcullis::metrics::Metrics;
 use portcullis::namespaces::{KubeNamespaces, NamespaceLabels, StaticNamespaces};
-use portcullis::policy::{testing, Source};
+use portcullis::policy::engine::LoadError;
+use portcullis::policy::gatekeeper::InventoryError;
+use portcullis::policy::testing::{self, TestError};
+use portcullis::policy::Source;
 use portcullis::risk::RiskLevel;
-use portcullis::server::{self, certs, dev, Server};
+use portcullis::server::certs::{self, CertError};
+use portcullis::server::{self, dev, ServeError, Server};
 use portcullis::{check, telemetry};
 
 /// Exit status for usage, config and load errors.
 const USAGE_ERROR: u8 = 2;
+
+/// Everything that stops a command before it can give its answer; `main` alone turns it into
+/// text on stderr and exit status 2.
+#[derive(Debug, thiserror::Error)]
+enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigErrors),
+    #[error("cannot load policies from {from}: {source}")]
+    Policies {
+        from: String,
+        #[source]
+        source: LoadError,
+    },
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    #[error("cannot read the address it listens on: {0}")]
+    ListenAddress(#[source] std::io::Error),
+    #[error(transparent)]
+    DevCertificates(#[from] CertError),
+    #[error("cannot read {path}: {source}")]
+    ReadFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Verifier(#[from] VerifierError),
+    #[error("cannot watch namespaces (set risk.namespaceSource: none outside a cluster): {0}")]
+    Namespaces(#[source] kube::Error),
+    #[error("{feature} needs the Kubernetes API: {source}")]
+    KubernetesApi {
+        feature: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(transparent)]
+    InventorySync(#[from] UnknownKinds),
+    #[error(transparent)]
+    Inputs(#[from] InputErrors),
+    #[error("--inventory: {0}")]
+    InventoryInputs(#[source] InputErrors),
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
+    #[error("--risk-level {0:?} is not one of low, medium, high")]
+    RiskLevel(String),
+    #[error("no trust policy configured: add images.trust entries to the config")]
+    NoTrustPolicy,
+    #[error("{image:?}: {source}")]
+    ImageReference {
+        image: String,
+        #[source]
+        source: ReferenceError,
+    },
+    #[error(transparent)]
+    Tests(#[from] TestError),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -33,17 +99,22 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code),
-        Err(message) => {
-            eprintln!("portcullis: {message}");
+        Err(error) => {
+            eprintln!("portcullis: {error}");
             ExitCode::from(USAGE_ERROR)
         }
     }
 }
 
 /// Config file (or defaults) with the command-line overrides applied, validated.
-fn settings(cli: &Cli, file: Option<&Path>, dev: bool, adjust: impl FnOnce(&mut Config)) -> Result<Settings, String> {
+fn settings(
+    cli: &Cli,
+    file: Option<&Path>,
+    dev: bool,
+    adjust: impl FnOnce(&mut Config),
+) -> Result<Settings, StartupError> {
     let mut config = match file {
-        Some(path) => Config::load(path).map_err(|e| e.to_string())?,
+        Some(path) => Config::load(path)?,
         None => Config::default(),
     };
     if let Some(format) = &cli.log_format {
@@ -53,12 +124,22 @@ fn settings(cli: &Cli, file: Option<&Path>, dev: bool, adjust: impl FnOnce(&mut 
         config.logging.level = level.clone();
     }
     adjust(&mut config);
-    let settings = config.validate(dev).map_err(|e| e.to_string())?;
+    let settings = config.validate(dev)?;
     telemetry::init(settings.log_format, &settings.log_level);
     Ok(settings)
 }
 
-fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8, String> {
+/// The configured policy library, loaded; the error names where it was read from.
+fn policies(settings: &Settings) -> Result<(Source, portcullis::policy::PolicySet), StartupError> {
+    let source = Source::from_dirs(&settings.policy_dirs);
+    let policies = load_policies(&source, settings).map_err(|source_error| StartupError::Policies {
+        from: source.describe(),
+        source: source_error,
+    })?;
+    Ok((source, policies))
+}
+
+fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8, StartupError> {
     let mut settings = settings(cli, args.config.as_deref(), args.dev, |config| {
         if let Some(listen) = &args.listen {
             config.server.listen = Some(listen.clone());
@@ -68,51 +149,43 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8, String> {
         }
     })?;
     let dev_files = if args.dev {
-        let files = certs::ensure_dev_files(&args.state_dir).map_err(|e| e.to_string())?;
+        let files = certs::ensure_dev_files(&args.state_dir)?;
         settings.tls_cert = files.cert.clone();
         settings.tls_key = files.key.clone();
         Some(files)
     } else {
         None
     };
-    let source = Source::from_dirs(&settings.policy_dirs);
-    let policies = server::load_policies(&source, &settings)
-        .map_err(|e| format!("cannot load policies from {}: {e}", source.describe()))?;
+    let (source, policies) = policies(&settings)?;
     tracing::info!(policies = policies.policies().len(), source = %source.describe(), "policy library loaded");
 
     runtime()?.block_on(async move {
         // One Kubernetes client for every feature that reads the API, built by the first.
         let mut api = ApiClient::default();
         let namespaces: Arc<dyn NamespaceLabels> = match settings.namespace_source {
-            NamespaceSource::Kubernetes => Arc::new(KubeNamespaces::start(
-                api.get()
-                    .await
-                    .map_err(|e| server::ServeError::Namespaces(e.to_string()).to_string())?,
-            )),
+            NamespaceSource::Kubernetes => {
+                Arc::new(KubeNamespaces::start(api.get().await.map_err(StartupError::Namespaces)?))
+            }
             NamespaceSource::None => Arc::new(StaticNamespaces::default()),
         };
         let pull_secrets = if settings.trust.read_pull_secrets {
-            let client = api
-                .get()
-                .await
-                .map_err(|e| format!("images.verification.imagePullSecrets needs the Kubernetes API: {e}"))?;
+            let client = api.get_for("images.verification.imagePullSecrets").await?;
             Some(Arc::new(PullSecrets::new(client)))
         } else {
             None
         };
-        let state = server::app_state_with(&settings, policies, namespaces, pull_secrets)?;
+        let metrics = Arc::new(Metrics::new());
+        let reviewer = Reviewer::from_settings(&settings, policies, namespaces, metrics.clone(), pull_secrets)?;
+        let state = server::app_state_from(&settings, reviewer, metrics);
         if !settings.inventory.is_empty() {
-            let client = api
-                .get()
-                .await
-                .map_err(|e| format!("policies.inventory needs the Kubernetes API: {e}"))?;
+            let client = api.get_for("policies.inventory").await?;
             InventorySync::start(client, &settings.inventory)
                 .await?
                 .follow(state.reviewer.clone(), state.metrics.clone());
         }
-        let server = Server::bind(state, settings, source).await.map_err(|e| e.to_string())?;
-        let addr = server.webhook_addr().map_err(|e| e.to_string())?;
-        let operations = server.operations_addr().map_err(|e| e.to_string())?;
+        let server = Server::bind(state, settings, source).await?;
+        let addr = server.webhook_addr().map_err(StartupError::ListenAddress)?;
+        let operations = server.operations_addr().map_err(StartupError::ListenAddress)?;
         tracing::info!(webhook = %addr, operations = %operations, "listening");
         if let Some(files) = dev_files {
             let host = if addr.ip().is_unspecified() {
@@ -121,8 +194,10 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8, String> {
                 addr.ip().to_string()
             };
             let url = format!("https://{host}:{}/validate", addr.port());
-            let ca = std::fs::read_to_string(&files.ca_cert)
-                .map_err(|e| format!("cannot read {}: {e}", files.ca_cert.display()))?;
+            let ca = std::fs::read_to_string(&files.ca_cert).map_err(|source| StartupError::ReadFile {
+                path: files.ca_cert.display().to_string(),
+                source,
+            })?;
             println!("portcullis (dev) is serving {url}");
             println!("metrics and probes: http://{operations}/metrics");
             println!("CA certificate: {}", files.ca_cert.display());
@@ -142,7 +217,7 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8, String> {
             eprintln!("portcullis: second signal, exiting without draining");
             std::process::exit(1);
         });
-        server.run(shutdown_rx).await.map_err(|e| e.to_string())
+        Ok::<(), StartupError>(server.run(shutdown_rx).await?)
     })?;
     Ok(0)
 }
@@ -153,6 +228,13 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8, String> {
 struct ApiClient(Option<kube::Client>);
 
 impl ApiClient {
+    /// The client, for `feature` (named in the error when there is no cluster to reach).
+    async fn get_for(&mut self, feature: &'static str) -> Result<kube::Client, StartupError> {
+        self.get()
+            .await
+            .map_err(|source| StartupError::KubernetesApi { feature, source })
+    }
+
     async fn get(&mut self) -> Result<kube::Client, kube::Error> {
         if let Some(client) = &self.0 {
             return Ok(client.clone());
@@ -178,7 +260,7 @@ async fn wait_for_signal() {
     }
 }
 
-fn run_check(cli: &Cli, args: &CheckArgs) -> Result<u8, String> {
+fn run_check(cli: &Cli, args: &CheckArgs) -> Result<u8, StartupError> {
     let mut settings = settings(cli, args.config.as_deref(), false, |config| {
         if !args.policies.is_empty() {
             config.policies.dirs = args.policies.iter().map(|p| p.display().to_string()).collect();
@@ -188,30 +270,21 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<u8, String> {
         settings.trust.entries.clear();
     }
     let risk_level = match &args.risk_level {
-        Some(text) => Some(
-            RiskLevel::parse(text).ok_or_else(|| format!("--risk-level {text:?} is not one of low, medium, high"))?,
-        ),
+        Some(text) => Some(RiskLevel::parse(text).ok_or_else(|| StartupError::RiskLevel(text.clone()))?),
         None => None,
     };
-    let source = Source::from_dirs(&settings.policy_dirs);
-    let policies = server::load_policies(&source, &settings)
-        .map_err(|e| format!("cannot load policies from {}: {e}", source.describe()))?;
-    let documents = check::read_inputs(&args.paths).map_err(|e| e.to_string())?;
-    let mut reviewer = portcullis::admission::Reviewer::new(
-        policies,
-        settings.enforcement.clone(),
-        settings.risk_default,
-        check::namespace_source(&documents, risk_level),
-    );
+    let (_, policies) = policies(&settings)?;
+    let documents = check::read_inputs(&args.paths)?;
+    let namespaces = check::namespace_source(&documents, risk_level);
+    let reviewer = Reviewer::from_settings(&settings, policies, namespaces, Arc::new(Metrics::new()), None)?;
     if !args.inventory.is_empty() {
-        let inventory = check::read_inventory(&args.inventory).map_err(|e| format!("--inventory: {e}"))?;
+        let inventory = check::read_inventory(&args.inventory).map_err(StartupError::InventoryInputs)?;
         reviewer.replace_inventory(inventory)?;
     }
+    // Verification is registry I/O: an async runtime only when it is on.
     let runtime = if settings.trust.entries.is_empty() {
         None
     } else {
-        let metrics = Arc::new(portcullis::metrics::Metrics::new());
-        reviewer = reviewer.with_verifier(Arc::new(Verifier::new(settings.trust.clone(), metrics)?));
         Some(runtime()?)
     };
     let results = check::evaluate(&reviewer, &documents, runtime.as_ref());
@@ -226,17 +299,20 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<u8, String> {
     Ok(check::exit_code(&results) as u8)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))
+fn runtime() -> Result<tokio::runtime::Runtime, StartupError> {
+    tokio::runtime::Runtime::new().map_err(StartupError::Runtime)
 }
 
-fn run_verify(cli: &Cli, args: &VerifyArgs) -> Result<u8, String> {
+fn run_verify(cli: &Cli, args: &VerifyArgs) -> Result<u8, StartupError> {
     let settings = settings(cli, args.config.as_deref(), false, |_| {})?;
     if settings.trust.entries.is_empty() {
-        return Err("no trust policy configured: add images.trust entries to the config".into());
+        return Err(StartupError::NoTrustPolicy);
     }
-    let image = ImageReference::parse(&args.image).map_err(|e| format!("{:?}: {e}", args.image))?;
-    let verifier = Verifier::new(settings.trust.clone(), Arc::new(portcullis::metrics::Metrics::new()))?;
+    let image = ImageReference::parse(&args.image).map_err(|source| StartupError::ImageReference {
+        image: args.image.clone(),
+        source,
+    })?;
+    let verifier = Verifier::new(settings.trust.clone(), Arc::new(Metrics::new()))?;
     let verified = runtime()?.block_on(verifier.verify(
         &image,
         &PullSecretRefs::default(),
@@ -278,10 +354,10 @@ fn run_verify(cli: &Cli, args: &VerifyArgs) -> Result<u8, String> {
     ))
 }
 
-fn run_tests(args: &TestArgs) -> Result<u8, String> {
+fn run_tests(args: &TestArgs) -> Result<u8, StartupError> {
     let source = Source::from_dirs(&args.paths);
     let timeout = std::time::Duration::from_secs(5);
-    let results = testing::run_all(&source, timeout).map_err(|e| e.to_string())?;
+    let results = testing::run_all(&source, timeout)?;
     print!("{}", testing::render(&results));
     Ok(u8::from(results.iter().any(|r| !r.passed)))
 }

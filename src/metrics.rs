@@ -1,5 +1,6 @@
 //! Prometheus metrics in a registry owned by the app state. Label values are bounded: enums,
-//! policy ids from the loaded library, and request kinds from a fixed list.
+//! policy ids from the loaded library, and request kinds from a fixed list. A leaf: callers
+//! hand it labels and durations, it knows nothing of reviews or images.
 
 use std::time::Duration;
 
@@ -10,8 +11,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-
-use crate::admission::Outcome;
 
 /// From 100 µs to 10 s.
 const LATENCY_BUCKETS: [f64; 16] = [
@@ -74,6 +73,14 @@ pub struct VersionLabels {
     pub version: &'static str,
 }
 
+fn success_label(success: bool) -> &'static str {
+    if success {
+        "success"
+    } else {
+        "failure"
+    }
+}
+
 fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
@@ -88,6 +95,7 @@ pub struct Metrics {
     inventory_objects: Family<InventoryLabels, Gauge>,
     certificate_expiry: Gauge,
     policy_reloads: Family<ResultLabels, Counter>,
+    tls_reloads: Family<ResultLabels, Counter>,
     registry_requests: Family<RegistryLabels, Counter>,
     verifications: Family<StatusLabels, Counter>,
     verification_duration: Histogram,
@@ -153,6 +161,12 @@ impl Metrics {
             "Policy library reloads by result (success, failure)",
             policy_reloads.clone(),
         );
+        let tls_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "tls_reloads",
+            "Changes of the serving certificate files by result (success, failure: refused, the previous pair still served)",
+            tls_reloads.clone(),
+        );
         let registry_requests = Family::<RegistryLabels, Counter>::default();
         registry.register(
             "registry_requests",
@@ -200,6 +214,7 @@ impl Metrics {
             inventory_objects,
             certificate_expiry,
             policy_reloads,
+            tls_reloads,
             registry_requests,
             verifications,
             verification_duration,
@@ -208,50 +223,31 @@ impl Metrics {
         }
     }
 
-    /// Records one answered review (or one that could not be read: `outcome` is None).
-    pub fn record_review(
-        &self,
-        operation: &str,
-        kind: &str,
-        decision: &'static str,
-        elapsed: Duration,
-        outcome: Option<&Outcome>,
-    ) {
-        self.requests
-            .get_or_create(&RequestLabels {
-                operation: bounded_operation(operation),
-                kind: bounded_kind(kind),
-                decision,
+    /// Records one answered review (or one that could not be read, with `unknown` labels).
+    pub fn record_review(&self, labels: RequestLabels, elapsed: Duration) {
+        self.requests.get_or_create(&labels).inc();
+        self.duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Records one policy's evaluation in a review: `result` is pass, deny, warn, error or
+    /// timeout.
+    pub fn record_policy_evaluation(&self, policy: &str, result: &'static str, duration: Duration) {
+        self.policy_evaluations
+            .get_or_create(&PolicyResultLabels {
+                policy: policy.to_string(),
+                result,
             })
             .inc();
-        self.duration.observe(elapsed.as_secs_f64());
-        let Some(outcome) = outcome else { return };
-        if outcome.decision.allowed {
-            for image in &outcome.images {
-                self.images_admitted
-                    .get_or_create(&admitted(outcome.decision.risk_level, image))
-                    .inc();
-            }
-        }
-        for result in &outcome.results {
-            let label = match &result.error {
-                Some(error) => error.reason(),
-                None if !result.deny.is_empty() => "deny",
-                None if !result.warn.is_empty() => "warn",
-                None => "pass",
-            };
-            self.policy_evaluations
-                .get_or_create(&PolicyResultLabels {
-                    policy: result.id.clone(),
-                    result: label,
-                })
-                .inc();
-            self.policy_duration
-                .get_or_create(&PolicyLabels {
-                    policy: result.id.clone(),
-                })
-                .observe(result.duration.as_secs_f64());
-        }
+        self.policy_duration
+            .get_or_create(&PolicyLabels {
+                policy: policy.to_string(),
+            })
+            .observe(duration.as_secs_f64());
+    }
+
+    /// Records one image of an admitted review, for the supply-chain KPIs.
+    pub fn record_admitted_image(&self, labels: AdmittedLabels) {
+        self.images_admitted.get_or_create(&labels).inc();
     }
 
     pub fn record_registry_request(&self, registry: &str, code: &str) {
@@ -289,8 +285,21 @@ impl Metrics {
     }
 
     pub fn record_reload(&self, success: bool) {
-        let result = if success { "success" } else { "failure" };
-        self.policy_reloads.get_or_create(&ResultLabels { result }).inc();
+        self.policy_reloads
+            .get_or_create(&ResultLabels {
+                result: success_label(success),
+            })
+            .inc();
+    }
+
+    /// A change of the serving certificate's files: loaded, or refused (a half-written pair, a
+    /// key that does not match); the previous pair keeps serving after a refusal.
+    pub fn record_tls_reload(&self, success: bool) {
+        self.tls_reloads
+            .get_or_create(&ResultLabels {
+                result: success_label(success),
+            })
+            .inc();
     }
 
     /// The registry in Prometheus text format.
@@ -302,53 +311,12 @@ impl Metrics {
     }
 }
 
-fn admitted(risk_level: crate::risk::RiskLevel, image: &crate::images::ImageFacts) -> AdmittedLabels {
-    let yes_no = |b: bool| if b { "true" } else { "false" };
-    let attested = |kinds: &[&str]| {
-        image
-            .verification
-            .attestations
-            .iter()
-            .any(|a| a.verified && kinds.iter().any(|k| a.predicate_type.contains(k)))
-    };
-    AdmittedLabels {
-        risk_level: risk_level.as_str(),
-        pinned: yes_no(image.pinned),
-        signed: yes_no(image.verification.status == crate::images::VerificationStatus::Verified),
-        sbom: yes_no(attested(&["cyclonedx", "spdx"])),
-        provenance: yes_no(attested(&["slsa.dev/provenance"])),
-    }
-}
-
-fn bounded_operation(operation: &str) -> &'static str {
-    match operation {
-        "CREATE" => "CREATE",
-        "UPDATE" => "UPDATE",
-        "DELETE" => "DELETE",
-        "CONNECT" => "CONNECT",
-        "" => "unknown",
-        _ => "other",
-    }
-}
-
-fn bounded_kind(kind: &str) -> &'static str {
-    const KINDS: [&str; 11] = [
-        "Pod",
-        "PodTemplate",
-        "Deployment",
-        "ReplicaSet",
-        "StatefulSet",
-        "DaemonSet",
-        "Job",
-        "CronJob",
-        "ReplicationController",
-        "EphemeralContainers",
-        "Namespace",
-    ];
-    match KINDS.iter().find(|known| **known == kind) {
-        Some(known) => known,
-        None if kind.is_empty() => "unknown",
-        None => "other",
+/// `true` or `false`, as label values.
+pub fn yes_no(value: bool) -> &'static str {
+    if value {
+        "true"
+    } else {
+        "false"
     }
 }
 
@@ -359,8 +327,14 @@ mod tests {
     #[test]
     fn exposes_the_documented_names() {
         let metrics = Metrics::new();
-        metrics.record_review("CREATE", "Pod", "allow", Duration::from_millis(2), None);
+        let labels = RequestLabels {
+            operation: "CREATE",
+            kind: "Pod",
+            decision: "allow",
+        };
+        metrics.record_review(labels, Duration::from_millis(2));
         metrics.record_reload(false);
+        metrics.record_tls_reload(false);
         metrics.set_policies_loaded(3);
         let text = metrics.encode();
         for name in [
@@ -368,18 +342,10 @@ mod tests {
             "portcullis_admission_duration_seconds_bucket",
             "portcullis_policies_loaded 3",
             "portcullis_policy_reloads_total{result=\"failure\"} 1",
+            "portcullis_tls_reloads_total{result=\"failure\"} 1",
             "portcullis_build_info{version=",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }
-    }
-
-    #[test]
-    fn request_labels_are_bounded() {
-        let metrics = Metrics::new();
-        metrics.record_review("HACK", "MyCustomThing-1234", "allow", Duration::ZERO, None);
-        let text = metrics.encode();
-        assert!(text.contains("operation=\"other\",kind=\"other\""), "{text}");
-        assert!(!text.contains("MyCustomThing"));
     }
 }

@@ -88,7 +88,7 @@ type Said = BTreeMap<String, (Vec<String>, Vec<String>)>;
 fn regorus_and_opa_agree_on_the_default_library() {
     let settings = settings(CONFIG);
     let source = Source::from_dirs(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")]);
-    let policies = portcullis::server::load_policies(&source, &settings).unwrap();
+    let policies = portcullis::admission::setup::load_policies(&source, &settings).unwrap();
     let natives: Vec<_> = policies
         .policies()
         .iter()
@@ -108,7 +108,7 @@ fn regorus_and_opa_agree_on_the_default_library() {
                 .filter(|r| natives.iter().any(|p| p.id == r.id))
                 .map(|r| {
                     assert!(r.error.is_none(), "{name}: {} failed: {:?}", r.id, r.error);
-                    let sorted = |violations: Vec<portcullis::policy::engine::Violation>| {
+                    let sorted = |violations: Vec<portcullis::results::Violation>| {
                         let mut messages: Vec<String> = violations.into_iter().map(|v| v.message).collect();
                         messages.sort();
                         messages

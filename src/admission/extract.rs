@@ -3,6 +3,9 @@
 
 use serde_json::Value;
 
+use crate::images::ImageLocation;
+use crate::workload::workload_kind;
+
 /// The `imagePullSecrets` names of the reviewed object's pod spec, in order.
 pub fn pull_secret_names(request: &Value) -> Vec<String> {
     let kind = match request.get("subResource").and_then(Value::as_str) {
@@ -20,31 +23,9 @@ pub fn pull_secret_names(request: &Value) -> Vec<String> {
         .collect()
 }
 
-/// One image-bearing field of an object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageLocation {
-    /// Field path, e.g. `spec.template.spec.containers[0].image`.
-    pub path: String,
-    /// Container name, or volume name for an image volume.
-    pub container: String,
-    /// The value as written; empty when the field is missing or not a string.
-    pub image: String,
-}
-
 /// Where the pod spec lives in each kind, as a JSON pointer and the matching field path.
 fn pod_spec_location(kind: &str) -> Option<(&'static str, &'static str)> {
-    match kind {
-        "Pod" => Some(("/spec", "spec")),
-        "PodTemplate" => Some(("/template/spec", "template.spec")),
-        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Job" | "ReplicationController" => {
-            Some(("/spec/template/spec", "spec.template.spec"))
-        }
-        "CronJob" => Some((
-            "/spec/jobTemplate/spec/template/spec",
-            "spec.jobTemplate.spec.template.spec",
-        )),
-        _ => None,
-    }
+    workload_kind(kind).map(|workload| (workload.pod_spec_pointer, workload.pod_spec_path))
 }
 
 /// The kind of the reviewed object: the request's kind, else the object's own.

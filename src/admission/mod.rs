@@ -3,18 +3,23 @@
 pub mod extract;
 pub mod respond;
 pub mod review;
+pub mod setup;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::config::Enforcement;
+use crate::results::Enforcement;
 use crate::images::pull_secrets::PullSecretRefs;
-use crate::images::{ImageFacts, ImageReference};
+use crate::images::{ImageFacts, ImageReference, VerificationStatus};
+use crate::metrics::{yes_no, AdmittedLabels, Metrics, RequestLabels};
 use crate::namespaces::NamespaceLabels;
-use crate::policy::{decision, input, Decision, Finding, LivePolicies, PolicyResult, PolicySet};
+use crate::policy::gatekeeper::InventoryError;
+use crate::policy::{decision, input, Decision, Finding, LivePolicies, PolicySet};
+use crate::results::PolicyResult;
 use crate::risk::{self, RiskLevel};
+use crate::workload;
 
 /// Ids of the checks native code makes before Rego runs; they appear in messages and metrics
 /// like policy ids.
@@ -62,12 +67,12 @@ impl Reviewer {
 
     /// Swaps in a newly loaded policy library (with the current inventory, if any); reviews
     /// in flight finish with the set they started with. CPU-bound.
-    pub fn replace_policies(&self, policies: PolicySet) -> Result<(), String> {
+    pub fn replace_policies(&self, policies: PolicySet) -> Result<(), InventoryError> {
         self.policies.replace_library(policies)
     }
 
     /// Swaps in a new `data.inventory` for the Gatekeeper templates. CPU-bound.
-    pub fn replace_inventory(&self, inventory: Value) -> Result<(), String> {
+    pub fn replace_inventory(&self, inventory: Value) -> Result<(), InventoryError> {
         self.policies.replace_inventory(inventory)
     }
 
@@ -212,6 +217,16 @@ pub struct Subject {
 }
 
 impl Subject {
+    /// The request's labels in `portcullis_admission_requests_total`: operation and kind from
+    /// fixed lists, so no request can add a label value.
+    pub fn request_labels(&self, decision: &'static str) -> RequestLabels {
+        RequestLabels {
+            operation: operation_label(&self.operation),
+            kind: workload::kind_label(&self.kind),
+            decision,
+        }
+    }
+
     pub fn of(request: &Value) -> Subject {
         let text = |pointer: &str| {
             request
@@ -231,6 +246,55 @@ impl Subject {
             name,
             dry_run: request.get("dryRun").and_then(Value::as_bool).unwrap_or(false),
         }
+    }
+}
+
+fn operation_label(operation: &str) -> &'static str {
+    match operation {
+        "CREATE" => "CREATE",
+        "UPDATE" => "UPDATE",
+        "DELETE" => "DELETE",
+        "CONNECT" => "CONNECT",
+        "" => "unknown",
+        _ => "other",
+    }
+}
+
+impl Outcome {
+    /// Records what the policies said and, when admitted, what the images had (the
+    /// supply-chain KPIs by risk level).
+    pub fn record(&self, metrics: &Metrics) {
+        if self.decision.allowed {
+            for image in &self.images {
+                metrics.record_admitted_image(admitted_labels(self.decision.risk_level, image));
+            }
+        }
+        for result in &self.results {
+            let label = match &result.error {
+                Some(error) => error.reason(),
+                None if !result.deny.is_empty() => "deny",
+                None if !result.warn.is_empty() => "warn",
+                None => "pass",
+            };
+            metrics.record_policy_evaluation(&result.id, label, result.duration);
+        }
+    }
+}
+
+fn admitted_labels(risk_level: RiskLevel, image: &ImageFacts) -> AdmittedLabels {
+    let attested = |kinds: &[&str]| {
+        image
+            .verification
+            .attestations
+            .iter()
+            .any(|a| a.verified && kinds.iter().any(|k| a.predicate_type.contains(k)))
+    };
+    AdmittedLabels {
+        risk_level: risk_level.as_str(),
+        pinned: yes_no(image.pinned),
+        signed: yes_no(image.verification.status == VerificationStatus::Verified),
+        sbom: yes_no(attested(&["cyclonedx", "spdx"])),
+        provenance: yes_no(attested(&["slsa.dev/provenance"])),
     }
 }
 
@@ -270,6 +334,16 @@ deny contains sprintf("%s %s %s %v", [input.risk_level, input.namespace.name, im
             "object": {"spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}}});
         let outcome = reviewer(rego, namespaces).decide(&request);
         assert_eq!(outcome.decision.findings[0].message, "low team-a library/nginx false");
+    }
+
+    #[test]
+    fn request_labels_are_bounded() {
+        let metrics = Metrics::new();
+        let subject = Subject::of(&json!({"operation": "HACK", "kind": {"kind": "MyCustomThing-1234"}}));
+        metrics.record_review(subject.request_labels("allow"), Duration::ZERO);
+        let text = metrics.encode();
+        assert!(text.contains("operation=\"other\",kind=\"other\""), "{text}");
+        assert!(!text.contains("MyCustomThing"));
     }
 
     #[test]

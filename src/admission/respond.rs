@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::config::Enforcement;
+use crate::results::Enforcement;
 use crate::policy::Decision;
 
 use super::review::API_VERSION;

@@ -15,9 +15,10 @@ use sigstore::crypto::Signature;
 use super::facts::Attestation;
 use super::reference::ImageReference;
 use super::registry::{Lookup, Registry, RegistryError};
-use super::signatures::{manifest_layers, signed_with_a_key};
 use super::trust::{AuthorityKind, TrustEntry};
-use super::verify::certificate_identity;
+use super::envelope::{
+    certificate_identity, manifest_layers, pre_authentication_encoding, signed_with_a_key, statement_is_about,
+};
 
 const DSSE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
 const MAX_ENVELOPE_BYTES: usize = 4 * 1024 * 1024;
@@ -247,23 +248,6 @@ fn check_envelope(
         verified: true,
         predicate: bounded,
     })
-}
-
-/// Whether an in-toto statement names `digest` (sha256) among its subjects.
-pub(super) fn statement_is_about(statement: &Value, digest: &str) -> bool {
-    let Some(hex) = digest.strip_prefix("sha256:") else {
-        return false;
-    };
-    statement["subject"]
-        .as_array()
-        .is_some_and(|subjects| subjects.iter().any(|s| s["digest"]["sha256"].as_str() == Some(hex)))
-}
-
-/// DSSE's PAE: what the signature actually covers.
-pub(super) fn pre_authentication_encoding(payload_type: &str, payload: &[u8]) -> Vec<u8> {
-    let mut pae = format!("DSSEv1 {} {payload_type} {} ", payload_type.len(), payload.len()).into_bytes();
-    pae.extend_from_slice(payload);
-    pae
 }
 
 #[cfg(test)]

@@ -21,22 +21,56 @@ impl fmt::Debug for Basic {
     }
 }
 
+/// Why a docker config could not be read; the message never holds a credential.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{origin} is not JSON: {source}")]
+    NotJson {
+        origin: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{origin}: the auth of {key:?} is not {expected}")]
+    BadAuth {
+        origin: String,
+        key: String,
+        expected: &'static str,
+    },
+}
+
 /// Host -> credentials.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Credentials(BTreeMap<String, Basic>);
 
 impl Credentials {
     /// Reads the `auths` of a docker config file.
-    pub fn load(path: &Path) -> Result<Credentials, String> {
-        let text = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<Credentials, CredentialsError> {
+        let text = std::fs::read(path).map_err(|source| CredentialsError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Credentials::parse(&text, &path.display().to_string())
     }
 
     /// Parses a docker config (`{"auths": {...}}`, as in a `kubernetes.io/dockerconfigjson`
     /// Secret) or a legacy `.dockercfg` (the same map without `auths`); `origin` names it in
     /// errors.
-    pub fn parse(text: &[u8], origin: &str) -> Result<Credentials, String> {
-        let config: Value = serde_json::from_slice(text).map_err(|e| format!("{origin} is not JSON: {e}"))?;
+    pub fn parse(text: &[u8], origin: &str) -> Result<Credentials, CredentialsError> {
+        let config: Value = serde_json::from_slice(text).map_err(|source| CredentialsError::NotJson {
+            origin: origin.to_string(),
+            source,
+        })?;
+        let bad_auth = |key: &str, expected: &'static str| CredentialsError::BadAuth {
+            origin: origin.to_string(),
+            key: key.to_string(),
+            expected,
+        };
         let auths = config.get("auths").unwrap_or(&config);
         let mut credentials = BTreeMap::new();
         for (key, entry) in auths.as_object().into_iter().flatten() {
@@ -54,10 +88,10 @@ impl Credentials {
                         .decode(auth)
                         .ok()
                         .and_then(|bytes| String::from_utf8(bytes).ok())
-                        .ok_or_else(|| format!("{origin}: the auth of {key:?} is not base64 of user:password"))?;
+                        .ok_or_else(|| bad_auth(key, "base64 of user:password"))?;
                     let (username, password) = decoded
                         .split_once(':')
-                        .ok_or_else(|| format!("{origin}: the auth of {key:?} is not user:password"))?;
+                        .ok_or_else(|| bad_auth(key, "user:password"))?;
                     Basic {
                         username: username.into(),
                         password: password.into(),
@@ -149,7 +183,7 @@ mod tests {
         assert_eq!(merged.for_registry("registry.example.com").unwrap().username, "pod");
         assert_eq!(merged.for_registry("ghcr.io").unwrap().username, "node");
         let error = Credentials::parse(br#"{"auths": {"r.io": {"auth": "???"}}}"#, "secret team-a/bad").unwrap_err();
-        assert!(error.starts_with("secret team-a/bad:"), "{error}");
+        assert!(error.to_string().starts_with("secret team-a/bad:"), "{error}");
     }
 
     #[test]

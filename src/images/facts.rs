@@ -5,7 +5,17 @@
 use serde::Serialize;
 
 use super::reference::ImageReference;
-use crate::admission::extract::ImageLocation;
+
+/// One image-bearing field of an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageLocation {
+    /// Field path, e.g. `spec.template.spec.containers[0].image`.
+    pub path: String,
+    /// Container name, or volume name for an image volume.
+    pub container: String,
+    /// The value as written; empty when the field is missing or not a string.
+    pub image: String,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ImageFacts {

@@ -1,7 +1,9 @@
 //! Images: what a review's images are (references, normalised) and what is known about them.
 
 pub mod attest;
+pub mod config;
 pub mod credentials;
+pub mod envelope;
 pub mod facts;
 pub mod pattern;
 pub mod pull_secrets;
@@ -12,5 +14,5 @@ pub mod trust;
 pub mod trusted_root;
 pub mod verify;
 
-pub use facts::{ImageFacts, Verification, VerificationStatus};
+pub use facts::{ImageFacts, ImageLocation, Verification, VerificationStatus};
 pub use reference::{ImageReference, ReferenceError};

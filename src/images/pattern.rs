@@ -21,23 +21,36 @@ enum Segment {
     Any,
 }
 
+/// Why a trust-policy pattern is not one; each names the pattern as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    #[error("{0:?}: must start with a registry host without wildcards")]
+    NoHost(String),
+    #[error("{0:?}: empty path segment")]
+    EmptySegment(String),
+    #[error("{0:?}: `**` must be a whole segment")]
+    PartialAnySegment(String),
+    #[error("{0:?}: add a repository pattern, e.g. {0}/**")]
+    NoRepository(String),
+}
+
 impl ImagePattern {
-    pub fn parse(text: &str) -> Result<ImagePattern, String> {
+    pub fn parse(text: &str) -> Result<ImagePattern, PatternError> {
         let mut parts = text.split('/');
         let host = parts.next().unwrap_or_default();
         if host.is_empty() || host.contains('*') {
-            return Err(format!("{text:?}: must start with a registry host without wildcards"));
+            return Err(PatternError::NoHost(text.to_string()));
         }
         let segments: Vec<Segment> = parts
             .map(|part| match part {
-                "" => Err(format!("{text:?}: empty path segment")),
+                "" => Err(PatternError::EmptySegment(text.to_string())),
                 "**" => Ok(Segment::Any),
-                glob if glob.contains("**") => Err(format!("{text:?}: `**` must be a whole segment")),
+                glob if glob.contains("**") => Err(PatternError::PartialAnySegment(text.to_string())),
                 glob => Ok(Segment::Glob(glob.to_string())),
             })
             .collect::<Result<_, _>>()?;
         if segments.is_empty() {
-            return Err(format!("{text:?}: add a repository pattern, e.g. {text}/**"));
+            return Err(PatternError::NoRepository(text.to_string()));
         }
         Ok(ImagePattern {
             text: text.to_string(),

@@ -8,7 +8,20 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 
-use super::credentials::Credentials;
+use super::credentials::{Credentials, CredentialsError};
+
+/// Why one pull secret is not used.
+#[derive(Debug, thiserror::Error)]
+pub enum PullSecretError {
+    #[error("cannot read: {0}")]
+    Api(#[source] kube::Error),
+    #[error("not found")]
+    NotFound,
+    #[error("neither .dockerconfigjson nor .dockercfg in it")]
+    NoDockerConfig,
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+}
 
 /// How long a Secret read from the API is used before it is read again.
 const SECRET_TTL: Duration = Duration::from_secs(60);
@@ -55,18 +68,18 @@ impl PullSecrets {
         merged
     }
 
-    async fn read(&self, namespace: &str, name: &str) -> Result<Credentials, String> {
+    async fn read(&self, namespace: &str, name: &str) -> Result<Credentials, PullSecretError> {
         let api: kube::Api<Secret> = kube::Api::namespaced(self.client.clone(), namespace);
         let secret = api
             .get_opt(name)
             .await
-            .map_err(|e| format!("cannot read: {e}"))?
-            .ok_or("not found")?;
+            .map_err(PullSecretError::Api)?
+            .ok_or(PullSecretError::NotFound)?;
         let data = secret.data.unwrap_or_default();
         let config = data
             .get(".dockerconfigjson")
             .or_else(|| data.get(".dockercfg"))
-            .ok_or("neither .dockerconfigjson nor .dockercfg in it")?;
-        Credentials::parse(&config.0, &format!("secret {namespace}/{name}"))
+            .ok_or(PullSecretError::NoDockerConfig)?;
+        Ok(Credentials::parse(&config.0, &format!("secret {namespace}/{name}"))?)
     }
 }

@@ -33,10 +33,16 @@ pub enum RegistryError {
     },
     #[error("registry {registry} could not be reached: {reason}")]
     Unreachable { registry: String, reason: String },
+    /// The request ran past `images.verification.registryTimeout`.
+    #[error("registry {registry} could not be reached: timed out")]
+    Timeout { registry: String },
     #[error("registry {registry} sent more data than allowed")]
     TooLarge { registry: String },
     #[error("registry {registry} sent content that does not match its digest: {what}")]
     Mismatch { registry: String, what: String },
+    /// The HTTP client itself could not be built (a startup error).
+    #[error("cannot build the registry client: {0}")]
+    Client(String),
 }
 
 /// What a manifest lookup found.
@@ -68,7 +74,7 @@ impl Registry {
         credentials: Credentials,
         timeout: Duration,
         metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
-    ) -> Result<Registry, String> {
+    ) -> Result<Registry, RegistryError> {
         let redirect_allow = allow.clone();
         let http = reqwest::Client::builder()
             .use_rustls_tls()
@@ -97,7 +103,7 @@ impl Registry {
                 attempt.follow()
             }))
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| RegistryError::Client(e.to_string()))?;
         Ok(Registry {
             http,
             allow,
@@ -321,10 +327,7 @@ impl Registry {
         if let Some(metrics) = &self.metrics {
             metrics.record_registry_request(registry, &code);
         }
-        outcome.map_err(|e| RegistryError::Unreachable {
-            registry: registry.to_string(),
-            reason: short_error(&e),
-        })
+        outcome.map_err(|e| transport_error(registry, &e))
     }
 }
 
@@ -335,10 +338,11 @@ async fn read_bounded(mut response: reqwest::Response, limit: usize, registry: &
         });
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| RegistryError::Unreachable {
-        registry: registry.to_string(),
-        reason: short_error(&e),
-    })? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| transport_error(registry, &e))?
+    {
         if body.len() + chunk.len() > limit {
             return Err(RegistryError::TooLarge {
                 registry: registry.to_string(),
@@ -349,16 +353,21 @@ async fn read_bounded(mut response: reqwest::Response, limit: usize, registry: &
     Ok(body)
 }
 
-/// reqwest errors nest their causes; the innermost says what happened.
-fn short_error(error: &reqwest::Error) -> String {
+/// A request that failed before a status: timed out, or unreachable with the innermost cause
+/// (reqwest errors nest their causes; the innermost says what happened).
+fn transport_error(registry: &str, error: &reqwest::Error) -> RegistryError {
+    if error.is_timeout() {
+        return RegistryError::Timeout {
+            registry: registry.to_string(),
+        };
+    }
     let mut source: &dyn std::error::Error = error;
     while let Some(next) = source.source() {
         source = next;
     }
-    if error.is_timeout() {
-        "timed out".into()
-    } else {
-        source.to_string()
+    RegistryError::Unreachable {
+        registry: registry.to_string(),
+        reason: source.to_string(),
     }
 }
 

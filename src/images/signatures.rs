@@ -10,19 +10,18 @@
 //!   certificate) is checked here like a key-signed attestation: its statement must be about
 //!   this digest, and the key authorities verify the signature.
 
-use std::collections::BTreeMap;
-
 use base64::Engine as _;
 use serde_json::Value;
 use sigstore::cosign::payload::SimpleSigning;
 use sigstore::cosign::{Client, SignatureLayer};
 use sigstore::registry::OciReference;
 
-use super::attest::{pre_authentication_encoding, statement_is_about};
+use super::envelope::{
+    manifest_layers, pre_authentication_encoding, signed_with_a_key, statement_is_about, SIMPLE_SIGNING_MEDIA_TYPE,
+};
 use super::reference::ImageReference;
 use super::registry::{Lookup, Registry, RegistryError};
 
-const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
 /// The predicate type of the statement `cosign sign` puts in a bundle.
@@ -195,11 +194,6 @@ fn bundle_signature(
     }
 }
 
-/// Whether a Sigstore bundle was signed with a key (a key hint, no certificate).
-pub(super) fn signed_with_a_key(bundle: &Value) -> bool {
-    bundle["verificationMaterial"]["publicKey"].is_object()
-}
-
 /// A key-signed bundle's DSSE envelope as a signature layer: the signed bytes (PAE) and the
 /// signature, for the key authorities to verify; its statement must be about `digest`.
 fn key_signed_bundle(
@@ -231,56 +225,4 @@ fn key_signed_bundle(
         signature: Some(signature),
         raw_data: pre_authentication_encoding(payload_type, &payload),
     })
-}
-
-/// A layer descriptor of a manifest.
-pub(super) struct Layer {
-    pub digest: String,
-    pub annotations: BTreeMap<String, String>,
-}
-
-/// The layers of `media_type` in an image manifest, at most `max`.
-pub(super) fn manifest_layers(manifest: &[u8], media_type: &str, max: usize) -> Vec<Layer> {
-    let manifest: Value = serde_json::from_slice(manifest).unwrap_or_default();
-    manifest["layers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|layer| layer["mediaType"] == media_type)
-        .filter_map(|layer| {
-            let annotations = layer["annotations"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_string())))
-                .collect();
-            Some(Layer {
-                digest: layer["digest"].as_str()?.to_string(),
-                annotations,
-            })
-        })
-        .take(max)
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_layers_of_the_asked_type_are_read_and_at_most_max() {
-        let manifest = serde_json::json!({
-            "layers": [
-                {"mediaType": SIMPLE_SIGNING_MEDIA_TYPE, "digest": "sha256:a", "annotations": {"dev.cosignproject.cosign/signature": "sig"}},
-                {"mediaType": "application/octet-stream", "digest": "sha256:b"},
-                {"mediaType": SIMPLE_SIGNING_MEDIA_TYPE, "digest": "sha256:c"},
-                {"mediaType": SIMPLE_SIGNING_MEDIA_TYPE, "digest": "sha256:d"},
-            ]
-        });
-        let layers = manifest_layers(manifest.to_string().as_bytes(), SIMPLE_SIGNING_MEDIA_TYPE, 2);
-        let digests: Vec<&str> = layers.iter().map(|l| l.digest.as_str()).collect();
-        assert_eq!(digests, ["sha256:a", "sha256:c"]);
-        assert_eq!(layers[0].annotations["dev.cosignproject.cosign/signature"], "sig");
-        assert!(manifest_layers(b"not json", SIMPLE_SIGNING_MEDIA_TYPE, 2).is_empty());
-    }
 }

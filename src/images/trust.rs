@@ -12,7 +12,7 @@ use sigstore::trust::ManualTrustRoot;
 
 use super::credentials::Credentials;
 use super::pattern::{AllowList, ImagePattern};
-use crate::config::{AuthorityConfig, ImagesConfig, TrustEntryConfig};
+use super::config::{AuthorityConfig, ImagesConfig, TrustEntryConfig};
 use crate::duration;
 
 #[derive(Debug, Clone)]
@@ -176,6 +176,12 @@ impl TrustPolicy {
             }
         }
 
+        for entry in &config.registries.allow {
+            if let Err(e) = check_registry_entry(entry) {
+                errors.push(format!("images.registries.allow: {entry:?} {e}"));
+            }
+        }
+
         TrustPolicy {
             entries,
             allow,
@@ -203,6 +209,25 @@ impl TrustPolicy {
             .iter()
             .find(|entry| entry.patterns.iter().any(|p| p.matches(registry, repository)))
     }
+}
+
+/// An allow-list entry is a registry host (with optional port) and an optional path prefix,
+/// in the normalised form image references take (lowercase host, no scheme, no tag).
+fn check_registry_entry(entry: &str) -> Result<(), &'static str> {
+    if entry.is_empty() {
+        return Err("is empty");
+    }
+    if entry.contains("://") {
+        return Err("must not have a scheme: write registry.example.com, not https://...");
+    }
+    if entry.contains(['@', ' ', '*']) || entry.ends_with('/') || entry.contains("//") {
+        return Err("must be a host with an optional path, like ghcr.io/acme");
+    }
+    let host = entry.split('/').next().unwrap_or_default();
+    if host != host.to_ascii_lowercase() {
+        return Err("must be lowercase (registry hosts are normalised to lowercase)");
+    }
+    Ok(())
 }
 
 fn trust_entry(

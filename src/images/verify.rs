@@ -12,11 +12,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sigstore::cosign::bundle_content::BundleContent;
-use sigstore::cosign::signature_layers::{CertificateSignature, CertificateSubject};
 use sigstore::cosign::SignatureLayer;
 use sigstore::crypto::Signature;
 
 use super::attest;
+use super::envelope::certificate_identity;
 use super::facts::{Signer, Verification, VerificationStatus};
 use super::pull_secrets::{PullSecretRefs, PullSecrets};
 use super::reference::ImageReference;
@@ -44,6 +44,19 @@ pub struct Verifier {
     metrics: Arc<Metrics>,
 }
 
+/// Why a verifier could not be built (a startup error).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifierError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("trusted root unusable: {0}")]
+    TrustedRoot(String),
+    #[error("cannot build the signature client: {0}")]
+    SignatureClient(String),
+    #[error("cannot build the signature client (are CA certificates installed? see docs/verification.md)")]
+    SignatureClientPanicked,
+}
+
 /// What [`Verifier::verify`] found for one image.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verified {
@@ -52,7 +65,7 @@ pub struct Verified {
 }
 
 impl Verifier {
-    pub fn new(policy: TrustPolicy, metrics: Arc<Metrics>) -> Result<Verifier, String> {
+    pub fn new(policy: TrustPolicy, metrics: Arc<Metrics>) -> Result<Verifier, VerifierError> {
         let registry = Registry::new(
             policy.allow.clone(),
             policy.insecure.clone(),
@@ -326,22 +339,20 @@ impl Verifier {
 /// The `sigstore` crate's client, with the trusted root when one is configured. Building it
 /// loads the system CA store and panics when there is none: that becomes a startup error
 /// naming the cause, never a crash.
-fn signature_client(policy: &TrustPolicy) -> Result<sigstore::cosign::Client, String> {
+fn signature_client(policy: &TrustPolicy) -> Result<sigstore::cosign::Client, VerifierError> {
     let build = || {
         // Its registry side stays unused: `signatures` and `attest` fetch.
         let mut builder = sigstore::cosign::ClientBuilder::default();
         if let Some(root) = &policy.trusted_root {
             builder = builder
                 .with_trust_repository(root.as_ref())
-                .map_err(|e| format!("trusted root unusable: {e}"))?;
+                .map_err(|e| VerifierError::TrustedRoot(e.to_string()))?;
         }
         builder
             .build()
-            .map_err(|e| format!("cannot build the signature client: {e}"))
+            .map_err(|e| VerifierError::SignatureClient(e.to_string()))
     };
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(build)).unwrap_or_else(|_| {
-        Err("cannot build the signature client (are CA certificates installed? see docs/verification.md)".into())
-    })
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(build)).unwrap_or(Err(VerifierError::SignatureClientPanicked))
 }
 
 enum Check {
@@ -408,15 +419,6 @@ fn check(layer: &SignatureLayer, authority: &AuthorityKind) -> Check {
     }
 }
 
-/// The issuer and subject (email or URI) a Fulcio certificate was issued for.
-pub(super) fn certificate_identity(certificate: &CertificateSignature) -> (String, String) {
-    let subject = match &certificate.subject {
-        CertificateSubject::Email(email) => email.clone(),
-        CertificateSubject::Uri(uri) => uri.clone(),
-    };
-    (certificate.issuer.clone().unwrap_or_default(), subject)
-}
-
 /// Whether the layer's Rekor bundle is the log entry of this very signature: a `hashedrekord`
 /// (or `rekord`) body holding the same signature and the SHA-256 of the signed payload, as
 /// cosign checks. A Sigstore bundle (OCI referrer) was matched to its signature by the crate.
@@ -462,7 +464,7 @@ fn verdict(status: VerificationStatus, reason: &str) -> Verification {
 /// A registry failure is `error` (or `timeout`), never `unsigned`.
 fn registry_failure(error: &RegistryError) -> Verification {
     let status = match error {
-        RegistryError::Unreachable { reason, .. } if reason.contains("timed out") => VerificationStatus::Timeout,
+        RegistryError::Timeout { .. } => VerificationStatus::Timeout,
         _ => VerificationStatus::Error,
     };
     verdict(status, &error.to_string())

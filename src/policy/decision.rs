@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::Enforcement;
+use crate::results::Enforcement;
 use crate::risk::RiskLevel;
 
-use super::engine::PolicyResult;
+use crate::results::PolicyResult;
 
 /// One thing a policy (or native check) said about a review.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,7 +126,7 @@ pub fn aggregate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::engine::{EvalError, Violation};
+    use crate::results::{EvalError, Violation};
     use std::time::Duration;
 
     fn result(id: &str, deny: &[&str], warn: &[&str], error: Option<EvalError>) -> PolicyResult {

@@ -4,15 +4,14 @@
 //! `data.`) is its id. Each policy is evaluated on its own so that one policy's error or timeout
 //! denies with that policy's id and leaves the others' results intact.
 
-use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
-use regorus::utils::limits::{ExecutionTimerConfig, LimitError};
 use serde_json::Value;
 
 use super::bundle::{Bundle, Module};
 use super::gatekeeper::{self, GatekeeperSet};
-use crate::config::Enforcement;
+use super::rego::{classify, configured_engine};
+use crate::results::{EvalError, PolicyResult, Violation};
 
 /// One policy of the set: a native package, or a Gatekeeper constraint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,85 +28,6 @@ pub enum PolicyKind {
     Native,
     /// A Gatekeeper constraint; its id is `<kind>/<name>`.
     Constraint,
-}
-
-/// One message of a policy: a `deny`/`warn` element, or a Gatekeeper `violation`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Violation {
-    pub message: String,
-    /// The element's `details` (Gatekeeper's structured context), when it has one.
-    pub details: Option<Value>,
-}
-
-impl Violation {
-    pub fn new(message: impl Into<String>) -> Violation {
-        Violation {
-            message: message.into(),
-            details: None,
-        }
-    }
-
-    /// An element of a result set: a string, or an object with a string `msg` and optional
-    /// `details`. Anything else is given back, for the error message.
-    pub fn from_element(element: Value) -> Result<Violation, Value> {
-        match element {
-            Value::String(message) => Ok(Violation::new(message)),
-            Value::Object(mut fields) => match fields.remove("msg") {
-                Some(Value::String(message)) => Ok(Violation {
-                    message,
-                    details: fields.remove("details"),
-                }),
-                other => {
-                    fields.extend(other.map(|msg| ("msg".to_string(), msg)));
-                    Err(Value::Object(fields))
-                }
-            },
-            other => Err(other),
-        }
-    }
-}
-
-impl PartialEq<&str> for Violation {
-    fn eq(&self, other: &&str) -> bool {
-        self.message == *other
-    }
-}
-
-/// What one policy said about one input.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PolicyResult {
-    pub id: String,
-    pub deny: Vec<Violation>,
-    pub warn: Vec<Violation>,
-    /// Set when the policy could not be evaluated; the caller fails closed.
-    pub error: Option<EvalError>,
-    pub duration: Duration,
-    /// The policy's own enforcement (a constraint's `enforcementAction`); the config's
-    /// override wins, and without either a policy denies.
-    pub enforcement: Option<Enforcement>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EvalError {
-    #[error("exceeded its execution time limit of {0:?}")]
-    Timeout(Duration),
-    #[error("failed: {0}")]
-    Failed(String),
-    #[error("returned {0}, not a set of strings or of objects with msg")]
-    BadResult(String),
-    /// A constraint's `spec.match` could not be decided (an unknown namespace's selector).
-    #[error("could not be matched: {0}")]
-    Match(String),
-}
-
-impl EvalError {
-    /// Stable label for metrics.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            EvalError::Timeout(_) => "timeout",
-            EvalError::Failed(_) | EvalError::BadResult(_) | EvalError::Match(_) => "error",
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -137,19 +57,6 @@ impl std::fmt::Debug for PolicySet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PolicySet").field("policies", &self.policies).finish()
     }
-}
-
-/// An empty regorus engine with the execution-time limit set and OPA's builtin-error semantics.
-pub fn configured_engine(timeout: Duration) -> regorus::Engine {
-    let mut engine = regorus::Engine::new();
-    engine.set_execution_timer_config(ExecutionTimerConfig {
-        limit: timeout,
-        // Checking the clock is not free; every 64 work units keeps the overshoot tiny.
-        check_interval: NonZeroU32::new(64).unwrap_or(NonZeroU32::MIN),
-    });
-    // OPA's default: a builtin error makes the expression undefined rather than aborting.
-    engine.set_strict_builtin_errors(false);
-    engine
 }
 
 /// Builds a regorus engine from modules and data, with the execution-time limit set.
@@ -249,7 +156,7 @@ impl PolicySet {
 
     /// The same set with `data.inventory` for its Gatekeeper templates (native policies don't
     /// see the inventory). CPU-bound: every template is prepared again.
-    pub fn with_inventory(&self, inventory: &gatekeeper::Inventory) -> Result<PolicySet, String> {
+    pub fn with_inventory(&self, inventory: &gatekeeper::Inventory) -> Result<PolicySet, gatekeeper::InventoryError> {
         Ok(PolicySet {
             gatekeeper: self.gatekeeper.with_inventory(inventory)?,
             ..self.clone()
@@ -337,7 +244,7 @@ impl PolicySet {
             let path = format!("data.{}.{rule}", policy.id);
             match engine
                 .eval_rule(path)
-                .map_err(|e| self.classify(e))
+                .map_err(|e| classify(e, self.timeout))
                 .and_then(|v| messages(&v))
             {
                 Ok(messages) if rule == "deny" => result.deny = messages,
@@ -350,13 +257,6 @@ impl PolicySet {
         }
         result.duration = started.elapsed();
         result
-    }
-
-    fn classify(&self, error: anyhow::Error) -> EvalError {
-        match error.downcast_ref::<LimitError>() {
-            Some(LimitError::TimeLimitExceeded { .. }) => EvalError::Timeout(self.timeout),
-            _ => EvalError::Failed(error.to_string()),
-        }
     }
 }
 
@@ -404,6 +304,7 @@ fn truncate(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::results::Enforcement;
     use serde_json::json;
 
     fn bundle(modules: &[(&str, &str)]) -> Bundle {

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use serde_json::Value;
 
-use super::gatekeeper::Inventory;
-use super::PolicySet;
+use super::gatekeeper::{Inventory, InventoryError};
+use super::engine::PolicySet;
 
 pub struct LivePolicies {
     installed: ArcSwap<PolicySet>,
@@ -52,7 +52,7 @@ impl LivePolicies {
     }
 
     /// A newly loaded library, with the current inventory if there is one. CPU-bound.
-    pub fn replace_library(&self, library: PolicySet) -> Result<(), String> {
+    pub fn replace_library(&self, library: PolicySet) -> Result<(), InventoryError> {
         let mut sources = self.lock();
         let library = Arc::new(library);
         let installed = match &sources.inventory {
@@ -66,7 +66,7 @@ impl LivePolicies {
 
     /// A new inventory document (laid out as `gatekeeper::review::inventory` builds it), for
     /// the current library. CPU-bound. On error the previous set stays installed.
-    pub fn replace_inventory(&self, document: Value) -> Result<(), String> {
+    pub fn replace_inventory(&self, document: Value) -> Result<(), InventoryError> {
         let inventory = Inventory::new(&document)?;
         drop(document); // only the converted copy is kept
         let mut sources = self.lock();

@@ -7,10 +7,12 @@ pub mod engine;
 pub mod gatekeeper;
 pub mod input;
 pub mod live;
+pub mod rego;
 pub mod suite;
+pub mod test_result;
 pub mod testing;
 
 pub use bundle::Source;
 pub use decision::{Decision, Finding};
-pub use engine::{PolicyResult, PolicySet};
+pub use engine::PolicySet;
 pub use live::LivePolicies;

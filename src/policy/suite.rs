@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::engine::EvalError;
+use crate::results::EvalError;
 use super::gatekeeper::{review, Context, Document, GatekeeperSet, Inventory};
-use super::testing::TestResult;
+use super::test_result::TestResult;
 
 #[derive(Debug, Deserialize)]
 struct Suite {
@@ -230,7 +230,10 @@ fn run_case(dir: &Path, set: &GatekeeperSet, case: &Case) -> Result<Option<Strin
     let set = if inventory.is_empty() {
         set.clone()
     } else {
-        set.with_inventory(&Inventory::new(&review::inventory(&inventory))?)?
+        // A case's failure detail is text: the inventory's error becomes its message.
+        Inventory::new(&review::inventory(&inventory))
+            .and_then(|inventory| set.with_inventory(&inventory))
+            .map_err(|e| e.to_string())?
     };
     let results = set.evaluate(
         &request,

@@ -8,16 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::bundle::{Bundle, BundleError, Module, Source};
 use super::engine::{new_engine, LoadError};
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct TestResult {
-    /// `data.<package>.<rule>`
-    pub name: String,
-    pub passed: bool,
-    /// Why it failed: false, undefined, or an evaluation error.
-    pub detail: Option<String>,
-    pub duration: Duration,
-}
+use super::test_result::TestResult;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TestError {

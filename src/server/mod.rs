@@ -17,11 +17,16 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use crate::admission::setup::load_policies;
 use crate::admission::Reviewer;
 use crate::config::Settings;
-use crate::images::verify::Verifier;
+use crate::images::pull_secrets::PullSecrets;
+use crate::images::verify::VerifierError;
 use crate::metrics::Metrics;
-use crate::policy::{input, PolicySet, Source};
+use crate::namespaces::NamespaceLabels;
+use crate::policy::engine::LoadError;
+use crate::policy::gatekeeper::InventoryError;
+use crate::policy::{PolicySet, Source};
 
 pub use router::{AppState, Health, Limits};
 
@@ -39,27 +44,18 @@ pub enum ServeError {
         source: std::io::Error,
     },
     #[error("TLS: {0}")]
-    Tls(String),
-    #[error("cannot watch namespaces (set risk.namespaceSource: none outside a cluster): {0}")]
-    Namespaces(String),
+    Tls(#[from] tls::TlsError),
+    #[error("TLS: {0}")]
+    TlsConfig(#[source] rustls::Error),
 }
 
-/// Loads a policy set with the config's data, as startup and every reload do.
-pub fn load_policies(source: &Source, settings: &Settings) -> Result<PolicySet, crate::policy::engine::LoadError> {
-    let bundle = source.read()?;
-    let verification_enabled = !settings.trust.entries.is_empty();
-    let data = input::config_data(
-        &settings.allowed_registries,
-        settings.risk_default,
-        verification_enabled,
-    );
-    let set = PolicySet::build(&bundle, data, settings.policy_timeout)?;
-    for id in settings.enforcement.keys() {
-        if !set.policies().iter().any(|p| &p.id == id) {
-            tracing::warn!(policy = %id, "enforcement override names a policy that is not loaded");
-        }
-    }
-    Ok(set)
+/// Why a changed policy library was not installed (the last good one stays).
+#[derive(Debug, thiserror::Error)]
+enum ReloadError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
 }
 
 /// Everything `serve` runs, bound to its sockets but not yet serving.
@@ -76,10 +72,7 @@ pub struct Server {
 impl Server {
     /// Binds both listeners and loads the certificate; errors here are startup errors.
     pub async fn bind(state: AppState, settings: Settings, source: Source) -> Result<Server, ServeError> {
-        let cert = Arc::new(
-            tls::ReloadingCert::load(&settings.tls_cert, &settings.tls_key)
-                .map_err(|e| ServeError::Tls(e.to_string()))?,
-        );
+        let cert = Arc::new(tls::ReloadingCert::load(&settings.tls_cert, &settings.tls_key)?);
         let bind = |addr: std::net::SocketAddr| async move {
             TcpListener::bind(addr).await.map_err(|source| ServeError::Bind {
                 addr: addr.to_string(),
@@ -127,7 +120,7 @@ impl Server {
             settings,
             source,
         } = self;
-        let tls_config = cert.server_config().map_err(|e| ServeError::Tls(e.to_string()))?;
+        let tls_config = cert.server_config().map_err(ServeError::TlsConfig)?;
         let acceptor = TlsAcceptor::from(Arc::new(tls_config));
 
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -232,12 +225,15 @@ async fn reload_certificates(
             tls::Reload::Unchanged => refused_last = None,
             tls::Reload::Reloaded => {
                 refused_last = None;
+                metrics.record_tls_reload(true);
                 metrics.set_certificate_expiry(cert.expires_at());
                 tracing::info!("serving certificate reloaded");
             }
-            tls::Reload::Refused(reason) => {
-                if refused_last.as_ref() != Some(&reason) {
-                    tracing::warn!(%reason, "new certificate files not usable yet; still serving the previous pair");
+            tls::Reload::Refused { reason, message } => {
+                // Counted and logged once while the same refusal lasts, not every poll.
+                if refused_last != Some(reason) {
+                    metrics.record_tls_reload(false);
+                    tracing::warn!(reason = %message, "new certificate files not usable yet; still serving the previous pair");
                 }
                 refused_last = Some(reason);
             }
@@ -263,10 +259,10 @@ async fn reload_policies(state: AppState, settings: Settings, source: Source, mu
         last = current;
         let (source, settings, reviewer) = (source.clone(), settings.clone(), state.reviewer.clone());
         let loaded = tokio::task::spawn_blocking(move || {
-            let set = load_policies(&source, &settings).map_err(|e| e.to_string())?;
+            let set = load_policies(&source, &settings)?;
             let count = set.policies().len();
             reviewer.replace_policies(set)?;
-            Ok::<usize, String>(count)
+            Ok::<usize, ReloadError>(count)
         })
         .await;
         match loaded {
@@ -287,39 +283,11 @@ async fn reload_policies(state: AppState, settings: Settings, source: Source, mu
     }
 }
 
-/// Builds the app state from settings and a loaded policy set; image verification is on when
-/// the config has trust entries.
-pub fn app_state(
-    settings: &Settings,
-    policies: PolicySet,
-    namespaces: Arc<dyn crate::namespaces::NamespaceLabels>,
-) -> Result<AppState, String> {
-    app_state_with(settings, policies, namespaces, None)
-}
-
-/// [`app_state`], with workloads' imagePullSecrets read through `pull_secrets`.
-pub fn app_state_with(
-    settings: &Settings,
-    policies: PolicySet,
-    namespaces: Arc<dyn crate::namespaces::NamespaceLabels>,
-    pull_secrets: Option<Arc<crate::images::pull_secrets::PullSecrets>>,
-) -> Result<AppState, String> {
-    let metrics = Arc::new(Metrics::new());
-    metrics.set_policies_loaded(policies.policies().len());
-    let mut reviewer = Reviewer::new(
-        policies,
-        settings.enforcement.clone(),
-        settings.risk_default,
-        namespaces,
-    );
-    if !settings.trust.entries.is_empty() {
-        let mut verifier = Verifier::new(settings.trust.clone(), metrics.clone())?;
-        if let Some(pull_secrets) = pull_secrets {
-            verifier = verifier.with_pull_secrets(pull_secrets);
-        }
-        reviewer = reviewer.with_verifier(Arc::new(verifier));
-    }
-    Ok(AppState {
+/// The state `serve` runs on: `reviewer`, the metrics it records into, and the settings'
+/// limits.
+pub fn app_state_from(settings: &Settings, reviewer: Reviewer, metrics: Arc<Metrics>) -> AppState {
+    metrics.set_policies_loaded(reviewer.policies().policies().len());
+    AppState {
         reviewer: Arc::new(reviewer),
         metrics,
         semaphore: Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_reviews)),
@@ -330,5 +298,27 @@ pub fn app_state_with(
             deadline_margin: settings.deadline_margin,
         },
         health: Arc::new(Health::default()),
-    })
+    }
+}
+
+/// The app state for a loaded policy set, as `serve` builds it without a cluster (tests and
+/// benches): fresh metrics, the reviewer from [`Reviewer::from_settings`].
+pub fn app_state(
+    settings: &Settings,
+    policies: PolicySet,
+    namespaces: Arc<dyn NamespaceLabels>,
+) -> Result<AppState, VerifierError> {
+    app_state_with(settings, policies, namespaces, None)
+}
+
+/// [`app_state`], with workloads' imagePullSecrets read through `pull_secrets`.
+pub fn app_state_with(
+    settings: &Settings,
+    policies: PolicySet,
+    namespaces: Arc<dyn NamespaceLabels>,
+    pull_secrets: Option<Arc<PullSecrets>>,
+) -> Result<AppState, VerifierError> {
+    let metrics = Arc::new(Metrics::new());
+    let reviewer = Reviewer::from_settings(settings, policies, namespaces, metrics.clone(), pull_secrets)?;
+    Ok(app_state_from(settings, reviewer, metrics))
 }

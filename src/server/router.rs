@@ -16,9 +16,9 @@ use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::admission::{respond, review, Outcome, Reviewer, Subject};
-use crate::config::Enforcement;
+use crate::results::Enforcement;
 use crate::duration;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RequestLabels};
 use crate::policy::Decision;
 
 /// Policy id used when no policy decided because time or capacity ran out.
@@ -145,19 +145,24 @@ impl Recording {
 
     fn finish(mut self, subject: &Subject, outcome: &Outcome) {
         let decision = if outcome.decision.allowed { "allow" } else { "deny" };
-        self.metrics.record_review(
-            &subject.operation,
-            &subject.kind,
-            decision,
-            self.started.elapsed(),
-            Some(outcome),
-        );
+        self.metrics
+            .record_review(subject.request_labels(decision), self.started.elapsed());
+        outcome.record(&self.metrics);
         self.recorded = true;
     }
 
+    /// A review that never reached a decision: no operation or kind to tell.
+    fn record_unread(&self, decision: &'static str) {
+        let labels = RequestLabels {
+            operation: "unknown",
+            kind: "unknown",
+            decision,
+        };
+        self.metrics.record_review(labels, self.started.elapsed());
+    }
+
     fn refuse(mut self, status: StatusCode, reason: &'static str, message: String) -> Response {
-        self.metrics
-            .record_review("", "", "invalid", self.started.elapsed(), None);
+        self.record_unread("invalid");
         self.recorded = true;
         tracing::warn!(
             status = status.as_u16(),
@@ -171,8 +176,7 @@ impl Recording {
 impl Drop for Recording {
     fn drop(&mut self) {
         if !self.recorded {
-            self.metrics
-                .record_review("", "", "abandoned", self.started.elapsed(), None);
+            self.record_unread("abandoned");
         }
     }
 }

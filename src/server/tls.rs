@@ -30,6 +30,21 @@ pub enum TlsError {
     NoKey { path: String },
     #[error("certificate and key do not form a usable pair: {0}")]
     Pair(String),
+    #[error("the reload state is poisoned (a reload panicked)")]
+    Poisoned,
+}
+
+impl TlsError {
+    /// Stable machine reason, for logs that must not repeat one refusal every poll.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            TlsError::Read { .. } => "unreadable",
+            TlsError::NoCertificate { .. } => "no_certificate",
+            TlsError::NoKey { .. } => "no_key",
+            TlsError::Pair(_) => "pair_mismatch",
+            TlsError::Poisoned => "poisoned",
+        }
+    }
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -84,7 +99,7 @@ pub enum Reload {
     Unchanged,
     Reloaded,
     /// The files changed but are not a usable pair yet; the old pair is still served.
-    Refused(String),
+    Refused { reason: &'static str, message: String },
 }
 
 impl ReloadingCert {
@@ -108,12 +123,16 @@ impl ReloadingCert {
     }
 
     pub fn reload(&self) -> Reload {
+        let refused = |error: TlsError| Reload::Refused {
+            reason: error.reason(),
+            message: error.to_string(),
+        };
         let (certified, fingerprint) = match load_pair(&self.cert_path, &self.key_path) {
             Ok(pair) => pair,
-            Err(error) => return Reload::Refused(error.to_string()),
+            Err(error) => return refused(error),
         };
         let Ok(mut seen) = self.seen.lock() else {
-            return Reload::Refused("reload state poisoned".into());
+            return refused(TlsError::Poisoned);
         };
         if *seen == fingerprint {
             return Reload::Unchanged;

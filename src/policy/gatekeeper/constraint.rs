@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::config::Enforcement;
+use crate::results::Enforcement;
 
 use super::matcher::Match;
 use super::review::metadata;

@@ -11,6 +11,16 @@ use serde_json::Value;
 
 use super::review::metadata;
 
+
+/// Why a constraint's match could not be decided for a review.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MatchError {
+    #[error("the review has neither object nor oldObject")]
+    NoObject,
+    #[error("namespaceSelector for an object in namespace {0:?}, whose labels are not known")]
+    UnknownNamespace(String),
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Match {
     kinds: Vec<KindSelector>,
@@ -129,9 +139,9 @@ impl Match {
 
     /// Whether the constraint applies. `Err` when it cannot be told (a namespace selector on a
     /// namespaced object whose namespace is unknown), as Gatekeeper reports it.
-    pub fn matches(&self, target: &Target) -> Result<bool, String> {
+    pub fn matches(&self, target: &Target) -> Result<bool, MatchError> {
         if target.objects.is_empty() {
-            return Err("the review has neither object nor oldObject".into());
+            return Err(MatchError::NoObject);
         }
         for object in &target.objects {
             if self.matches_object(object, target)? {
@@ -141,7 +151,7 @@ impl Match {
         Ok(false)
     }
 
-    fn matches_object(&self, object: &Value, target: &Target) -> Result<bool, String> {
+    fn matches_object(&self, object: &Value, target: &Target) -> Result<bool, MatchError> {
         let (group, kind) = group_kind(object);
         let is_namespace = kind == "Namespace" && group.is_empty();
         let (name, object_namespace) = (metadata(object, "name"), metadata(object, "namespace"));
@@ -190,9 +200,7 @@ impl Match {
         }
         match target.namespace_labels {
             Some(labels) => Ok(selector.matches(labels)),
-            None => Err(format!(
-                "namespaceSelector for an object in namespace {namespace:?}, whose labels are not known"
-            )),
+            None => Err(MatchError::UnknownNamespace(namespace.to_string())),
         }
     }
 }
@@ -350,7 +358,7 @@ mod tests {
         json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-1", "namespace": namespace, "labels": labels}})
     }
 
-    fn matches(m: &Match, object: &Value, ns_labels: Option<&BTreeMap<String, String>>) -> Result<bool, String> {
+    fn matches(m: &Match, object: &Value, ns_labels: Option<&BTreeMap<String, String>>) -> Result<bool, MatchError> {
         let namespace = metadata(object, "namespace");
         m.matches(&Target {
             objects: vec![object],

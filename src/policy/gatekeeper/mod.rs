@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::engine::{configured_engine, EvalError, PolicyResult, Violation};
+use super::rego::{classify, configured_engine};
+use crate::results::{EvalError, PolicyResult, Violation};
 use constraint::Constraint;
 use matcher::Target;
 use template::{RegoVersion, Template};
@@ -41,6 +42,15 @@ pub fn is_gatekeeper(document: &Value) -> bool {
 #[error("Gatekeeper policies could not be loaded:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
 pub struct GatekeeperError(pub Vec<String>);
 
+/// Why an inventory could not be given to the templates; the installed set stays as it was.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InventoryError {
+    #[error("the inventory could not be converted: {0}")]
+    Convert(String),
+    #[error("the inventory could not be added to template {template}: {message}")]
+    Install { template: String, message: String },
+}
+
 /// `data.inventory`, converted for regorus once; every template's engine shares it (regorus
 /// values are reference-counted), and a policy reload reuses it.
 #[derive(Clone)]
@@ -48,10 +58,10 @@ pub struct Inventory(regorus::Value);
 
 impl Inventory {
     /// From an inventory document laid out as [`review::inventory`] builds it.
-    pub fn new(document: &Value) -> Result<Inventory, String> {
+    pub fn new(document: &Value) -> Result<Inventory, InventoryError> {
         regorus::Value::from_json_str(&json!({ "inventory": document }).to_string())
             .map(Inventory)
-            .map_err(|e| format!("the inventory could not be converted: {e}"))
+            .map_err(|e| InventoryError::Convert(e.to_string()))
     }
 }
 
@@ -186,14 +196,17 @@ impl GatekeeperSet {
 
     /// The same set with `data.inventory`: a suite case's inventory objects, or the cluster's
     /// synced objects. Each engine is prepared again, so evaluations stay as fast as before.
-    pub fn with_inventory(&self, inventory: &Inventory) -> Result<GatekeeperSet, String> {
+    pub fn with_inventory(&self, inventory: &Inventory) -> Result<GatekeeperSet, InventoryError> {
         let mut set = self.clone();
-        for compiled in set.templates.values_mut() {
+        for (name, compiled) in set.templates.iter_mut() {
             compiled.engine.clear_data();
             compiled
                 .engine
                 .add_data(inventory.0.clone())
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| InventoryError::Install {
+                    template: name.clone(),
+                    message: e.to_string(),
+                })?;
             prepare(&mut compiled.engine, &compiled.rule);
         }
         Ok(set)
@@ -239,7 +252,7 @@ impl GatekeeperSet {
                     Ok(messages) => result.deny = messages,
                     Err(error) => result.error = Some(error),
                 },
-                Err(message) => result.error = Some(EvalError::Match(message)),
+                Err(error) => result.error = Some(EvalError::Match(error.to_string())),
             }
             result.duration = started.elapsed();
             results.push(result);
@@ -263,12 +276,9 @@ impl GatekeeperSet {
         fields.insert("portcullis".into(), facts);
         let mut engine = compiled.engine.clone();
         engine.set_input(input);
-        let value = engine.eval_rule(compiled.rule.clone()).map_err(|e| {
-            match e.downcast_ref::<regorus::utils::limits::LimitError>() {
-                Some(regorus::utils::limits::LimitError::TimeLimitExceeded { .. }) => EvalError::Timeout(self.timeout),
-                _ => EvalError::Failed(e.to_string()),
-            }
-        })?;
+        let value = engine
+            .eval_rule(compiled.rule.clone())
+            .map_err(|e| classify(e, self.timeout))?;
         messages(&value)
     }
 }

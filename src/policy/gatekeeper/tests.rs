@@ -1,5 +1,5 @@
 use super::*;
-use crate::config::Enforcement;
+use crate::results::Enforcement;
 use serde_json::json;
 
 const TEMPLATE_V0: &str = r#"

@@ -1,0 +1,32 @@
+//! How portcullis configures regorus, shared by native policies, Gatekeeper templates and the
+//! test runners: the execution-time limit, OPA's builtin-error semantics, and the one place
+//! that tells a timeout from any other evaluation error.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use regorus::utils::limits::{ExecutionTimerConfig, LimitError};
+
+use crate::results::EvalError;
+
+/// An empty regorus engine with the execution-time limit set and OPA's builtin-error semantics.
+pub fn configured_engine(timeout: Duration) -> regorus::Engine {
+    let mut engine = regorus::Engine::new();
+    engine.set_execution_timer_config(ExecutionTimerConfig {
+        limit: timeout,
+        // Checking the clock is not free; every 64 work units keeps the overshoot tiny.
+        check_interval: NonZeroU32::new(64).unwrap_or(NonZeroU32::MIN),
+    });
+    // OPA's default: a builtin error makes the expression undefined rather than aborting.
+    engine.set_strict_builtin_errors(false);
+    engine
+}
+
+/// An evaluation error of an engine built by [`configured_engine`] with `timeout`: the time
+/// limit is recognised by its type, never by its text.
+pub fn classify(error: anyhow::Error, timeout: Duration) -> EvalError {
+    match error.downcast_ref::<LimitError>() {
+        Some(LimitError::TimeLimitExceeded { .. }) => EvalError::Timeout(timeout),
+        _ => EvalError::Failed(error.to_string()),
+    }
+}
