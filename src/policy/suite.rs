@@ -148,7 +148,7 @@ fn run_test(suite: &str, dir: &Path, test: &Test, timeout: Duration) -> Vec<Test
     let set = match (loaded, test.invalid) {
         (Err(error), _) => return vec![failure(test_name, error, started)],
         (Ok(Err(error)), true) => {
-            let detail = (!error.0.iter().any(|p| p.contains("spec.parameters")))
+            let detail = (!error.invalid_parameters)
                 .then(|| format!("refused, but not for its parameters: {error}"));
             return vec![TestResult {
                 name: format!("{test_name} (invalid constraint)"),

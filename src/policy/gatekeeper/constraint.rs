@@ -19,6 +19,14 @@ pub struct Constraint {
     pub enforcement: Enforcement,
 }
 
+/// Every problem of a constraint, each as `field: what is wrong`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConstraintProblems {
+    pub problems: Vec<String>,
+    /// Some of them are `spec.parameters` not fitting the template's schema.
+    pub invalid_parameters: bool,
+}
+
 pub fn is_constraint(document: &Value) -> bool {
     document
         .get("apiVersion")
@@ -34,7 +42,7 @@ impl Constraint {
 
     /// Reads a constraint of `template`'s kind, reporting every problem at once. Problems of
     /// `spec.parameters` against the template's schema are listed by field.
-    pub fn parse(document: &Value, template: &Template) -> Result<Constraint, Vec<String>> {
+    pub fn parse(document: &Value, template: &Template) -> Result<Constraint, ConstraintProblems> {
         let mut problems = Vec::new();
         let kind = document
             .get("kind")
@@ -55,9 +63,12 @@ impl Constraint {
             .filter(|p| !p.is_null())
             .cloned()
             .unwrap_or(Value::Object(Map::new()));
-        if let Some(schema) = &template.parameters_schema {
-            problems.extend(schema::validate(schema, &parameters, "spec.parameters"));
-        }
+        let parameter_problems = match &template.parameters_schema {
+            Some(schema) => schema::validate(schema, &parameters, "spec.parameters"),
+            None => Vec::new(),
+        };
+        let invalid_parameters = !parameter_problems.is_empty();
+        problems.extend(parameter_problems);
         let enforcement = match spec.get("enforcementAction").and_then(Value::as_str) {
             None | Some("") => Enforcement::Deny,
             Some(text) => match Enforcement::parse(text) {
@@ -79,7 +90,10 @@ impl Constraint {
                 enforcement,
             })
         } else {
-            Err(problems)
+            Err(ConstraintProblems {
+                problems,
+                invalid_parameters,
+            })
         }
     }
 }
@@ -132,8 +146,9 @@ mod tests {
             &template(),
         )
         .unwrap_err();
+        assert!(err.invalid_parameters);
         assert_eq!(
-            err,
+            err.problems,
             [
                 "metadata.name: required",
                 "spec.match.scope: must be \"*\", \"Cluster\" or \"Namespaced\"",

@@ -39,8 +39,12 @@ pub fn is_gatekeeper(document: &Value) -> bool {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("Gatekeeper policies could not be loaded:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
-pub struct GatekeeperError(pub Vec<String>);
+#[error("Gatekeeper policies could not be loaded:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct GatekeeperError {
+    pub problems: Vec<String>,
+    /// Some constraint's `spec.parameters` did not fit its template's schema.
+    pub invalid_parameters: bool,
+}
 
 /// Why an inventory could not be given to the templates; the installed set stays as it was.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,6 +113,7 @@ impl GatekeeperSet {
     /// of all documents are reported together; nothing is loaded when there is one.
     pub fn build(documents: &[Document], timeout: Duration) -> Result<GatekeeperSet, GatekeeperError> {
         let mut problems = Vec::new();
+        let mut invalid_parameters = false;
         let mut set = GatekeeperSet {
             timeout,
             ..GatekeeperSet::default()
@@ -165,6 +170,7 @@ impl GatekeeperSet {
                     }
                 }
                 Err(found) => {
+                    invalid_parameters |= found.invalid_parameters;
                     let name = document
                         .value
                         .pointer("/metadata/name")
@@ -172,6 +178,7 @@ impl GatekeeperSet {
                         .unwrap_or("(unnamed)");
                     problems.extend(
                         found
+                            .problems
                             .into_iter()
                             .map(|p| format!("{}: constraint {kind}/{name}: {p}", document.origin)),
                     );
@@ -182,7 +189,10 @@ impl GatekeeperSet {
             set.constraints.sort_by_key(Constraint::id);
             Ok(set)
         } else {
-            Err(GatekeeperError(problems))
+            Err(GatekeeperError {
+                problems,
+                invalid_parameters,
+            })
         }
     }
 

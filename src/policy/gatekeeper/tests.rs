@@ -137,7 +137,8 @@ fn every_load_problem_is_reported() {
     )
     .unwrap_err();
     let text = err.to_string();
-    assert_eq!(err.0.len(), 3, "{text}");
+    assert_eq!(err.problems.len(), 3, "{text}");
+    assert!(err.invalid_parameters);
     assert!(
         text.contains("doc1.yaml: constraint K8sAllowedRepos/bad: spec.parameters.repos: must be an array"),
         "{text}"
