@@ -94,11 +94,6 @@ impl Verifier {
         self
     }
 
-    /// Whether any trust entry is configured (verification is on).
-    pub fn enabled(&self) -> bool {
-        !self.policy.entries.is_empty()
-    }
-
     /// Facts for one image, within `deadline`; what is not done by then is `timeout`. The
     /// registry is read with the workload's pull secrets (`pull`), then the mounted config.
     pub async fn verify(&self, image: &ImageReference, pull: &PullSecretRefs, deadline: Instant) -> Verified {
