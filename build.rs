@@ -1,11 +1,13 @@
 //! Embeds the default policy library (`policies/`) so `serve --dev`, `check` and `test` work
-//! from any directory without a copy of the repository.
+//! from any directory without a copy of the repository, and stops a build whose patched crates
+//! (`vendor/`, prepared by `make vendor`) do not hold the current `patches/`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    check_vendored_patches(&root);
     let library = root.join("policies");
     println!("cargo:rerun-if-changed={}", library.display());
     let mut files = Vec::new();
@@ -28,6 +30,30 @@ fn main() {
     out.push_str("];\n");
     let dest = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("embedded_policies.rs");
     std::fs::write(dest, out).expect("write embedded_policies.rs");
+}
+
+/// Every `patches/CRATE-VERSION.patch` must be the one `scripts/vendor.sh` applied to
+/// `vendor/prepared-by-make-vendor/CRATE` (it leaves a copy there): a patch edited since, and
+/// not applied, would otherwise build silently with the old one.
+fn check_vendored_patches(root: &Path) {
+    let patches = root.join("patches");
+    println!("cargo:rerun-if-changed={}", patches.display());
+    let Ok(entries) = std::fs::read_dir(&patches) else { return };
+    for patch in entries.flatten().map(|e| e.path()) {
+        let Some(name) = patch.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".patch")) else {
+            continue;
+        };
+        let Some((krate, _version)) = name.rsplit_once('-') else { continue };
+        let applied = root.join("vendor/prepared-by-make-vendor").join(krate).join(".portcullis-patch");
+        println!("cargo:rerun-if-changed={}", patch.display());
+        println!("cargo:rerun-if-changed={}", applied.display());
+        if std::fs::read(&patch).ok() != std::fs::read(&applied).ok() {
+            panic!(
+                "vendor/prepared-by-make-vendor/{krate} does not hold the current {}: run `make vendor` (scripts/vendor.sh) first",
+                patch.strip_prefix(root).unwrap_or(&patch).display()
+            );
+        }
+    }
 }
 
 fn collect(dir: &Path, files: &mut Vec<PathBuf>) {

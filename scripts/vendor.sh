@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Prepares vendor/CRATE for each crate Cargo.toml's [patch.crates-io] points at: the crate as
+# Prepares vendor/prepared-by-make-vendor/CRATE for each crate Cargo.toml's [patch.crates-io]
+# points at (the directory is named so that a bare `cargo build` on a fresh clone fails saying
+# what makes it): the crate as
 # published on crates.io (checksum-verified), without its examples, tests, benches and CI files,
 # plus patches/CRATE-VERSION.patch (patches/README.md says what each adds and why). Nothing of
 # these crates is committed: this runs before every cargo command of the Makefile and the
@@ -15,7 +17,7 @@ CRATES=(
 
 prepare() {
   local crate=$1 version=$2 sha256=$3
-  local patch=patches/$crate-$version.patch dest=vendor/$crate
+  local patch=patches/$crate-$version.patch dest=vendor/prepared-by-make-vendor/$crate
   local stamp
   stamp="$version $(sha256sum "$patch" | cut -d' ' -f1)"
   if [[ -f $dest/.portcullis-stamp && $(cat "$dest/.portcullis-stamp") == "$stamp" ]]; then
@@ -42,7 +44,9 @@ prepare() {
     "$src/Cargo.toml" >"$work/Cargo.toml" && mv "$work/Cargo.toml" "$src/Cargo.toml"
   patch -s -d "$src" -p1 --no-backup-if-mismatch <"$patch"
   echo "$stamp" >"$src/.portcullis-stamp"
-  mkdir -p vendor
+  # build.rs compares this copy with patches/: a patch changed since is a stale vendor/.
+  cp "$patch" "$src/.portcullis-patch"
+  mkdir -p "$(dirname "$dest")"
   rm -rf "$dest"
   mv "$src" "$dest"
   rm -rf "$work"
