@@ -38,13 +38,24 @@ fn main() {
 fn check_vendored_patches(root: &Path) {
     let patches = root.join("patches");
     println!("cargo:rerun-if-changed={}", patches.display());
-    let Ok(entries) = std::fs::read_dir(&patches) else { return };
+    let Ok(entries) = std::fs::read_dir(&patches) else {
+        return;
+    };
     for patch in entries.flatten().map(|e| e.path()) {
-        let Some(name) = patch.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".patch")) else {
+        let Some(name) = patch
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".patch"))
+        else {
             continue;
         };
-        let Some((krate, _version)) = name.rsplit_once('-') else { continue };
-        let applied = root.join("vendor/prepared-by-make-vendor").join(krate).join(".portcullis-patch");
+        let Some((krate, _version)) = name.rsplit_once('-') else {
+            continue;
+        };
+        let applied = root
+            .join("vendor/prepared-by-make-vendor")
+            .join(krate)
+            .join(".portcullis-patch");
         println!("cargo:rerun-if-changed={}", patch.display());
         println!("cargo:rerun-if-changed={}", applied.display());
         if std::fs::read(&patch).ok() != std::fs::read(&applied).ok() {

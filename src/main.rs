@@ -163,9 +163,9 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8, StartupError> {
         // One Kubernetes client for every feature that reads the API, built by the first.
         let mut api = ApiClient::default();
         let namespaces: Arc<dyn NamespaceLabels> = match settings.namespace_source {
-            NamespaceSource::Kubernetes => {
-                Arc::new(KubeNamespaces::start(api.get().await.map_err(StartupError::Namespaces)?))
-            }
+            NamespaceSource::Kubernetes => Arc::new(KubeNamespaces::start(
+                api.get().await.map_err(StartupError::Namespaces)?,
+            )),
             NamespaceSource::None => Arc::new(StaticNamespaces::default()),
         };
         let pull_secrets = if settings.trust.read_pull_secrets {

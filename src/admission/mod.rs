@@ -10,13 +10,13 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::results::Enforcement;
 use crate::images::pull_secrets::PullSecretRefs;
 use crate::images::{ImageFacts, ImageReference, VerificationStatus};
 use crate::metrics::{yes_no, AdmittedLabels, Metrics, RequestLabels};
 use crate::namespaces::NamespaceLabels;
 use crate::policy::gatekeeper::InventoryError;
 use crate::policy::{decision, input, Decision, Finding, LivePolicies, PolicySet};
+use crate::results::Enforcement;
 use crate::results::PolicyResult;
 use crate::risk::{self, RiskLevel};
 use crate::workload;

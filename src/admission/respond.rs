@@ -3,8 +3,8 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::results::Enforcement;
 use crate::policy::Decision;
+use crate::results::Enforcement;
 
 use super::review::API_VERSION;
 

@@ -12,13 +12,13 @@ use sigstore::cosign::bundle::Bundle;
 use sigstore::cosign::signature_layers::CertificateSignature;
 use sigstore::crypto::Signature;
 
+use super::envelope::{
+    certificate_identity, manifest_layers, pre_authentication_encoding, signed_with_a_key, statement_is_about,
+};
 use super::facts::Attestation;
 use super::reference::ImageReference;
 use super::registry::{Lookup, Registry, RegistryError};
 use super::trust::{AuthorityKind, TrustEntry};
-use super::envelope::{
-    certificate_identity, manifest_layers, pre_authentication_encoding, signed_with_a_key, statement_is_about,
-};
 
 const DSSE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
 const MAX_ENVELOPE_BYTES: usize = 4 * 1024 * 1024;

@@ -89,9 +89,7 @@ impl Credentials {
                         .ok()
                         .and_then(|bytes| String::from_utf8(bytes).ok())
                         .ok_or_else(|| bad_auth(key, "base64 of user:password"))?;
-                    let (username, password) = decoded
-                        .split_once(':')
-                        .ok_or_else(|| bad_auth(key, "user:password"))?;
+                    let (username, password) = decoded.split_once(':').ok_or_else(|| bad_auth(key, "user:password"))?;
                     Basic {
                         username: username.into(),
                         password: password.into(),

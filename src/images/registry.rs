@@ -338,11 +338,7 @@ async fn read_bounded(mut response: reqwest::Response, limit: usize, registry: &
         });
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| transport_error(registry, &e))?
-    {
+    while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(registry, &e))? {
         if body.len() + chunk.len() > limit {
             return Err(RegistryError::TooLarge {
                 registry: registry.to_string(),

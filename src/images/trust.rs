@@ -10,9 +10,9 @@ use sha2::{Digest, Sha256};
 use sigstore::crypto::CosignVerificationKey;
 use sigstore::trust::ManualTrustRoot;
 
+use super::config::{AuthorityConfig, ImagesConfig, TrustEntryConfig};
 use super::credentials::Credentials;
 use super::pattern::{AllowList, ImagePattern};
-use super::config::{AuthorityConfig, ImagesConfig, TrustEntryConfig};
 use crate::duration;
 
 #[derive(Debug, Clone)]

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use serde_json::Value;
 
-use super::gatekeeper::{Inventory, InventoryError};
 use super::engine::PolicySet;
+use super::gatekeeper::{Inventory, InventoryError};
 
 pub struct LivePolicies {
     installed: ArcSwap<PolicySet>,

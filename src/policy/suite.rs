@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::results::EvalError;
 use super::gatekeeper::{review, Context, Document, GatekeeperSet, Inventory};
 use super::test_result::TestResult;
+use crate::results::EvalError;
 
 #[derive(Debug, Deserialize)]
 struct Suite {
@@ -148,8 +148,7 @@ fn run_test(suite: &str, dir: &Path, test: &Test, timeout: Duration) -> Vec<Test
     let set = match (loaded, test.invalid) {
         (Err(error), _) => return vec![failure(test_name, error, started)],
         (Ok(Err(error)), true) => {
-            let detail = (!error.invalid_parameters)
-                .then(|| format!("refused, but not for its parameters: {error}"));
+            let detail = (!error.invalid_parameters).then(|| format!("refused, but not for its parameters: {error}"));
             return vec![TestResult {
                 name: format!("{test_name} (invalid constraint)"),
                 passed: detail.is_none(),

@@ -16,10 +16,10 @@ use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::admission::{respond, review, Outcome, Reviewer, Subject};
-use crate::results::Enforcement;
 use crate::duration;
 use crate::metrics::{Metrics, RequestLabels};
 use crate::policy::Decision;
+use crate::results::Enforcement;
 
 /// Policy id used when no policy decided because time or capacity ran out.
 pub const DEADLINE_CHECK: &str = "portcullis.deadline";

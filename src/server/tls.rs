@@ -99,7 +99,10 @@ pub enum Reload {
     Unchanged,
     Reloaded,
     /// The files changed but are not a usable pair yet; the old pair is still served.
-    Refused { reason: &'static str, message: String },
+    Refused {
+        reason: &'static str,
+        message: String,
+    },
 }
 
 impl ReloadingCert {

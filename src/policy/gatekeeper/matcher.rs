@@ -11,7 +11,6 @@ use serde_json::Value;
 
 use super::review::metadata;
 
-
 /// Why a constraint's match could not be decided for a review.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MatchError {
