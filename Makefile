@@ -4,7 +4,15 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/portcullis/target
 export CARGO_TARGET_DIR
 CARGO ?= cargo
 
-.PHONY: vendor run test fmt lint unit policy-test chart-check example-check static-check generate bench build
+.PHONY: vendor run test fmt lint unit integration test-tiers policy-test chart-check example-check static-check generate bench build
+
+## The test tiers. Unit: the test binaries that need no tool from scripts/tools.sh (the router
+## in-process, the TLS server on loopback sockets, the CLI and dashboards against the built binary,
+## the docs, the module layering). Integration: those that start real parts (a registry, cosign,
+## kube-apiserver, helm, gator, OPA, the local Sigstore). Every tests/*.rs is in exactly one list
+## (scripts/test-tiers.sh, run by `make test`).
+UNIT_TESTS := cli dashboards docs layers server webhook
+INTEGRATION_TESTS := cluster credentials e2e engine_patches gatekeeper keyless opa_differential supply_chain
 
 ## The crates we patch (patches/README.md), prepared in vendor/ before any cargo command; a
 ## no-op when they are up to date.
@@ -15,10 +23,10 @@ vendor:
 run: vendor
 	$(CARGO) run --locked --release -- serve --dev --config examples/config/dev.yaml
 
-## Everything CI checks: formatting, lints, all tests, the policy library's own tests, the Helm
-## chart (lint, renders, schema, drift of its generated files), the micro-app example, and the
-## container image's binary.
-test: vendor fmt lint unit policy-test chart-check example-check static-check
+## Everything CI checks: formatting, lints, both test tiers, the policy library's own tests, the
+## Helm chart (lint, renders, schema, drift of its generated files), the micro-app example, and
+## the container image's binary.
+test: vendor test-tiers fmt lint unit integration policy-test chart-check example-check static-check
 
 fmt: vendor
 	$(CARGO) fmt --all -- --check
@@ -26,8 +34,18 @@ fmt: vendor
 lint: vendor
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-unit: vendor
-	$(CARGO) test --locked
+## The fast tier: the library's and the binary's unit tests, the unit-tier test binaries, and
+## the doc-tests (cargo runs those only in a command of their own).
+unit: vendor test-tiers
+	$(CARGO) test --locked --lib --bins $(addprefix --test ,$(UNIT_TESTS))
+	$(CARGO) test --locked --doc
+
+## The real-parts tier (the first run builds the tools: kube-apiserver takes many minutes).
+integration: vendor test-tiers
+	$(CARGO) test --locked $(addprefix --test ,$(INTEGRATION_TESTS))
+
+test-tiers:
+	scripts/test-tiers.sh "$(UNIT_TESTS)" "$(INTEGRATION_TESTS)"
 
 policy-test: vendor
 	$(CARGO) run --locked --quiet -- test policies/

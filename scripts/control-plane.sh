@@ -10,6 +10,11 @@
 # goes away with the test binary even when the binary is killed before its cleanup runs.
 # DIR holds pki/, etcd/ (data), kubeconfig, etcd.log, apiserver.log and *.pid.
 # Each start is a fresh cluster: DIR/etcd and DIR/pki are recreated.
+#
+# Ports: etcd and kube-apiserver cannot bind port 0, so their ports are picked below the kernel's
+# ephemeral range (where no outgoing connection ever takes a local port), never the same one
+# twice in a run. Another process may still bind one first: a start whose log says "address
+# already in use" is retried on new ports, BIND_ATTEMPTS times at most.
 set -euo pipefail
 
 die() { echo "control-plane.sh: $*" >&2; exit 1; }
@@ -24,39 +29,53 @@ alive() {
   [[ $(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") == *"$DIR"* ]] # 2> first, to cover the <
 }
 
+# stop_one NAME: TERM the process in DIR/NAME.pid if it is ours, KILL it after 10 s.
+stop_one() {
+  local pid i
+  if alive "$1"; then
+    pid=$(cat "$DIR/$1.pid")
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do # 10 s grace, then KILL
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$DIR/$1.pid"
+}
+
 stop() {
-  local name pid i
   # The watcher (unless this is the watcher itself, which execs `stop` when its owner is gone).
   if alive watch && [[ $(cat "$DIR/watch.pid") != "$$" ]]; then kill -TERM "$(cat "$DIR/watch.pid")" 2>/dev/null || true; fi
   rm -f "$DIR/watch.pid"
-  for name in apiserver etcd; do
-    if alive "$name"; then
-      pid=$(cat "$DIR/$name.pid")
-      kill -TERM "$pid" 2>/dev/null || true
-      for ((i = 0; i < 100; i++)); do # 10 s grace, then KILL
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-      done
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$DIR/$name.pid"
-  done
+  stop_one apiserver
+  stop_one etcd
 }
 
-# free_port [EXCLUDED...]: a random loopback port nobody listens on (bounded number of tries).
-# A race with another process remains possible; start fails loudly then (see the logs).
+BIND_ATTEMPTS=5
+PORT_MIN=10000 # below: well-known services
+USED_PORTS=" "
+
+# free_port VAR: sets VAR to a random loopback port from PORT_MIN up to the ephemeral range's
+# first port, not handed out before in this run, that nobody listens on (bounded number of
+# tries). A variable, not $(...): the record of handed-out ports must outlive the call.
 free_port() {
-  local p i
+  local low p i
+  read -r low _ </proc/sys/net/ipv4/ip_local_port_range || low=32768
+  ((low > PORT_MIN + 1000)) || die "the ephemeral range starts at $low: no room for ports from $PORT_MIN below it"
   for ((i = 0; i < 50; i++)); do
-    p=$((20000 + RANDOM % 40000))
-    [[ " $* " == *" $p "* ]] && continue
-    timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$p" 2>/dev/null || { echo "$p"; return; }
+    p=$((PORT_MIN + (RANDOM * 32768 + RANDOM) % (low - PORT_MIN)))
+    [[ $USED_PORTS == *" $p "* ]] && continue
+    timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$p" 2>/dev/null && continue
+    USED_PORTS+="$p "
+    printf -v "$1" %s "$p"
+    return
   done
-  die "no free port found on 127.0.0.1 after $i tries"
+  die "no free port found on 127.0.0.1 below $low after $i tries"
 }
 
-# wait_for NAME SECONDS CMD...: poll CMD until it succeeds, for at most SECONDS; fail early
-# if NAME died. Then stop everything and show the log.
+# wait_for NAME SECONDS CMD...: poll CMD until it succeeds, for at most SECONDS; give up early
+# if NAME died. Returns 1 when it is not ready.
 wait_for() {
   local name=$1 deadline=$((SECONDS + $2))
   shift 2
@@ -65,10 +84,30 @@ wait_for() {
     alive "$name" || break
     sleep 0.5
   done
-  echo "control-plane.sh: $name not ready; last lines of $DIR/$name.log:" >&2
-  tail -n 30 "$DIR/$name.log" >&2
+  return 1
+}
+
+# bind_failed NAME: NAME's log says one of its ports was taken.
+bind_failed() { grep -qi "address already in use" "$DIR/$1.log"; }
+
+# not_ready NAME: show NAME's log, stop everything, fail.
+not_ready() {
+  echo "control-plane.sh: $1 not ready; last lines of $DIR/$1.log:" >&2
+  tail -n 30 "$DIR/$1.log" >&2
   stop
   exit 1
+}
+
+# retry_or_fail NAME ATTEMPT: after NAME did not become ready, return (to try again on new
+# ports) when its ports were taken and attempts are left; otherwise fail.
+retry_or_fail() {
+  if bind_failed "$1" && (($2 < BIND_ATTEMPTS)); then
+    echo "control-plane.sh: $1: a port was taken (attempt $2 of $BIND_ATTEMPTS); new ports" >&2
+    cp "$DIR/$1.log" "$DIR/$1.attempt-$2.log"
+    stop_one "$1"
+    return 0
+  fi
+  not_ready "$1"
 }
 
 if [[ $1 == stop ]]; then
@@ -109,36 +148,44 @@ if [[ -n ${CONTROL_PLANE_OWNER:-} ]]; then
   echo $! >"$DIR/watch.pid"
 fi
 
-ETCD_CLIENT=$(free_port)
-ETCD_PEER=$(free_port "$ETCD_CLIENT")
-API_PORT=$(free_port "$ETCD_CLIENT" "$ETCD_PEER")
-
-# --unsafe-no-fsync: throwaway data; fsync would dominate test time on slow disks.
-nohup "$ETCD" --name cp --data-dir "$DIR/etcd" --unsafe-no-fsync \
-  --listen-client-urls "http://127.0.0.1:$ETCD_CLIENT" --advertise-client-urls "http://127.0.0.1:$ETCD_CLIENT" \
-  --listen-peer-urls "http://127.0.0.1:$ETCD_PEER" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER" \
-  --initial-cluster "cp=http://127.0.0.1:$ETCD_PEER" \
-  </dev/null >"$DIR/etcd.log" 2>&1 &
-echo $! >"$DIR/etcd.pid"
-wait_for etcd 30 curl -sf --max-time 2 "http://127.0.0.1:$ETCD_CLIENT/health"
+for ((attempt = 1; ; attempt++)); do
+  free_port ETCD_CLIENT
+  free_port ETCD_PEER
+  rm -rf "$DIR/etcd" # a fresh member for these ports
+  # --unsafe-no-fsync: throwaway data; fsync would dominate test time on slow disks.
+  nohup "$ETCD" --name cp --data-dir "$DIR/etcd" --unsafe-no-fsync \
+    --listen-client-urls "http://127.0.0.1:$ETCD_CLIENT" --advertise-client-urls "http://127.0.0.1:$ETCD_CLIENT" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER" \
+    --initial-cluster "cp=http://127.0.0.1:$ETCD_PEER" \
+    </dev/null >"$DIR/etcd.log" 2>&1 &
+  echo $! >"$DIR/etcd.pid"
+  wait_for etcd 30 curl -sf --max-time 2 "http://127.0.0.1:$ETCD_CLIENT/health" && break
+  retry_or_fail etcd "$attempt"
+done
 
 # --allow-privileged: as kubeadm and managed clusters run it (the default, false, makes the
 # apiserver itself refuse privileged containers, before any admission webhook sees them).
 # --endpoint-reconciler-type none: the "kubernetes" Endpoints may not hold a loopback address
 # (the apiserver would log an error every 10 s) and nothing here routes to that Service anyway.
-nohup "$KUBE_APISERVER" \
-  --etcd-servers "http://127.0.0.1:$ETCD_CLIENT" \
-  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
-  --endpoint-reconciler-type none --allow-privileged=true \
-  --cert-dir "$PKI" --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
-  --token-auth-file "$PKI/tokens.csv" --authorization-mode RBAC \
-  --service-account-issuer https://kubernetes.default.svc \
-  --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
-  --service-cluster-ip-range 10.96.0.0/16 \
-  --disable-admission-plugins ServiceAccount \
-  --enable-admission-plugins ValidatingAdmissionWebhook,NamespaceLifecycle \
-  </dev/null >"$DIR/apiserver.log" 2>&1 &
-echo $! >"$DIR/apiserver.pid"
+for ((attempt = 1; ; attempt++)); do
+  free_port API_PORT
+  nohup "$KUBE_APISERVER" \
+    --etcd-servers "http://127.0.0.1:$ETCD_CLIENT" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
+    --endpoint-reconciler-type none --allow-privileged=true \
+    --cert-dir "$PKI" --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
+    --token-auth-file "$PKI/tokens.csv" --authorization-mode RBAC \
+    --service-account-issuer https://kubernetes.default.svc \
+    --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
+    --service-cluster-ip-range 10.96.0.0/16 \
+    --disable-admission-plugins ServiceAccount \
+    --enable-admission-plugins ValidatingAdmissionWebhook,NamespaceLifecycle \
+    </dev/null >"$DIR/apiserver.log" 2>&1 &
+  echo $! >"$DIR/apiserver.pid"
+  wait_for apiserver 120 curl -sf --max-time 2 --cacert "$PKI/ca.crt" -H "Authorization: Bearer $TOKEN" \
+    "https://127.0.0.1:$API_PORT/readyz" && break
+  retry_or_fail apiserver "$attempt"
+done
 
 cat >"$DIR/kubeconfig" <<EOF
 apiVersion: v1
@@ -158,7 +205,4 @@ contexts:
 current-context: portcullis-test
 EOF
 chmod 600 "$DIR/kubeconfig"
-
-wait_for apiserver 120 curl -sf --max-time 2 --cacert "$PKI/ca.crt" -H "Authorization: Bearer $TOKEN" \
-  "https://127.0.0.1:$API_PORT/readyz"
 echo "$DIR/kubeconfig"

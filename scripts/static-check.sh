@@ -26,10 +26,9 @@ cleanup() {
 trap cleanup EXIT
 
 # The image's layout: the library at /policies, the config at /etc/portcullis/config.yaml
-# (deploy/image-config.yaml); here under $work, with dev certificates and free ports.
+# (deploy/image-config.yaml); here under $work, with dev certificates and free ports (port 0:
+# `serve --dev` prints the addresses it bound).
 cp -r policies "$work/policies"
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-webhook=$(port) metrics=$(port)
 sed "s#/policies#$work/policies#" deploy/image-config.yaml >"$work/config.yaml"
 # As the image runs it: user 65532, when this runs as root and can drop to it.
 as_image_user=() who=$(id -un)
@@ -39,15 +38,19 @@ if [[ $(id -u) == 0 ]] && command -v setpriv >/dev/null; then
   as_image_user=(setpriv --reuid 65532 --regid 65532 --clear-groups) who="uid 65532"
 fi
 (cd "$work" && exec timeout 60 "${as_image_user[@]}" "$BIN" serve --dev --config config.yaml \
-  --listen "127.0.0.1:$webhook" --metrics-listen "127.0.0.1:$metrics" >serve.log 2>&1) &
+  --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 >serve.log 2>&1) &
 pid=$!
+webhook="" metrics=""
 for _ in $(seq 100); do
-  curl -fsS "http://127.0.0.1:$metrics/readyz" >/dev/null 2>&1 && break
+  webhook=$(sed -n 's#^portcullis (dev) is serving \(https://[^ ]*\)$#\1#p' "$work/serve.log")
+  metrics=$(sed -n 's#^metrics and probes: http://\([^/]*\)/metrics$#\1#p' "$work/serve.log")
+  [[ -n $webhook && -n $metrics ]] && curl -fsS "http://$metrics/readyz" >/dev/null 2>&1 && break
   kill -0 "$pid" 2>/dev/null || die "exited: $(cat "$work/serve.log")"
   sleep 0.1
 done
+[[ -n $webhook && -n $metrics ]] || die "no addresses printed: $(cat "$work/serve.log")"
 answer=$(curl -fsS --cacert "$work/.portcullis-dev/ca.crt" -H 'Content-Type: application/json' \
-  --data @tests/fixtures/reviews/policy/pod-privileged.json "https://127.0.0.1:$webhook/validate") ||
+  --data @tests/fixtures/reviews/policy/pod-privileged.json "$webhook") ||
   die "no answer: $(cat "$work/serve.log")"
 [[ $answer == *'"allowed":false'* && $answer == *'pods.privileged'* ]] || die "unexpected answer: $answer"
 grep -q '"policies":12' "$work/serve.log" && grep -q "$work/policies" "$work/serve.log" ||

@@ -169,13 +169,10 @@ async fn check_and_the_webhook_agree_on_every_policy_fixture() {
     let state = state(CONFIG, &[]);
     let reviewer: Reviewer = {
         let settings = settings(CONFIG);
-        let set = portcullis::server::load_policies(&portcullis::policy::Source::Embedded, &settings).unwrap();
-        Reviewer::new(
-            set,
-            settings.enforcement.clone(),
-            settings.risk_default,
-            namespaces(&[]),
-        )
+        let set =
+            portcullis::admission::setup::load_policies(&portcullis::policy::Source::Embedded, &settings).unwrap();
+        let metrics = std::sync::Arc::new(portcullis::metrics::Metrics::new());
+        Reviewer::from_settings(&settings, set, namespaces(&[]), metrics, None).unwrap()
     };
     let dir = fixtures().join("reviews/policy");
     let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
@@ -359,13 +356,9 @@ async fn serve_dev_prints_what_to_register_and_stops_on_sigterm() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let mut status = None;
-    for _ in 0..200 {
-        if let Some(exit) = child.try_wait().unwrap() {
-            status = Some(exit);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let status = try_poll_async(Duration::from_secs(10), Duration::from_millis(50), async || {
+        child.try_wait().unwrap()
+    })
+    .await;
     assert_eq!(status.and_then(|s| s.code()), Some(0), "graceful exit after SIGTERM");
 }

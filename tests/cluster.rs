@@ -21,13 +21,10 @@ use portcullis::policy::Source;
 
 /// Polls `condition`, bounded to 20 s.
 async fn eventually<F: std::future::Future<Output = bool>>(what: &str, condition: impl Fn() -> F) {
-    for _ in 0..400 {
-        if condition().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{what}: not reached within 20 s");
+    poll_async(what, Duration::from_secs(20), Duration::from_millis(50), async || {
+        condition().await.then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -55,7 +52,7 @@ async fn namespace_levels_come_from_a_cached_watch_of_the_cluster() {
     assert!(namespaces.labels("no-such-namespace").is_empty());
 
     let settings = settings(CONFIG);
-    let policies = portcullis::server::load_policies(&Source::Embedded, &settings).unwrap();
+    let policies = portcullis::admission::setup::load_policies(&Source::Embedded, &settings).unwrap();
     let state = portcullis::server::app_state(&settings, policies, namespaces.clone()).unwrap();
     let (_, answer) = post(&state, "/validate", fixture("reviews/policy/pod-tag-only.json")).await;
     assert_eq!(
@@ -118,7 +115,7 @@ async fn image_pull_secrets_are_read_from_the_cluster_and_used_for_their_registr
     let pull_secrets = Arc::new(PullSecrets::new(kube::Client::try_from(config).unwrap()));
 
     let settings = settings(&private.config("imagePullSecrets: true"));
-    let policies = portcullis::server::load_policies(&Source::Embedded, &settings).unwrap();
+    let policies = portcullis::admission::setup::load_policies(&Source::Embedded, &settings).unwrap();
     let state = portcullis::server::app_state_with(
         &settings,
         policies,
@@ -210,14 +207,15 @@ async fn gatekeeper_inventory_is_synced_from_the_cluster() {
     let error = InventorySync::start(client.clone(), &wrong.inventory)
         .await
         .err()
-        .expect("unknown kinds are refused");
+        .expect("unknown kinds are refused")
+        .to_string();
     assert!(
         error.contains("example.com/v1/Widget") && error.contains("v1/Ingress"),
         "{error}"
     );
 
     let source = Source::from_dirs(&settings.policy_dirs);
-    let policies = portcullis::server::load_policies(&source, &settings).unwrap();
+    let policies = portcullis::admission::setup::load_policies(&source, &settings).unwrap();
     let state = portcullis::server::app_state(&settings, policies, namespaces(&[])).unwrap();
     let verdict = |namespace: &'static str, name: &'static str, host: &'static str| {
         let state = state.clone();

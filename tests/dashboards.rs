@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use regex::Regex;
 use serde_json::Value;
 
-use common::{fixture, pod_request, review, Service};
+use common::{fixture, pod_request, review, try_poll, Service};
 
 /// Labels Prometheus adds to every scraped series (the scrape target's), not portcullis.
 const TARGET_LABELS: [&str; 7] = [
@@ -229,18 +229,12 @@ impl Portcullis {
 
     /// Scrapes until the text contains `line`, bounded to 15 s.
     fn wait_for_metric(&self, line: &str) -> String {
-        let started = Instant::now();
-        loop {
-            let text = self.scrape();
-            if text.contains(line) {
-                return text;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(15),
-                "no {line} in /metrics after 15 s:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let mut text = String::new();
+        let found = try_poll(Duration::from_secs(15), Duration::from_millis(100), || {
+            text = self.scrape();
+            text.contains(line).then(|| text.clone())
+        });
+        found.unwrap_or_else(|| panic!("no {line} in /metrics after 15 s:\n{text}"))
     }
 }
 
@@ -267,7 +261,8 @@ fn live_scrape(dir: &Path) -> String {
     std::fs::write(&key_path, key.public_key_pem()).unwrap();
     // A registry address nobody listens on: verification is attempted and fails for real
     // (connection refused), which records registry, verification and cache series.
-    let registry = format!("127.0.0.1:{}", common::lab::free_port());
+    let closed = common::lab::ClosedPort::new();
+    let registry = closed.addr.clone();
     let config = format!(
         "images:
   registries: {{ allow: [{registry}], insecure: [{registry}] }}

@@ -5,7 +5,8 @@
 //! decision below is the apiserver's: its admission chain calls portcullis over HTTPS.
 //!
 //! One test owns the whole environment and runs the phases in order (each phase's failure is
-//! reported and the next phases still run); docs/testing.md maps them to issue 4:
+//! reported and the next phases still run). Each phase is a method `Suite::phase_N_...` and
+//! prints `e2e phase N: NAME` when it starts; docs/testing.md maps them to issue 4:
 //!
 //! 1. setup: control plane, registry with signed/unsigned images, CA and serving certificate;
 //! 2. `helm install`, then portcullis started on the chart's ConfigMaps, laid out as kubelet
@@ -37,8 +38,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use common::cluster::ControlPlane;
-use common::lab::{self, free_port, run, tool, Service};
-use common::merge;
+use common::lab::{self, pick_port, run, tool, Service};
+use common::{merge, try_poll};
 use portcullis::server::certs::{self, CertBundle};
 
 /// Release name and namespace of the chart's installation.
@@ -49,29 +50,46 @@ const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/portcullis");
 /// The builder id the default library's images.provenance trusts.
 const TRUSTED_BUILDER: &str = "https://ci.example.com/builders/micro-apps";
 
+/// How many sets of ports phase 2 tries for portcullis before it gives up.
+const PORT_ATTEMPTS: usize = 5;
+
 #[test]
 fn the_chart_installed_into_a_real_apiserver_enforces_through_kubectl() {
     let started = Instant::now();
-    let mut suite = Suite::start();
+    eprintln!("e2e phase 1: setup (control plane, registry, certificates)");
+    let mut suite = Suite::phase_1_setup();
+    eprintln!("e2e phase 2: helm install, portcullis on the chart's config");
+    suite.phase_2_install();
     eprintln!(
         "e2e: setup (points 1 and 2) took {:.1} s",
         started.elapsed().as_secs_f64()
     );
     type Phase = fn(&mut Suite);
-    let phases: [(&str, Phase); 7] = [
+    let phases: [(u32, &str, Phase); 7] = [
         (
-            "3 chart variants pass kubectl apply --dry-run=server",
-            Suite::chart_variants,
+            3,
+            "chart variants pass kubectl apply --dry-run=server",
+            Suite::phase_3_chart_variants,
         ),
-        ("4 admission through kubectl", Suite::admission),
-        ("5 scope and risk levels", Suite::scope),
-        ("7 certificate rotation under load", Suite::certificate_rotation),
-        ("8 review counts agree", Suite::review_counts),
-        ("6 fail closed", Suite::fail_closed),
-        ("9 Gatekeeper policies and inventory from the chart", Suite::gatekeeper),
+        (4, "admission through kubectl", Suite::phase_4_admission),
+        (5, "scope and risk levels", Suite::phase_5_scope),
+        (
+            7,
+            "certificate rotation under load",
+            Suite::phase_7_certificate_rotation,
+        ),
+        (8, "review counts agree", Suite::phase_8_review_counts),
+        (6, "fail closed", Suite::phase_6_fail_closed),
+        (
+            9,
+            "Gatekeeper policies and inventory from the chart",
+            Suite::phase_9_gatekeeper,
+        ),
     ];
     let mut failed = Vec::new();
-    for (name, phase) in phases {
+    for (number, name, phase) in phases {
+        eprintln!("e2e phase {number}: {name}");
+        let name = format!("{number} {name}");
         let phase_started = Instant::now();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| phase(&mut suite)));
         let took = phase_started.elapsed().as_secs_f64();
@@ -119,6 +137,7 @@ struct Images {
     tagged: String,
 }
 
+/// The environment every phase shares: one control plane, one registry, one release.
 struct Suite {
     cluster: ControlPlane,
     lab: lab::Lab,
@@ -146,7 +165,8 @@ impl Suite {
     // ---------------------------------------------------------------------------------------
     // 1 and 2: setup, helm install, portcullis on the chart's rendered config.
 
-    fn start() -> Suite {
+    /// The control plane, the registry with its images, the certificates and the namespaces.
+    fn phase_1_setup() -> Suite {
         // The control plane (about 4 s) starts while the registry is filled and signed.
         let (cluster, (lab, images)) = std::thread::scope(|scope| {
             let cluster = scope.spawn(ControlPlane::start);
@@ -158,7 +178,7 @@ impl Suite {
         let serving = certs::generate(&["127.0.0.1"]).unwrap();
         let ca_bundle = serving.ca_cert.clone();
         std::fs::write(work.path().join("ca.crt"), &serving.ca_cert).unwrap();
-        let mut suite = Suite {
+        let suite = Suite {
             cluster,
             lab,
             images,
@@ -167,8 +187,10 @@ impl Suite {
             root,
             serving,
             ca_bundle,
-            port: free_port(),
-            metrics_port: free_port(),
+            // portcullis's ports go into the chart's values (the webhook's URL) before it
+            // starts, and stay across its restarts: chosen, not bound to port 0.
+            port: pick_port(),
+            metrics_port: pick_port(),
             portcullis: None,
             calls_at_start: 0.0,
             counter: 0,
@@ -187,23 +209,43 @@ impl Suite {
                 .cluster
                 .kubectl(&[&["label", "namespace", namespace][..], labels].concat());
         }
-        let values = suite.values(json!({}));
-        let installed = suite.helm_release("install", &values, &["--create-namespace"]);
-        assert!(installed.ok, "helm install: {installed:?}");
-        let webhook: Value = serde_json::from_str(&suite.cluster.kubectl(&[
-            "get",
-            "validatingwebhookconfiguration",
-            RELEASE,
-            "-o",
-            "json",
-        ]))
-        .unwrap();
-        let client = &webhook["webhooks"][0]["clientConfig"];
-        assert_eq!(client["url"], suite.url(suite.port), "{webhook}");
-        assert_eq!(webhook["webhooks"][0]["name"], WEBHOOK);
-        suite.mount_chart_volumes(&values, &["config", "tls", "policies-library", "trust"]);
-        suite.start_portcullis();
         suite
+    }
+
+    /// `helm install`, the chart's volumes laid out, portcullis started on them. Should another
+    /// process have bound one of portcullis's ports first, the release moves to new ports
+    /// (`helm upgrade`), at most `PORT_ATTEMPTS` times.
+    fn phase_2_install(&mut self) {
+        for attempt in 1..=PORT_ATTEMPTS {
+            let values = self.values(json!({}));
+            let installed = if attempt == 1 {
+                self.helm_release("install", &values, &["--create-namespace"])
+            } else {
+                self.helm_upgrade(&values)
+            };
+            assert!(installed.ok, "helm install: {installed:?}");
+            let webhook: Value = serde_json::from_str(&self.cluster.kubectl(&[
+                "get",
+                "validatingwebhookconfiguration",
+                RELEASE,
+                "-o",
+                "json",
+            ]))
+            .unwrap();
+            let client = &webhook["webhooks"][0]["clientConfig"];
+            assert_eq!(client["url"], self.url(self.port), "{webhook}");
+            assert_eq!(webhook["webhooks"][0]["name"], WEBHOOK);
+            self.mount_chart_volumes(&values, &["config", "tls", "policies-library", "trust"]);
+            if self.try_start_portcullis() {
+                return;
+            }
+            eprintln!(
+                "e2e: 127.0.0.1:{} or :{} was taken (attempt {attempt}); new ports",
+                self.port, self.metrics_port
+            );
+            (self.port, self.metrics_port) = (pick_port(), pick_port());
+        }
+        panic!("portcullis found its ports taken {PORT_ATTEMPTS} times");
     }
 
     /// The chart's values for this suite, with `overrides` merged over them, written to a file.
@@ -325,6 +367,17 @@ impl Suite {
     /// portcullis serving the chart's config, with the token of the chart's ServiceAccount (so
     /// the chart's RBAC is what lets it watch Namespaces); returns once /readyz answers 200.
     fn start_portcullis(&mut self) {
+        assert!(
+            self.try_start_portcullis(),
+            "portcullis could not bind 127.0.0.1:{} and :{}",
+            self.port,
+            self.metrics_port
+        );
+    }
+
+    /// [`Suite::start_portcullis`], or false once portcullis has failed to bind its ports
+    /// ("address already in use" in its log; it is stopped then).
+    fn try_start_portcullis(&mut self) -> bool {
         assert!(self.portcullis.is_none());
         let token = self
             .cluster
@@ -350,38 +403,48 @@ impl Suite {
         );
         self.portcullis = Some(service);
         let ready = format!("http://127.0.0.1:{}/readyz", self.metrics_port);
-        let up = (0..300).any(|_| {
-            let ok = self.http.get(&ready).send().is_ok_and(|r| r.status() == 200);
-            if !ok {
-                std::thread::sleep(Duration::from_millis(100));
+        let bind_failed = || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+                .contains("address already in use")
+        };
+        // Some(true): ready; Some(false): it could not bind.
+        let up = try_poll(Duration::from_secs(30), Duration::from_millis(100), || {
+            if self.http.get(&ready).send().is_ok_and(|r| r.status() == 200) {
+                Some(true)
+            } else {
+                bind_failed().then_some(false)
             }
-            ok
         });
+        if up == Some(false) {
+            self.portcullis.take().expect("portcullis runs").stop();
+            return false;
+        }
         assert!(
-            up,
+            up.is_some(),
             "portcullis not ready within 30 s; its log:\n{}",
             std::fs::read_to_string(&log).unwrap_or_default()
         );
         assert_eq!(self.portcullis_reviews(), 0.0, "a fresh process has reviewed nothing");
         self.calls_at_start = self.webhook_calls();
+        true
     }
 
     fn stop_portcullis(&mut self) {
         self.portcullis.take().expect("portcullis runs").stop();
-        let gone = (0..100).any(|_| {
-            let refused = std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err();
-            if !refused {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            refused
+        let gone = try_poll(Duration::from_secs(10), Duration::from_millis(100), || {
+            std::net::TcpStream::connect(("127.0.0.1", self.port))
+                .is_err()
+                .then_some(())
         });
-        assert!(gone, "portcullis still listens after stop");
+        assert!(gone.is_some(), "portcullis still listens after stop");
     }
 
     // ---------------------------------------------------------------------------------------
     // 3: every values variant passes the apiserver's validation.
 
-    fn chart_variants(&mut self) {
+    fn phase_3_chart_variants(&mut self) {
         // CRDs for the objects other operators own: cert-manager's, Prometheus Operator's.
         let crds = tool("crds");
         self.cluster
@@ -455,7 +518,7 @@ impl Suite {
     // ---------------------------------------------------------------------------------------
     // 4: admission through kubectl.
 
-    fn admission(&mut self) {
+    fn phase_4_admission(&mut self) {
         let signed = self.images.signed.clone();
         let unsigned = self.images.unsigned.clone();
         let tagged = self.images.tagged.clone();
@@ -591,7 +654,7 @@ impl Suite {
     // ---------------------------------------------------------------------------------------
     // 5: exempt namespaces, risk levels, the label guard.
 
-    fn scope(&mut self) {
+    fn phase_5_scope(&mut self) {
         let unsigned = self.images.unsigned.clone();
         let tagged = self.images.tagged.clone();
 
@@ -684,7 +747,7 @@ impl Suite {
     // ---------------------------------------------------------------------------------------
     // 7: certificate rotation while kubectl keeps creating pods.
 
-    fn certificate_rotation(&mut self) {
+    fn phase_7_certificate_rotation(&mut self) {
         let signed = self.images.signed.clone();
         let old = self.serving.clone();
         let new = certs::reissue(&old, &["127.0.0.1"]).unwrap();
@@ -748,7 +811,7 @@ impl Suite {
     // ---------------------------------------------------------------------------------------
     // 8: portcullis's count of reviews equals the apiserver's count of calls to it.
 
-    fn review_counts(&mut self) {
+    fn phase_8_review_counts(&mut self) {
         let signed = self.images.signed.clone();
         let unsigned = self.images.unsigned.clone();
         let tagged = self.images.tagged.clone();
@@ -793,21 +856,17 @@ impl Suite {
 
     /// Waits (5 s at most) until portcullis's review count is `expected`, and asserts it is.
     fn eventually_reviews(&self, expected: f64) {
-        let mut reviews = self.portcullis_reviews();
-        for _ in 0..50 {
-            if reviews == expected {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-            reviews = self.portcullis_reviews();
-        }
+        let reviews = try_poll(Duration::from_secs(5), Duration::from_millis(100), || {
+            Some(self.portcullis_reviews()).filter(|reviews| *reviews == expected)
+        })
+        .unwrap_or_else(|| self.portcullis_reviews());
         assert_eq!(reviews, expected, "portcullis_admission_requests_total (summed)");
     }
 
     // ---------------------------------------------------------------------------------------
     // 6: fail closed.
 
-    fn fail_closed(&mut self) {
+    fn phase_6_fail_closed(&mut self) {
         let signed = self.images.signed.clone();
         let unsigned = self.images.unsigned.clone();
 
@@ -906,7 +965,7 @@ impl Suite {
     // webhook.extraRules, and data.inventory synced with the chart's RBAC (the chart's
     // ci/gatekeeper-values.yaml, unchanged).
 
-    fn gatekeeper(&mut self) {
+    fn phase_9_gatekeeper(&mut self) {
         let variant = std::fs::read_to_string(Path::new(CHART).join("ci/gatekeeper-values.yaml")).unwrap();
         let values = self.values(yaml_serde::from_str(&variant).unwrap());
         let upgraded = self.helm_upgrade(&values);
@@ -947,7 +1006,7 @@ impl Suite {
         let admitted = self.create(&copy, false);
         assert!(admitted.ok && self.exists(&copy), "{admitted:?}");
         // blog and copy, once copy is synced.
-        let synced = (0..40).any(|_| {
+        let synced = try_poll(Duration::from_secs(10), Duration::from_millis(250), || {
             let metrics = self
                 .http
                 .get(format!("http://127.0.0.1:{}/metrics", self.metrics_port))
@@ -959,10 +1018,12 @@ impl Suite {
                 "portcullis_inventory_objects",
                 &[("kind", "networking.k8s.io/v1/Ingress")],
             );
-            std::thread::sleep(Duration::from_millis(250));
-            count == 2.0
+            (count == 2.0).then_some(())
         });
-        assert!(synced, "portcullis_inventory_objects counts the synced Ingresses");
+        assert!(
+            synced.is_some(),
+            "portcullis_inventory_objects counts the synced Ingresses"
+        );
     }
 
     /// Creates `object` with `--dry-run=server` until the outcome is `ok` (bounded: 40 tries,

@@ -220,19 +220,19 @@ async fn certificate_rotation_by_symlink_swap_fails_no_request() {
             errors
         })
     };
-    wait_until(|| ok.load(Ordering::Acquire) >= 5).await;
+    wait_until("5 answered requests", || ok.load(Ordering::Acquire) >= 5).await;
     volume.swap(&second.cert, &second.key);
-    let mut rotated = false;
-    for _ in 0..200 {
-        if served_certificate(running.addr, &first.ca_cert).await == der(&second.cert) {
-            rotated = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let rotated = try_poll_async(Duration::from_secs(5), Duration::from_millis(25), async || {
+        (served_certificate(running.addr, &first.ca_cert).await == der(&second.cert)).then_some(())
+    })
+    .await
+    .is_some();
     assert!(rotated, "the new certificate was never served");
     let after_rotation = ok.load(Ordering::Acquire);
-    wait_until(|| ok.load(Ordering::Acquire) >= after_rotation + 5).await;
+    wait_until("5 more answered requests after the rotation", || {
+        ok.load(Ordering::Acquire) >= after_rotation + 5
+    })
+    .await;
     stop.store(true, Ordering::Release);
     let errors = sender.await.unwrap();
     assert_eq!(
@@ -242,24 +242,30 @@ async fn certificate_rotation_by_symlink_swap_fails_no_request() {
     );
     assert!(ok.load(Ordering::Acquire) >= 10);
 
-    // A mixed pair (new certificate, old key) is never served: the last good pair stays.
+    // A mixed pair (new certificate, old key) is never served: the last good pair stays. The
+    // reload loop counts the refusal, so the check runs once the pair has been seen.
+    let metrics = format!("http://{}/metrics", running.operations);
+    let refused = tls_reload_failures(&metrics).await;
     let third = certs::reissue(&first, &["localhost"]).unwrap();
     volume.swap(&third.cert, &second.key);
-    tokio::time::sleep(Duration::from_millis(500)).await; // five reload polls; no signal exists for "refused"
+    poll_async(
+        "portcullis_tls_reloads_total{result=\"failure\"} to count the mixed pair",
+        Duration::from_secs(10),
+        Duration::from_millis(25),
+        async || (tls_reload_failures(&metrics).await > refused).then_some(()),
+    )
+    .await;
     assert_eq!(
         served_certificate(running.addr, &first.ca_cert).await,
         der(&second.cert)
     );
     // Once the key arrives too, the pair is taken.
     volume.swap(&third.cert, &third.key);
-    let mut taken = false;
-    for _ in 0..200 {
-        if served_certificate(running.addr, &first.ca_cert).await == der(&third.cert) {
-            taken = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let taken = try_poll_async(Duration::from_secs(5), Duration::from_millis(25), async || {
+        (served_certificate(running.addr, &first.ca_cert).await == der(&third.cert)).then_some(())
+    })
+    .await
+    .is_some();
     assert!(taken);
     running.shutdown.send(true).unwrap();
     running.task.await.unwrap().unwrap();
@@ -288,21 +294,25 @@ async fn shutdown_finishes_in_flight_reviews_and_closes_keep_alives() {
     };
     let semaphore = running.state.semaphore.clone();
     let capacity = semaphore.available_permits();
-    wait_until(move || semaphore.available_permits() < capacity).await;
+    wait_until("the review to take a slot", move || {
+        semaphore.available_permits() < capacity
+    })
+    .await;
 
     running.shutdown.send(true).unwrap();
     let ready = format!("http://{}/readyz", running.operations);
-    let mut not_ready = false;
-    for _ in 0..200 {
-        match reqwest::get(&ready).await {
-            Ok(response) if response.status() == 503 => {
-                not_ready = true;
-                break;
-            }
-            Err(_) => break,
-            _ => tokio::time::sleep(Duration::from_millis(5)).await,
-        }
-    }
+    // 503 ends the wait; so does a refused connection (the listener already gone: too late).
+    let not_ready = try_poll_async(
+        Duration::from_secs(1),
+        Duration::from_millis(5),
+        async || match reqwest::get(&ready).await {
+            Ok(response) if response.status() == 503 => Some(true),
+            Err(_) => Some(false),
+            _ => None,
+        },
+    )
+    .await
+    .unwrap_or(false);
     assert!(not_ready, "readiness never dropped while a review was still in flight");
 
     let answer = in_flight.await.unwrap().expect("the in-flight review is answered");
@@ -340,14 +350,11 @@ async fn open_keep_alive(addr: SocketAddr, ca: &str) -> tokio_rustls::client::Tl
 }
 
 /// Polls a condition, bounded to 10 s.
-async fn wait_until(condition: impl Fn() -> bool) {
-    for _ in 0..2000 {
-        if condition() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("condition not reached within 10 s");
+async fn wait_until(what: &str, condition: impl Fn() -> bool) {
+    poll_async(what, Duration::from_secs(10), Duration::from_millis(5), async || {
+        condition().then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -437,12 +444,22 @@ spec: {parameters: {message: MESSAGE}}
 
 /// Polls /metrics until it shows `line`, bounded to 10 s.
 async fn wait_for_metric(url: &str, line: &str) {
-    for _ in 0..400 {
-        let text = reqwest::get(url).await.unwrap().text().await.unwrap();
-        if text.contains(line) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{line} never appeared");
+    poll_async(line, Duration::from_secs(10), Duration::from_millis(25), async || {
+        scrape(url).await.contains(line).then_some(())
+    })
+    .await;
+}
+
+async fn scrape(url: &str) -> String {
+    reqwest::get(url).await.unwrap().text().await.unwrap()
+}
+
+/// `portcullis_tls_reloads_total{result="failure"}` from /metrics (0 before the first).
+async fn tls_reload_failures(url: &str) -> f64 {
+    scrape(url)
+        .await
+        .lines()
+        .filter(|line| line.starts_with("portcullis_tls_reloads_total{") && line.contains("result=\"failure\""))
+        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
 }

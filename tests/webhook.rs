@@ -377,12 +377,10 @@ async fn concurrency_is_bounded_and_a_full_server_denies_in_time() {
         })
     };
     // Wait (bounded) until the first review holds the only slot.
-    for _ in 0..400 {
-        if state.semaphore.available_permits() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    try_poll_async(Duration::from_secs(2), Duration::from_millis(5), async || {
+        (state.semaphore.available_permits() == 0).then_some(())
+    })
+    .await;
     assert_eq!(state.semaphore.available_permits(), 0);
     let (_, answer) = post(
         &state,

@@ -3,14 +3,22 @@
 //! keys and signatures made by real cosign (built from the Go module proxy by
 //! `scripts/tools.sh`), and the background-service wrapper that bounds their lives.
 //!
-//! Self-contained (std and the dev-dependencies) so a bench can include it with
-//! `#[path = "../tests/common/lab.rs"] mod lab;`.
+//! The benches reach it through `tests/common/mod.rs` (`#[path = "../tests/common/mod.rs"]`).
+//!
+//! Ports: a server that can bind port 0 does, and its port is read back from its listening
+//! socket ([`listening_port`]); a port is never probed free, closed and handed out, since the
+//! kernel may give it to an outgoing connection a moment later. [`pick_port`] is for the rest.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
+use std::collections::{BTreeSet, HashMap};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use super::poll::try_poll;
 
 /// A background service, bounded twice: `timeout 900`, and a shell that stops it (SIGTERM,
 /// which `timeout` passes on) as soon as its stdin closes, i.e. when `stdin` is dropped or this
@@ -69,8 +77,124 @@ pub fn tool(name: &str) -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// The lowest port of the kernel's ephemeral range (`ip_local_port_range`), where outgoing
+/// connections take their local ports; Linux's default when the file cannot be read.
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768)
+}
+
+/// The first port [`pick_port`] hands out (below it sit well-known services).
+const PICK_FROM: u16 = 10000;
+
+/// A loopback port for a server that must be told its port before it starts (a URL registered
+/// first) and keep it across restarts: below the kernel's ephemeral range, so no outgoing
+/// connection ever sits on it; never the same one twice in this process; nobody listening on
+/// it now. Another process can still bind it first: the caller retries, bounded, with a new
+/// port when its server reports "address already in use".
+pub fn pick_port() -> u16 {
+    static START: OnceLock<u32> = OnceLock::new();
+    static HANDED_OUT: AtomicU32 = AtomicU32::new(0);
+    let low = ephemeral_low();
+    assert!(
+        low > PICK_FROM + 1000,
+        "the ephemeral range starts at {low}: no room for test ports from {PICK_FROM} below it"
+    );
+    let span = u32::from(low - PICK_FROM);
+    // A different start in each process, so concurrent test binaries rarely meet.
+    let start = *START.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos();
+        (nanos ^ std::process::id().wrapping_mul(2_654_435_761)) % span
+    });
+    for _ in 0..100 {
+        let n = HANDED_OUT.fetch_add(1, Ordering::SeqCst);
+        assert!(n < span, "every port from {PICK_FROM} to {low} has been handed out");
+        let port = PICK_FROM + u16::try_from((start + n) % span).unwrap();
+        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        if TcpStream::connect_timeout(&address, Duration::from_secs(1)).is_err() {
+            return port;
+        }
+    }
+    panic!("no loopback port without a listener below {low} after 100 tries");
+}
+
+/// A loopback address where nothing listens ("registry down"): a socket bound there and never
+/// listening holds the port, so connections are refused and no other socket can take it while
+/// this value lives.
+pub struct ClosedPort {
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    _socket: tokio::net::TcpSocket,
+}
+
+impl ClosedPort {
+    pub fn new() -> ClosedPort {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).unwrap();
+        let addr = socket.local_addr().unwrap().to_string();
+        ClosedPort { addr, _socket: socket }
+    }
+}
+
+/// The TCP port that `service` (any process of the tree it started) listens on, if it does
+/// yet: read from `/proc`, for a server told to bind port 0 that does not print the port.
+pub fn listening_port(service: &Service) -> Option<u16> {
+    let mut sockets = BTreeSet::new();
+    for pid in process_tree(service.child.id()) {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let target = target.to_string_lossy();
+            if let Some(inode) = target.strip_prefix("socket:[").and_then(|t| t.strip_suffix(']')) {
+                sockets.insert(inode.to_string());
+            }
+        }
+    }
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        // sl, local address (HEX_IP:HEX_PORT), remote address, state (0A: LISTEN), ..., inode.
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() < 10 || fields[3] != "0A" || !sockets.contains(fields[9]) {
+            return None;
+        }
+        u16::from_str_radix(fields[1].rsplit(':').next()?, 16).ok()
+    })
+}
+
+/// `root` and every process descended from it.
+fn process_tree(root: u32) -> Vec<u32> {
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else {
+            continue;
+        };
+        // `PID (COMM) STATE PPID ...`; COMM may hold spaces and parentheses.
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        if let Some(ppid) = ppid {
+            children.entry(ppid).or_default().push(pid);
+        }
+    }
+    let mut tree = vec![root];
+    let mut next = 0;
+    while next < tree.len() {
+        tree.extend(children.get(&tree[next]).into_iter().flatten());
+        next += 1;
+    }
+    tree
 }
 
 /// Runs a command to success and returns its trimmed stdout.
@@ -112,31 +236,28 @@ pub struct Lab {
 /// Starts Debian's docker-registry on a free loopback port with its data in `dir`, plus any
 /// extra YAML (an `auth:` section, say), and waits (10 s at most) until it accepts connections.
 pub fn start_registry(dir: &Path, extra_yaml: &str, stdout: Stdio) -> (String, Service) {
-    let registry = format!("127.0.0.1:{}", free_port());
     let config = dir.join("registry.yml");
+    // Port 0: the registry binds a free port itself; it is read back from its listening socket.
     std::fs::write(
         &config,
         format!(
-            "version: 0.1\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: {registry}}}\nlog: {{level: error}}\n{extra_yaml}",
+            "version: 0.1\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: 127.0.0.1:0}}\nlog: {{level: error}}\n{extra_yaml}",
             dir.join("data").display()
         ),
     )
     .unwrap();
-    let service = Service::spawn(
-        &tool("registry"),
-        &["serve", config.to_str().unwrap()],
-        &dir.join("registry.log"),
-        stdout,
-    );
-    let up = (0..200).any(|_| {
-        let connected = std::net::TcpStream::connect(&registry).is_ok();
-        if !connected {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        connected
+    let log = dir.join("registry.log");
+    let service = Service::spawn(&tool("registry"), &["serve", config.to_str().unwrap()], &log, stdout);
+    let port = try_poll(Duration::from_secs(10), Duration::from_millis(50), || {
+        listening_port(&service)
     });
-    assert!(up, "registry did not start");
-    (registry, service)
+    let port = port.unwrap_or_else(|| {
+        panic!(
+            "registry did not start within 10 s; its log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    });
+    (format!("127.0.0.1:{port}"), service)
 }
 
 /// Pushes `target` (`REGISTRY/REPO:TAG`, plain HTTP), a one-layer image holding `content`,

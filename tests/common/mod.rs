@@ -18,8 +18,11 @@ use portcullis::server::{self, AppState};
 
 pub mod cluster;
 pub mod lab;
+pub mod poll;
 #[allow(unused_imports)] // Used by the tests that start services, not by every test.
 pub use lab::Service;
+#[allow(unused_imports)] // Used by the tests that wait, not by every test.
+pub use poll::{poll, poll_async, try_poll, try_poll_async};
 
 /// The config most tests use: the example registry allowed, everything else default.
 pub const CONFIG: &str = "images: { registries: { allow: [registry.example.com, ghcr.io/acme] } }\n";
@@ -61,7 +64,7 @@ pub fn state(yaml: &str, levels: &[(&str, &str)]) -> AppState {
 }
 
 pub fn state_with_source(settings: &Settings, source: Source, levels: &[(&str, &str)]) -> AppState {
-    let policies = server::load_policies(&source, settings).unwrap();
+    let policies = portcullis::admission::setup::load_policies(&source, settings).unwrap();
     server::app_state(settings, policies, namespaces(levels)).unwrap()
 }
 

@@ -62,8 +62,6 @@ run_fails() { # NAME CMD...: expect failure
   else PASS=$((PASS + 1)); echo "ok - $name ($(grep -m1 -io 'error.*' "$WORK/last.log" | cut -c1-150 || true))"; fi
 }
 
-free_port() { node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
-
 wait_file() { # FILE: wait (10 s at most) until FILE has a line
   local i
   for i in $(seq 100); do [[ -s $1 ]] && return 0; sleep 0.1; done
@@ -84,18 +82,23 @@ kill "$SIGSTORE_PID"
 STATE=$WORK/state
 start_sigstore "$STATE" "$WORK/sigstore.json"
 
-RP=$(free_port)
+# Port 0: the registry binds a free port and logs it ("listening on 127.0.0.1:PORT", at level info).
 mkdir -p "$WORK/registry"
 cat >"$WORK/registry.yml" <<EOF
 version: 0.1
-log: {level: warn}
+log: {level: info}
 storage: {filesystem: {rootdirectory: $WORK/registry}, delete: {enabled: true}}
-http: {addr: 127.0.0.1:$RP}
+http: {addr: 127.0.0.1:0}
 EOF
 "$REGISTRY" serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 &
 PIDS+=($!)
-for i in $(seq 100); do curl -fs "http://127.0.0.1:$RP/v2/" >/dev/null && break; sleep 0.1; done
-curl -fs "http://127.0.0.1:$RP/v2/" >/dev/null || die "registry did not start: $(tail -5 "$WORK/registry.log")"
+RP=""
+for i in $(seq 100); do
+  RP=$(sed -n 's/.*msg="listening on 127\.0\.0\.1:\([0-9]*\)".*/\1/p' "$WORK/registry.log")
+  [[ -n $RP ]] && curl -fs "http://127.0.0.1:$RP/v2/" >/dev/null && break
+  sleep 0.1
+done
+[[ -n $RP ]] && curl -fs "http://127.0.0.1:$RP/v2/" >/dev/null || die "registry did not start: $(tail -5 "$WORK/registry.log")"
 
 push_image() { # NAME: push a one-file image, print its digest reference
   mkdir -p "$WORK/layer-$1"
