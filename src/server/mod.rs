@@ -229,13 +229,15 @@ async fn reload_certificates(
                 metrics.set_certificate_expiry(cert.expires_at());
                 tracing::info!("serving certificate reloaded");
             }
-            tls::Reload::Refused { reason, message } => {
-                // Counted and logged once while the same refusal lasts, not every poll.
-                if refused_last != Some(reason) {
+            tls::Reload::Refused { reason, message, files } => {
+                // Counted and logged once per refused change (the same files, or the same
+                // unreadable file, seen again at the next poll are not a new refusal).
+                let refusal = Some((reason, files));
+                if refused_last != refusal {
                     metrics.record_tls_reload(false);
                     tracing::warn!(reason = %message, "new certificate files not usable yet; still serving the previous pair");
                 }
-                refused_last = Some(reason);
+                refused_last = refusal;
             }
         }
     }

@@ -51,8 +51,14 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Reads and checks a certificate chain and key pair.
-pub fn load_pair(cert_path: &Path, key_path: &Path) -> Result<(CertifiedKey, [u8; 32]), TlsError> {
+/// The bytes of a certificate chain file and a key file, and their fingerprint.
+struct PairFiles {
+    cert_pem: Vec<u8>,
+    key_pem: Vec<u8>,
+    fingerprint: [u8; 32],
+}
+
+fn read_pair(cert_path: &Path, key_path: &Path) -> Result<PairFiles, TlsError> {
     let read = |path: &Path| {
         std::fs::read(path).map_err(|source| TlsError::Read {
             path: path.display().to_string(),
@@ -65,8 +71,17 @@ pub fn load_pair(cert_path: &Path, key_path: &Path) -> Result<(CertifiedKey, [u8
         .chain_update(&key_pem)
         .finalize()
         .into();
+    Ok(PairFiles {
+        cert_pem,
+        key_pem,
+        fingerprint,
+    })
+}
+
+/// Checks that the files hold a certificate chain and the key that goes with it.
+fn check_pair(files: &PairFiles, cert_path: &Path, key_path: &Path) -> Result<CertifiedKey, TlsError> {
     // Any unreadable PEM section (a half-written intermediate, say) refuses the whole chain.
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&files.cert_pem)
         .collect::<Result<_, _>>()
         .map_err(|_| TlsError::NoCertificate {
             path: cert_path.display().to_string(),
@@ -76,11 +91,16 @@ pub fn load_pair(cert_path: &Path, key_path: &Path) -> Result<(CertifiedKey, [u8
             path: cert_path.display().to_string(),
         });
     }
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::NoKey {
+    let key = PrivateKeyDer::from_pem_slice(&files.key_pem).map_err(|_| TlsError::NoKey {
         path: key_path.display().to_string(),
     })?;
-    let certified = CertifiedKey::from_der(chain, key, &provider()).map_err(|e| TlsError::Pair(e.to_string()))?;
-    Ok((certified, fingerprint))
+    CertifiedKey::from_der(chain, key, &provider()).map_err(|e| TlsError::Pair(e.to_string()))
+}
+
+/// Reads and checks a certificate chain and key pair.
+pub fn load_pair(cert_path: &Path, key_path: &Path) -> Result<(CertifiedKey, [u8; 32]), TlsError> {
+    let files = read_pair(cert_path, key_path)?;
+    Ok((check_pair(&files, cert_path, key_path)?, files.fingerprint))
 }
 
 /// Serves the current pair to every handshake and swaps in a new one when the files change.
@@ -99,9 +119,12 @@ pub enum Reload {
     Unchanged,
     Reloaded,
     /// The files changed but are not a usable pair yet; the old pair is still served.
+    /// `files` is the fingerprint of what was read (none when a file could not be read), so a
+    /// caller tells one refused change from the next.
     Refused {
         reason: &'static str,
         message: String,
+        files: Option<[u8; 32]>,
     },
 }
 
@@ -126,21 +149,26 @@ impl ReloadingCert {
     }
 
     pub fn reload(&self) -> Reload {
-        let refused = |error: TlsError| Reload::Refused {
+        let refused = |error: TlsError, files: Option<[u8; 32]>| Reload::Refused {
             reason: error.reason(),
             message: error.to_string(),
+            files,
         };
-        let (certified, fingerprint) = match load_pair(&self.cert_path, &self.key_path) {
-            Ok(pair) => pair,
-            Err(error) => return refused(error),
+        let files = match read_pair(&self.cert_path, &self.key_path) {
+            Ok(files) => files,
+            Err(error) => return refused(error, None),
+        };
+        let certified = match check_pair(&files, &self.cert_path, &self.key_path) {
+            Ok(certified) => certified,
+            Err(error) => return refused(error, Some(files.fingerprint)),
         };
         let Ok(mut seen) = self.seen.lock() else {
-            return refused(TlsError::Poisoned);
+            return refused(TlsError::Poisoned, Some(files.fingerprint));
         };
-        if *seen == fingerprint {
+        if *seen == files.fingerprint {
             return Reload::Unchanged;
         }
-        *seen = fingerprint;
+        *seen = files.fingerprint;
         self.current.store(Arc::new(certified));
         Reload::Reloaded
     }
@@ -192,6 +220,35 @@ mod tests {
             served.expires_at(),
             Some(1_936_742_400 + 366 * 86_400),
             "2032-05-17, a leap year later"
+        );
+    }
+
+    #[test]
+    fn each_refused_change_is_told_apart_and_the_same_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = pair_expiring(dir.path(), "served", 2031, 5, 17);
+        let served = ReloadingCert::load(&cert, &key).unwrap();
+        let refusal = |reload: Reload| match reload {
+            Reload::Refused { reason, files, .. } => (reason, files),
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        // A new certificate with the old key (a poll in the middle of a swap), twice.
+        let (other_cert, _) = pair_expiring(dir.path(), "other", 2032, 5, 17);
+        std::fs::copy(&other_cert, &cert).unwrap();
+        let first = refusal(served.reload());
+        assert_eq!(first.0, "pair_mismatch");
+        assert!(first.1.is_some());
+        assert_eq!(refusal(served.reload()), first, "the same files are the same refusal");
+        // Another mismatched certificate: the same reason, but a change of its own.
+        let (third_cert, _) = pair_expiring(dir.path(), "third", 2033, 5, 17);
+        std::fs::copy(&third_cert, &cert).unwrap();
+        let second = refusal(served.reload());
+        assert_eq!(second.0, first.0);
+        assert_ne!(second.1, first.1);
+        assert_eq!(
+            served.expires_at(),
+            Some(1_936_742_400),
+            "the first pair is still served"
         );
     }
 }
