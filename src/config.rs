@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::duration;
 use crate::images::config::ImagesConfig;
 use crate::images::trust::TrustPolicy;
+use crate::policy::evaluator::EngineChoice;
 use crate::results::Enforcement;
 use crate::risk::RiskLevel;
 use crate::telemetry::LogFormat;
@@ -78,6 +79,9 @@ pub struct PoliciesConfig {
     /// Kinds whose objects Gatekeeper templates see in `data.inventory` (like the `syncOnly`
     /// list of Gatekeeper's Config); empty means no sync and an empty inventory.
     pub inventory: Vec<InventoryKind>,
+    /// `compiled` (regorus's bytecode VM for every policy that compiles, the interpreter for
+    /// the others; the default) or `interpreter` (every policy on the interpreter).
+    pub engine: String,
 }
 
 /// A kind to sync into `data.inventory`: `group` is empty for the core API.
@@ -156,6 +160,7 @@ impl Default for PoliciesConfig {
             dirs: Vec::new(),
             reload_interval: "10s".into(),
             inventory: Vec::new(),
+            engine: "compiled".into(),
         }
     }
 }
@@ -203,6 +208,7 @@ pub struct Settings {
     pub policy_dirs: Vec<PathBuf>,
     pub policy_reload_interval: Duration,
     pub inventory: Vec<InventoryKind>,
+    pub policy_engine: EngineChoice,
     pub enforcement: BTreeMap<String, Enforcement>,
     pub risk_default: RiskLevel,
     pub namespace_source: NamespaceSource,
@@ -321,6 +327,17 @@ impl Config {
             ));
         }
 
+        let policy_engine = match self.policies.engine.as_str() {
+            "compiled" => EngineChoice::Compiled,
+            "interpreter" => EngineChoice::Interpreter,
+            other => {
+                errors.push(format!(
+                    "policies.engine: {other:?} is not an engine (compiled or interpreter)"
+                ));
+                EngineChoice::Compiled
+            }
+        };
+
         let mut enforcement = BTreeMap::new();
         for (policy, action) in &self.enforcement {
             match Enforcement::parse(action) {
@@ -394,6 +411,7 @@ impl Config {
             policy_dirs: self.policies.dirs.iter().map(PathBuf::from).collect(),
             policy_reload_interval,
             inventory: self.policies.inventory.clone(),
+            policy_engine,
             enforcement,
             risk_default,
             namespace_source,

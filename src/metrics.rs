@@ -36,6 +36,11 @@ pub struct PolicyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EngineLabels {
+    pub engine: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     pub result: &'static str,
 }
@@ -91,7 +96,7 @@ pub struct Metrics {
     duration: Histogram,
     policy_evaluations: Family<PolicyResultLabels, Counter>,
     policy_duration: Family<PolicyLabels, Histogram>,
-    policies_loaded: Gauge,
+    policies_loaded: Family<EngineLabels, Gauge>,
     inventory_objects: Family<InventoryLabels, Gauge>,
     certificate_expiry: Gauge,
     policy_reloads: Family<ResultLabels, Counter>,
@@ -137,10 +142,10 @@ impl Metrics {
             "Time to evaluate one policy",
             policy_duration.clone(),
         );
-        let policies_loaded = Gauge::default();
+        let policies_loaded = Family::<EngineLabels, Gauge>::default();
         registry.register(
             "policies_loaded",
-            "Policies in the active policy set",
+            "Policies in the active policy set, by the engine they run on (compiled: regorus's bytecode VM; interpreter: a policy that does not compile)",
             policies_loaded.clone(),
         );
         let inventory_objects = Family::<InventoryLabels, Gauge>::default();
@@ -273,8 +278,13 @@ impl Metrics {
         self.certificate_expiry.set(expires_at.unwrap_or(0));
     }
 
-    pub fn set_policies_loaded(&self, count: usize) {
-        self.policies_loaded.set(count as i64);
+    /// The active set's policies by engine (every engine named, with 0 where none runs).
+    pub fn set_policies_loaded(&self, by_engine: &[(&'static str, usize)]) {
+        for &(engine, count) in by_engine {
+            self.policies_loaded
+                .get_or_create(&EngineLabels { engine })
+                .set(count as i64);
+        }
     }
 
     /// Objects of one synced kind in the installed inventory.
@@ -335,12 +345,13 @@ mod tests {
         metrics.record_review(labels, Duration::from_millis(2));
         metrics.record_reload(false);
         metrics.record_tls_reload(false);
-        metrics.set_policies_loaded(3);
+        metrics.set_policies_loaded(&[("compiled", 3), ("interpreter", 0)]);
         let text = metrics.encode();
         for name in [
             "portcullis_admission_requests_total{operation=\"CREATE\",kind=\"Pod\",decision=\"allow\"} 1",
             "portcullis_admission_duration_seconds_bucket",
-            "portcullis_policies_loaded 3",
+            "portcullis_policies_loaded{engine=\"compiled\"} 3",
+            "portcullis_policies_loaded{engine=\"interpreter\"} 0",
             "portcullis_policy_reloads_total{result=\"failure\"} 1",
             "portcullis_tls_reloads_total{result=\"failure\"} 1",
             "portcullis_build_info{version=",

@@ -21,7 +21,12 @@ pub fn load_policies(source: &Source, settings: &Settings) -> Result<PolicySet, 
         settings.risk_default,
         verification_enabled,
     );
-    let set = PolicySet::build(&bundle, data, settings.policy_timeout)?;
+    let set = PolicySet::build_on(&bundle, data, settings.policy_timeout, settings.policy_engine)?;
+    for policy in set.policies() {
+        if let Some(reason) = &policy.interpreted_because {
+            tracing::info!(policy = %policy.id, %reason, "policy runs on the interpreter: it does not compile");
+        }
+    }
     for id in settings.enforcement.keys() {
         if !set.policies().iter().any(|p| &p.id == id) {
             tracing::warn!(policy = %id, "enforcement override names a policy that is not loaded");

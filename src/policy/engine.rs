@@ -1,16 +1,24 @@
-//! The compiled policy set: regorus, loaded and prepared once, cloned per evaluation.
+//! The compiled policy set: regorus, loaded and prepared once, evaluated in one pass.
 //!
 //! A native policy is a package that declares `deny` and/or `warn`; its package path (without
-//! `data.`) is its id. Each policy is evaluated on its own so that one policy's error or timeout
-//! denies with that policy's id and leaves the others' results intact.
+//! `data.`) is its id. All native policies are evaluated together, through one generated rule
+//! that collects every policy's `deny` and `warn`, so helper rules they share are computed once
+//! per review; on regorus's bytecode VM where the policies compile, on its interpreter where they
+//! do not ([`super::evaluator`]). A pass that fails (an error or the time limit) is evaluated
+//! again policy by policy, so that one policy's error or timeout denies with that policy's id and
+//! leaves the others' results intact.
 
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::bundle::{Bundle, Module};
+use super::evaluator::{EngineChoice, EngineKind, Evaluator};
 use super::gatekeeper::{self, GatekeeperSet};
-use super::rego::{classify, configured_engine};
+use super::rego::configured_engine;
 use crate::results::{EvalError, PolicyResult, Violation};
 
 /// One policy of the set: a native package, or a Gatekeeper constraint.
@@ -20,6 +28,10 @@ pub struct Policy {
     pub has_deny: bool,
     pub has_warn: bool,
     pub kind: PolicyKind,
+    /// The engine it runs on.
+    pub engine: EngineKind,
+    /// Why it is not compiled, when it could have been.
+    pub interpreted_because: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,13 +56,32 @@ pub enum LoadError {
     Prepare { id: String, message: String },
 }
 
-/// A loaded, prepared policy set. Cheap to share: evaluation clones the prepared engine.
+/// One review in this many is evaluated policy by policy, each policy timed alone; that gives
+/// each policy its share of its pass's time, and in the other reviews a policy's duration is
+/// the pass's measured time times that share (timing every policy exactly would cost a pass
+/// per policy, the cost the one pass removes).
+pub const TIMING_SAMPLE_EVERY: u64 = 64;
+
+/// The package of the generated rules; a library may not use it.
+const PASS_PACKAGE: &str = "portcullis_one_pass";
+
+/// A loaded, prepared policy set. Cheap to share: evaluations clone prepared engines.
 #[derive(Clone)]
 pub struct PolicySet {
-    engine: regorus::Engine,
     policies: Vec<Policy>,
+    /// Each native policy alone, in the order of `policies`.
+    alone: Vec<Evaluator>,
+    /// The one-pass rules, one per engine, with the native policies each collects.
+    passes: Vec<(Evaluator, Vec<usize>)>,
     gatekeeper: GatekeeperSet,
-    timeout: Duration,
+    timing: Arc<Timing>,
+}
+
+/// The sampling of per-policy durations ([`TIMING_SAMPLE_EVERY`]).
+struct Timing {
+    evaluations: AtomicU64,
+    /// Each native policy's share of its pass's time (an `f32`'s bits), from the last sample.
+    shares: Vec<AtomicU32>,
 }
 
 impl std::fmt::Debug for PolicySet {
@@ -61,6 +92,15 @@ impl std::fmt::Debug for PolicySet {
 
 /// Builds a regorus engine from modules and data, with the execution-time limit set.
 pub fn new_engine(modules: &[&Module], data: &Value, timeout: Duration) -> Result<regorus::Engine, LoadError> {
+    let (engine, _) = engine_with_data(modules, data, timeout)?;
+    Ok(engine)
+}
+
+fn engine_with_data(
+    modules: &[&Module],
+    data: &Value,
+    timeout: Duration,
+) -> Result<(regorus::Engine, regorus::Value), LoadError> {
     let mut engine = configured_engine(timeout);
     for module in modules {
         engine
@@ -70,21 +110,43 @@ pub fn new_engine(modules: &[&Module], data: &Value, timeout: Duration) -> Resul
                 message: e.to_string(),
             })?;
     }
-    let data = regorus::Value::from_json_str(&data.to_string()).map_err(|e| LoadError::Compile {
+    let data = to_regorus(data).map_err(|message| LoadError::Compile {
+        module: "data".into(),
+        message,
+    })?;
+    engine.add_data(data.clone()).map_err(|e| LoadError::Compile {
         module: "data".into(),
         message: e.to_string(),
     })?;
-    engine.add_data(data).map_err(|e| LoadError::Compile {
-        module: "data".into(),
-        message: e.to_string(),
-    })?;
-    Ok(engine)
+    Ok((engine, data))
+}
+
+/// A JSON value as a regorus value, converted structurally (no JSON text in between).
+pub fn to_regorus(value: &Value) -> Result<regorus::Value, String> {
+    regorus::Value::deserialize(value).map_err(|e| e.to_string())
+}
+
+/// A native policy found in the modules, with its package path.
+struct Found {
+    policy: Policy,
+    components: Vec<String>,
 }
 
 impl PolicySet {
-    /// Compiles the bundle's modules (tests excluded) with `extra_data` merged in, finds the
-    /// policies, and evaluates each once on an empty input so every clone starts prepared.
+    /// [`PolicySet::build_on`] with every policy compiled where it compiles.
     pub fn build(bundle: &Bundle, extra_data: Value, timeout: Duration) -> Result<PolicySet, LoadError> {
+        PolicySet::build_on(bundle, extra_data, timeout, EngineChoice::default())
+    }
+
+    /// Compiles the bundle's modules (tests excluded) with `extra_data` merged in, finds the
+    /// policies, and prepares the one-pass rules and each policy alone on the engines `choice`
+    /// allows.
+    pub fn build_on(
+        bundle: &Bundle,
+        extra_data: Value,
+        timeout: Duration,
+        choice: EngineChoice,
+    ) -> Result<PolicySet, LoadError> {
         let mut data = bundle.data.clone();
         if let Value::Object(extra) = extra_data {
             for (key, value) in extra {
@@ -92,66 +154,102 @@ impl PolicySet {
             }
         }
         let modules: Vec<&Module> = bundle.modules.iter().collect();
-        let mut engine = new_engine(&modules, &data, timeout)?;
-        let mut policies: Vec<Policy> = Vec::new();
-        for component in engine.get_policy_package_components().map_err(|e| LoadError::Compile {
-            module: "packages".into(),
-            message: e.to_string(),
-        })? {
-            let declares = |rule: &str| {
-                engine
-                    .has_declared_rule_rooted_at(&component.source_file, rule)
-                    .unwrap_or(false)
-            };
-            let (has_deny, has_warn) = (declares("deny"), declares("warn"));
-            if !(has_deny || has_warn) {
-                continue;
-            }
-            let id = component.components.join(".");
-            // A package split over several files is one policy.
-            match policies.iter_mut().find(|p| p.id == id) {
-                Some(existing) => {
-                    existing.has_deny |= has_deny;
-                    existing.has_warn |= has_warn;
-                }
-                None => policies.push(Policy {
-                    id,
-                    has_deny,
-                    has_warn,
-                    kind: PolicyKind::Native,
-                }),
-            }
-        }
-        let gatekeeper = GatekeeperSet::build(&bundle.gatekeeper, timeout)?;
-        if policies.is_empty() && gatekeeper.constraints().is_empty() {
+        let (mut engine, data) = engine_with_data(&modules, &data, timeout)?;
+        let mut found = native_policies(&engine)?;
+        let gatekeeper = GatekeeperSet::build_on(&bundle.gatekeeper, timeout, choice)?;
+        if found.is_empty() && gatekeeper.constraints().is_empty() {
             return Err(LoadError::NoPolicies);
         }
-        policies.sort_by(|a, b| a.id.cmp(&b.id));
-        engine.set_input(regorus::Value::new_object());
-        for policy in &policies {
-            for rule in policy.rules() {
-                engine.eval_rule(rule).map_err(|e| LoadError::Prepare {
-                    id: policy.id.clone(),
+        found.sort_by(|a, b| a.policy.id.cmp(&b.policy.id));
+        let wrappers: Vec<String> = found
+            .iter()
+            .enumerate()
+            .map(|(index, f)| format!("p{index} := {}\n", wrapper(f)))
+            .collect();
+        engine
+            .add_policy(
+                format!("{PASS_PACKAGE}.rego (generated)"),
+                format!("package {PASS_PACKAGE}\n{}", wrappers.concat()),
+            )
+            .map_err(|e| LoadError::Compile {
+                module: format!("{PASS_PACKAGE} (generated)"),
+                message: e.to_string(),
+            })?;
+        let mut policies = Vec::new();
+        let mut alone = Vec::new();
+        for (index, Found { mut policy, .. }) in found.into_iter().enumerate() {
+            let rule = format!("data.{PASS_PACKAGE}.p{index}");
+            let (evaluator, why) = Evaluator::new(&engine, &data, &rule, timeout, choice);
+            // A policy that cannot be evaluated on an empty input is broken whatever the review.
+            if let Err(e) = evaluator.eval(regorus::Value::new_object()) {
+                return Err(LoadError::Prepare {
+                    id: policy.id,
+                    message: e.to_string(),
+                });
+            }
+            policy.engine = evaluator.kind();
+            policy.interpreted_because = why;
+            policies.push(policy);
+            alone.push(evaluator);
+        }
+        let mut passes = Vec::new();
+        for kind in [EngineKind::Compiled, EngineKind::Interpreter] {
+            let members: Vec<usize> = (0..policies.len()).filter(|&i| policies[i].engine == kind).collect();
+            if members.is_empty() {
+                continue;
+            }
+            let name = format!("pass_{}", kind.as_str());
+            let elements: Vec<String> = members.iter().map(|i| format!("p{i}")).collect();
+            let module = format!("package {PASS_PACKAGE}\n{name} := [{}]\n", elements.join(", "));
+            engine
+                .add_policy(format!("{PASS_PACKAGE}.{name}.rego (generated)"), module)
+                .map_err(|e| LoadError::Compile {
+                    module: format!("{PASS_PACKAGE} (generated)"),
                     message: e.to_string(),
                 })?;
+            let rule = format!("data.{PASS_PACKAGE}.{name}");
+            let choice = match kind {
+                EngineKind::Compiled => EngineChoice::Compiled,
+                EngineKind::Interpreter => EngineChoice::Interpreter,
+            };
+            let (evaluator, _) = Evaluator::new(&engine, &data, &rule, timeout, choice);
+            if evaluator.kind() != kind {
+                // Each member compiles alone but not all together: keep them policy by policy.
+                continue;
             }
+            passes.push((evaluator, members));
         }
+        let timing = Arc::new(Timing {
+            evaluations: AtomicU64::new(0),
+            shares: vec![0.0f32; policies.len()].into_iter().map(|s| AtomicU32::new(s.to_bits())).collect(),
+        });
         policies.extend(gatekeeper.constraints().iter().map(|c| Policy {
             id: c.id(),
             has_deny: true,
             has_warn: false,
             kind: PolicyKind::Constraint,
+            engine: gatekeeper.engine_of(c),
+            interpreted_because: None,
         }));
         Ok(PolicySet {
-            engine,
             policies,
+            alone,
+            passes,
             gatekeeper,
-            timeout,
+            timing,
         })
     }
 
     pub fn policies(&self) -> &[Policy] {
         &self.policies
+    }
+
+    /// How many policies run on each engine, by the engine's metric label.
+    pub fn engines(&self) -> Vec<(&'static str, usize)> {
+        [EngineKind::Compiled, EngineKind::Interpreter]
+            .into_iter()
+            .map(|kind| (kind.as_str(), self.policies.iter().filter(|p| p.engine == kind).count()))
+            .collect()
     }
 
     /// The same set with `data.inventory` for its Gatekeeper templates (native policies don't
@@ -165,36 +263,72 @@ impl PolicySet {
 
     /// Evaluates every policy against `input`. Never fails: errors are reported per policy.
     pub fn evaluate(&self, input: &Value) -> Vec<PolicyResult> {
-        let mut engine = self.engine.clone();
-        let regorus_input = match regorus::Value::from_json_str(&input.to_string()) {
-            Ok(value) => value,
-            Err(e) => {
-                let error = EvalError::Failed(format!("input could not be converted: {e}"));
-                return self
-                    .policies
-                    .iter()
-                    .map(|p| PolicyResult {
-                        id: p.id.clone(),
-                        deny: vec![],
-                        warn: vec![],
-                        error: Some(error.clone()),
-                        duration: Duration::ZERO,
-                        enforcement: None,
-                    })
-                    .collect();
-            }
-        };
-        engine.set_input(regorus_input);
-        let mut results: Vec<PolicyResult> = self
-            .policies
-            .iter()
-            .filter(|policy| policy.kind == PolicyKind::Native)
-            .map(|policy| self.evaluate_one(&mut engine, policy))
-            .collect();
+        let timed = self.timing.evaluations.fetch_add(1, Ordering::Relaxed) % TIMING_SAMPLE_EVERY == 0;
+        let mut results = self.evaluate_native(input, timed);
         if !self.gatekeeper.is_empty() {
             results.extend(self.evaluate_gatekeeper(input));
         }
         results
+    }
+
+    fn evaluate_native(&self, input: &Value, timed: bool) -> Vec<PolicyResult> {
+        let native = &self.policies[..self.alone.len()];
+        let input = match to_regorus(input) {
+            Ok(input) => input,
+            Err(e) => {
+                let error = EvalError::Failed(format!("input could not be converted: {e}"));
+                return native.iter().map(|p| result(p, Err(error.clone()), Duration::ZERO)).collect();
+            }
+        };
+        let mut results: Vec<Option<PolicyResult>> = vec![None; native.len()];
+        if !timed {
+            for (pass, members) in &self.passes {
+                let started = Instant::now();
+                // A pass that fails is done again policy by policy, below, to attribute it.
+                let Ok(regorus::Value::Array(values)) = pass.eval(input.clone()) else {
+                    continue;
+                };
+                let elapsed = started.elapsed();
+                if values.len() != members.len() {
+                    continue;
+                }
+                for (&index, value) in members.iter().zip(values.iter()) {
+                    let share = f32::from_bits(self.timing.shares[index].load(Ordering::Relaxed));
+                    let duration = elapsed.mul_f32(share);
+                    results[index] = Some(result(&native[index], policy_messages(value), duration));
+                }
+            }
+        }
+        let results: Vec<PolicyResult> = native
+            .iter()
+            .zip(&self.alone)
+            .zip(results)
+            .map(|((policy, alone), done)| {
+                done.unwrap_or_else(|| {
+                    let started = Instant::now();
+                    let outcome = alone.eval(input.clone()).and_then(|v| policy_messages(&v));
+                    result(policy, outcome, started.elapsed())
+                })
+            })
+            .collect();
+        if timed {
+            self.learn_shares(&results);
+        }
+        results
+    }
+
+    /// Each policy's share of its pass's time, from durations measured policy by policy.
+    fn learn_shares(&self, results: &[PolicyResult]) {
+        for (_, members) in &self.passes {
+            let total: f64 = members.iter().map(|&i| results[i].duration.as_secs_f64()).sum();
+            for &index in members {
+                let share = match total > 0.0 {
+                    true => results[index].duration.as_secs_f64() / total,
+                    false => 1.0 / members.len() as f64,
+                };
+                self.timing.shares[index].store((share as f32).to_bits(), Ordering::Relaxed);
+            }
+        }
     }
 
     /// The Gatekeeper constraints, on the request of the native input document; the rest of
@@ -226,42 +360,10 @@ impl PolicySet {
             },
         )
     }
-
-    fn evaluate_one(&self, engine: &mut regorus::Engine, policy: &Policy) -> PolicyResult {
-        let started = Instant::now();
-        let mut result = PolicyResult {
-            id: policy.id.clone(),
-            deny: vec![],
-            warn: vec![],
-            error: None,
-            duration: Duration::ZERO,
-            enforcement: None,
-        };
-        for (rule, wanted) in [("deny", policy.has_deny), ("warn", policy.has_warn)] {
-            if !wanted {
-                continue;
-            }
-            let path = format!("data.{}.{rule}", policy.id);
-            match engine
-                .eval_rule(path)
-                .map_err(|e| classify(e, self.timeout))
-                .and_then(|v| messages(&v))
-            {
-                Ok(messages) if rule == "deny" => result.deny = messages,
-                Ok(messages) => result.warn = messages,
-                Err(error) => {
-                    result.error = Some(error);
-                    break;
-                }
-            }
-        }
-        result.duration = started.elapsed();
-        result
-    }
 }
 
 impl Policy {
-    /// The rule paths to evaluate: `data.<id>.deny` and/or `data.<id>.warn`; none for a
+    /// The rule paths that define it: `data.<id>.deny` and/or `data.<id>.warn`; none for a
     /// constraint, whose rule lives in its template's own engine.
     pub fn rules(&self) -> Vec<String> {
         let mut rules = Vec::new();
@@ -275,6 +377,102 @@ impl Policy {
             rules.push(format!("data.{}.warn", self.id));
         }
         rules
+    }
+}
+
+/// The packages that declare `deny` or `warn`; a package split over several files is one.
+fn native_policies(engine: &regorus::Engine) -> Result<Vec<Found>, LoadError> {
+    let mut found: Vec<Found> = Vec::new();
+    let components = engine.get_policy_package_components().map_err(|e| LoadError::Compile {
+        module: "packages".into(),
+        message: e.to_string(),
+    })?;
+    for component in components {
+        if component.components.first().map(String::as_str) == Some(PASS_PACKAGE) {
+            return Err(LoadError::Compile {
+                module: component.source_file.to_string(),
+                message: format!("package {PASS_PACKAGE} is reserved for portcullis's own rules"),
+            });
+        }
+        let declares = |rule: &str| {
+            engine
+                .has_declared_rule_rooted_at(&component.source_file, rule)
+                .unwrap_or(false)
+        };
+        let (has_deny, has_warn) = (declares("deny"), declares("warn"));
+        if !(has_deny || has_warn) {
+            continue;
+        }
+        let id = component.components.join(".");
+        match found.iter_mut().find(|f| f.policy.id == id) {
+            Some(existing) => {
+                existing.policy.has_deny |= has_deny;
+                existing.policy.has_warn |= has_warn;
+            }
+            None => found.push(Found {
+                policy: Policy {
+                    id,
+                    has_deny,
+                    has_warn,
+                    kind: PolicyKind::Native,
+                    engine: EngineKind::Interpreter,
+                    interpreted_because: None,
+                },
+                components: component.components.clone(),
+            }),
+        }
+    }
+    Ok(found)
+}
+
+/// The generated rule `p<index>` of one policy: an object with its `deny` and `warn`, each
+/// wrapped in an array that is empty when the rule is undefined, so the object is always
+/// defined and the pass's array has one element per policy.
+fn wrapper(found: &Found) -> String {
+    let path: String = found
+        .components
+        .iter()
+        .map(|c| format!("[{}]", Value::String(c.clone())))
+        .collect();
+    let fields: Vec<String> = [("deny", found.policy.has_deny), ("warn", found.policy.has_warn)]
+        .iter()
+        .filter(|(_, declared)| *declared)
+        .map(|(rule, _)| format!("\"{rule}\": [v | v := data{path}.{rule}]"))
+        .collect();
+    format!("{{{}}}", fields.join(", "))
+}
+
+/// A policy's entry of a pass: `{"deny": [value?], "warn": [value?]}`.
+fn policy_messages(entry: &regorus::Value) -> Result<(Vec<Violation>, Vec<Violation>), EvalError> {
+    let field = |rule: &str| -> Result<Vec<Violation>, EvalError> {
+        match &entry[rule] {
+            regorus::Value::Array(wrapped) => match wrapped.first() {
+                Some(value) => messages(value),
+                None => Ok(Vec::new()),
+            },
+            regorus::Value::Undefined => Ok(Vec::new()),
+            other => Err(EvalError::BadResult(truncate(&other.to_string()))),
+        }
+    };
+    Ok((field("deny")?, field("warn")?))
+}
+
+fn result(
+    policy: &Policy,
+    outcome: Result<(Vec<Violation>, Vec<Violation>), EvalError>,
+    duration: Duration,
+) -> PolicyResult {
+    let (deny, warn, error) = match outcome {
+        Ok((deny, warn)) => (deny, warn, None),
+        Err(error) => (vec![], vec![], Some(error)),
+    };
+    PolicyResult {
+        id: policy.id.clone(),
+        deny,
+        warn,
+        error,
+        duration,
+        enforcement: None,
     }
 }
 
@@ -465,6 +663,92 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn the_default_library_runs_compiled_in_one_pass() {
+        let bundle = super::super::Source::Embedded.read().unwrap();
+        let set = PolicySet::build(&bundle, json!({}), Duration::from_millis(500)).unwrap();
+        let interpreted: Vec<_> = set
+            .policies()
+            .iter()
+            .filter(|p| p.engine != EngineKind::Compiled)
+            .map(|p| (&p.id, &p.interpreted_because))
+            .collect();
+        assert!(interpreted.is_empty(), "{interpreted:?}");
+        assert_eq!(set.passes.len(), 1);
+        assert_eq!(set.passes[0].1.len(), set.policies().len());
+    }
+
+    /// Results without their durations, which differ from run to run.
+    fn decided(results: Vec<PolicyResult>) -> Vec<PolicyResult> {
+        results
+            .into_iter()
+            .map(|r| PolicyResult {
+                duration: Duration::ZERO,
+                ..r
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_pass_agrees_with_each_policy_alone_and_with_the_interpreter() {
+        let b = bundle(&[
+            ("lib.rego", "package lib\nbad_images contains i if { some i in input.images; not i.pinned }\n"),
+            ("a.rego", "package a\nimport data.lib\ndeny contains sprintf(\"%v\", [i.ref]) if { some i in lib.bad_images }\n"),
+            ("b.rego", "package b\nimport data.lib\nwarn contains {\"msg\": \"many\", \"details\": {\"n\": count(lib.bad_images)}} if count(lib.bad_images) > 1\n"),
+            ("c.rego", "package c\ndeny := \"not a set\" if input.odd\n"),
+            ("d.rego", "package d\ndeny contains \"x\" if input.x == 1\nwarn contains \"y\" if input.y\n"),
+        ]);
+        let compiled = PolicySet::build(&b, json!({}), Duration::from_millis(500)).unwrap();
+        let interpreted = PolicySet::build_on(&b, json!({}), Duration::from_millis(500), EngineChoice::Interpreter).unwrap();
+        assert!(compiled.policies().iter().all(|p| p.engine == EngineKind::Compiled));
+        assert!(interpreted.policies().iter().all(|p| p.engine == EngineKind::Interpreter));
+        let inputs = [
+            json!({}),
+            json!({"images": [{"ref": "a", "pinned": false}, {"ref": "b", "pinned": true}, {"ref": "c"}], "x": 1, "y": true}),
+            json!({"odd": true, "x": 2}),
+        ];
+        for input in &inputs {
+            // The first evaluation of a set is a timing sample (policy by policy), the next a pass.
+            let (sample, pass) = (compiled.evaluate(input), compiled.evaluate(input));
+            let expected = decided(interpreted.evaluate(input));
+            assert_eq!(decided(sample), expected, "{input}");
+            assert_eq!(decided(pass), expected, "{input}");
+            assert_eq!(decided(interpreted.evaluate(input)), expected, "{input}");
+        }
+        let odd = decided(compiled.evaluate(&inputs[2]));
+        assert!(matches!(odd[2].error, Some(EvalError::BadResult(_))), "{odd:?}");
+        assert!(odd.iter().enumerate().all(|(i, r)| i == 2 || r.error.is_none()), "{odd:?}");
+    }
+
+    #[test]
+    fn an_error_in_the_pass_is_attributed_to_its_policy() {
+        let set = PolicySet::build(
+            &bundle(&[
+                ("bad.rego", "package bad\nf(x) := 1 if x\nf(x) := 2 if x\ndeny contains \"n\" if f(input.x) > 0\n"),
+                ("good.rego", "package good\ndeny contains \"no\" if input.x\n"),
+            ]),
+            json!({}),
+            Duration::from_millis(500),
+        )
+        .unwrap();
+        for _ in 0..2 {
+            let results = set.evaluate(&json!({"x": true}));
+            assert!(matches!(results[0].error, Some(EvalError::Failed(_))), "{results:?}");
+            assert_eq!((results[1].deny.clone(), results[1].error.clone()), (vec![Violation::new("no")], None));
+        }
+    }
+
+    #[test]
+    fn a_library_may_not_use_the_generated_package() {
+        let err = PolicySet::build(
+            &bundle(&[("x.rego", "package portcullis_one_pass\ndeny contains \"x\" if true\n")]),
+            json!({}),
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("reserved"), "{err}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod bundle;
 pub mod decision;
 pub mod engine;
+pub mod evaluator;
 pub mod gatekeeper;
 pub mod input;
 pub mod live;

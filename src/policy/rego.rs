@@ -12,14 +12,19 @@ use crate::results::EvalError;
 /// An empty regorus engine with the execution-time limit set and OPA's builtin-error semantics.
 pub fn configured_engine(timeout: Duration) -> regorus::Engine {
     let mut engine = regorus::Engine::new();
-    engine.set_execution_timer_config(ExecutionTimerConfig {
-        limit: timeout,
-        // Checking the clock is not free; every 64 work units keeps the overshoot tiny.
-        check_interval: NonZeroU32::new(64).unwrap_or(NonZeroU32::MIN),
-    });
+    engine.set_execution_timer_config(timer(timeout));
     // OPA's default: a builtin error makes the expression undefined rather than aborting.
     engine.set_strict_builtin_errors(false);
     engine
+}
+
+/// The execution-time limit, for the interpreter and the VM alike.
+pub fn timer(timeout: Duration) -> ExecutionTimerConfig {
+    ExecutionTimerConfig {
+        limit: timeout,
+        // Checking the clock is not free; every 64 work units keeps the overshoot tiny.
+        check_interval: NonZeroU32::new(64).unwrap_or(NonZeroU32::MIN),
+    }
 }
 
 /// An evaluation error of an engine built by [`configured_engine`] with `timeout`: the time

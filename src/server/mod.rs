@@ -262,14 +262,14 @@ async fn reload_policies(state: AppState, settings: Settings, source: Source, mu
         let (source, settings, reviewer) = (source.clone(), settings.clone(), state.reviewer.clone());
         let loaded = tokio::task::spawn_blocking(move || {
             let set = load_policies(&source, &settings)?;
-            let count = set.policies().len();
+            let counts = (set.policies().len(), set.engines());
             reviewer.replace_policies(set)?;
-            Ok::<usize, ReloadError>(count)
+            Ok::<_, ReloadError>(counts)
         })
         .await;
         match loaded {
-            Ok(Ok(count)) => {
-                state.metrics.set_policies_loaded(count);
+            Ok(Ok((count, engines))) => {
+                state.metrics.set_policies_loaded(&engines);
                 state.metrics.record_reload(true);
                 tracing::info!(policies = count, "policy library reloaded");
             }
@@ -288,7 +288,7 @@ async fn reload_policies(state: AppState, settings: Settings, source: Source, mu
 /// The state `serve` runs on: `reviewer`, the metrics it records into, and the settings'
 /// limits.
 pub fn app_state_from(settings: &Settings, reviewer: Reviewer, metrics: Arc<Metrics>) -> AppState {
-    metrics.set_policies_loaded(reviewer.policies().policies().len());
+    metrics.set_policies_loaded(&reviewer.policies().engines());
     AppState {
         reviewer: Arc::new(reviewer),
         metrics,

@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::rego::{classify, configured_engine};
+use super::engine::to_regorus as convert;
+use super::evaluator::{EngineChoice, EngineKind, Evaluator};
+use super::rego::configured_engine;
 use crate::results::{EvalError, PolicyResult, Violation};
 use constraint::Constraint;
 use matcher::Target;
@@ -63,19 +65,17 @@ pub struct Inventory(regorus::Value);
 impl Inventory {
     /// From an inventory document laid out as [`review::inventory`] builds it.
     pub fn new(document: &Value) -> Result<Inventory, InventoryError> {
-        regorus::Value::from_json_str(&json!({ "inventory": document }).to_string())
+        convert(&json!({ "inventory": document }))
             .map(Inventory)
-            .map_err(|e| InventoryError::Convert(e.to_string()))
+            .map_err(InventoryError::Convert)
     }
 }
 
-/// A template compiled into its own prepared engine.
+/// A template compiled into its own prepared engine: its `data.<package>.violation`.
 #[derive(Clone)]
 struct CompiledTemplate {
     template: Template,
-    engine: regorus::Engine,
-    /// `data.<package>.violation`
-    rule: String,
+    violation: Evaluator,
 }
 
 /// The loaded templates and constraints.
@@ -83,7 +83,6 @@ struct CompiledTemplate {
 pub struct GatekeeperSet {
     templates: BTreeMap<String, CompiledTemplate>,
     constraints: Vec<Constraint>,
-    timeout: Duration,
 }
 
 impl std::fmt::Debug for GatekeeperSet {
@@ -109,15 +108,22 @@ pub struct Context<'a> {
 }
 
 impl GatekeeperSet {
-    /// Compiles every template, then reads every constraint against its template. All problems
-    /// of all documents are reported together; nothing is loaded when there is one.
+    /// [`GatekeeperSet::build_on`] with every template compiled where it compiles.
     pub fn build(documents: &[Document], timeout: Duration) -> Result<GatekeeperSet, GatekeeperError> {
+        GatekeeperSet::build_on(documents, timeout, EngineChoice::default())
+    }
+
+    /// Compiles every template (on the engines `choice` allows), then reads every constraint
+    /// against its template. All problems of all documents are reported together; nothing is
+    /// loaded when there is one.
+    pub fn build_on(
+        documents: &[Document],
+        timeout: Duration,
+        choice: EngineChoice,
+    ) -> Result<GatekeeperSet, GatekeeperError> {
         let mut problems = Vec::new();
         let mut invalid_parameters = false;
-        let mut set = GatekeeperSet {
-            timeout,
-            ..GatekeeperSet::default()
-        };
+        let mut set = GatekeeperSet::default();
         let mut origins: BTreeMap<String, String> = BTreeMap::new();
         for document in documents.iter().filter(|d| template::is_template(&d.value)) {
             let template = match Template::parse(&document.value) {
@@ -135,7 +141,7 @@ impl GatekeeperSet {
                 continue;
             }
             origins.insert(template.kind.clone(), document.origin.clone());
-            match compile(&template, &document.origin, timeout) {
+            match compile(&template, &document.origin, timeout, choice) {
                 Ok(compiled) => {
                     set.templates.insert(template.kind.clone(), compiled);
                 }
@@ -200,6 +206,13 @@ impl GatekeeperSet {
         &self.constraints
     }
 
+    /// The engine a constraint's template runs on.
+    pub fn engine_of(&self, constraint: &Constraint) -> EngineKind {
+        self.templates
+            .get(&constraint.kind)
+            .map_or(EngineKind::Interpreter, |t| t.violation.kind())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.templates.is_empty() && self.constraints.is_empty()
     }
@@ -209,15 +222,13 @@ impl GatekeeperSet {
     pub fn with_inventory(&self, inventory: &Inventory) -> Result<GatekeeperSet, InventoryError> {
         let mut set = self.clone();
         for (name, compiled) in set.templates.iter_mut() {
-            compiled.engine.clear_data();
-            compiled
-                .engine
-                .add_data(inventory.0.clone())
-                .map_err(|e| InventoryError::Install {
+            compiled.violation = compiled
+                .violation
+                .with_data(&inventory.0)
+                .map_err(|message| InventoryError::Install {
                     template: name.clone(),
-                    message: e.to_string(),
+                    message,
                 })?;
-            prepare(&mut compiled.engine, &compiled.rule);
         }
         Ok(set)
     }
@@ -284,22 +295,21 @@ impl GatekeeperSet {
         fields.insert("review".into(), review);
         fields.insert("parameters".into(), to_regorus(&constraint.parameters)?);
         fields.insert("portcullis".into(), facts);
-        let mut engine = compiled.engine.clone();
-        engine.set_input(input);
-        let value = engine
-            .eval_rule(compiled.rule.clone())
-            .map_err(|e| classify(e, self.timeout))?;
-        messages(&value)
+        messages(&compiled.violation.eval(input)?)
     }
 }
 
 fn to_regorus(value: &Value) -> Result<regorus::Value, EvalError> {
-    regorus::Value::from_json_str(&value.to_string())
-        .map_err(|e| EvalError::Failed(format!("input could not be converted: {e}")))
+    convert(value).map_err(|e| EvalError::Failed(format!("input could not be converted: {e}")))
 }
 
 /// Compiles a template's Rego and libs into a prepared engine; problems name the template.
-fn compile(template: &Template, origin: &str, timeout: Duration) -> Result<CompiledTemplate, Vec<String>> {
+fn compile(
+    template: &Template,
+    origin: &str,
+    timeout: Duration,
+    choice: EngineChoice,
+) -> Result<CompiledTemplate, Vec<String>> {
     let mut engine = configured_engine(timeout);
     engine.set_rego_v0(template.version == RegoVersion::V0);
     let mut problems = Vec::new();
@@ -333,23 +343,14 @@ fn compile(template: &Template, origin: &str, timeout: Duration) -> Result<Compi
         return Err(problems);
     }
     let rule = format!("{package}.violation");
-    prepare(&mut engine, &rule);
+    let (violation, why) = Evaluator::new(&engine, &regorus::Value::new_object(), &rule, timeout, choice);
+    if let Some(why) = why {
+        tracing::info!(template = %template.name, reason = %why, "template runs on the interpreter: it does not compile");
+    }
     Ok(CompiledTemplate {
         template: template.clone(),
-        engine,
-        rule,
+        violation,
     })
-}
-
-/// Evaluates `rule` once so that every clone of `engine` starts prepared (regorus analyses
-/// modules and data on the first evaluation after a change). Errors on an empty review are not
-/// the template's fault and show again, where they matter, on a real one.
-fn prepare(engine: &mut regorus::Engine, rule: &str) {
-    engine.set_input(
-        regorus::Value::from_json_str(r#"{"review": {}, "parameters": {}}"#)
-            .unwrap_or_else(|_| regorus::Value::new_object()),
-    );
-    let _ = engine.eval_rule(rule.to_string());
 }
 
 /// Messages of `violation`: each element's `msg`, with its `details`. An element without
