@@ -9,27 +9,51 @@ use std::process::Command;
 use serde_json::{json, Value};
 
 use common::lab::{run, tool};
+use portcullis::policy::engine::to_regorus;
+use portcullis::policy::evaluator::{EngineChoice, EngineKind, Evaluator};
+use portcullis::policy::rego::configured_engine;
+use portcullis::results::EvalError;
+use std::time::Duration;
 
-/// Evaluates `query` on `module` (Rego v0, as Gatekeeper templates are written) for each input,
-/// in regorus and in OPA, and returns both lists of results.
+/// Evaluates `query` (a rule path) on `module` (Rego v0, as Gatekeeper templates are written)
+/// for each input, in regorus (as patched, on the bytecode VM and on the interpreter, which
+/// must agree) and in OPA, and returns both lists of results.
 fn both(module: &str, query: &str, inputs: &[Value]) -> (Vec<Value>, Vec<Value>) {
-    let mut engine = regorus::Engine::new();
+    let [compiled, interpreted] = [EngineChoice::Compiled, EngineChoice::Interpreter].map(|choice| {
+        let evaluator = evaluator(module, query, choice);
+        inputs
+            .iter()
+            .map(|input| {
+                let value = evaluator.eval(to_regorus(input).unwrap()).unwrap();
+                // Undefined is no value, as in OPA's output.
+                if value == regorus::Value::Undefined {
+                    return Value::Null;
+                }
+                serde_json::from_str(&value.to_json_str().unwrap()).unwrap()
+            })
+            .collect::<Vec<Value>>()
+    });
+    assert_eq!(compiled, interpreted, "the engines disagree on {query}");
+    (compiled, opa(module, query, inputs))
+}
+
+/// `query` of `module` as portcullis configures regorus (OPA's builtin-error semantics) on
+/// the engine `choice` asks for, which it must get.
+fn evaluator(module: &str, query: &str, choice: EngineChoice) -> Evaluator {
+    let mut engine = configured_engine(Duration::from_secs(5));
     engine.set_rego_v0(true);
-    // As portcullis configures it (and OPA behaves): a builtin error is undefined.
-    engine.set_strict_builtin_errors(false);
     engine.add_policy("patched.rego".into(), module.into()).unwrap();
-    let ours = inputs
-        .iter()
-        .map(|input| {
-            engine.set_input(regorus::Value::from_json_str(&input.to_string()).unwrap());
-            let value = engine.eval_rule(query.into()).unwrap();
-            // Undefined is no value, as in OPA's output.
-            if value == regorus::Value::Undefined {
-                return Value::Null;
-            }
-            serde_json::from_str(&value.to_json_str().unwrap()).unwrap()
-        })
-        .collect();
+    let (evaluator, why) = Evaluator::new(&engine, &regorus::Value::new_object(), query, Duration::from_secs(5), choice);
+    let wanted = match choice {
+        EngineChoice::Compiled => EngineKind::Compiled,
+        EngineChoice::Interpreter => EngineKind::Interpreter,
+    };
+    assert_eq!(evaluator.kind(), wanted, "{query}: {why:?}");
+    evaluator
+}
+
+/// OPA's value of `query` of `module` on each input.
+fn opa(module: &str, query: &str, inputs: &[Value]) -> Vec<Value> {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("patched.rego"), module).unwrap();
     let theirs = inputs
@@ -47,7 +71,7 @@ fn both(module: &str, query: &str, inputs: &[Value]) -> (Vec<Value>, Vec<Value>)
             output["result"][0]["expressions"][0]["value"].clone()
         })
         .collect();
-    (ours, theirs)
+    theirs
 }
 
 #[test]
@@ -154,5 +178,37 @@ builtin { not count(input.missing) }
         let query = format!("data.p.{rule}");
         let (ours, theirs) = both(module, &query, &inputs);
         assert_eq!(ours, theirs, "{query}");
+    }
+}
+
+#[test]
+fn two_values_for_one_complete_rule_or_function_are_an_error_on_both_engines() {
+    // The VM made such a rule undefined (a policy that tests `not` of it would pass); OPA and
+    // the interpreter stop the evaluation with an error, which portcullis denies on.
+    let module = "package p\nf(x) := 1 { x }\nf(x) := 2 { x }\nc := 1 { input.x }\nc := 2 { input.x }\nby_function { f(input.x) }\nby_rule { c }\n";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("conflict.rego"), module).unwrap();
+    for query in ["data.p.by_function", "data.p.by_rule"] {
+        for choice in [EngineChoice::Compiled, EngineChoice::Interpreter] {
+            let error = evaluator(module, query, choice)
+                .eval(to_regorus(&json!({"x": true})).unwrap())
+                .unwrap_err();
+            // Each engine words it its own way; an error it must be, never undefined.
+            assert!(matches!(error, EvalError::Failed(_)), "{query} ({choice:?}): {error}");
+        }
+        let output = Command::new(tool("opa"))
+            .args(["eval", "--v0-compatible", "--format", "json", "--input"])
+            .arg({
+                let file = dir.path().join("input.json");
+                std::fs::write(&file, r#"{"x": true}"#).unwrap();
+                file
+            })
+            .arg("--data")
+            .arg(dir.path().join("conflict.rego"))
+            .arg(query)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(!output.status.success() && text.contains("eval_conflict_error"), "{query}: OPA said {text}");
     }
 }

@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use common::gatekeeper_library;
 use common::lab::tool;
+use portcullis::policy::evaluator::{EngineChoice, EngineKind};
+use portcullis::policy::gatekeeper::{Document, GatekeeperSet};
 use portcullis::policy::suite;
 
 /// How portcullis's run of a case compares with the suite's expectation.
@@ -43,11 +45,11 @@ fn suite_name(path: &Path) -> String {
 }
 
 /// portcullis's outcome per case, with its reason when not a plain agreement.
-fn portcullis_results(dir: &Path) -> BTreeMap<Key, (Outcome, String)> {
+fn portcullis_results(dir: &Path, choice: EngineChoice) -> BTreeMap<Key, (Outcome, String)> {
     let mut results = BTreeMap::new();
     for path in suite::find(&[dir.to_path_buf()]) {
         let prefix = format!("{}: ", path.display());
-        for result in suite::run(&path, Duration::from_secs(5)) {
+        for result in suite::run_on(&path, Duration::from_secs(5), choice) {
             let name = result.name.strip_prefix(&prefix).unwrap_or(&result.name);
             let (test, case) = name.split_once('/').unwrap_or((name, "(invalid constraint)"));
             let test = test.trim_end_matches(" (invalid constraint)");
@@ -61,6 +63,29 @@ fn portcullis_results(dir: &Path) -> BTreeMap<Key, (Outcome, String)> {
         }
     }
     results
+}
+
+/// The engine each template of the library runs on by default.
+fn template_engines(dir: &Path) -> Vec<(String, EngineKind)> {
+    let mut engines = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().map(Result::unwrap) {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.file_name().is_some_and(|n| n == "template.yaml") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let document = Document {
+                    origin: path.display().to_string(),
+                    value: yaml_serde::from_str(&text).unwrap(),
+                };
+                let set = GatekeeperSet::build(&[document], Duration::from_secs(5)).unwrap();
+                engines.extend(set.template_engines().into_iter().map(|(k, e)| (k.to_string(), e)));
+            }
+        }
+    }
+    engines
 }
 
 /// gator's verdict per case, from `gator verify -v`: cases are indented under their test, and
@@ -119,8 +144,15 @@ fn gator_results(dir: &Path) -> BTreeMap<Key, bool> {
 #[test]
 fn gatekeeper_library_suites_agree_with_gator() {
     let dir = gatekeeper_library();
-    let portcullis = portcullis_results(&dir);
+    let portcullis = portcullis_results(&dir, EngineChoice::Compiled);
     let gator = gator_results(&dir);
+    // The interpreter agrees with the compiled path case by case, reasons included.
+    assert_eq!(portcullis, portcullis_results(&dir, EngineChoice::Interpreter));
+    let engines = template_engines(&dir);
+    let interpreted: Vec<_> = engines.iter().filter(|(_, e)| *e != EngineKind::Compiled).collect();
+    println!("{} templates, {} on the interpreter: {interpreted:?}", engines.len(), interpreted.len());
+    assert!(engines.len() >= 30, "{engines:?}");
+    assert!(interpreted.is_empty(), "every template of gatekeeper-library compiles: {interpreted:?}");
 
     let gator_failures: Vec<&Key> = gator.iter().filter(|(_, passed)| !**passed).map(|(k, _)| k).collect();
     assert!(gator_failures.is_empty(), "the oracle itself fails: {gator_failures:?}");

@@ -1,6 +1,7 @@
 //! Differential test: the default policy library evaluated by portcullis (regorus) and by real
 //! OPA (built from the Go module proxy by `scripts/tools.sh`) on the same inputs must give the
-//! same `deny` and `warn` messages, policy by policy.
+//! same `deny` and `warn` messages, policy by policy, on both of portcullis's engines (the
+//! bytecode VM and the interpreter).
 //!
 //! Inputs are generated: every review fixture (Pods and all workload kinds, clean and violating),
 //! as portcullis builds its input, at each risk level, with the image facts replaced by each
@@ -18,6 +19,7 @@ use serde_json::{json, Value};
 use common::lab::{run, tool};
 use common::*;
 use portcullis::policy::engine::PolicyKind;
+use portcullis::policy::evaluator::{EngineChoice, EngineKind};
 use portcullis::policy::{input, Source};
 
 const CONFIG: &str = "images:\n  registries:\n    allow: [registry.example.com, ghcr.io/acme]\n";
@@ -86,9 +88,17 @@ type Said = BTreeMap<String, (Vec<String>, Vec<String>)>;
 
 #[test]
 fn regorus_and_opa_agree_on_the_default_library() {
-    let settings = settings(CONFIG);
+    let mut settings = settings(CONFIG);
     let source = Source::from_dirs(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")]);
     let policies = portcullis::admission::setup::load_policies(&source, &settings).unwrap();
+    assert!(
+        policies.policies().iter().all(|p| p.engine == EngineKind::Compiled),
+        "{:?}",
+        policies.policies()
+    );
+    settings.policy_engine = EngineChoice::Interpreter;
+    let interpreted = portcullis::admission::setup::load_policies(&source, &settings).unwrap();
+    assert!(interpreted.policies().iter().all(|p| p.engine == EngineKind::Interpreter));
     let natives: Vec<_> = policies
         .policies()
         .iter()
@@ -98,11 +108,12 @@ fn regorus_and_opa_agree_on_the_default_library() {
     let inputs = inputs();
     assert!(inputs.len() > 300, "{} inputs", inputs.len());
 
-    // portcullis
-    let ours: Vec<Said> = inputs
+    // portcullis, on each engine
+    let said = |set: &portcullis::policy::PolicySet| -> Vec<Said> {
+        inputs
         .iter()
         .map(|(name, input)| {
-            policies
+            set
                 .evaluate(input)
                 .into_iter()
                 .filter(|r| natives.iter().any(|p| p.id == r.id))
@@ -117,7 +128,9 @@ fn regorus_and_opa_agree_on_the_default_library() {
                 })
                 .collect()
         })
-        .collect();
+        .collect()
+    };
+    let engines = [("compiled", said(&policies)), ("interpreter", said(&interpreted))];
 
     // OPA: the library's modules, its data with the config part, the inputs, and a module that
     // evaluates every policy on every input.
@@ -171,7 +184,8 @@ fn regorus_and_opa_agree_on_the_default_library() {
 
     let mut disagreements = Vec::new();
     let mut denials = 0;
-    for (((name, _), ours), theirs) in inputs.iter().zip(&ours).zip(theirs) {
+    for (engine, ours) in &engines {
+    for (((name, _), ours), theirs) in inputs.iter().zip(ours).zip(theirs) {
         for (id, (deny, warn)) in ours {
             let strings = |v: &Value| -> Vec<String> {
                 v.as_array()
@@ -184,20 +198,21 @@ fn regorus_and_opa_agree_on_the_default_library() {
             denials += deny.len();
             if *deny != their_deny || *warn != their_warn {
                 disagreements.push(format!(
-                    "{name}: {id}: portcullis deny {deny:?} warn {warn:?}; OPA deny {their_deny:?} warn {their_warn:?}"
+                    "{name}: {id}: portcullis ({engine}) deny {deny:?} warn {warn:?}; OPA deny {their_deny:?} warn {their_warn:?}"
                 ));
             }
         }
     }
+    }
     eprintln!(
-        "{} inputs x {} policies, {denials} denials, {} disagreements",
+        "{} inputs x {} policies x 2 engines, {denials} denials, {} disagreements",
         inputs.len(),
         natives.len(),
         disagreements.len()
     );
     // The inputs must exercise the library, or agreement proves nothing.
     assert!(
-        denials > inputs.len(),
+        denials > 2 * inputs.len(),
         "only {denials} denials over {} inputs",
         inputs.len()
     );

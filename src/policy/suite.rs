@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::evaluator::EngineChoice;
 use super::gatekeeper::{review, Context, Document, GatekeeperSet, Inventory};
 use super::test_result::TestResult;
 use crate::results::EvalError;
@@ -116,6 +117,11 @@ fn collect(dir: &Path, files: &mut Vec<PathBuf>) {
 /// Runs one suite: one result per case (per test for an `invalid` test). A suite or test that
 /// cannot be read is one failing result naming it.
 pub fn run(path: &Path, timeout: Duration) -> Vec<TestResult> {
+    run_on(path, timeout, EngineChoice::default())
+}
+
+/// [`run`] with the templates on the engines `choice` allows.
+pub fn run_on(path: &Path, timeout: Duration, choice: EngineChoice) -> Vec<TestResult> {
     let name = path.display().to_string();
     let started = Instant::now();
     let suite: Suite = match std::fs::read_to_string(path)
@@ -131,12 +137,12 @@ pub fn run(path: &Path, timeout: Duration) -> Vec<TestResult> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut results = Vec::new();
     for test in suite.tests.iter().filter(|t| !t.skip) {
-        results.extend(run_test(&name, dir, test, timeout));
+        results.extend(run_test(&name, dir, test, timeout, choice));
     }
     results
 }
 
-fn run_test(suite: &str, dir: &Path, test: &Test, timeout: Duration) -> Vec<TestResult> {
+fn run_test(suite: &str, dir: &Path, test: &Test, timeout: Duration, choice: EngineChoice) -> Vec<TestResult> {
     let started = Instant::now();
     let test_name = format!("{suite}: {}", test.name);
     let loaded = read_documents(dir, &test.template)
@@ -144,7 +150,7 @@ fn run_test(suite: &str, dir: &Path, test: &Test, timeout: Duration) -> Vec<Test
             documents.extend(read_documents(dir, &test.constraint)?);
             Ok(documents)
         })
-        .map(|documents| GatekeeperSet::build(&documents, timeout));
+        .map(|documents| GatekeeperSet::build_on(&documents, timeout, choice));
     let set = match (loaded, test.invalid) {
         (Err(error), _) => return vec![failure(test_name, error, started)],
         (Ok(Err(error)), true) => {

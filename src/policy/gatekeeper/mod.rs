@@ -206,6 +206,14 @@ impl GatekeeperSet {
         &self.constraints
     }
 
+    /// Each template's kind and the engine it runs on.
+    pub fn template_engines(&self) -> Vec<(&str, EngineKind)> {
+        self.templates
+            .iter()
+            .map(|(kind, t)| (kind.as_str(), t.violation.kind()))
+            .collect()
+    }
+
     /// The engine a constraint's template runs on.
     pub fn engine_of(&self, constraint: &Constraint) -> EngineKind {
         self.templates
