@@ -9,9 +9,8 @@ use std::process::Command;
 use serde_json::{json, Value};
 
 use common::lab::{run, tool};
-use portcullis::policy::engine::to_regorus;
 use portcullis::policy::evaluator::{EngineChoice, EngineKind, Evaluator};
-use portcullis::policy::rego::configured_engine;
+use portcullis::policy::rego::{configured_engine, to_regorus};
 use portcullis::results::EvalError;
 use std::time::Duration;
 
@@ -43,7 +42,13 @@ fn evaluator(module: &str, query: &str, choice: EngineChoice) -> Evaluator {
     let mut engine = configured_engine(Duration::from_secs(5));
     engine.set_rego_v0(true);
     engine.add_policy("patched.rego".into(), module.into()).unwrap();
-    let (evaluator, why) = Evaluator::new(&engine, &regorus::Value::new_object(), query, Duration::from_secs(5), choice);
+    let (evaluator, why) = Evaluator::new(
+        &engine,
+        &regorus::Value::new_object(),
+        query,
+        Duration::from_secs(5),
+        choice,
+    );
     let wanted = match choice {
         EngineChoice::Compiled => EngineKind::Compiled,
         EngineChoice::Interpreter => EngineKind::Interpreter,
@@ -209,6 +214,9 @@ fn two_values_for_one_complete_rule_or_function_are_an_error_on_both_engines() {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&output.stdout);
-        assert!(!output.status.success() && text.contains("eval_conflict_error"), "{query}: OPA said {text}");
+        assert!(
+            !output.status.success() && text.contains("eval_conflict_error"),
+            "{query}: OPA said {text}"
+        );
     }
 }

@@ -150,9 +150,16 @@ fn gatekeeper_library_suites_agree_with_gator() {
     assert_eq!(portcullis, portcullis_results(&dir, EngineChoice::Interpreter));
     let engines = template_engines(&dir);
     let interpreted: Vec<_> = engines.iter().filter(|(_, e)| *e != EngineKind::Compiled).collect();
-    println!("{} templates, {} on the interpreter: {interpreted:?}", engines.len(), interpreted.len());
+    println!(
+        "{} templates, {} on the interpreter: {interpreted:?}",
+        engines.len(),
+        interpreted.len()
+    );
     assert!(engines.len() >= 30, "{engines:?}");
-    assert!(interpreted.is_empty(), "every template of gatekeeper-library compiles: {interpreted:?}");
+    assert!(
+        interpreted.is_empty(),
+        "every template of gatekeeper-library compiles: {interpreted:?}"
+    );
 
     let gator_failures: Vec<&Key> = gator.iter().filter(|(_, passed)| !**passed).map(|(k, _)| k).collect();
     assert!(gator_failures.is_empty(), "the oracle itself fails: {gator_failures:?}");

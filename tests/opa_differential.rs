@@ -16,72 +16,12 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
+use common::inputs::inputs;
 use common::lab::{run, tool};
 use common::*;
 use portcullis::policy::engine::PolicyKind;
 use portcullis::policy::evaluator::{EngineChoice, EngineKind};
 use portcullis::policy::{input, Source};
-
-const CONFIG: &str = "images:\n  registries:\n    allow: [registry.example.com, ghcr.io/acme]\n";
-
-/// Image facts the image policies tell apart: none (verification off), verified with an SBOM and
-/// a trusted provenance, verified with an untrusted builder, verified without attestations,
-/// unsigned, and a registry error.
-fn verification_variants() -> Vec<(&'static str, Value)> {
-    let attestation = |predicate_type: &str, predicate: Value| json!({"authority": "ci-key", "predicate_type": predicate_type, "verified": true, "predicate": predicate});
-    let sbom = attestation("https://cyclonedx.org/bom", json!({"bomFormat": "CycloneDX"}));
-    let provenance =
-        |builder: &str| attestation("https://slsa.dev/provenance/v0.2", json!({"builder": {"id": builder}}));
-    let verified = |attestations: Vec<Value>| json!({"status": "verified", "reason": "signed by ci-key", "signers": [{"authority": "ci-key", "kind": "key"}], "attestations": attestations});
-    let failed = |status: &str| json!({"status": status, "reason": status, "signers": [], "attestations": []});
-    vec![
-        ("as built", Value::Null),
-        (
-            "verified, SBOM, trusted provenance",
-            verified(vec![
-                sbom.clone(),
-                provenance("https://ci.example.com/builders/micro-apps"),
-            ]),
-        ),
-        (
-            "verified, SBOM, untrusted provenance",
-            verified(vec![sbom, provenance("https://laptop.example/evil")]),
-        ),
-        ("verified, no attestations", verified(vec![])),
-        ("unsigned", failed("unsigned")),
-        ("error", failed("error")),
-    ]
-}
-
-/// Every generated input, named.
-fn inputs() -> Vec<(String, Value)> {
-    let state = state(CONFIG, &[("team-a", "low")]);
-    let mut fixtures: Vec<_> = ["workloads", "policy"]
-        .iter()
-        .flat_map(|dir| std::fs::read_dir(fixtures().join("reviews").join(dir)).unwrap())
-        .map(|entry| entry.unwrap().path())
-        .collect();
-    fixtures.sort();
-    let mut inputs = Vec::new();
-    for path in fixtures {
-        let review: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        let base = state.reviewer.input(&review["request"]);
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        for level in ["low", "medium", "high"] {
-            for (variant, verification) in verification_variants() {
-                let mut input = base.clone();
-                input["risk_level"] = json!(level);
-                if !verification.is_null() {
-                    for image in input["images"].as_array_mut().into_iter().flatten() {
-                        image["verification"] = verification.clone();
-                    }
-                }
-                inputs.push((format!("{name} at {level}, {variant}"), input));
-            }
-        }
-    }
-    inputs
-}
 
 /// What a policy said: its deny and warn messages, sorted.
 type Said = BTreeMap<String, (Vec<String>, Vec<String>)>;
@@ -98,7 +38,10 @@ fn regorus_and_opa_agree_on_the_default_library() {
     );
     settings.policy_engine = EngineChoice::Interpreter;
     let interpreted = portcullis::admission::setup::load_policies(&source, &settings).unwrap();
-    assert!(interpreted.policies().iter().all(|p| p.engine == EngineKind::Interpreter));
+    assert!(interpreted
+        .policies()
+        .iter()
+        .all(|p| p.engine == EngineKind::Interpreter));
     let natives: Vec<_> = policies
         .policies()
         .iter()
@@ -111,24 +54,23 @@ fn regorus_and_opa_agree_on_the_default_library() {
     // portcullis, on each engine
     let said = |set: &portcullis::policy::PolicySet| -> Vec<Said> {
         inputs
-        .iter()
-        .map(|(name, input)| {
-            set
-                .evaluate(input)
-                .into_iter()
-                .filter(|r| natives.iter().any(|p| p.id == r.id))
-                .map(|r| {
-                    assert!(r.error.is_none(), "{name}: {} failed: {:?}", r.id, r.error);
-                    let sorted = |violations: Vec<portcullis::results::Violation>| {
-                        let mut messages: Vec<String> = violations.into_iter().map(|v| v.message).collect();
-                        messages.sort();
-                        messages
-                    };
-                    (r.id, (sorted(r.deny), sorted(r.warn)))
-                })
-                .collect()
-        })
-        .collect()
+            .iter()
+            .map(|(name, input)| {
+                set.evaluate(input)
+                    .into_iter()
+                    .filter(|r| natives.iter().any(|p| p.id == r.id))
+                    .map(|r| {
+                        assert!(r.error.is_none(), "{name}: {} failed: {:?}", r.id, r.error);
+                        let sorted = |violations: Vec<portcullis::results::Violation>| {
+                            let mut messages: Vec<String> = violations.into_iter().map(|v| v.message).collect();
+                            messages.sort();
+                            messages
+                        };
+                        (r.id, (sorted(r.deny), sorted(r.warn)))
+                    })
+                    .collect()
+            })
+            .collect()
     };
     let engines = [("compiled", said(&policies)), ("interpreter", said(&interpreted))];
 
@@ -185,24 +127,24 @@ fn regorus_and_opa_agree_on_the_default_library() {
     let mut disagreements = Vec::new();
     let mut denials = 0;
     for (engine, ours) in &engines {
-    for (((name, _), ours), theirs) in inputs.iter().zip(ours).zip(theirs) {
-        for (id, (deny, warn)) in ours {
-            let strings = |v: &Value| -> Vec<String> {
-                v.as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|m| m.as_str().unwrap().to_string())
-                    .collect()
-            };
-            let (their_deny, their_warn) = (strings(&theirs[id][0]), strings(&theirs[id][1]));
-            denials += deny.len();
-            if *deny != their_deny || *warn != their_warn {
-                disagreements.push(format!(
+        for (((name, _), ours), theirs) in inputs.iter().zip(ours).zip(theirs) {
+            for (id, (deny, warn)) in ours {
+                let strings = |v: &Value| -> Vec<String> {
+                    v.as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|m| m.as_str().unwrap().to_string())
+                        .collect()
+                };
+                let (their_deny, their_warn) = (strings(&theirs[id][0]), strings(&theirs[id][1]));
+                denials += deny.len();
+                if *deny != their_deny || *warn != their_warn {
+                    disagreements.push(format!(
                     "{name}: {id}: portcullis ({engine}) deny {deny:?} warn {warn:?}; OPA deny {their_deny:?} warn {their_warn:?}"
                 ));
+                }
             }
         }
-    }
     }
     eprintln!(
         "{} inputs x {} policies x 2 engines, {denials} denials, {} disagreements",

@@ -424,7 +424,8 @@ async fn metrics_and_probes() {
         "portcullis_admission_duration_seconds_count 2",
         "portcullis_policy_evaluations_total{policy=\"pods.host_path\",result=\"deny\"} 1",
         "portcullis_policy_evaluation_duration_seconds_count{policy=\"pods.host_path\"} 2",
-        "portcullis_policies_loaded 12",
+        "portcullis_policies_loaded{engine=\"compiled\"} 12",
+        "portcullis_policies_loaded{engine=\"interpreter\"} 0",
         "portcullis_build_info{version=\"",
     ] {
         assert!(metrics.contains(line), "missing {line}");

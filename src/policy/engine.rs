@@ -12,13 +12,12 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::bundle::{Bundle, Module};
 use super::evaluator::{EngineChoice, EngineKind, Evaluator};
 use super::gatekeeper::{self, GatekeeperSet};
-use super::rego::configured_engine;
+use super::rego::{configured_engine, to_regorus};
 use crate::results::{EvalError, PolicyResult, Violation};
 
 /// One policy of the set: a native package, or a Gatekeeper constraint.
@@ -121,11 +120,6 @@ fn engine_with_data(
     Ok((engine, data))
 }
 
-/// A JSON value as a regorus value, converted structurally (no JSON text in between).
-pub fn to_regorus(value: &Value) -> Result<regorus::Value, String> {
-    regorus::Value::deserialize(value).map_err(|e| e.to_string())
-}
-
 /// A native policy found in the modules, with its package path.
 struct Found {
     policy: Policy,
@@ -221,7 +215,10 @@ impl PolicySet {
         }
         let timing = Arc::new(Timing {
             evaluations: AtomicU64::new(0),
-            shares: vec![0.0f32; policies.len()].into_iter().map(|s| AtomicU32::new(s.to_bits())).collect(),
+            shares: vec![0.0f32; policies.len()]
+                .into_iter()
+                .map(|s| AtomicU32::new(s.to_bits()))
+                .collect(),
         });
         policies.extend(gatekeeper.constraints().iter().map(|c| Policy {
             id: c.id(),
@@ -277,7 +274,10 @@ impl PolicySet {
             Ok(input) => input,
             Err(e) => {
                 let error = EvalError::Failed(format!("input could not be converted: {e}"));
-                return native.iter().map(|p| result(p, Err(error.clone()), Duration::ZERO)).collect();
+                return native
+                    .iter()
+                    .map(|p| result(p, Err(error.clone()), Duration::ZERO))
+                    .collect();
             }
         };
         let mut results: Vec<Option<PolicyResult>> = vec![None; native.len()];
@@ -701,9 +701,13 @@ mod tests {
             ("d.rego", "package d\ndeny contains \"x\" if input.x == 1\nwarn contains \"y\" if input.y\n"),
         ]);
         let compiled = PolicySet::build(&b, json!({}), Duration::from_millis(500)).unwrap();
-        let interpreted = PolicySet::build_on(&b, json!({}), Duration::from_millis(500), EngineChoice::Interpreter).unwrap();
+        let interpreted =
+            PolicySet::build_on(&b, json!({}), Duration::from_millis(500), EngineChoice::Interpreter).unwrap();
         assert!(compiled.policies().iter().all(|p| p.engine == EngineKind::Compiled));
-        assert!(interpreted.policies().iter().all(|p| p.engine == EngineKind::Interpreter));
+        assert!(interpreted
+            .policies()
+            .iter()
+            .all(|p| p.engine == EngineKind::Interpreter));
         let inputs = [
             json!({}),
             json!({"images": [{"ref": "a", "pinned": false}, {"ref": "b", "pinned": true}, {"ref": "c"}], "x": 1, "y": true}),
@@ -719,14 +723,20 @@ mod tests {
         }
         let odd = decided(compiled.evaluate(&inputs[2]));
         assert!(matches!(odd[2].error, Some(EvalError::BadResult(_))), "{odd:?}");
-        assert!(odd.iter().enumerate().all(|(i, r)| i == 2 || r.error.is_none()), "{odd:?}");
+        assert!(
+            odd.iter().enumerate().all(|(i, r)| i == 2 || r.error.is_none()),
+            "{odd:?}"
+        );
     }
 
     #[test]
     fn an_error_in_the_pass_is_attributed_to_its_policy() {
         let set = PolicySet::build(
             &bundle(&[
-                ("bad.rego", "package bad\nf(x) := 1 if x\nf(x) := 2 if x\ndeny contains \"n\" if f(input.x) > 0\n"),
+                (
+                    "bad.rego",
+                    "package bad\nf(x) := 1 if x\nf(x) := 2 if x\ndeny contains \"n\" if f(input.x) > 0\n",
+                ),
                 ("good.rego", "package good\ndeny contains \"no\" if input.x\n"),
             ]),
             json!({}),
@@ -736,7 +746,10 @@ mod tests {
         for _ in 0..2 {
             let results = set.evaluate(&json!({"x": true}));
             assert!(matches!(results[0].error, Some(EvalError::Failed(_))), "{results:?}");
-            assert_eq!((results[1].deny.clone(), results[1].error.clone()), (vec![Violation::new("no")], None));
+            assert_eq!(
+                (results[1].deny.clone(), results[1].error.clone()),
+                (vec![Violation::new("no")], None)
+            );
         }
     }
 

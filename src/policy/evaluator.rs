@@ -56,7 +56,10 @@ pub struct Evaluator {
 
 #[derive(Clone)]
 enum Runner {
-    Compiled { program: Arc<Program>, data: regorus::Value },
+    Compiled {
+        program: Arc<Program>,
+        data: regorus::Value,
+    },
     /// Prepared by one evaluation, cloned for each next one.
     Interpreted(Box<regorus::Engine>),
 }
@@ -131,7 +134,8 @@ impl Evaluator {
             Runner::Compiled { program, data } => {
                 let mut vm = RegoVM::new();
                 vm.load_program(program.clone());
-                vm.set_data(data.clone()).map_err(|e| EvalError::Failed(e.to_string()))?;
+                vm.set_data(data.clone())
+                    .map_err(|e| EvalError::Failed(e.to_string()))?;
                 vm.set_input(input);
                 // As the interpreter is configured: a builtin error is undefined, as in OPA.
                 vm.set_strict_builtin_errors(false);
@@ -205,12 +209,28 @@ mod tests {
     fn a_rule_that_compiles_runs_on_the_vm_and_agrees_with_the_interpreter() {
         let engine = engine("package t\ndeny contains x if { some x in input.xs; x > 1 }\n");
         let data = regorus::Value::new_object();
-        let (compiled, why) = Evaluator::new(&engine, &data, "data.t.deny", Duration::from_millis(500), EngineChoice::Compiled);
+        let (compiled, why) = Evaluator::new(
+            &engine,
+            &data,
+            "data.t.deny",
+            Duration::from_millis(500),
+            EngineChoice::Compiled,
+        );
         assert_eq!((compiled.kind(), why), (EngineKind::Compiled, None));
-        let (interpreted, _) = Evaluator::new(&engine, &data, "data.t.deny", Duration::from_millis(500), EngineChoice::Interpreter);
+        let (interpreted, _) = Evaluator::new(
+            &engine,
+            &data,
+            "data.t.deny",
+            Duration::from_millis(500),
+            EngineChoice::Interpreter,
+        );
         assert_eq!(interpreted.kind(), EngineKind::Interpreter);
         for text in [r#"{"xs": [1, 2, 3]}"#, r#"{"xs": []}"#, "{}"] {
-            assert_eq!(compiled.eval(input(text)).unwrap(), interpreted.eval(input(text)).unwrap(), "{text}");
+            assert_eq!(
+                compiled.eval(input(text)).unwrap(),
+                interpreted.eval(input(text)).unwrap(),
+                "{text}"
+            );
         }
     }
 
@@ -226,7 +246,15 @@ mod tests {
         );
         assert_eq!(evaluator.kind(), EngineKind::Interpreter);
         assert!(why.unwrap().contains("with"));
-        assert_eq!(evaluator.eval(input("{}")).unwrap().to_json_str().unwrap().replace(char::is_whitespace, ""), r#"["y"]"#);
+        assert_eq!(
+            evaluator
+                .eval(input("{}"))
+                .unwrap()
+                .to_json_str()
+                .unwrap()
+                .replace(char::is_whitespace, ""),
+            r#"["y"]"#
+        );
     }
 
     #[test]
@@ -235,7 +263,13 @@ mod tests {
             "package t\ndeny contains \"x\" if {\n  some i in numbers.range(1, 400)\n  some j in numbers.range(1, 400)\n  some k in numbers.range(1, 400)\n  i + j + k < 0\n}\n",
         );
         let timeout = Duration::from_millis(20);
-        let (evaluator, _) = Evaluator::new(&engine, &regorus::Value::new_object(), "data.t.deny", timeout, EngineChoice::Compiled);
+        let (evaluator, _) = Evaluator::new(
+            &engine,
+            &regorus::Value::new_object(),
+            "data.t.deny",
+            timeout,
+            EngineChoice::Compiled,
+        );
         assert_eq!(evaluator.kind(), EngineKind::Compiled);
         assert_eq!(evaluator.eval(input("{}")), Err(EvalError::Timeout(timeout)));
     }

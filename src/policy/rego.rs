@@ -1,11 +1,12 @@
 //! How portcullis configures regorus, shared by native policies, Gatekeeper templates and the
-//! test runners: the execution-time limit, OPA's builtin-error semantics, and the one place
-//! that tells a timeout from any other evaluation error.
+//! test runners: the execution-time limit, OPA's builtin-error semantics, the one place that
+//! tells a timeout from any other evaluation error, and JSON values converted for the engine.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
 
 use regorus::utils::limits::{ExecutionTimerConfig, LimitError};
+use serde::Deserialize;
 
 use crate::results::EvalError;
 
@@ -34,4 +35,9 @@ pub fn classify(error: anyhow::Error, timeout: Duration) -> EvalError {
         Some(LimitError::TimeLimitExceeded { .. }) => EvalError::Timeout(timeout),
         _ => EvalError::Failed(error.to_string()),
     }
+}
+
+/// A JSON value as a regorus value, converted structurally (no JSON text in between).
+pub fn to_regorus(value: &serde_json::Value) -> Result<regorus::Value, String> {
+    regorus::Value::deserialize(value).map_err(|e| e.to_string())
 }

@@ -17,6 +17,7 @@ use portcullis::policy::Source;
 use portcullis::server::{self, AppState};
 
 pub mod cluster;
+pub mod inputs;
 pub mod lab;
 pub mod poll;
 #[allow(unused_imports)] // Used by the tests that start services, not by every test.

@@ -19,9 +19,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::engine::to_regorus as convert;
 use super::evaluator::{EngineChoice, EngineKind, Evaluator};
-use super::rego::configured_engine;
+use super::rego::{configured_engine, to_regorus as convert};
 use crate::results::{EvalError, PolicyResult, Violation};
 use constraint::Constraint;
 use matcher::Target;
@@ -230,13 +229,14 @@ impl GatekeeperSet {
     pub fn with_inventory(&self, inventory: &Inventory) -> Result<GatekeeperSet, InventoryError> {
         let mut set = self.clone();
         for (name, compiled) in set.templates.iter_mut() {
-            compiled.violation = compiled
-                .violation
-                .with_data(&inventory.0)
-                .map_err(|message| InventoryError::Install {
-                    template: name.clone(),
-                    message,
-                })?;
+            compiled.violation =
+                compiled
+                    .violation
+                    .with_data(&inventory.0)
+                    .map_err(|message| InventoryError::Install {
+                        template: name.clone(),
+                        message,
+                    })?;
         }
         Ok(set)
     }

@@ -1,0 +1,96 @@
+//! Differential test of portcullis's two engines: the default library on regorus's bytecode VM
+//! (in one pass, and policy by policy as the timing sample runs it) and on its interpreter must
+//! give identical per-policy results (messages, details, errors) on every generated input, and
+//! identical decisions on every review fixture.
+
+mod common;
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use common::inputs::inputs;
+use common::*;
+use portcullis::policy::engine::TIMING_SAMPLE_EVERY;
+use portcullis::policy::evaluator::{EngineChoice, EngineKind};
+use portcullis::policy::{PolicySet, Source};
+use portcullis::results::PolicyResult;
+
+fn library(choice: EngineChoice) -> PolicySet {
+    let mut settings = settings(CONFIG);
+    settings.policy_engine = choice;
+    portcullis::admission::setup::load_policies(&Source::Embedded, &settings).unwrap()
+}
+
+/// Results without their durations, which differ from run to run.
+fn decided(results: Vec<PolicyResult>) -> Vec<PolicyResult> {
+    results
+        .into_iter()
+        .map(|r| PolicyResult {
+            duration: std::time::Duration::ZERO,
+            ..r
+        })
+        .collect()
+}
+
+#[test]
+fn both_engines_give_the_same_results_on_every_generated_input() {
+    let compiled = library(EngineChoice::Compiled);
+    let interpreted = library(EngineChoice::Interpreter);
+    assert!(compiled.policies().iter().all(|p| p.engine == EngineKind::Compiled));
+    assert!(interpreted
+        .policies()
+        .iter()
+        .all(|p| p.engine == EngineKind::Interpreter));
+    let inputs = inputs();
+    assert!(inputs.len() > 300, "{} inputs", inputs.len());
+    let (mut findings, mut disagreements) = (0, Vec::new());
+    // Each input twice in a row on the compiled set, so that both ways it runs (the one pass,
+    // and policy by policy in the reviews sampled for timing) meet every input.
+    let runs = 2 * inputs.len();
+    assert!(runs as u64 > 2 * TIMING_SAMPLE_EVERY);
+    for (name, input) in &inputs {
+        let expected = decided(interpreted.evaluate(input));
+        findings += expected.iter().map(|r| r.deny.len() + r.warn.len()).sum::<usize>();
+        assert!(expected.iter().all(|r| r.error.is_none()), "{name}: {expected:?}");
+        for _ in 0..2 {
+            let ours = decided(compiled.evaluate(input));
+            if ours != expected {
+                disagreements.push(format!("{name}:\n  compiled    {ours:?}\n  interpreter {expected:?}"));
+            }
+        }
+    }
+    eprintln!(
+        "{} inputs x 2 runs, {findings} findings, {} disagreements",
+        inputs.len(),
+        disagreements.len()
+    );
+    // The inputs must exercise the library, or agreement proves nothing.
+    assert!(findings > inputs.len(), "only {findings} findings");
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+}
+
+#[test]
+fn both_engines_decide_every_review_fixture_alike() {
+    let config = |engine: &str| format!("{CONFIG}policies: {{engine: {engine}}}\n");
+    let compiled = state(&config("compiled"), &[("team-a", "low")]);
+    let interpreted = state(&config("interpreter"), &[("team-a", "low")]);
+    let mut paths: Vec<PathBuf> = ["workloads", "policy"]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(fixtures().join("reviews").join(dir)).unwrap())
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    paths.sort();
+    assert!(paths.len() >= 30, "{paths:?}");
+    let mut denied = 0;
+    for path in &paths {
+        let review: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let [ours, theirs] = [&compiled, &interpreted].map(|state| {
+            let outcome = state.reviewer.decide(&review["request"]);
+            (outcome.decision, decided(outcome.results))
+        });
+        assert_eq!(ours, theirs, "{}", path.display());
+        denied += usize::from(!ours.0.allowed);
+    }
+    assert!(denied > 5 && denied < paths.len(), "{denied} of {} denied", paths.len());
+}
