@@ -72,11 +72,14 @@ static-check: vendor
 generate:
 	scripts/chart-check.sh generate
 
-## Benchmarks against their floors and peers (docs/benchmarks.md): the decision path, image
-## verification (a local registry and cosign from scripts/tools.sh), and Gatekeeper templates
-## beside `gator bench`. Each prints a markdown report, kept in $(CARGO_TARGET_DIR)/bench/.
+## Benchmarks against their floors and peers (docs/benchmarks.md): the decision path, the
+## glibc and the shipped static musl binary beside `opa run --server` (vegeta from
+## scripts/tools.sh), image verification (a local registry and cosign), and Gatekeeper
+## templates beside `gator bench`. Each prints a markdown report, kept in $(CARGO_TARGET_DIR)/bench/.
 bench: vendor
 	mkdir -p $(CARGO_TARGET_DIR)/bench
+	PORTCULLIS_STATIC_BINARY="$$(scripts/static-build.sh)" $(CARGO) bench --locked --bench peer >$(CARGO_TARGET_DIR)/bench/peer.md
+	cat $(CARGO_TARGET_DIR)/bench/peer.md
 	$(CARGO) bench --locked --bench decision >$(CARGO_TARGET_DIR)/bench/decision.md
 	cat $(CARGO_TARGET_DIR)/bench/decision.md
 	$(CARGO) bench --locked --bench verification >$(CARGO_TARGET_DIR)/bench/verification.md

@@ -18,11 +18,13 @@ CRANE_VERSION=v0.21.9
 HELM_VERSION=v3.21.4
 OPA_VERSION=v1.20.2
 GATOR_VERSION=v3.23.0
+# A load generator with fixed rates and latency histograms (the benches' client).
+VEGETA_VERSION=v12.13.0
 # CRDs of the objects the chart renders for other operators (cert-manager's Certificate and
 # Issuer, Prometheus Operator's ServiceMonitor and PrometheusRule), from those Go modules.
 CERT_MANAGER_VERSION=v1.19.1
 PROMETHEUS_OPERATOR_VERSION=v0.85.0
-KNOWN="etcd kube-apiserver kubectl cosign crane helm opa gator registry crds"
+KNOWN="etcd kube-apiserver kubectl cosign crane helm opa gator vegeta registry crds"
 
 ROOT=${PORTCULLIS_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/portcullis-tools}
 # Never fetch another toolchain; one module/build cache under ROOT so CI can cache it whole.
@@ -77,7 +79,10 @@ go_mod() {
 # Modules without replace directives: plain `go install PKG@VERSION`.
 recipe_install() { # OUT PKG@VERSION
   GOBIN=$PWD/gobin nice -n 10 go install -p 2 -trimpath -ldflags "${LDFLAGS:-}" "$2"
-  mv -f "gobin/$(basename "${2%@*}")" "$1" && rmdir gobin
+  # One binary, named by go (a module path's /vN suffix is not its name).
+  local built=(gobin/*)
+  ((${#built[@]} == 1)) || die "go install $2 built ${#built[@]} binaries"
+  mv -f "${built[0]}" "$1" && rmdir gobin
 }
 
 # Modules with replace directives (go install refuses them): build from a wrapper module.
@@ -195,6 +200,7 @@ for tool in "$@"; do
     "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION" ;;
   helm) go_tool helm "$HELM_VERSION" recipe_helm ;;
   opa) go_tool opa "$OPA_VERSION" recipe_install "github.com/open-policy-agent/opa@$OPA_VERSION" ;;
+  vegeta) go_tool vegeta "$VEGETA_VERSION" recipe_install "github.com/tsenart/vegeta/v12@$VEGETA_VERSION" ;;
   gator) go_tool gator "$GATOR_VERSION" recipe_install \
     "github.com/open-policy-agent/gatekeeper/v3/cmd/gator@$GATOR_VERSION" ;;
   registry) registry ;;

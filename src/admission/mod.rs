@@ -15,7 +15,8 @@ use crate::images::{ImageFacts, ImageReference, VerificationStatus};
 use crate::metrics::{yes_no, AdmittedLabels, Metrics, RequestLabels};
 use crate::namespaces::NamespaceLabels;
 use crate::policy::gatekeeper::InventoryError;
-use crate::policy::{decision, input, Decision, Finding, LivePolicies, PolicySet};
+use crate::policy::input::Input;
+use crate::policy::{decision, Decision, Finding, LivePolicies, PolicySet};
 use crate::results::Enforcement;
 use crate::results::PolicyResult;
 use crate::risk::{self, RiskLevel};
@@ -105,7 +106,7 @@ impl Reviewer {
 
     /// The input document the policies see for `request` (also for `docs/policy-input.md`).
     pub fn input(&self, request: &Value) -> Value {
-        self.facts(request).input(request)
+        self.facts(request).input(request).document()
     }
 
     /// Native facts and checks: risk level and image references. Cheap and synchronous.
@@ -168,8 +169,7 @@ impl Reviewer {
 
     /// Evaluates the policies on the facts. CPU-bound: the server calls it off the async runtime.
     pub fn evaluate(&self, request: &Value, facts: Facts) -> Outcome {
-        let input = facts.input(request);
-        let results = self.policies.current().evaluate(&input);
+        let results = self.policies.current().evaluate_input(&facts.input(request));
         let decision = decision::aggregate(facts.native, &results, &self.enforcement, facts.risk_level);
         Outcome {
             decision,
@@ -193,9 +193,9 @@ pub struct Facts {
 }
 
 impl Facts {
-    fn input(&self, request: &Value) -> Value {
+    fn input<'a>(&self, request: &'a Value) -> Input<'a> {
         let images: Vec<&ImageFacts> = self.images.iter().map(|(image, _)| image).collect();
-        input::build(
+        Input::new(
             request,
             self.risk_level,
             &self.namespace,

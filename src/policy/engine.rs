@@ -17,6 +17,7 @@ use serde_json::Value;
 use super::bundle::{Bundle, Module};
 use super::evaluator::{EngineChoice, EngineKind, Evaluator};
 use super::gatekeeper::{self, GatekeeperSet};
+use super::input::Input;
 use super::rego::{configured_engine, to_regorus};
 use crate::results::{EvalError, PolicyResult, Violation};
 
@@ -241,6 +242,11 @@ impl PolicySet {
         &self.policies
     }
 
+    /// The one-pass rules alone (the benches' engine floor: what regorus itself costs).
+    pub fn passes(&self) -> impl Iterator<Item = &Evaluator> {
+        self.passes.iter().map(|(pass, _)| pass)
+    }
+
     /// How many policies run on each engine, by the engine's metric label.
     pub fn engines(&self) -> Vec<(&'static str, usize)> {
         [EngineKind::Compiled, EngineKind::Interpreter]
@@ -258,8 +264,14 @@ impl PolicySet {
         })
     }
 
-    /// Evaluates every policy against `input`. Never fails: errors are reported per policy.
-    pub fn evaluate(&self, input: &Value) -> Vec<PolicyResult> {
+    /// Evaluates every policy against an input `document`. Never fails: errors are reported
+    /// per policy.
+    pub fn evaluate(&self, document: &Value) -> Vec<PolicyResult> {
+        self.evaluate_input(&Input::of_document(document))
+    }
+
+    /// [`PolicySet::evaluate`] on the document's parts.
+    pub fn evaluate_input(&self, input: &Input) -> Vec<PolicyResult> {
         let timed = self.timing.evaluations.fetch_add(1, Ordering::Relaxed) % TIMING_SAMPLE_EVERY == 0;
         let mut results = self.evaluate_native(input, timed);
         if !self.gatekeeper.is_empty() {
@@ -268,9 +280,17 @@ impl PolicySet {
         results
     }
 
-    fn evaluate_native(&self, input: &Value, timed: bool) -> Vec<PolicyResult> {
+    fn evaluate_native(&self, input: &Input, timed: bool) -> Vec<PolicyResult> {
         let native = &self.policies[..self.alone.len()];
-        let input = match to_regorus(input) {
+        let converted = to_regorus(&input.facts).and_then(|mut document| {
+            let request = to_regorus(input.request)?;
+            document
+                .as_object_mut()
+                .map_err(|e| e.to_string())?
+                .insert("request".into(), request);
+            Ok(document)
+        });
+        let input = match converted {
             Ok(input) => input,
             Err(e) => {
                 let error = EvalError::Failed(format!("input could not be converted: {e}"));
@@ -333,18 +353,19 @@ impl PolicySet {
 
     /// The Gatekeeper constraints, on the request of the native input document; the rest of
     /// that document (images, risk level, namespace) is their `input.portcullis`.
-    fn evaluate_gatekeeper(&self, input: &Value) -> Vec<PolicyResult> {
-        let request = input.get("request").unwrap_or(&Value::Null);
+    fn evaluate_gatekeeper(&self, input: &Input) -> Vec<PolicyResult> {
+        let request = input.request;
         let namespace = input
+            .facts
             .pointer("/namespace/name")
             .and_then(Value::as_str)
             .unwrap_or_default();
         let labels: std::collections::BTreeMap<String, String> =
-            gatekeeper::matcher::labels(input.pointer("/namespace/labels"));
+            gatekeeper::matcher::labels(input.facts.pointer("/namespace/labels"));
         let facts = serde_json::json!({
-            "images": input.get("images").cloned().unwrap_or(Value::Array(vec![])),
-            "risk_level": input.get("risk_level").cloned().unwrap_or(Value::Null),
-            "namespace": input.get("namespace").cloned().unwrap_or(Value::Null),
+            "images": input.facts.get("images").cloned().unwrap_or(Value::Array(vec![])),
+            "risk_level": input.facts.get("risk_level").cloned().unwrap_or(Value::Null),
+            "namespace": input.facts.get("namespace").cloned().unwrap_or(Value::Null),
         });
         let namespace_object = if namespace.is_empty() {
             Value::Null
@@ -429,10 +450,15 @@ fn native_policies(engine: &regorus::Engine) -> Result<Vec<Found>, LoadError> {
 /// wrapped in an array that is empty when the rule is undefined, so the object is always
 /// defined and the pass's array has one element per policy.
 fn wrapper(found: &Found) -> String {
+    // Dots where the component is an identifier: the VM resolves a static path to the rule it
+    // names, while a bracketed string makes it build the whole virtual document under `data`.
     let path: String = found
         .components
         .iter()
-        .map(|c| format!("[{}]", Value::String(c.clone())))
+        .map(|c| match is_identifier(c) {
+            true => format!(".{c}"),
+            false => format!("[{}]", Value::String(c.clone())),
+        })
         .collect();
     let fields: Vec<String> = [("deny", found.policy.has_deny), ("warn", found.policy.has_warn)]
         .iter()
@@ -440,6 +466,12 @@ fn wrapper(found: &Found) -> String {
         .map(|(rule, _)| format!("\"{rule}\": [v | v := data{path}.{rule}]"))
         .collect();
     format!("{{{}}}", fields.join(", "))
+}
+
+fn is_identifier(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// A policy's entry of a pass: `{"deny": [value?], "warn": [value?]}`.
