@@ -7,6 +7,11 @@ use std::sync::Arc;
 
 use clap::Parser;
 
+/// mimalloc, on every target: measured against glibc's and musl's allocators in
+/// docs/benchmarks.md (a review allocates and frees thousands of small values).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use portcullis::admission::setup::load_policies;
 use portcullis::admission::Reviewer;
 use portcullis::check::InputErrors;
