@@ -79,7 +79,7 @@ fn main() {
     let document = state.reviewer.input(&review["request"]);
     let expected = state.reviewer.decide(&review["request"]);
     let opa_dir = dir.join("opa");
-    write_opa_library(&opa_dir, &settings, &state.reviewer.policies().policies().to_vec());
+    write_opa_library(&opa_dir, &settings, state.reviewer.policies().policies());
     std::fs::write(dir.join("review.json"), serde_json::to_vec(&review).expect("json")).expect("write");
     std::fs::write(dir.join("input.json"), json!({ "input": document }).to_string()).expect("write");
 

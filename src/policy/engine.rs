@@ -411,24 +411,6 @@ impl PolicySet {
     }
 }
 
-impl Policy {
-    /// The rule paths that define it: `data.<id>.deny` and/or `data.<id>.warn`; none for a
-    /// constraint, whose rule lives in its template's own engine.
-    pub fn rules(&self) -> Vec<String> {
-        let mut rules = Vec::new();
-        if self.kind == PolicyKind::Constraint {
-            return rules;
-        }
-        if self.has_deny {
-            rules.push(format!("data.{}.deny", self.id));
-        }
-        if self.has_warn {
-            rules.push(format!("data.{}.warn", self.id));
-        }
-        rules
-    }
-}
-
 /// The packages that declare `deny` or `warn`; a package split over several files is one.
 fn native_policies(engine: &regorus::Engine) -> Result<Vec<Found>, LoadError> {
     let mut found: Vec<Found> = Vec::new();
