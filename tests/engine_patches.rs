@@ -9,7 +9,7 @@ use std::process::Command;
 use serde_json::{json, Value};
 
 use common::lab::{run, tool};
-use portcullis::policy::evaluator::{EngineChoice, EngineKind, Evaluator};
+use portcullis::policy::evaluator::{EngineChoice, Evaluator};
 use portcullis::policy::rego::{configured_engine, to_regorus};
 use portcullis::results::EvalError;
 use std::time::Duration;
@@ -49,11 +49,7 @@ fn evaluator(module: &str, query: &str, choice: EngineChoice) -> Evaluator {
         Duration::from_secs(5),
         choice,
     );
-    let wanted = match choice {
-        EngineChoice::Compiled => EngineKind::Compiled,
-        EngineChoice::Interpreter => EngineKind::Interpreter,
-    };
-    assert_eq!(evaluator.kind(), wanted, "{query}: {why:?}");
+    assert_eq!(evaluator.kind().choice(), choice, "{query}: {why:?}");
     evaluator
 }
 

@@ -5,11 +5,9 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use serde_json::Value;
 
-use common::inputs::inputs;
+use common::inputs::{inputs, review_fixtures};
 use common::*;
 use portcullis::policy::evaluator::{EngineChoice, EngineKind};
 use portcullis::policy::{PolicySet, Source};
@@ -72,12 +70,7 @@ fn both_engines_decide_every_review_fixture_alike() {
     let config = |engine: &str| format!("{CONFIG}policies: {{engine: {engine}}}\n");
     let compiled = state(&config("compiled"), &[("team-a", "low")]);
     let interpreted = state(&config("interpreter"), &[("team-a", "low")]);
-    let mut paths: Vec<PathBuf> = ["workloads", "policy"]
-        .iter()
-        .flat_map(|dir| std::fs::read_dir(fixtures().join("reviews").join(dir)).unwrap())
-        .map(|entry| entry.unwrap().path())
-        .collect();
-    paths.sort();
+    let paths = review_fixtures();
     assert!(paths.len() >= 30, "{paths:?}");
     let mut denied = 0;
     for path in &paths {

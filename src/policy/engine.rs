@@ -220,11 +220,7 @@ impl PolicySet {
                     message: e.to_string(),
                 })?;
             let rule = format!("data.{PASS_PACKAGE}.{name}");
-            let choice = match kind {
-                EngineKind::Compiled => EngineChoice::Compiled,
-                EngineKind::Interpreter => EngineChoice::Interpreter,
-            };
-            let (evaluator, _) = Evaluator::new(&engine, &data, &rule, timeout, choice);
+            let (evaluator, _) = Evaluator::new(&engine, &data, &rule, timeout, kind.choice());
             if evaluator.kind() != kind {
                 // Each member compiles alone but not all together: keep them policy by policy.
                 continue;
@@ -234,10 +230,8 @@ impl PolicySet {
         let timing = Arc::new(Timing {
             created: Instant::now(),
             last_sample: AtomicU64::new(u64::MAX),
-            shares: vec![0.0f32; policies.len()]
-                .into_iter()
-                .map(|s| AtomicU32::new(s.to_bits()))
-                .collect(),
+            // Set by the first review, which is always a sample.
+            shares: policies.iter().map(|_| AtomicU32::new(0)).collect(),
         });
         policies.extend(gatekeeper.constraints().iter().map(|c| Policy {
             id: c.id(),
@@ -245,7 +239,7 @@ impl PolicySet {
             has_warn: false,
             kind: PolicyKind::Constraint,
             engine: gatekeeper.engine_of(c),
-            interpreted_because: None,
+            interpreted_because: gatekeeper.interpreted_because(c),
         }));
         Ok(PolicySet {
             policies,
@@ -390,11 +384,6 @@ impl PolicySet {
             .unwrap_or_default();
         let labels: std::collections::BTreeMap<String, String> =
             gatekeeper::matcher::labels(input.facts.pointer("/namespace/labels"));
-        let facts = serde_json::json!({
-            "images": input.facts.get("images").cloned().unwrap_or(Value::Array(vec![])),
-            "risk_level": input.facts.get("risk_level").cloned().unwrap_or(Value::Null),
-            "namespace": input.facts.get("namespace").cloned().unwrap_or(Value::Null),
-        });
         let namespace_object = if namespace.is_empty() {
             Value::Null
         } else {
@@ -404,7 +393,7 @@ impl PolicySet {
             request,
             &gatekeeper::Context {
                 namespace_labels: Some(&labels),
-                facts: &facts,
+                facts: &input.facts,
                 namespace_object,
             },
         )

@@ -32,6 +32,14 @@ pub enum EngineKind {
 }
 
 impl EngineKind {
+    /// The choice that puts a rule on this engine, if it compiles.
+    pub fn choice(self) -> EngineChoice {
+        match self {
+            EngineKind::Compiled => EngineChoice::Compiled,
+            EngineKind::Interpreter => EngineChoice::Interpreter,
+        }
+    }
+
     /// The value of the `engine` label of `portcullis_policies_loaded`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -75,24 +83,18 @@ impl Evaluator {
         timeout: Duration,
         choice: EngineChoice,
     ) -> (Evaluator, Option<String>) {
-        let mut why_interpreted = None;
-        if choice == EngineChoice::Compiled {
-            match compile(engine, data, rule) {
-                Ok(runner) => {
-                    let evaluator = Evaluator {
-                        rule: rule.to_string(),
-                        timeout,
-                        runner,
-                    };
-                    return (evaluator, None);
-                }
-                Err(reason) => why_interpreted = Some(reason),
-            }
-        }
+        let interpreted = || Runner::Interpreted(Box::new(prepare(engine.clone(), rule)));
+        let (runner, why_interpreted) = match choice {
+            EngineChoice::Compiled => match compile(engine, data, rule) {
+                Ok(runner) => (runner, None),
+                Err(reason) => (interpreted(), Some(reason)),
+            },
+            EngineChoice::Interpreter => (interpreted(), None),
+        };
         let evaluator = Evaluator {
             rule: rule.to_string(),
             timeout,
-            runner: Runner::Interpreted(Box::new(prepare(engine.clone(), rule))),
+            runner,
         };
         (evaluator, why_interpreted)
     }

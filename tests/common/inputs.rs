@@ -2,6 +2,8 @@
 //! clean and violating) as portcullis builds its input, at each risk level, with the image facts
 //! replaced by each verification outcome the image policies distinguish.
 
+use std::path::PathBuf;
+
 use serde_json::{json, Value};
 
 use super::{fixtures, state, CONFIG};
@@ -35,17 +37,22 @@ pub fn verification_variants() -> Vec<(&'static str, Value)> {
     ]
 }
 
-/// Every generated input, named.
-pub fn inputs() -> Vec<(String, Value)> {
-    let state = state(CONFIG, &[("team-a", "low")]);
-    let mut fixtures: Vec<_> = ["workloads", "policy"]
+/// Every review fixture a policy decides on (workloads of every kind, clean and violating).
+pub fn review_fixtures() -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = ["workloads", "policy"]
         .iter()
         .flat_map(|dir| std::fs::read_dir(fixtures().join("reviews").join(dir)).unwrap())
         .map(|entry| entry.unwrap().path())
         .collect();
-    fixtures.sort();
+    paths.sort();
+    paths
+}
+
+/// Every generated input, named.
+pub fn inputs() -> Vec<(String, Value)> {
+    let state = state(CONFIG, &[("team-a", "low")]);
     let mut inputs = Vec::new();
-    for path in fixtures {
+    for path in review_fixtures() {
         let review: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         let base = state.reviewer.input(&review["request"]);
         let name = path.file_name().unwrap().to_string_lossy().into_owned();

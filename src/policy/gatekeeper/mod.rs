@@ -75,6 +75,8 @@ impl Inventory {
 struct CompiledTemplate {
     template: Template,
     violation: Evaluator,
+    /// Why it is not compiled, when it could have been.
+    interpreted_because: Option<String>,
 }
 
 /// The loaded templates and constraints.
@@ -220,6 +222,13 @@ impl GatekeeperSet {
             .map_or(EngineKind::Interpreter, |t| t.violation.kind())
     }
 
+    /// Why a constraint's template is not compiled, when it could have been.
+    pub fn interpreted_because(&self, constraint: &Constraint) -> Option<String> {
+        self.templates
+            .get(&constraint.kind)
+            .and_then(|t| t.interpreted_because.clone())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.templates.is_empty() && self.constraints.is_empty()
     }
@@ -351,13 +360,12 @@ fn compile(
         return Err(problems);
     }
     let rule = format!("{package}.violation");
-    let (violation, why) = Evaluator::new(&engine, &regorus::Value::new_object(), &rule, timeout, choice);
-    if let Some(why) = why {
-        tracing::info!(template = %template.name, reason = %why, "template runs on the interpreter: it does not compile");
-    }
+    let (violation, interpreted_because) =
+        Evaluator::new(&engine, &regorus::Value::new_object(), &rule, timeout, choice);
     Ok(CompiledTemplate {
         template: template.clone(),
         violation,
+        interpreted_because,
     })
 }
 
