@@ -18,7 +18,7 @@ use super::bundle::{Bundle, Module};
 use super::evaluator::{EngineChoice, EngineKind, Evaluator};
 use super::gatekeeper::{self, GatekeeperSet};
 use super::input::Input;
-use super::rego::{configured_engine, to_regorus};
+use super::rego::{configured_engine, input_document, to_regorus};
 use crate::results::{EvalError, PolicyResult, Violation};
 
 /// One policy of the set: a native package, or a Gatekeeper constraint.
@@ -127,9 +127,9 @@ fn engine_with_data(
                 message: e.to_string(),
             })?;
     }
-    let data = to_regorus(data).map_err(|message| LoadError::Compile {
+    let data = to_regorus(data).map_err(|e| LoadError::Compile {
         module: "data".into(),
-        message,
+        message: e.to_string(),
     })?;
     engine.add_data(data.clone()).map_err(|e| LoadError::Compile {
         module: "data".into(),
@@ -304,14 +304,7 @@ impl PolicySet {
 
     fn evaluate_native(&self, input: &Input, timed: bool) -> Vec<PolicyResult> {
         let native = &self.policies[..self.alone.len()];
-        let converted = to_regorus(&input.facts).and_then(|mut document| {
-            let request = to_regorus(input.request)?;
-            document
-                .as_object_mut()
-                .map_err(|e| e.to_string())?
-                .insert("request".into(), request);
-            Ok(document)
-        });
+        let converted = input_document(&input.facts, input.request);
         let input = match converted {
             Ok(input) => input,
             Err(e) => {

@@ -3,7 +3,7 @@
 //! this module; the differential tests (`tests/engines.rs`, `tests/opa_differential.rs`,
 //! `tests/gatekeeper.rs`) prove that the choice never changes a result.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use regorus::languages::rego::compiler::Compiler;
@@ -67,6 +67,9 @@ enum Runner {
     Compiled {
         program: Arc<Program>,
         data: regorus::Value,
+        /// Machines loaded with the program and data, idle between evaluations: one
+        /// evaluation at a time takes one (at most as many as evaluate at once).
+        idle: Arc<Mutex<Vec<RegoVM>>>,
     },
     /// Prepared by one evaluation, cloned for each next one.
     Interpreted(Box<regorus::Engine>),
@@ -85,7 +88,7 @@ impl Evaluator {
     ) -> (Evaluator, Option<String>) {
         let interpreted = || Runner::Interpreted(Box::new(prepare(engine.clone(), rule)));
         let (runner, why_interpreted) = match choice {
-            EngineChoice::Compiled => match compile(engine, data, rule) {
+            EngineChoice::Compiled => match compile(engine, data, rule, timeout) {
                 Ok(runner) => (runner, None),
                 Err(reason) => (interpreted(), Some(reason)),
             },
@@ -102,13 +105,7 @@ impl Evaluator {
     /// The same rule on other `data` (Gatekeeper's inventory), prepared again.
     pub fn with_data(&self, data: &regorus::Value) -> Result<Evaluator, String> {
         let runner = match &self.runner {
-            Runner::Compiled { program, .. } => {
-                check_data(program, data)?;
-                Runner::Compiled {
-                    program: program.clone(),
-                    data: data.clone(),
-                }
-            }
+            Runner::Compiled { program, .. } => compiled(program.clone(), data.clone(), self.timeout)?,
             Runner::Interpreted(prepared) => {
                 let mut engine = prepared.as_ref().clone();
                 engine.clear_data();
@@ -133,20 +130,21 @@ impl Evaluator {
     /// The rule's value for `input` (`Undefined` when the rule is).
     pub fn eval(&self, input: regorus::Value) -> Result<regorus::Value, EvalError> {
         match &self.runner {
-            Runner::Compiled { program, data } => {
-                let mut vm = RegoVM::new();
-                vm.load_program(program.clone());
-                vm.set_data(data.clone())
-                    .map_err(|e| EvalError::Failed(e.to_string()))?;
+            Runner::Compiled { program, data, idle } => {
+                let idle_vm = idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+                let mut vm = match idle_vm {
+                    Some(vm) => vm,
+                    None => machine(program, data, self.timeout).map_err(EvalError::Failed)?,
+                };
                 vm.set_input(input);
-                // As the interpreter is configured: a builtin error is undefined, as in OPA.
-                vm.set_strict_builtin_errors(false);
-                vm.set_execution_timer_config(Some(timer(self.timeout)));
-                vm.set_max_instructions(MAX_INSTRUCTIONS);
-                vm.execute_entry_point_by_index(0).map_err(|e| match e {
+                let value = vm.execute_entry_point_by_index(0).map_err(|e| match e {
                     VmError::TimeLimitExceeded { .. } => EvalError::Timeout(self.timeout),
                     other => EvalError::Failed(other.to_string()),
-                })
+                });
+                // The machine starts its next execution afresh (registers, caches, timer).
+                vm.set_input(regorus::Value::Undefined);
+                idle.lock().unwrap_or_else(PoisonError::into_inner).push(vm);
+                value
             }
             Runner::Interpreted(prepared) => {
                 let mut engine = prepared.as_ref().clone();
@@ -160,27 +158,43 @@ impl Evaluator {
 }
 
 /// The rule compiled to a VM program, or why it does not compile.
-fn compile(engine: &regorus::Engine, data: &regorus::Value, rule: &str) -> Result<Runner, String> {
+fn compile(
+    engine: &regorus::Engine,
+    data: &regorus::Value,
+    rule: &str,
+    timeout: Duration,
+) -> Result<Runner, String> {
     let mut engine = engine.clone();
     let entry_point: regorus::Rc<str> = regorus::Rc::from(rule);
     let policy = engine
         .compile_with_entrypoint(&entry_point)
         .map_err(|e| e.to_string())?;
     let program = Compiler::compile_from_policy(&policy, &[rule]).map_err(|e| e.to_string())?;
-    // A program that cannot take this data would fail every evaluation: keep the interpreter.
-    check_data(&program, data)?;
+    compiled(program, data.clone(), timeout)
+}
+
+/// A VM runner of `program` on `data`, or why the VM does not take this data beside the
+/// program's rules (a rule and a data value may not define the same path): such a program
+/// would fail every evaluation, so the rule keeps the interpreter.
+fn compiled(program: Arc<Program>, data: regorus::Value, timeout: Duration) -> Result<Runner, String> {
+    let first = machine(&program, &data, timeout)?;
     Ok(Runner::Compiled {
         program,
-        data: data.clone(),
+        data,
+        idle: Arc::new(Mutex::new(vec![first])),
     })
 }
 
-/// Whether the VM takes `data` beside `program`'s rules (a rule and a data value may not
-/// define the same path).
-fn check_data(program: &Arc<Program>, data: &regorus::Value) -> Result<(), String> {
+/// A VM loaded with `program` and `data` and configured as the interpreter is.
+fn machine(program: &Arc<Program>, data: &regorus::Value, timeout: Duration) -> Result<RegoVM, String> {
     let mut vm = RegoVM::new();
     vm.load_program(program.clone());
-    vm.set_data(data.clone()).map_err(|e| e.to_string())
+    vm.set_data(data.clone()).map_err(|e| e.to_string())?;
+    // As the interpreter is configured: a builtin error is undefined, as in OPA.
+    vm.set_strict_builtin_errors(false);
+    vm.set_execution_timer_config(Some(timer(timeout)));
+    vm.set_max_instructions(MAX_INSTRUCTIONS);
+    Ok(vm)
 }
 
 /// regorus analyses modules and data on the first evaluation after a change: do it once, on

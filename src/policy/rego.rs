@@ -37,17 +37,48 @@ pub fn classify(error: anyhow::Error, timeout: Duration) -> EvalError {
     }
 }
 
+/// A JSON value regorus cannot take where it was given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConvertError {
+    /// A number beyond regorus's range (serde's reader never makes one).
+    #[error("{0} is not a number regorus can hold")]
+    Number(String),
+    /// An input document's facts that are not an object.
+    #[error("the input document is not an object")]
+    NotAnObject,
+}
+
 /// A JSON value as a regorus value, converted structurally (no JSON text in between), with
 /// the values regorus's own JSON reader would give. Object keys are shared: a review repeats
-/// the same few dozen keys hundreds of times, and one string each is enough.
-pub fn to_regorus(value: &serde_json::Value) -> Result<regorus::Value, String> {
+/// the same few dozen keys hundreds of times, and one string each is enough. Objects are built
+/// in regorus's compact form straight from serde's sorted maps (one allocation each).
+pub fn to_regorus(value: &serde_json::Value) -> Result<regorus::Value, ConvertError> {
     convert(value, &mut HashMap::new())
+}
+
+/// An input document from its parts: the fields of `facts` (an object) and `request`, built
+/// as one object (no copy of the request into the facts first), its keys shared.
+pub fn input_document(
+    facts: &serde_json::Value,
+    request: &serde_json::Value,
+) -> Result<regorus::Value, ConvertError> {
+    let serde_json::Value::Object(fields) = facts else {
+        return Err(ConvertError::NotAnObject);
+    };
+    let mut keys = HashMap::new();
+    let mut entries = Vec::with_capacity(fields.len() + 1);
+    for (key, field) in fields.iter().filter(|(key, _)| *key != "request") {
+        entries.push((regorus::Value::String(key.as_str().into()), convert(field, &mut keys)?));
+    }
+    entries.push((regorus::Value::String("request".into()), convert(request, &mut keys)?));
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(object(entries))
 }
 
 fn convert<'a>(
     value: &'a serde_json::Value,
     keys: &mut HashMap<&'a str, regorus::Value>,
-) -> Result<regorus::Value, String> {
+) -> Result<regorus::Value, ConvertError> {
     use serde_json::Value as Json;
     Ok(match value {
         Json::Null => regorus::Value::Null,
@@ -57,7 +88,7 @@ fn convert<'a>(
             (Some(u), _, _) => regorus::Value::from(u),
             (None, Some(i), _) => regorus::Value::from(i),
             (None, None, Some(f)) if f.is_finite() => regorus::Value::from(f),
-            _ => return Err(format!("{n} is not a number regorus can hold")),
+            _ => return Err(ConvertError::Number(n.to_string())),
         },
         Json::String(text) => regorus::Value::String(text.as_str().into()),
         Json::Array(items) => regorus::Value::from(
@@ -67,17 +98,27 @@ fn convert<'a>(
                 .collect::<Result<Vec<_>, _>>()?,
         ),
         Json::Object(fields) => {
-            let mut map = BTreeMap::new();
+            let mut entries = Vec::with_capacity(fields.len());
             for (key, field) in fields {
                 let key = keys
                     .entry(key.as_str())
                     .or_insert_with(|| regorus::Value::String(key.as_str().into()))
                     .clone();
-                map.insert(key, convert(field, keys)?);
+                entries.push((key, convert(field, keys)?));
             }
-            regorus::Value::from(map)
+            object(entries)
         }
     })
+}
+
+/// An object of `entries` with distinct keys. serde's maps iterate sorted by key, as regorus
+/// orders string keys, so they go into regorus's compact form as they are; should a build
+/// ever keep insertion order instead, a map sorts them.
+fn object(entries: Vec<(regorus::Value, regorus::Value)>) -> regorus::Value {
+    match regorus::value::Object::from_sorted_entries(entries) {
+        Ok(object) => object.into_value(),
+        Err(entries) => regorus::Value::from(entries.into_iter().collect::<BTreeMap<_, _>>()),
+    }
 }
 
 #[cfg(test)]
@@ -93,5 +134,23 @@ mod tests {
             let json: serde_json::Value = serde_json::from_str(text).unwrap();
             assert_eq!(to_regorus(&json).unwrap(), regorus::Value::from_json_str(text).unwrap());
         }
+    }
+
+    #[test]
+    fn an_input_document_is_its_facts_and_its_request() {
+        let request = serde_json::json!({"uid": "u", "object": {"kind": "Pod"}});
+        let facts = serde_json::json!({"risk_level": "high", "images": [], "request": "ignored", "namespace": {}});
+        let whole = serde_json::json!({"risk_level": "high", "images": [], "namespace": {}, "request": request});
+        assert_eq!(input_document(&facts, &request).unwrap(), to_regorus(&whole).unwrap());
+        assert_eq!(input_document(&serde_json::json!([]), &request), Err(ConvertError::NotAnObject));
+    }
+
+    #[test]
+    fn unsorted_entries_still_make_the_object() {
+        let (a, b) = (regorus::Value::from("a"), regorus::Value::from("b"));
+        let unsorted = vec![(b.clone(), regorus::Value::Null), (a.clone(), regorus::Value::Bool(true))];
+        let expected: BTreeMap<_, _> = unsorted.iter().cloned().collect();
+        assert_eq!(object(unsorted), regorus::Value::from(expected));
+        assert_eq!(object(Vec::new()), regorus::Value::new_object());
     }
 }

@@ -51,7 +51,7 @@ pub struct GatekeeperError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InventoryError {
     #[error("the inventory could not be converted: {0}")]
-    Convert(String),
+    Convert(#[source] super::rego::ConvertError),
     #[error("the inventory could not be added to template {template}: {message}")]
     Install { template: String, message: String },
 }
