@@ -139,7 +139,7 @@ impl Metrics {
             Family::<PolicyLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
         registry.register(
             "policy_evaluation_duration_seconds",
-            "Time to evaluate one policy (a native policy: measured alone in the first review and one review a second at most, in the others its share of the one-pass evaluation's measured time)",
+            "Time to evaluate one policy (a native policy: its share of the one-pass evaluation's measured time, the shares from each policy timed alone: all in the first review, then one in turn, once a second at most)",
             policy_duration.clone(),
         );
         let policies_loaded = Family::<EngineLabels, Gauge>::default();

@@ -52,7 +52,9 @@ fn evaluator_of(modules: &[&str], query: &str, choice: EngineChoice) -> Evaluato
     let mut engine = configured_engine(Duration::from_secs(5));
     engine.set_rego_v0(true);
     for (index, module) in modules.iter().enumerate() {
-        engine.add_policy(format!("patched{index}.rego"), module.to_string()).unwrap();
+        engine
+            .add_policy(format!("patched{index}.rego"), module.to_string())
+            .unwrap();
     }
     let (evaluator, why) = Evaluator::new(
         &engine,

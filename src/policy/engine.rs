@@ -8,7 +8,7 @@
 //! again policy by policy, so that one policy's error or timeout denies with that policy's id and
 //! leaves the others' results intact.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -56,11 +56,12 @@ pub enum LoadError {
     Prepare { id: String, message: String },
 }
 
-/// The first review, and then one review a second at most, is evaluated policy by policy, each
-/// policy timed alone; that gives each policy its share of its pass's time, and in the other
-/// reviews a policy's duration is the pass's measured time times that share (timing every
-/// policy exactly would cost a pass per policy, the cost the one pass removes). By time, not
-/// by count, so the slower sampled reviews stay out of the latency percentiles under load.
+/// Per-policy durations are sampled: the first review is evaluated policy by policy, each
+/// policy timed alone, and then one review a second at most also times one policy alone, in
+/// turn (so a sample adds one policy's time to one review, not a pass per policy). The latest
+/// time of each policy alone gives its share of its pass's time, and a policy's duration in
+/// a review is the pass's measured time times that share (timing every policy exactly would
+/// cost a pass per policy, the cost the one pass removes).
 pub const TIMING_SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The package of the generated rules; a library may not use it.
@@ -83,21 +84,66 @@ struct Timing {
     created: Instant,
     /// When the last sample was taken, in microseconds since `created`; `u64::MAX` before the first.
     last_sample: AtomicU64,
-    /// Each native policy's share of its pass's time (an `f32`'s bits), from the last sample.
+    /// How many samples were taken: which native policy the next one times.
+    samples: AtomicUsize,
+    /// Each native policy's latest time alone, in nanoseconds.
+    alone_nanos: Vec<AtomicU64>,
+    /// Each native policy's share of its pass's time (an `f32`'s bits), from those times.
     shares: Vec<AtomicU32>,
 }
 
+/// What one evaluation times besides the pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sample {
+    /// Nothing: durations are the pass's time apportioned.
+    None,
+    /// Every native policy alone (the first review; and the differential tests).
+    All,
+    /// The native policy of this index alone, after the pass.
+    One(usize),
+}
+
 impl Timing {
-    /// Whether this evaluation is the sample: the first, or the first a full interval after
-    /// the last sample (one caller wins when several race).
-    fn take_sample(&self) -> bool {
+    /// What this evaluation samples: everything the first time, then one policy in turn once a
+    /// full interval has passed since the last sample (one caller wins when several race).
+    fn take_sample(&self) -> Sample {
         let now = self.created.elapsed().as_micros() as u64;
         let last = self.last_sample.load(Ordering::Relaxed);
         let due = last == u64::MAX || now.saturating_sub(last) >= TIMING_SAMPLE_INTERVAL.as_micros() as u64;
-        due && self
-            .last_sample
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
+        if !due
+            || self
+                .last_sample
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return Sample::None;
+        }
+        let count = self.samples.fetch_add(1, Ordering::Relaxed);
+        match (count, self.alone_nanos.len()) {
+            (_, 0) => Sample::None,
+            (0, _) => Sample::All,
+            (count, policies) => Sample::One((count - 1) % policies),
+        }
+    }
+
+    /// Each member's share of its pass (given by its members) from the latest times alone.
+    fn learn_shares<'a>(&self, passes: impl IntoIterator<Item = &'a [usize]>) {
+        for members in passes {
+            let nanos = |i: usize| self.alone_nanos[i].load(Ordering::Relaxed) as f64;
+            let total: f64 = members.iter().map(|&i| nanos(i)).sum();
+            for &index in members {
+                let share = match total > 0.0 {
+                    true => nanos(index) / total,
+                    false => 1.0 / members.len() as f64,
+                };
+                self.shares[index].store((share as f32).to_bits(), Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn record_alone(&self, index: usize, elapsed: Duration) {
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.alone_nanos[index].store(nanos, Ordering::Relaxed);
     }
 }
 
@@ -230,7 +276,9 @@ impl PolicySet {
         let timing = Arc::new(Timing {
             created: Instant::now(),
             last_sample: AtomicU64::new(u64::MAX),
+            samples: AtomicUsize::new(0),
             // Set by the first review, which is always a sample.
+            alone_nanos: policies.iter().map(|_| AtomicU64::new(0)).collect(),
             shares: policies.iter().map(|_| AtomicU32::new(0)).collect(),
         });
         policies.extend(gatekeeper.constraints().iter().map(|c| Policy {
@@ -284,25 +332,25 @@ impl PolicySet {
 
     /// [`PolicySet::evaluate`] on the document's parts.
     pub fn evaluate_input(&self, input: &Input) -> Vec<PolicyResult> {
-        let timed = self.timing.take_sample();
-        self.evaluate_on(input, timed)
+        let sample = self.timing.take_sample();
+        self.evaluate_on(input, sample)
     }
 
     /// Every policy evaluated alone and timed, as the timing sample does (the differential
     /// tests' way to compare it with the pass).
     pub fn evaluate_alone(&self, document: &Value) -> Vec<PolicyResult> {
-        self.evaluate_on(&Input::of_document(document), true)
+        self.evaluate_on(&Input::of_document(document), Sample::All)
     }
 
-    fn evaluate_on(&self, input: &Input, timed: bool) -> Vec<PolicyResult> {
-        let mut results = self.evaluate_native(input, timed);
+    fn evaluate_on(&self, input: &Input, sample: Sample) -> Vec<PolicyResult> {
+        let mut results = self.evaluate_native(input, sample);
         if !self.gatekeeper.is_empty() {
             results.extend(self.evaluate_gatekeeper(input));
         }
         results
     }
 
-    fn evaluate_native(&self, input: &Input, timed: bool) -> Vec<PolicyResult> {
+    fn evaluate_native(&self, input: &Input, sample: Sample) -> Vec<PolicyResult> {
         let native = &self.policies[..self.alone.len()];
         let converted = input_document(&input.facts, input.request);
         let input = match converted {
@@ -316,7 +364,7 @@ impl PolicySet {
             }
         };
         let mut results: Vec<Option<PolicyResult>> = vec![None; native.len()];
-        if !timed {
+        if sample != Sample::All {
             for (pass, members) in &self.passes {
                 let started = Instant::now();
                 // A pass that fails is done again policy by policy, below, to attribute it.
@@ -334,36 +382,33 @@ impl PolicySet {
                 }
             }
         }
+        // What no pass gave (all of it when every policy is timed alone) is evaluated alone.
         let results: Vec<PolicyResult> = native
             .iter()
             .zip(&self.alone)
             .zip(results)
-            .map(|((policy, alone), done)| {
+            .enumerate()
+            .map(|(index, ((policy, alone), done))| {
                 done.unwrap_or_else(|| {
                     let started = Instant::now();
                     let outcome = alone.eval(input.clone()).and_then(|v| policy_messages(&v));
-                    result(policy, outcome, started.elapsed())
+                    let elapsed = started.elapsed();
+                    self.timing.record_alone(index, elapsed);
+                    result(policy, outcome, elapsed)
                 })
             })
             .collect();
-        if timed {
-            self.learn_shares(&results);
+        if let Sample::One(index) = sample {
+            // Timed only: its result is the pass's (the differential tests prove them equal).
+            let started = Instant::now();
+            let _ = self.alone[index].eval(input);
+            self.timing.record_alone(index, started.elapsed());
+        }
+        if sample != Sample::None {
+            self.timing
+                .learn_shares(self.passes.iter().map(|(_, members)| members.as_slice()));
         }
         results
-    }
-
-    /// Each policy's share of its pass's time, from durations measured policy by policy.
-    fn learn_shares(&self, results: &[PolicyResult]) {
-        for (_, members) in &self.passes {
-            let total: f64 = members.iter().map(|&i| results[i].duration.as_secs_f64()).sum();
-            for &index in members {
-                let share = match total > 0.0 {
-                    true => results[index].duration.as_secs_f64() / total,
-                    false => 1.0 / members.len() as f64,
-                };
-                self.timing.shares[index].store((share as f32).to_bits(), Ordering::Relaxed);
-            }
-        }
     }
 
     /// The Gatekeeper constraints, on the request of the native input document; the rest of
@@ -774,6 +819,36 @@ mod tests {
                 (vec![Violation::new("no")], None)
             );
         }
+    }
+
+    #[test]
+    fn the_first_review_times_every_policy_then_one_a_sample_in_turn() {
+        let timing = Timing {
+            created: Instant::now().checked_sub(Duration::from_secs(60)).unwrap(),
+            last_sample: AtomicU64::new(u64::MAX),
+            samples: AtomicUsize::new(0),
+            alone_nanos: (0..3).map(|_| AtomicU64::new(0)).collect(),
+            shares: (0..3).map(|_| AtomicU32::new(0)).collect(),
+        };
+        assert_eq!(timing.take_sample(), Sample::All);
+        // Not a full interval since: nothing more.
+        assert_eq!(timing.take_sample(), Sample::None);
+        let mut taken = Vec::new();
+        for _ in 0..4 {
+            timing.last_sample.store(0, Ordering::Relaxed);
+            taken.push(timing.take_sample());
+        }
+        assert_eq!(taken, [Sample::One(0), Sample::One(1), Sample::One(2), Sample::One(0)]);
+
+        for (index, nanos) in [(0, 100), (1, 300), (2, 0)] {
+            timing.record_alone(index, Duration::from_nanos(nanos));
+        }
+        let share = |i: usize| f32::from_bits(timing.shares[i].load(Ordering::Relaxed));
+        timing.learn_shares([&[0, 1][..]]);
+        assert_eq!((share(0), share(1)), (0.25, 0.75));
+        // A pass whose members were never timed shares its time evenly.
+        timing.learn_shares([&[2][..]]);
+        assert_eq!(share(2), 1.0);
     }
 
     #[test]

@@ -158,12 +158,7 @@ impl Evaluator {
 }
 
 /// The rule compiled to a VM program, or why it does not compile.
-fn compile(
-    engine: &regorus::Engine,
-    data: &regorus::Value,
-    rule: &str,
-    timeout: Duration,
-) -> Result<Runner, String> {
+fn compile(engine: &regorus::Engine, data: &regorus::Value, rule: &str, timeout: Duration) -> Result<Runner, String> {
     let mut engine = engine.clone();
     let entry_point: regorus::Rc<str> = regorus::Rc::from(rule);
     let policy = engine

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+use foldhash::fast::RandomState;
 use regorus::utils::limits::{ExecutionTimerConfig, LimitError};
 
 use crate::results::EvalError;
@@ -53,19 +54,16 @@ pub enum ConvertError {
 /// the same few dozen keys hundreds of times, and one string each is enough. Objects are built
 /// in regorus's compact form straight from serde's sorted maps (one allocation each).
 pub fn to_regorus(value: &serde_json::Value) -> Result<regorus::Value, ConvertError> {
-    convert(value, &mut HashMap::new())
+    convert(value, &mut Keys::default())
 }
 
 /// An input document from its parts: the fields of `facts` (an object) and `request`, built
 /// as one object (no copy of the request into the facts first), its keys shared.
-pub fn input_document(
-    facts: &serde_json::Value,
-    request: &serde_json::Value,
-) -> Result<regorus::Value, ConvertError> {
+pub fn input_document(facts: &serde_json::Value, request: &serde_json::Value) -> Result<regorus::Value, ConvertError> {
     let serde_json::Value::Object(fields) = facts else {
         return Err(ConvertError::NotAnObject);
     };
-    let mut keys = HashMap::new();
+    let mut keys = Keys::default();
     let mut entries = Vec::with_capacity(fields.len() + 1);
     for (key, field) in fields.iter().filter(|(key, _)| *key != "request") {
         entries.push((regorus::Value::String(key.as_str().into()), convert(field, &mut keys)?));
@@ -75,10 +73,10 @@ pub fn input_document(
     Ok(object(entries))
 }
 
-fn convert<'a>(
-    value: &'a serde_json::Value,
-    keys: &mut HashMap<&'a str, regorus::Value>,
-) -> Result<regorus::Value, ConvertError> {
+/// The keys met so far, each as one regorus string (SipHash would cost as much as the strings).
+type Keys<'a> = HashMap<&'a str, regorus::Value, RandomState>;
+
+fn convert<'a>(value: &'a serde_json::Value, keys: &mut Keys<'a>) -> Result<regorus::Value, ConvertError> {
     use serde_json::Value as Json;
     Ok(match value {
         Json::Null => regorus::Value::Null,
@@ -142,13 +140,19 @@ mod tests {
         let facts = serde_json::json!({"risk_level": "high", "images": [], "request": "ignored", "namespace": {}});
         let whole = serde_json::json!({"risk_level": "high", "images": [], "namespace": {}, "request": request});
         assert_eq!(input_document(&facts, &request).unwrap(), to_regorus(&whole).unwrap());
-        assert_eq!(input_document(&serde_json::json!([]), &request), Err(ConvertError::NotAnObject));
+        assert_eq!(
+            input_document(&serde_json::json!([]), &request),
+            Err(ConvertError::NotAnObject)
+        );
     }
 
     #[test]
     fn unsorted_entries_still_make_the_object() {
         let (a, b) = (regorus::Value::from("a"), regorus::Value::from("b"));
-        let unsorted = vec![(b.clone(), regorus::Value::Null), (a.clone(), regorus::Value::Bool(true))];
+        let unsorted = vec![
+            (b.clone(), regorus::Value::Null),
+            (a.clone(), regorus::Value::Bool(true)),
+        ];
         let expected: BTreeMap<_, _> = unsorted.iter().cloned().collect();
         assert_eq!(object(unsorted), regorus::Value::from(expected));
         assert_eq!(object(Vec::new()), regorus::Value::new_object());
