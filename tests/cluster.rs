@@ -108,6 +108,8 @@ async fn image_pull_secrets_are_read_from_the_cluster_and_used_for_their_registr
     // The right login, written for another host: never sent to this registry.
     secret("other-registry", "registry.example.com");
     // Read as a user of the API (not the process-wide KUBECONFIG of the other test).
+    // Each test installs the TLS provider itself: run alone, no other test did it first.
+    portcullis::tls_provider();
     let kubeconfig = kube::config::Kubeconfig::read_from(&cluster.kubeconfig).unwrap();
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
@@ -175,6 +177,8 @@ async fn gatekeeper_inventory_is_synced_from_the_cluster() {
         ]);
     };
     create_ingress("shop", "shop.example.com");
+    // Each test installs the TLS provider itself: run alone, no other test did it first.
+    portcullis::tls_provider();
     let kubeconfig = kube::config::Kubeconfig::read_from(&cluster.kubeconfig).unwrap();
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
