@@ -271,7 +271,7 @@ mod tests {
     #[test]
     fn the_time_limit_holds_on_the_vm() {
         let engine = engine(
-            "package t\ndeny contains \"x\" if {\n  some i in numbers.range(1, 400)\n  some j in numbers.range(1, 400)\n  some k in numbers.range(1, 400)\n  i + j + k < 0\n}\n",
+            "package t\ndeny contains \"x\" if {\n  input.slow\n  some i in numbers.range(1, 400)\n  some j in numbers.range(1, 400)\n  some k in numbers.range(1, 400)\n  i + j + k < 0\n}\ndeny contains \"quick\" if input.quick\n",
         );
         let timeout = Duration::from_millis(20);
         let (evaluator, _) = Evaluator::new(
@@ -282,6 +282,16 @@ mod tests {
             EngineChoice::Compiled,
         );
         assert_eq!(evaluator.kind(), EngineKind::Compiled);
-        assert_eq!(evaluator.eval(input("{}")), Err(EvalError::Timeout(timeout)));
+        let eval = |text: &str| {
+            let value = evaluator.eval(input(text))?;
+            Ok(value.to_json_str().unwrap().replace(char::is_whitespace, ""))
+        };
+        let slow = r#"{"slow": true}"#;
+        assert_eq!(eval(slow), Err(EvalError::Timeout(timeout)));
+        // The machine is reused: after a timeout, the next evaluation starts afresh, its own
+        // time limit again.
+        assert_eq!(eval(r#"{"quick": true}"#), Ok(r#"["quick"]"#.to_string()));
+        assert_eq!(eval(slow), Err(EvalError::Timeout(timeout)));
+        assert_eq!(eval("{}"), Ok("[]".to_string()));
     }
 }
