@@ -79,6 +79,8 @@ async fn unreadable_bodies_get_400_never_an_allow() {
         ("empty-uid.json", "no_uid"),
         ("uid-not-string.json", "no_uid"),
         ("object-not-object.json", "bad_field"),
+        ("create-object-null.json", "no_object"),
+        ("kind-disagrees-with-object.json", "kind_mismatch"),
     ];
     let listed = std::fs::read_dir(fixtures().join("reviews/bad")).unwrap().count();
     assert_eq!(listed, cases.len(), "every bad fixture is exercised");
@@ -91,7 +93,7 @@ async fn unreadable_bodies_get_400_never_an_allow() {
     let (_, metrics) = get(&state, "/metrics").await;
     assert!(
         metrics.contains(
-            "portcullis_admission_requests_total{operation=\"unknown\",kind=\"unknown\",decision=\"invalid\"} 13"
+            "portcullis_admission_requests_total{operation=\"unknown\",kind=\"unknown\",decision=\"invalid\"} 15"
         ),
         "{metrics}"
     );

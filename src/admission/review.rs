@@ -30,6 +30,10 @@ pub enum ReviewError {
     NoUid,
     #[error("request.{0} must be an object")]
     BadField(&'static str),
+    #[error("request.object is missing or null in a {0} request")]
+    NoObject(String),
+    #[error("request.kind ({request}) disagrees with the object's apiVersion and kind ({object})")]
+    KindMismatch { request: String, object: String },
 }
 
 impl ReviewError {
@@ -43,6 +47,8 @@ impl ReviewError {
             ReviewError::NoRequest => "no_request",
             ReviewError::NoUid => "no_uid",
             ReviewError::BadField(_) => "bad_field",
+            ReviewError::NoObject(_) => "no_object",
+            ReviewError::KindMismatch { .. } => "kind_mismatch",
         }
     }
 }
@@ -75,7 +81,45 @@ pub fn parse(body: &[u8]) -> Result<Review, ReviewError> {
     if !matches!(request.get("kind"), None | Some(Value::Object(_))) {
         return Err(ReviewError::BadField("kind"));
     }
+    check_object(&request)?;
     Ok(Review { uid, request })
+}
+
+/// A review must say what it reviews: a CREATE or UPDATE carries the object (only a DELETE or a
+/// CONNECT may come without one), and an object is of the kind the request names (with
+/// `matchPolicy: Equivalent` the apiserver converts the object to the kind it sends). A review
+/// that contradicts itself would be decided on the wrong kind: it is malformed, never allowed.
+fn check_object(request: &Value) -> Result<(), ReviewError> {
+    let operation = request.get("operation").and_then(Value::as_str).unwrap_or_default();
+    let object = request.get("object").filter(|o| o.is_object());
+    let Some(object) = object else {
+        return match operation {
+            "CREATE" | "UPDATE" => Err(ReviewError::NoObject(operation.to_string())),
+            _ => Ok(()),
+        };
+    };
+    let field = |value: Option<&Value>, name: &str| {
+        value
+            .and_then(|v| v.get(name))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let kind = request.get("kind");
+    let (group, version) = (field(kind, "group"), field(kind, "version"));
+    let request_version = match group.is_empty() {
+        true => version,
+        false => format!("{group}/{version}"),
+    };
+    let request_kind = field(kind, "kind");
+    let (object_version, object_kind) = (field(Some(object), "apiVersion"), field(Some(object), "kind"));
+    if request_kind.is_empty() || request_kind != object_kind || request_version != object_version {
+        return Err(ReviewError::KindMismatch {
+            request: short(&format!("{request_version} {request_kind}")),
+            object: short(&format!("{object_version} {object_kind}")),
+        });
+    }
+    Ok(())
 }
 
 /// Error texts echo input; keep them short.
@@ -98,7 +142,8 @@ mod tests {
     #[test]
     fn reads_a_review() {
         let review = parse(&body(json!({"apiVersion": API_VERSION, "kind": "AdmissionReview",
-            "request": {"uid": "u-1", "object": {"kind": "Pod"}}})))
+            "request": {"uid": "u-1", "operation": "CREATE", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                "object": {"apiVersion": "v1", "kind": "Pod"}}})))
         .unwrap();
         assert_eq!(review.uid, "u-1");
         assert_eq!(review.request["object"]["kind"], "Pod");
@@ -150,6 +195,48 @@ mod tests {
         for (input, reason) in cases {
             let err = parse(&input).unwrap_err();
             assert_eq!(err.reason(), reason, "{:?}", String::from_utf8_lossy(&input));
+        }
+    }
+
+    #[test]
+    fn a_review_that_does_not_say_what_it_reviews_is_refused() {
+        let review =
+            |request: Value| body(json!({"apiVersion": API_VERSION, "kind": "AdmissionReview", "request": request}));
+        let pod = json!({"group": "", "version": "v1", "kind": "Pod"});
+        let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment"});
+        let refused = [
+            (
+                json!({"uid": "u", "operation": "CREATE", "kind": pod, "object": null}),
+                "no_object",
+            ),
+            (json!({"uid": "u", "operation": "UPDATE", "kind": pod}), "no_object"),
+            (
+                json!({"uid": "u", "operation": "CREATE", "kind": pod, "object": deployment}),
+                "kind_mismatch",
+            ),
+            (
+                json!({"uid": "u", "operation": "CREATE", "kind": {}, "object": deployment}),
+                "kind_mismatch",
+            ),
+            (
+                json!({"uid": "u", "operation": "CREATE", "object": deployment}),
+                "kind_mismatch",
+            ),
+            (
+                json!({"uid": "u", "operation": "CREATE", "kind": {"group": "extensions", "version": "v1beta1", "kind": "Deployment"}, "object": deployment}),
+                "kind_mismatch",
+            ),
+        ];
+        for (request, reason) in refused {
+            let err = parse(&review(request.clone())).unwrap_err();
+            assert_eq!(err.reason(), reason, "{request}");
+        }
+        let read = [
+            json!({"uid": "u", "operation": "DELETE", "kind": pod, "object": null, "oldObject": {"apiVersion": "v1", "kind": "Pod"}}),
+            json!({"uid": "u", "operation": "CREATE", "kind": {"group": "apps", "version": "v1", "kind": "Deployment"}, "object": deployment}),
+        ];
+        for request in read {
+            assert!(parse(&review(request.clone())).is_ok(), "{request}");
         }
     }
 
