@@ -35,7 +35,6 @@ async fn namespace_levels_come_from_a_cached_watch_of_the_cluster() {
     // The only process-wide setting of this test binary: where the kube client finds its cluster.
     std::env::set_var("KUBECONFIG", &cluster.kubeconfig);
 
-    portcullis::tls_provider();
     let client = kube::Client::try_default().await.expect("a client for KUBECONFIG");
     let namespaces = Arc::new(KubeNamespaces::start(client));
     eventually("initial list", || std::future::ready(namespaces.ready())).await;
@@ -108,8 +107,6 @@ async fn image_pull_secrets_are_read_from_the_cluster_and_used_for_their_registr
     // The right login, written for another host: never sent to this registry.
     secret("other-registry", "registry.example.com");
     // Read as a user of the API (not the process-wide KUBECONFIG of the other test).
-    // Each test installs the TLS provider itself: run alone, no other test did it first.
-    portcullis::tls_provider();
     let kubeconfig = kube::config::Kubeconfig::read_from(&cluster.kubeconfig).unwrap();
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
@@ -162,7 +159,6 @@ fn ingress_review(namespace: &str, name: &str, host: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn gatekeeper_inventory_is_synced_from_the_cluster() {
-    portcullis::tls_provider();
     let cluster = ControlPlane::start();
     for namespace in ["team-a", "team-b"] {
         cluster.kubectl(&["create", "namespace", namespace]);
@@ -177,8 +173,6 @@ async fn gatekeeper_inventory_is_synced_from_the_cluster() {
         ]);
     };
     create_ingress("shop", "shop.example.com");
-    // Each test installs the TLS provider itself: run alone, no other test did it first.
-    portcullis::tls_provider();
     let kubeconfig = kube::config::Kubeconfig::read_from(&cluster.kubeconfig).unwrap();
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await

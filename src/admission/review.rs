@@ -98,28 +98,31 @@ fn check_object(request: &Value) -> Result<(), ReviewError> {
             _ => Ok(()),
         };
     };
-    let field = |value: Option<&Value>, name: &str| {
-        value
-            .and_then(|v| v.get(name))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
     let kind = request.get("kind");
-    let (group, version) = (field(kind, "group"), field(kind, "version"));
-    let request_version = match group.is_empty() {
-        true => version,
-        false => format!("{group}/{version}"),
-    };
-    let request_kind = field(kind, "kind");
-    let (object_version, object_kind) = (field(Some(object), "apiVersion"), field(Some(object), "kind"));
-    if request_kind.is_empty() || request_kind != object_kind || request_version != object_version {
+    let named = (
+        text(kind, "group").unwrap_or_default(),
+        text(kind, "version").unwrap_or_default(),
+        text(kind, "kind").unwrap_or_default(),
+    );
+    let api_version = text(Some(object), "apiVersion").unwrap_or_default();
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let object_kind = text(Some(object), "kind").unwrap_or_default();
+    if named.2.is_empty() || named != (group, version, object_kind) {
+        let request = match named {
+            ("", version, kind) => format!("{version} {kind}"),
+            (group, version, kind) => format!("{group}/{version} {kind}"),
+        };
         return Err(ReviewError::KindMismatch {
-            request: short(&format!("{request_version} {request_kind}")),
-            object: short(&format!("{object_version} {object_kind}")),
+            request: short(&request),
+            object: short(&format!("{api_version} {object_kind}")),
         });
     }
     Ok(())
+}
+
+/// The string at `value.name`, if there is one.
+fn text<'a>(value: Option<&'a Value>, name: &str) -> Option<&'a str> {
+    value.and_then(|v| v.get(name)).and_then(Value::as_str)
 }
 
 /// Error texts echo input; keep them short.

@@ -21,6 +21,9 @@ impl ControlPlane {
     /// value is dropped and, should this test binary be killed first, by the script's watcher
     /// once this process is gone.
     pub fn start() -> ControlPlane {
+        // The kube clients a test builds next need rustls's provider; a test run alone has no
+        // other test to install it first.
+        portcullis::tls_provider();
         let kubectl_bin = tool("kubectl");
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("home")).unwrap();
