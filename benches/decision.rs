@@ -19,8 +19,10 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
+use portcullis::admission::review::Review;
 use portcullis::config::Config;
 use portcullis::namespaces::StaticNamespaces;
+use portcullis::policy::input::Request;
 use portcullis::policy::{engine, Source};
 use portcullis::server::{self, certs, Server};
 
@@ -133,6 +135,7 @@ fn main() {
     };
     // Floor 2: raw regorus on the same input the server builds.
     let request: Value = serde_json::from_slice::<Value>(&body).expect("json")["request"].clone();
+    let review = portcullis::admission::review::parse(&body).expect("review");
     let raw = RawRegorus::new(reviewer.policies(), &reviewer.input(&request));
 
     load(full_addr, 1, WARMUP);
@@ -151,7 +154,7 @@ fn main() {
         full_runs.add(full);
         constant_runs.add(constant);
         regorus_runs.add(regorus);
-        decide_runs.add(decide_in_process(&reviewer, &request, SEQUENTIAL / ROUNDS));
+        decide_runs.add(decide_in_process(&reviewer, &review, SEQUENTIAL / ROUNDS));
     }
     let (full_seq, constant_seq, regorus, decide) = (
         full_runs.stats(),
@@ -185,7 +188,7 @@ fn main() {
     row("full decision, 1 connection", &full_seq);
     row("floor: constant allow, 1 connection", &constant_seq);
     row("floor: the engine alone (one compiled pass), in-process", &regorus);
-    row("`Reviewer::decide`, in-process (no server)", &decide);
+    row("the decision on the parsed review, in-process (no server)", &decide);
     row(&format!("full decision, {CONCURRENCY} connections"), &full_conc);
     row(
         &format!("floor: constant allow, {CONCURRENCY} connections"),
@@ -301,13 +304,15 @@ impl RawRegorus {
     }
 }
 
-/// The whole offline decision (facts, input, every policy, aggregation) without the server.
-fn decide_in_process(reviewer: &portcullis::admission::Reviewer, request: &Value, count: usize) -> Run {
+/// The whole decision after the body is read (facts, input, every policy, aggregation), as
+/// the server makes it, without the server.
+fn decide_in_process(reviewer: &portcullis::admission::Reviewer, review: &Review, count: usize) -> Run {
     let started = Instant::now();
     let samples = (0..count)
         .map(|_| {
             let one = Instant::now();
-            std::hint::black_box(reviewer.decide(request));
+            let facts = reviewer.facts(&review.request);
+            std::hint::black_box(reviewer.evaluate(Request::Engine(&review.request), facts));
             one.elapsed()
         })
         .collect();

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::admission::{review, Reviewer, Subject};
 use crate::namespaces::{Labels, NamespaceLabels, StaticNamespaces};
+use crate::policy::input::Request;
 use crate::risk::{self, RiskLevel};
 
 /// One object read from the inputs.
@@ -123,7 +124,7 @@ fn to_request(object: Value, origin: &str, index: usize) -> Result<Document, Str
         let review = review::parse(&body).map_err(|e| e.to_string())?;
         return Ok(Document {
             origin: origin.to_string(),
-            request: review.request,
+            request: serde_json::to_value(&review.request).map_err(|e| e.to_string())?,
         });
     }
     let kind = object
@@ -252,7 +253,7 @@ pub fn evaluate(
             if let Some(runtime) = online {
                 runtime.block_on(reviewer.verify(&mut facts, std::time::Instant::now() + VERIFY_TIMEOUT));
             }
-            let decision = reviewer.evaluate(&document.request, facts).decision;
+            let decision = reviewer.evaluate(Request::Json(&document.request), facts).decision;
             let Subject {
                 kind, namespace, name, ..
             } = Subject::of(&document.request);

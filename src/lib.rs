@@ -9,6 +9,7 @@ pub mod admission;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod document;
 pub mod duration;
 pub mod images;
 pub mod inventory;

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde_json::Value;
+use crate::document::Document;
 
 /// The label that carries a risk level on namespaces, objects and pod templates.
 pub const LABEL: &str = "portcullis.io/risk-level";
@@ -53,8 +53,12 @@ pub struct Resolved {
 }
 
 /// Effective level: the higher of the namespace's (its label, else `default`) and the object's
-/// own label (on its metadata or its pod template).
-pub fn resolve(namespace_labels: &BTreeMap<String, String>, object: &Value, default: RiskLevel) -> Resolved {
+/// own label (on its metadata or its pod template), if there is an object.
+pub fn resolve(
+    namespace_labels: &BTreeMap<String, String>,
+    object: Option<&impl Document>,
+    default: RiskLevel,
+) -> Resolved {
     let mut warnings = Vec::new();
     let mut read = |value: &str, whose: &str| match RiskLevel::parse(value) {
         Some(level) => level,
@@ -69,8 +73,10 @@ pub fn resolve(namespace_labels: &BTreeMap<String, String>, object: &Value, defa
         .get(LABEL)
         .map(|value| read(value, "namespace"))
         .unwrap_or(default);
-    let object_level = object_labels(object)
-        .filter_map(|labels| labels.get(LABEL).and_then(Value::as_str))
+    let object_level = object
+        .into_iter()
+        .flat_map(object_labels)
+        .filter_map(|labels| labels.text_of(LABEL))
         .map(|value| read(value, "object"))
         .max();
     let level = object_level.map_or(namespace_level, |own| own.max(namespace_level));
@@ -78,7 +84,7 @@ pub fn resolve(namespace_labels: &BTreeMap<String, String>, object: &Value, defa
 }
 
 /// The label maps that may carry an app's risk level: the object's own and its pod template's.
-fn object_labels(object: &Value) -> impl Iterator<Item = &serde_json::Map<String, Value>> {
+fn object_labels<D: Document>(object: &D) -> impl Iterator<Item = &D> {
     const TEMPLATE_LABELS: [&str; 4] = [
         "/metadata/labels",
         "/spec/template/metadata/labels",
@@ -87,7 +93,7 @@ fn object_labels(object: &Value) -> impl Iterator<Item = &serde_json::Map<String
     ];
     TEMPLATE_LABELS
         .into_iter()
-        .filter_map(|pointer| object.pointer(pointer).and_then(Value::as_object))
+        .filter_map(|pointer| object.at(pointer).filter(|labels| labels.is_object()))
 }
 
 #[cfg(test)]
@@ -101,24 +107,33 @@ mod tests {
 
     #[test]
     fn namespace_label_sets_the_level() {
-        let r = resolve(&labels("low"), &json!({}), RiskLevel::High);
+        let r = resolve(&labels("low"), Some(&json!({})), RiskLevel::High);
         assert_eq!(r.level, RiskLevel::Low);
         assert!(r.warnings.is_empty());
     }
 
     #[test]
+    fn without_an_object_the_namespace_decides() {
+        let r = resolve(&labels("medium"), None::<&serde_json::Value>, RiskLevel::High);
+        assert_eq!(r.level, RiskLevel::Medium);
+    }
+
+    #[test]
     fn unlabelled_namespace_takes_the_default() {
-        let r = resolve(&BTreeMap::new(), &json!({}), RiskLevel::Medium);
+        let r = resolve(&BTreeMap::new(), Some(&json!({})), RiskLevel::Medium);
         assert_eq!(r.level, RiskLevel::Medium);
     }
 
     #[test]
     fn object_can_raise_but_not_lower() {
         let raise = json!({"metadata": {"labels": {LABEL: "high"}}});
-        assert_eq!(resolve(&labels("low"), &raise, RiskLevel::High).level, RiskLevel::High);
+        assert_eq!(
+            resolve(&labels("low"), Some(&raise), RiskLevel::High).level,
+            RiskLevel::High
+        );
         let lower = json!({"spec": {"template": {"metadata": {"labels": {LABEL: "low"}}}}});
         assert_eq!(
-            resolve(&labels("medium"), &lower, RiskLevel::High).level,
+            resolve(&labels("medium"), Some(&lower), RiskLevel::High).level,
             RiskLevel::Medium
         );
     }
@@ -127,18 +142,21 @@ mod tests {
     fn cronjob_template_label_counts() {
         let cron =
             json!({"spec": {"jobTemplate": {"spec": {"template": {"metadata": {"labels": {LABEL: "medium"}}}}}}});
-        assert_eq!(resolve(&labels("low"), &cron, RiskLevel::High).level, RiskLevel::Medium);
+        assert_eq!(
+            resolve(&labels("low"), Some(&cron), RiskLevel::High).level,
+            RiskLevel::Medium
+        );
     }
 
     #[test]
     fn unknown_values_count_as_high_and_warn() {
-        let r = resolve(&labels("extreme"), &json!({}), RiskLevel::Low);
+        let r = resolve(&labels("extreme"), Some(&json!({})), RiskLevel::Low);
         assert_eq!(r.level, RiskLevel::High);
         assert_eq!(r.warnings.len(), 1);
         assert!(r.warnings[0].contains("\"extreme\""), "{:?}", r.warnings);
         let r = resolve(
             &labels("low"),
-            &json!({"metadata": {"labels": {LABEL: "LOW"}}}),
+            Some(&json!({"metadata": {"labels": {LABEL: "LOW"}}})),
             RiskLevel::Low,
         );
         assert_eq!(r.level, RiskLevel::High);

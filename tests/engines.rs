@@ -1,7 +1,8 @@
 //! Differential test of portcullis's two engines: the default library on regorus's bytecode VM
 //! (in one pass, and policy by policy as the timing sample runs it) and on its interpreter must
 //! give identical per-policy results (messages, details, errors) on every generated input, and
-//! identical decisions on every review fixture.
+//! identical decisions on every review fixture, whether the review was read by serde (as `check`
+//! reads manifests) or straight into the engine's values (as the webhook reads a body).
 
 mod common;
 
@@ -10,6 +11,7 @@ use serde_json::Value;
 use common::inputs::{inputs, review_fixtures};
 use common::*;
 use portcullis::policy::evaluator::{EngineChoice, EngineKind};
+use portcullis::policy::input::Request;
 use portcullis::policy::{PolicySet, Source};
 use portcullis::results::PolicyResult;
 
@@ -72,15 +74,25 @@ fn both_engines_decide_every_review_fixture_alike() {
     let interpreted = state(&config("interpreter"), &[("team-a", "low")]);
     let paths = review_fixtures();
     assert!(paths.len() >= 30, "{paths:?}");
-    let mut denied = 0;
+    let (mut denied, mut served_reviews) = (0, 0);
     for path in &paths {
-        let review: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let body = std::fs::read(path).unwrap();
+        let review: Value = serde_json::from_slice(&body).unwrap();
         let [ours, theirs] = [&compiled, &interpreted].map(|state| {
             let outcome = state.reviewer.decide(&review["request"]);
             (outcome.decision, decided(outcome.results))
         });
         assert_eq!(ours, theirs, "{}", path.display());
+        // The image lists beside the workload reviews are no AdmissionReviews to serve.
+        if review["kind"] == "AdmissionReview" {
+            let read = portcullis::admission::review::parse(&body).unwrap();
+            let facts = compiled.reviewer.facts(&read.request);
+            let served = compiled.reviewer.evaluate(Request::Engine(&read.request), facts);
+            assert_eq!((served.decision, decided(served.results)), ours, "{}", path.display());
+            served_reviews += 1;
+        }
         denied += usize::from(!ours.0.allowed);
     }
     assert!(denied > 5 && denied < paths.len(), "{denied} of {} denied", paths.len());
+    assert!(served_reviews >= 20, "{served_reviews} reviews read as the webhook reads them");
 }

@@ -1,23 +1,22 @@
 //! Every image a review would run: containers, init and ephemeral containers and image volumes,
 //! wherever the pod spec sits in the workload kinds we admit.
 
-use serde_json::Value;
-
+use crate::document::Document;
 use crate::images::ImageLocation;
 use crate::workload::workload_kind;
 
 /// The `imagePullSecrets` names of the reviewed object's pod spec, in order.
-pub fn pull_secret_names(request: &Value) -> Vec<String> {
-    let kind = match request.get("subResource").and_then(Value::as_str) {
+pub fn pull_secret_names(request: &impl Document) -> Vec<String> {
+    let kind = match request.text_of("subResource") {
         Some("ephemeralcontainers") => "Pod",
         _ => object_kind(request),
     };
-    let spec = pod_spec_location(kind).and_then(|(pointer, _)| request.get("object")?.pointer(pointer));
-    spec.and_then(|spec| spec.get("imagePullSecrets"))
-        .and_then(Value::as_array)
+    let spec = pod_spec_location(kind).and_then(|(pointer, _)| request.field("object")?.at(pointer));
+    spec.and_then(|spec| spec.field("imagePullSecrets"))
+        .and_then(|secrets| secrets.items())
         .into_iter()
         .flatten()
-        .filter_map(|secret| secret.get("name").and_then(Value::as_str))
+        .filter_map(|secret| secret.text_of("name"))
         .filter(|name| !name.is_empty())
         .map(str::to_string)
         .collect()
@@ -29,23 +28,22 @@ fn pod_spec_location(kind: &str) -> Option<(&'static str, &'static str)> {
 }
 
 /// The kind of the reviewed object: the request's kind, else the object's own.
-pub fn object_kind(request: &Value) -> &str {
+pub fn object_kind(request: &impl Document) -> &str {
     request
-        .pointer("/kind/kind")
-        .and_then(Value::as_str)
-        .or_else(|| request.pointer("/object/kind").and_then(Value::as_str))
+        .text_at("/kind/kind")
+        .or_else(|| request.text_at("/object/kind"))
         .unwrap_or("")
 }
 
 /// All image fields of the reviewed object, in document order: containers, initContainers,
 /// ephemeralContainers, then image volumes.
-pub fn images(request: &Value) -> Vec<ImageLocation> {
-    let Some(object) = request.get("object").filter(|o| o.is_object()) else {
+pub fn images(request: &impl Document) -> Vec<ImageLocation> {
+    let Some(object) = request.field("object").filter(|o| o.is_object()) else {
         return Vec::new();
     };
     // The ephemeralcontainers subresource carries a whole Pod (kind Pod, or the older
     // EphemeralContainers kind whose list sits at the top level).
-    let kind = match (object_kind(request), request.get("subResource").and_then(Value::as_str)) {
+    let kind = match (object_kind(request), request.text_of("subResource")) {
         ("EphemeralContainers", _) => {
             let mut found = Vec::new();
             containers(object, "", "ephemeralContainers", &mut found);
@@ -57,24 +55,20 @@ pub fn images(request: &Value) -> Vec<ImageLocation> {
     let Some((pointer, path)) = pod_spec_location(kind) else {
         return Vec::new();
     };
-    let Some(spec) = object.pointer(pointer) else {
+    let Some(spec) = object.at(pointer) else {
         return Vec::new();
     };
     let mut found = Vec::new();
     for list in ["containers", "initContainers", "ephemeralContainers"] {
         containers(spec, path, list, &mut found);
     }
-    if let Some(volumes) = spec.get("volumes").and_then(Value::as_array) {
-        for (index, volume) in volumes.iter().enumerate() {
-            if let Some(image) = volume.get("image") {
+    if let Some(volumes) = spec.field("volumes").and_then(|volumes| volumes.items()) {
+        for (index, volume) in volumes.enumerate() {
+            if let Some(image) = volume.field("image") {
                 found.push(ImageLocation {
                     path: format!("{path}.volumes[{index}].image.reference"),
                     container: name_of(volume),
-                    image: image
-                        .get("reference")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
+                    image: image.text_of("reference").unwrap_or_default().to_string(),
                 });
             }
         }
@@ -82,8 +76,8 @@ pub fn images(request: &Value) -> Vec<ImageLocation> {
     found
 }
 
-fn containers(spec: &Value, path: &str, list: &str, found: &mut Vec<ImageLocation>) {
-    let Some(items) = spec.get(list).and_then(Value::as_array) else {
+fn containers(spec: &impl Document, path: &str, list: &str, found: &mut Vec<ImageLocation>) {
+    let Some(items) = spec.field(list).and_then(|items| items.items()) else {
         return;
     };
     let prefix = if path.is_empty() {
@@ -91,21 +85,17 @@ fn containers(spec: &Value, path: &str, list: &str, found: &mut Vec<ImageLocatio
     } else {
         format!("{path}.")
     };
-    for (index, container) in items.iter().enumerate() {
+    for (index, container) in items.enumerate() {
         found.push(ImageLocation {
             path: format!("{prefix}{list}[{index}].image"),
             container: name_of(container),
-            image: container
-                .get("image")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
+            image: container.text_of("image").unwrap_or_default().to_string(),
         });
     }
 }
 
-fn name_of(item: &Value) -> String {
-    item.get("name").and_then(Value::as_str).unwrap_or_default().to_string()
+fn name_of(item: &impl Document) -> String {
+    item.text_of("name").unwrap_or_default().to_string()
 }
 
 #[cfg(test)]

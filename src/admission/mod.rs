@@ -10,12 +10,13 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::document::Document;
 use crate::images::pull_secrets::PullSecretRefs;
 use crate::images::{ImageFacts, ImageReference, VerificationStatus};
 use crate::metrics::{yes_no, AdmittedLabels, Metrics, RequestLabels};
 use crate::namespaces::NamespaceLabels;
 use crate::policy::gatekeeper::InventoryError;
-use crate::policy::input::Input;
+use crate::policy::input::{Input, Request};
 use crate::policy::{decision, Decision, Finding, LivePolicies, PolicySet};
 use crate::results::Enforcement;
 use crate::results::PolicyResult;
@@ -101,24 +102,19 @@ impl Reviewer {
     /// stay `skipped`): `check --offline` and tests. CPU-bound.
     pub fn decide(&self, request: &Value) -> Outcome {
         let facts = self.facts(request);
-        self.evaluate(request, facts)
+        self.evaluate(Request::Json(request), facts)
     }
 
     /// The input document the policies see for `request` (also for `docs/policy-input.md`).
     pub fn input(&self, request: &Value) -> Value {
-        self.facts(request).input(request).document()
+        self.facts(request).input(Request::Json(request)).document()
     }
 
     /// Native facts and checks: risk level and image references. Cheap and synchronous.
-    pub fn facts(&self, request: &Value) -> Facts {
-        let namespace = request
-            .get("namespace")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+    pub fn facts(&self, request: &impl Document) -> Facts {
+        let namespace = request.text_of("namespace").unwrap_or_default().to_string();
         let namespace_labels = self.namespaces.labels(&namespace);
-        let object = request.get("object").unwrap_or(&Value::Null);
-        let risk = risk::resolve(&namespace_labels, object, self.risk_default);
+        let risk = risk::resolve(&namespace_labels, request.field("object"), self.risk_default);
 
         let mut native: Vec<Finding> = risk
             .warnings
@@ -168,7 +164,7 @@ impl Reviewer {
     }
 
     /// Evaluates the policies on the facts. CPU-bound: the server calls it off the async runtime.
-    pub fn evaluate(&self, request: &Value, facts: Facts) -> Outcome {
+    pub fn evaluate(&self, request: Request, facts: Facts) -> Outcome {
         let results = self.policies.current().evaluate_input(&facts.input(request));
         let decision = decision::aggregate(facts.native, &results, &self.enforcement, facts.risk_level);
         Outcome {
@@ -193,7 +189,7 @@ pub struct Facts {
 }
 
 impl Facts {
-    fn input<'a>(&self, request: &'a Value) -> Input<'a> {
+    fn input<'a>(&self, request: Request<'a>) -> Input<'a> {
         let images: Vec<&ImageFacts> = self.images.iter().map(|(image, _)| image).collect();
         Input::new(
             request,
@@ -227,14 +223,8 @@ impl Subject {
         }
     }
 
-    pub fn of(request: &Value) -> Subject {
-        let text = |pointer: &str| {
-            request
-                .pointer(pointer)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
+    pub fn of(request: &impl Document) -> Subject {
+        let text = |pointer: &str| request.text_at(pointer).unwrap_or_default().to_string();
         let name = match text("/object/metadata/name") {
             name if name.is_empty() => text("/name"),
             name => name,
@@ -244,7 +234,7 @@ impl Subject {
             operation: text("/operation"),
             namespace: text("/namespace"),
             name,
-            dry_run: request.get("dryRun").and_then(Value::as_bool).unwrap_or(false),
+            dry_run: request.field("dryRun").and_then(Document::boolean).unwrap_or(false),
         }
     }
 }

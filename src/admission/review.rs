@@ -1,7 +1,10 @@
 //! Reading an AdmissionReview v1 request body. The uid is captured first so every later
 //! answer can carry it; anything that is not a well-formed review is refused, never allowed.
 
-use serde_json::Value;
+use regorus::Value;
+
+use crate::document::Document;
+use crate::policy::rego::from_json_slice;
 
 pub const API_VERSION: &str = "admission.k8s.io/v1";
 
@@ -9,7 +12,8 @@ pub const API_VERSION: &str = "admission.k8s.io/v1";
 #[derive(Debug, Clone, PartialEq)]
 pub struct Review {
     pub uid: String,
-    /// The AdmissionRequest exactly as the apiserver sent it.
+    /// The AdmissionRequest exactly as the apiserver sent it, read once, straight into the
+    /// values the policy engine reads (`docs/architecture.md`).
     pub request: Value,
 }
 
@@ -55,30 +59,35 @@ impl ReviewError {
 
 /// Parses a request body into a [`Review`].
 pub fn parse(body: &[u8]) -> Result<Review, ReviewError> {
-    let mut document: Value = serde_json::from_slice(body).map_err(|e| ReviewError::NotJson(short(&e.to_string())))?;
-    let object = document.as_object_mut().ok_or(ReviewError::NotAnObject)?;
-    let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    let document = from_json_slice(body).map_err(|e| ReviewError::NotJson(short(&e.to_string())))?;
+    if !document.is_object() {
+        return Err(ReviewError::NotAnObject);
+    }
+    let api_version = document.text_of("apiVersion").unwrap_or_default();
     if api_version != API_VERSION {
         return Err(ReviewError::WrongApiVersion(short(api_version)));
     }
-    let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let kind = document.text_of("kind").unwrap_or_default();
     if kind != "AdmissionReview" {
         return Err(ReviewError::WrongKind(short(kind)));
     }
-    let request = match object.remove("request") {
-        Some(request @ Value::Object(_)) => request,
+    let request = match document.field("request") {
+        Some(request) if request.is_object() => request.clone(),
         _ => return Err(ReviewError::NoRequest),
     };
-    let uid = match request.get("uid") {
-        Some(Value::String(uid)) if !uid.is_empty() => uid.clone(),
+    let uid = match request.text_of("uid") {
+        Some(uid) if !uid.is_empty() => uid.to_string(),
         _ => return Err(ReviewError::NoUid),
     };
     for field in ["object", "oldObject"] {
-        if !matches!(request.get(field), None | Some(Value::Null | Value::Object(_))) {
+        if !request
+            .field(field)
+            .is_none_or(|value| value.is_null() || value.is_object())
+        {
             return Err(ReviewError::BadField(field));
         }
     }
-    if !matches!(request.get("kind"), None | Some(Value::Object(_))) {
+    if !request.field("kind").is_none_or(Document::is_object) {
         return Err(ReviewError::BadField("kind"));
     }
     check_object(&request)?;
@@ -90,15 +99,15 @@ pub fn parse(body: &[u8]) -> Result<Review, ReviewError> {
 /// `matchPolicy: Equivalent` the apiserver converts the object to the kind it sends). A review
 /// that contradicts itself would be decided on the wrong kind: it is malformed, never allowed.
 fn check_object(request: &Value) -> Result<(), ReviewError> {
-    let operation = request.get("operation").and_then(Value::as_str).unwrap_or_default();
-    let object = request.get("object").filter(|o| o.is_object());
+    let operation = request.text_of("operation").unwrap_or_default();
+    let object = request.field("object").filter(|o| o.is_object());
     let Some(object) = object else {
         return match operation {
             "CREATE" | "UPDATE" => Err(ReviewError::NoObject(operation.to_string())),
             _ => Ok(()),
         };
     };
-    let kind = request.get("kind");
+    let kind = request.field("kind");
     let named = (
         text(kind, "group").unwrap_or_default(),
         text(kind, "version").unwrap_or_default(),
@@ -122,7 +131,7 @@ fn check_object(request: &Value) -> Result<(), ReviewError> {
 
 /// The string at `value.name`, if there is one.
 fn text<'a>(value: Option<&'a Value>, name: &str) -> Option<&'a str> {
-    value.and_then(|v| v.get(name)).and_then(Value::as_str)
+    value.and_then(|v| v.text_of(name))
 }
 
 /// Error texts echo input; keep them short.
@@ -136,7 +145,7 @@ fn short(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn body(value: Value) -> Vec<u8> {
         serde_json::to_vec(&value).unwrap()
@@ -149,7 +158,11 @@ mod tests {
                 "object": {"apiVersion": "v1", "kind": "Pod"}}})))
         .unwrap();
         assert_eq!(review.uid, "u-1");
-        assert_eq!(review.request["object"]["kind"], "Pod");
+        assert_eq!(review.request.text_at("/object/kind"), Some("Pod"));
+        let text =
+            r#"{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "u", "n": 1.5}}"#;
+        let expected = regorus::Value::from_json_str(text).unwrap();
+        assert_eq!(parse(text.as_bytes()).unwrap().request, expected["request"]);
     }
 
     #[test]

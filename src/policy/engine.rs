@@ -352,7 +352,10 @@ impl PolicySet {
 
     fn evaluate_native(&self, input: &Input, sample: Sample) -> Vec<PolicyResult> {
         let native = &self.policies[..self.alone.len()];
-        let converted = input_document(&input.facts, input.request);
+        let converted = input
+            .request
+            .engine()
+            .and_then(|request| input_document(&input.facts, request));
         let input = match converted {
             Ok(input) => input,
             Err(e) => {
@@ -414,7 +417,7 @@ impl PolicySet {
     /// The Gatekeeper constraints, on the request of the native input document; the rest of
     /// that document (images, risk level, namespace) is their `input.portcullis`.
     fn evaluate_gatekeeper(&self, input: &Input) -> Vec<PolicyResult> {
-        let request = input.request;
+        let request = input.request.json();
         let namespace = input
             .facts
             .pointer("/namespace/name")
@@ -428,7 +431,7 @@ impl PolicySet {
             serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": labels}})
         };
         self.gatekeeper.evaluate(
-            request,
+            &request,
             &gatekeeper::Context {
                 namespace_labels: Some(&labels),
                 facts: &input.facts,

@@ -11,13 +11,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::admission::{respond, review, Outcome, Reviewer, Subject};
 use crate::duration;
 use crate::metrics::{Metrics, RequestLabels};
+use crate::policy::input::Request;
 use crate::policy::Decision;
 use crate::results::Enforcement;
 
@@ -183,7 +184,7 @@ impl Drop for Recording {
 
 /// Decides on the blocking pool under the concurrency limit; past the deadline, denies with a
 /// reason instead of keeping the apiserver waiting.
-async fn decide_before(state: &AppState, request: Value, deadline: Instant) -> Outcome {
+async fn decide_before(state: &AppState, request: regorus::Value, deadline: Instant) -> Outcome {
     let deadline = tokio::time::Instant::from_std(deadline);
     let reviewer = state.reviewer.clone();
     // Cheap and synchronous; it also gives the risk level for answers made without policies.
@@ -215,7 +216,7 @@ async fn decide_before(state: &AppState, request: Value, deadline: Instant) -> O
     // evaluations running never exceeds the limit.
     let task = tokio::task::spawn_blocking(move || {
         let _permits = (permit, cpu);
-        span.in_scope(|| reviewer.evaluate(&request, facts))
+        span.in_scope(|| reviewer.evaluate(Request::Engine(&request), facts))
     });
     match tokio::time::timeout_at(deadline, task).await {
         Ok(Ok(outcome)) => outcome,
