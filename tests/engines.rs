@@ -94,5 +94,8 @@ fn both_engines_decide_every_review_fixture_alike() {
         denied += usize::from(!ours.0.allowed);
     }
     assert!(denied > 5 && denied < paths.len(), "{denied} of {} denied", paths.len());
-    assert!(served_reviews >= 20, "{served_reviews} reviews read as the webhook reads them");
+    assert!(
+        served_reviews >= 20,
+        "{served_reviews} reviews read as the webhook reads them"
+    );
 }

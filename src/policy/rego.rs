@@ -1,6 +1,6 @@
 //! How portcullis configures regorus, shared by native policies, Gatekeeper templates and the
 //! test runners: the execution-time limit, OPA's builtin-error semantics, the one place that
-//! tells a timeout from any other evaluation error, and JSON values converted for the engine.
+//! tells a timeout from any other evaluation error, and JSON read or converted for the engine.
 
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
