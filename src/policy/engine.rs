@@ -417,7 +417,6 @@ impl PolicySet {
     /// The Gatekeeper constraints, on the request of the native input document; the rest of
     /// that document (images, risk level, namespace) is their `input.portcullis`.
     fn evaluate_gatekeeper(&self, input: &Input) -> Vec<PolicyResult> {
-        let request = input.request.json();
         let namespace = input
             .facts
             .pointer("/namespace/name")
@@ -431,7 +430,7 @@ impl PolicySet {
             serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": labels}})
         };
         self.gatekeeper.evaluate(
-            &request,
+            input.request,
             &gatekeeper::Context {
                 namespace_labels: Some(&labels),
                 facts: &input.facts,

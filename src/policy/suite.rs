@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use super::evaluator::EngineChoice;
 use super::gatekeeper::{review, Context, Document, GatekeeperSet, Inventory};
+use super::input::Request;
 use super::test_result::TestResult;
 use crate::results::EvalError;
 
@@ -241,7 +242,7 @@ fn run_case(dir: &Path, set: &GatekeeperSet, case: &Case) -> Result<Option<Strin
             .map_err(|e| e.to_string())?
     };
     let results = set.evaluate(
-        &request,
+        Request::Json(&request),
         &Context {
             namespace_labels: namespace_labels.as_ref(),
             facts: &Value::Null,

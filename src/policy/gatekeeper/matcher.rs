@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::review::metadata;
+use crate::document::Document;
 
 /// Why a constraint's match could not be decided for a review.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -66,10 +67,10 @@ enum Operator {
     DoesNotExist,
 }
 
-/// What a review offers to match against.
-pub struct Target<'a> {
+/// What a review offers to match against, in either form a review is held (`document`).
+pub struct Target<'a, D> {
     /// `object` and `oldObject` of the review, whichever are objects.
-    pub objects: Vec<&'a Value>,
+    pub objects: Vec<&'a D>,
     /// The request's namespace (empty for cluster-scoped objects).
     pub namespace: &'a str,
     /// That namespace's labels, when the namespace is known.
@@ -138,19 +139,19 @@ impl Match {
 
     /// Whether the constraint applies. `Err` when it cannot be told (a namespace selector on a
     /// namespaced object whose namespace is unknown), as Gatekeeper reports it.
-    pub fn matches(&self, target: &Target) -> Result<bool, MatchError> {
+    pub fn matches<D: Document>(&self, target: &Target<D>) -> Result<bool, MatchError> {
         if target.objects.is_empty() {
             return Err(MatchError::NoObject);
         }
         for object in &target.objects {
-            if self.matches_object(object, target)? {
+            if self.matches_object(*object, target)? {
                 return Ok(true);
             }
         }
         Ok(false)
     }
 
-    fn matches_object(&self, object: &Value, target: &Target) -> Result<bool, MatchError> {
+    fn matches_object<D: Document>(&self, object: &D, target: &Target<D>) -> Result<bool, MatchError> {
         let (group, kind) = group_kind(object);
         let is_namespace = kind == "Namespace" && group.is_empty();
         let (name, object_namespace) = (metadata(object, "name"), metadata(object, "namespace"));
@@ -180,9 +181,9 @@ impl Match {
         let labels_ok = self
             .label_selector
             .as_ref()
-            .is_none_or(|s| s.matches(&labels(object.pointer("/metadata/labels"))));
+            .is_none_or(|s| s.matches(&labels(object.at("/metadata/labels"))));
         let name_ok = self.name.as_ref().is_none_or(|pattern| {
-            let generate_name = object.pointer("/metadata/generateName").and_then(Value::as_str);
+            let generate_name = object.text_at("/metadata/generateName");
             wildcard(pattern, name) || generate_name.is_some_and(|g| pattern.ends_with('*') && wildcard(pattern, g))
         });
         if !(kind_ok && scope_ok && in_namespaces && not_excluded && labels_ok && name_ok) {
@@ -192,7 +193,7 @@ impl Match {
             return Ok(true);
         };
         if is_namespace {
-            return Ok(selector.matches(&labels(object.pointer("/metadata/labels"))));
+            return Ok(selector.matches(&labels(object.at("/metadata/labels"))));
         }
         if namespace.is_empty() {
             return Ok(true);
@@ -282,20 +283,20 @@ impl LabelSelector {
 }
 
 /// `(group, kind)` from an object's `apiVersion` and `kind`.
-pub fn group_kind(object: &Value) -> (&str, &str) {
-    let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+pub fn group_kind(object: &impl Document) -> (&str, &str) {
+    let api_version = object.text_of("apiVersion").unwrap_or_default();
     let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or_default();
-    let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let kind = object.text_of("kind").unwrap_or_default();
     (group, kind)
 }
 
 /// An object's labels as strings (others are ignored).
-pub fn labels(value: Option<&Value>) -> BTreeMap<String, String> {
+pub fn labels(value: Option<&impl Document>) -> BTreeMap<String, String> {
     value
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+        .and_then(Document::fields)
+        .map(|fields| {
+            fields
+                .filter_map(|(k, v)| Some((k.to_string(), v.text()?.to_string())))
                 .collect()
         })
         .unwrap_or_default()

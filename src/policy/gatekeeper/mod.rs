@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::evaluator::{EngineChoice, EngineKind, Evaluator};
+use super::input::Request;
 use super::rego::{configured_engine, to_regorus as convert};
 use crate::results::{EvalError, PolicyResult, Violation};
 use constraint::Constraint;
@@ -252,23 +253,38 @@ impl GatekeeperSet {
 
     /// Evaluates every constraint whose match selects `request` (an AdmissionRequest).
     /// Never fails: a constraint that cannot be evaluated reports its error.
-    pub fn evaluate(&self, request: &Value, context: &Context) -> Vec<PolicyResult> {
-        let mut review = review::normalise(request.clone());
-        if let Value::Object(map) = &mut review {
-            map.insert("namespaceObject".into(), context.namespace_object.clone());
+    pub fn evaluate(&self, request: Request, context: &Context) -> Vec<PolicyResult> {
+        match request {
+            Request::Json(request) => self.evaluate_review(request, context, || {
+                to_regorus(&review::of_request(request, context.namespace_object.clone()))
+            }),
+            // Read straight into the engine's values: the review is built in them, not converted.
+            Request::Engine(request) => self.evaluate_review(request, context, || {
+                review::of_engine_request(request, to_regorus(&context.namespace_object)?)
+            }),
         }
-        let objects: Vec<&Value> = ["object", "oldObject"]
+    }
+
+    /// The constraints matched against `request`; `review` builds `input.review` for the engine
+    /// when a constraint first matches, and every evaluation shares it (regorus values are
+    /// reference-counted), as it shares the facts.
+    fn evaluate_review<D: crate::document::Document>(
+        &self,
+        request: &D,
+        context: &Context,
+        review: impl FnOnce() -> Result<regorus::Value, EvalError>,
+    ) -> Vec<PolicyResult> {
+        // A DELETE's review shows `oldObject` as `object` too: matching either is the same.
+        let objects: Vec<&D> = ["object", "oldObject"]
             .iter()
-            .filter_map(|field| review.get(*field).filter(|o| o.is_object()))
+            .filter_map(|field| request.field(field).filter(|o| o.is_object()))
             .collect();
         let target = Target {
             objects,
-            namespace: request.get("namespace").and_then(Value::as_str).unwrap_or_default(),
+            namespace: request.text_of("namespace").unwrap_or_default(),
             namespace_labels: context.namespace_labels,
         };
-        // The review and the facts are converted for regorus once, when a constraint first
-        // matches, and shared (regorus values are reference-counted) by every evaluation.
-        let mut shared: Option<Result<(regorus::Value, regorus::Value), EvalError>> = None;
+        let shared = std::cell::LazyCell::new(|| Ok::<_, EvalError>((review()?, to_regorus(context.facts)?)));
         let mut results = Vec::new();
         for constraint in &self.constraints {
             let started = Instant::now();
@@ -282,8 +298,7 @@ impl GatekeeperSet {
             };
             match constraint.matcher.matches(&target) {
                 Ok(false) => continue,
-                Ok(true) => match shared
-                    .get_or_insert_with(|| Ok((to_regorus(&review)?, to_regorus(context.facts)?)))
+                Ok(true) => match (*shared)
                     .clone()
                     .and_then(|(review, facts)| self.violations(constraint, review, facts))
                 {

@@ -2,6 +2,9 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::document::Document;
+use crate::results::EvalError;
+
 /// The review gator builds for a plain object: only `kind`, `name`, `namespace` and `object`
 /// are filled; the other AdmissionRequest fields keep their empty values (no operation, no
 /// user), exactly as they serialise in Gatekeeper.
@@ -27,23 +30,50 @@ pub fn synthetic(object: &Value) -> Value {
     review
 }
 
-/// A DELETE carries the object being deleted in `oldObject`; Gatekeeper shows it as `object`
-/// too, so templates written for CREATE see it.
-pub fn normalise(mut request: Value) -> Value {
-    if request.get("operation").and_then(Value::as_str) == Some("DELETE")
-        && request.get("object").is_none_or(Value::is_null)
-    {
-        request["object"] = request.get("oldObject").cloned().unwrap_or(Value::Null);
+/// `input.review` for an AdmissionRequest: the request, its `namespaceObject` added, and, for a
+/// DELETE (which carries the object being deleted in `oldObject`), that object shown as `object`
+/// too, as Gatekeeper shows it, so templates written for CREATE see it.
+pub fn of_request(request: &Value, namespace_object: Value) -> Value {
+    let mut review = request.clone();
+    if let Value::Object(fields) = &mut review {
+        if shows_old_object(request) {
+            fields.insert(
+                "object".into(),
+                request.get("oldObject").cloned().unwrap_or(Value::Null),
+            );
+        }
+        fields.insert("namespaceObject".into(), namespace_object);
     }
-    request
+    review
+}
+
+/// [`of_request`] in the engine's values (a review body read straight into them). Copies only
+/// the request's top level: the values under it are shared.
+pub fn of_engine_request(
+    request: &regorus::Value,
+    namespace_object: regorus::Value,
+) -> Result<regorus::Value, EvalError> {
+    let mut review = request.clone();
+    let fields = review
+        .as_object_mut()
+        .map_err(|_| EvalError::Failed("the request is not an object".into()))?;
+    if shows_old_object(request) {
+        let old = request.field("oldObject").cloned().unwrap_or(regorus::Value::Null);
+        fields.insert("object".into(), old);
+    }
+    fields.insert("namespaceObject".into(), namespace_object);
+    Ok(review)
+}
+
+fn shows_old_object(request: &impl Document) -> bool {
+    request.text_of("operation") == Some("DELETE") && request.field("object").is_none_or(Document::is_null)
 }
 
 /// A string field of an object's `metadata` (`name`, `namespace`...); empty when absent.
-pub fn metadata<'a>(object: &'a Value, field: &str) -> &'a str {
+pub fn metadata<'a>(object: &'a impl Document, field: &str) -> &'a str {
     object
-        .get("metadata")
-        .and_then(|metadata| metadata.get(field))
-        .and_then(Value::as_str)
+        .field("metadata")
+        .and_then(|metadata| metadata.text_of(field))
         .unwrap_or_default()
 }
 
@@ -113,8 +143,20 @@ mod tests {
 
     #[test]
     fn delete_shows_the_old_object() {
-        let request = json!({"operation": "DELETE", "object": null, "oldObject": {"kind": "Pod"}});
-        assert_eq!(normalise(request)["object"], json!({"kind": "Pod"}));
+        let namespace = json!({"kind": "Namespace"});
+        for request in [
+            json!({"operation": "DELETE", "object": null, "oldObject": {"kind": "Pod"}}),
+            json!({"operation": "DELETE", "oldObject": {"kind": "Pod"}}),
+        ] {
+            let review = of_request(&request, namespace.clone());
+            assert_eq!(review["object"], json!({"kind": "Pod"}));
+            assert_eq!(review["namespaceObject"], namespace);
+            let read = crate::policy::rego::to_regorus(&request).unwrap();
+            let engine = of_engine_request(&read, crate::policy::rego::to_regorus(&namespace).unwrap());
+            assert_eq!(engine.unwrap(), crate::policy::rego::to_regorus(&review).unwrap());
+        }
+        let update = json!({"operation": "UPDATE", "object": {"kind": "Pod"}, "oldObject": {"kind": "Pod", "x": 1}});
+        assert_eq!(of_request(&update, Value::Null)["object"], json!({"kind": "Pod"}));
     }
 
     #[test]

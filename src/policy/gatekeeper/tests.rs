@@ -81,16 +81,27 @@ fn pod(namespace: &str, image: &str) -> Value {
            "spec": {"containers": [{"name": "app", "image": image}]}})
 }
 
+/// The results for `request` as serde's values; the same request read into the engine's
+/// values (as the webhook reads a body) must give the same results.
 fn evaluate(set: &GatekeeperSet, request: &Value, facts: &Value) -> Vec<PolicyResult> {
     let labels = BTreeMap::new();
-    set.evaluate(
-        request,
-        &Context {
-            namespace_labels: Some(&labels),
-            facts,
-            namespace_object: Value::Null,
-        },
-    )
+    let context = Context {
+        namespace_labels: Some(&labels),
+        facts,
+        namespace_object: Value::Null,
+    };
+    let read = crate::policy::rego::to_regorus(request).unwrap();
+    let without_time = |results: Vec<PolicyResult>| -> Vec<PolicyResult> {
+        let zero = |r: PolicyResult| PolicyResult {
+            duration: Duration::ZERO,
+            ..r
+        };
+        results.into_iter().map(zero).collect()
+    };
+    let results = set.evaluate(Request::Json(request), &context);
+    let engine = set.evaluate(Request::Engine(&read), &context);
+    assert_eq!(without_time(engine), without_time(results.clone()), "{request}");
+    results
 }
 
 #[test]
@@ -114,6 +125,24 @@ fn a_v0_template_with_libs_finds_violations() {
     assert!(evaluate(&set, &good, &json!({}))[0].deny.is_empty());
     // Excluded namespaces and other kinds are not evaluated at all.
     assert!(evaluate(&set, &review::synthetic(&pod("kube-system", "evil/x")), &json!({})).is_empty());
+}
+
+#[test]
+fn a_delete_shows_the_old_object_as_the_object() {
+    let only_acme = constraint(
+        "K8sAllowedRepos",
+        "only-acme",
+        "  match:\n    kinds: [{apiGroups: [\"\"], kinds: [Pod]}]\n  parameters:\n    repos: [\"acme/\"]\n",
+    );
+    let set = GatekeeperSet::build(&documents(&[TEMPLATE_V0, &only_acme]), Duration::from_secs(1)).unwrap();
+    let mut delete = review::synthetic(&pod("team-a", "evil/app:1"));
+    delete["operation"] = json!("DELETE");
+    delete["oldObject"] = delete["object"].take();
+    let results = evaluate(&set, &delete, &json!({}));
+    assert_eq!(
+        results[0].deny,
+        ["container <app> has an invalid image repo <evil/app:1>"]
+    );
 }
 
 #[test]
