@@ -463,3 +463,58 @@ async fn tls_reload_failures(url: &str) -> f64 {
         .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
         .sum()
 }
+
+/// `serve` on one core evaluates on its only worker: the review still stops at its deadline
+/// (long before the policy's own time limit), and the probes answer while it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn on_one_core_a_review_stops_at_its_deadline_and_the_probes_still_answer() {
+    let bundle = certs::generate(&["localhost"]).unwrap();
+    let volume = SecretVolume::new(&bundle);
+    let dir = tempfile::tempdir().unwrap();
+    write_library(dir.path(), &[("slow/policy.rego", ENDLESS)]);
+    let running = start(
+        "admission: { policyTimeout: 20s }\n",
+        &volume,
+        Source::Dirs(vec![dir.path().to_path_buf()]),
+    )
+    .await;
+
+    // The probe runs on a thread of its own: the test's runtime has the one worker too.
+    let (semaphore, operations) = (running.state.semaphore.clone(), running.operations);
+    let capacity = semaphore.available_permits();
+    let probe = std::thread::spawn(move || {
+        let taken = (0..2000).any(|_| {
+            std::thread::sleep(Duration::from_millis(5));
+            semaphore.available_permits() < capacity
+        });
+        assert!(taken, "the review never took a slot");
+        let mut stream = std::net::TcpStream::connect(operations).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        std::io::Write::write_all(&mut stream, b"GET /healthz HTTP/1.0\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+        (answer, std::time::Instant::now())
+    });
+
+    let started = std::time::Instant::now();
+    let response = client(&bundle.ca_cert, None, false)
+        .post(format!("https://localhost:{}/validate?timeout=2s", running.addr.port()))
+        .header("content-type", "application/json")
+        .body(fixture("reviews/policy/pod-pinned-clean.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: serde_json::Value = response.json().await.unwrap();
+    let answered = std::time::Instant::now();
+    assert_eq!(answer["response"]["allowed"], false, "{answer}");
+    assert!(
+        answered - started < Duration::from_secs(10),
+        "answered after {:?}: the deadline (2 s) did not stop the 20 s policy",
+        answered - started
+    );
+    let (probe, probed) = probe.join().unwrap();
+    assert!(probe.starts_with("HTTP/1.0 200"), "{probe}");
+    assert!(probed < answered, "the probe waited for the evaluation");
+    let _ = running.shutdown.send(true);
+}

@@ -165,7 +165,12 @@ impl Reviewer {
 
     /// Evaluates the policies on the facts. CPU-bound: the server calls it off the async runtime.
     pub fn evaluate(&self, request: Request, facts: Facts) -> Outcome {
-        let results = self.policies.current().evaluate_input(&facts.input(request));
+        self.evaluate_before(request, facts, None)
+    }
+
+    /// [`Reviewer::evaluate`], every evaluation also stopped at `deadline`.
+    pub fn evaluate_before(&self, request: Request, facts: Facts, deadline: Option<std::time::Instant>) -> Outcome {
+        let results = self.policies.current().evaluate_before(&facts.input(request), deadline);
         let decision = decision::aggregate(facts.native, &results, &self.enforcement, facts.risk_level);
         Outcome {
             decision,

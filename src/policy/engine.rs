@@ -332,25 +332,31 @@ impl PolicySet {
 
     /// [`PolicySet::evaluate`] on the document's parts.
     pub fn evaluate_input(&self, input: &Input) -> Vec<PolicyResult> {
+        self.evaluate_before(input, None)
+    }
+
+    /// [`PolicySet::evaluate_input`], every evaluation also stopped at `deadline` (a policy
+    /// stopped there reports a timeout, as one that ran out of its own time limit).
+    pub fn evaluate_before(&self, input: &Input, deadline: Option<Instant>) -> Vec<PolicyResult> {
         let sample = self.timing.take_sample();
-        self.evaluate_on(input, sample)
+        self.evaluate_on(input, sample, deadline)
     }
 
     /// Every policy evaluated alone and timed, as the timing sample does (the differential
     /// tests' way to compare it with the pass).
     pub fn evaluate_alone(&self, document: &Value) -> Vec<PolicyResult> {
-        self.evaluate_on(&Input::of_document(document), Sample::All)
+        self.evaluate_on(&Input::of_document(document), Sample::All, None)
     }
 
-    fn evaluate_on(&self, input: &Input, sample: Sample) -> Vec<PolicyResult> {
-        let mut results = self.evaluate_native(input, sample);
+    fn evaluate_on(&self, input: &Input, sample: Sample, deadline: Option<Instant>) -> Vec<PolicyResult> {
+        let mut results = self.evaluate_native(input, sample, deadline);
         if !self.gatekeeper.is_empty() {
-            results.extend(self.evaluate_gatekeeper(input));
+            results.extend(self.evaluate_gatekeeper(input, deadline));
         }
         results
     }
 
-    fn evaluate_native(&self, input: &Input, sample: Sample) -> Vec<PolicyResult> {
+    fn evaluate_native(&self, input: &Input, sample: Sample, deadline: Option<Instant>) -> Vec<PolicyResult> {
         let native = &self.policies[..self.alone.len()];
         let converted = input
             .request
@@ -371,7 +377,7 @@ impl PolicySet {
             for (pass, members) in &self.passes {
                 let started = Instant::now();
                 // A pass that fails is done again policy by policy, below, to attribute it.
-                let Ok(regorus::Value::Array(values)) = pass.eval(input.clone()) else {
+                let Ok(regorus::Value::Array(values)) = pass.eval_before(input.clone(), deadline) else {
                     continue;
                 };
                 let elapsed = started.elapsed();
@@ -394,7 +400,9 @@ impl PolicySet {
             .map(|(index, ((policy, alone), done))| {
                 done.unwrap_or_else(|| {
                     let started = Instant::now();
-                    let outcome = alone.eval(input.clone()).and_then(|v| policy_messages(&v));
+                    let outcome = alone
+                        .eval_before(input.clone(), deadline)
+                        .and_then(|v| policy_messages(&v));
                     let elapsed = started.elapsed();
                     self.timing.record_alone(index, elapsed);
                     result(policy, outcome, elapsed)
@@ -404,7 +412,7 @@ impl PolicySet {
         if let Sample::One(index) = sample {
             // Timed only: its result is the pass's (the differential tests prove them equal).
             let started = Instant::now();
-            let _ = self.alone[index].eval(input);
+            let _ = self.alone[index].eval_before(input, deadline);
             self.timing.record_alone(index, started.elapsed());
         }
         if sample != Sample::None {
@@ -416,7 +424,7 @@ impl PolicySet {
 
     /// The Gatekeeper constraints, on the request of the native input document; the rest of
     /// that document (images, risk level, namespace) is their `input.portcullis`.
-    fn evaluate_gatekeeper(&self, input: &Input) -> Vec<PolicyResult> {
+    fn evaluate_gatekeeper(&self, input: &Input, deadline: Option<Instant>) -> Vec<PolicyResult> {
         let namespace = input
             .facts
             .pointer("/namespace/name")
@@ -435,6 +443,7 @@ impl PolicySet {
                 namespace_labels: Some(&labels),
                 facts: &input.facts,
                 namespace_object,
+                deadline,
             },
         )
     }

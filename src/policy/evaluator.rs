@@ -4,7 +4,7 @@
 //! `tests/gatekeeper.rs`) prove that the choice never changes a result.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use regorus::languages::rego::compiler::Compiler;
 use regorus::rvm::program::Program;
@@ -129,6 +129,15 @@ impl Evaluator {
 
     /// The rule's value for `input` (`Undefined` when the rule is).
     pub fn eval(&self, input: regorus::Value) -> Result<regorus::Value, EvalError> {
+        self.eval_before(input, None)
+    }
+
+    /// [`Evaluator::eval`], stopped by the time limit or at `deadline`, whichever comes first
+    /// (an evaluation on the caller's thread cannot be cut from outside).
+    pub fn eval_before(&self, input: regorus::Value, deadline: Option<Instant>) -> Result<regorus::Value, EvalError> {
+        let limit = deadline.map_or(self.timeout, |deadline| {
+            self.timeout.min(deadline.saturating_duration_since(Instant::now()))
+        });
         match &self.runner {
             Runner::Compiled { program, data, idle } => {
                 let idle_vm = idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
@@ -137,8 +146,9 @@ impl Evaluator {
                     None => machine(program, data, self.timeout).map_err(EvalError::Failed)?,
                 };
                 vm.set_input(input);
+                vm.set_execution_timer_config(Some(timer(limit)));
                 let value = vm.execute_entry_point_by_index(0).map_err(|e| match e {
-                    VmError::TimeLimitExceeded { .. } => EvalError::Timeout(self.timeout),
+                    VmError::TimeLimitExceeded { .. } => EvalError::Timeout(limit),
                     other => EvalError::Failed(other.to_string()),
                 });
                 // The machine starts its next execution afresh (registers, caches, timer).
@@ -149,9 +159,8 @@ impl Evaluator {
             Runner::Interpreted(prepared) => {
                 let mut engine = prepared.as_ref().clone();
                 engine.set_input(input);
-                engine
-                    .eval_rule(self.rule.clone())
-                    .map_err(|e| classify(e, self.timeout))
+                engine.set_execution_timer_config(timer(limit));
+                engine.eval_rule(self.rule.clone()).map_err(|e| classify(e, limit))
             }
         }
     }
@@ -293,5 +302,25 @@ mod tests {
         assert_eq!(eval(r#"{"quick": true}"#), Ok(r#"["quick"]"#.to_string()));
         assert_eq!(eval(slow), Err(EvalError::Timeout(timeout)));
         assert_eq!(eval("{}"), Ok("[]".to_string()));
+    }
+
+    #[test]
+    fn a_deadline_stops_an_evaluation_before_its_time_limit_on_both_engines() {
+        let engine = engine(
+            "package t\ndeny contains \"x\" if {\n  some i in numbers.range(1, 4000)\n  some j in numbers.range(1, 4000)\n  some k in numbers.range(1, 4000)\n  i + j + k < 0\n}\n",
+        );
+        let limit = Duration::from_secs(60);
+        for choice in [EngineChoice::Compiled, EngineChoice::Interpreter] {
+            let (evaluator, _) = Evaluator::new(&engine, &regorus::Value::new_object(), "data.t.deny", limit, choice);
+            let deadline = Instant::now() + Duration::from_millis(50);
+            match evaluator.eval_before(input("{}"), Some(deadline)) {
+                // The limit it ran under: what was left of the time until the deadline.
+                Err(EvalError::Timeout(left)) => assert!(left <= Duration::from_millis(50), "{left:?}"),
+                other => panic!("{choice:?}: {other:?}"),
+            }
+            // Past the deadline, nothing is left to run on.
+            let past = evaluator.eval_before(input("{}"), Some(Instant::now()));
+            assert_eq!(past, Err(EvalError::Timeout(Duration::ZERO)), "{choice:?}");
+        }
     }
 }

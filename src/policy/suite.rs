@@ -247,6 +247,7 @@ fn run_case(dir: &Path, set: &GatekeeperSet, case: &Case) -> Result<Option<Strin
             namespace_labels: namespace_labels.as_ref(),
             facts: &Value::Null,
             namespace_object: Value::Null,
+            deadline: None,
         },
     );
     let mut messages = Vec::new();

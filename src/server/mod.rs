@@ -47,6 +47,11 @@ pub enum ServeError {
     Tls(#[from] tls::TlsError),
     #[error("TLS: {0}")]
     TlsConfig(#[source] rustls::Error),
+    #[error("cannot start the probes and metrics listener: {source}")]
+    Operations {
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Why a changed policy library was not installed (the last good one stays).
@@ -138,16 +143,8 @@ impl Server {
                 stop_rx.clone(),
             )),
         ];
-        let operations_server = {
-            let router = router::operations_router(state.clone());
-            let mut stop = stop_rx.clone();
-            tokio::spawn(async move {
-                let stopped = async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                };
-                axum::serve(operations, router).with_graceful_shutdown(stopped).await
-            })
-        };
+        let operations_server =
+            serve_operations(operations, router::operations_router(state.clone()), stop_rx.clone())?;
 
         let graceful = GracefulShutdown::new();
         let serve = |tcp| spawn_connection(tcp, acceptor.clone(), webhook_router.clone(), graceful.watcher());
@@ -180,10 +177,43 @@ impl Server {
         for task in reloads {
             let _ = task.await;
         }
-        let _ = operations_server.await;
+        let _ = tokio::task::spawn_blocking(move || operations_server.join()).await;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The probes and metrics on a thread and runtime of their own, so that they answer while
+/// the admission runtime is busy: with one core, reviews are evaluated on its only worker.
+fn serve_operations(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) -> Result<std::thread::JoinHandle<()>, ServeError> {
+    let failed = |source| ServeError::Operations { source };
+    // A listener belongs to the runtime it was made in; the new one takes it over.
+    let listener = listener.into_std().map_err(failed)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(failed)?;
+    std::thread::Builder::new()
+        .name("operations".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => listener,
+                    Err(error) => return tracing::error!(%error, "the operations listener stopped"),
+                };
+                let stopped = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(stopped).await {
+                    tracing::error!(%error, "the operations listener stopped");
+                }
+            })
+        })
+        .map_err(failed)
 }
 
 /// Serves one connection: TLS handshake, then HTTP/1.1 under the graceful-shutdown watcher

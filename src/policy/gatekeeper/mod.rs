@@ -107,6 +107,8 @@ pub struct Context<'a> {
     pub facts: &'a Value,
     /// `input.review.namespaceObject`.
     pub namespace_object: Value,
+    /// Where every evaluation stops at the latest, beside the time limit.
+    pub deadline: Option<Instant>,
 }
 
 impl GatekeeperSet {
@@ -300,7 +302,7 @@ impl GatekeeperSet {
                 Ok(false) => continue,
                 Ok(true) => match (*shared)
                     .clone()
-                    .and_then(|(review, facts)| self.violations(constraint, review, facts))
+                    .and_then(|(review, facts)| self.violations(constraint, review, facts, context.deadline))
                 {
                     Ok(messages) => result.deny = messages,
                     Err(error) => result.error = Some(error),
@@ -318,6 +320,7 @@ impl GatekeeperSet {
         constraint: &Constraint,
         review: regorus::Value,
         facts: regorus::Value,
+        deadline: Option<Instant>,
     ) -> Result<Vec<Violation>, EvalError> {
         let Some(compiled) = self.templates.get(&constraint.kind) else {
             return Err(EvalError::Failed(format!("no template for kind {}", constraint.kind)));
@@ -327,7 +330,7 @@ impl GatekeeperSet {
         fields.insert("review".into(), review);
         fields.insert("parameters".into(), to_regorus(&constraint.parameters)?);
         fields.insert("portcullis".into(), facts);
-        messages(&compiled.violation.eval(input)?)
+        messages(&compiled.violation.eval_before(input, deadline)?)
     }
 }
 

@@ -89,6 +89,7 @@ fn evaluate(set: &GatekeeperSet, request: &Value, facts: &Value) -> Vec<PolicyRe
         namespace_labels: Some(&labels),
         facts,
         namespace_object: Value::Null,
+        deadline: None,
     };
     let read = crate::policy::rego::to_regorus(request).unwrap();
     let without_time = |results: Vec<PolicyResult>| -> Vec<PolicyResult> {
