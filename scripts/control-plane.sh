@@ -23,10 +23,20 @@ mkdir -p "$2"
 DIR=$(cd "$2" && pwd)
 
 # alive NAME: the process in DIR/NAME.pid is running and is still ours (guards against PID reuse).
+# Its command line reads empty for a moment while it execs (nohup becoming the binary, which on
+# a loaded machine takes long enough to be seen: a just-started apiserver was once taken for
+# dead, with an empty log) and for good once it is a zombie: an empty one is read again, a
+# bounded number of times, before the process counts as gone.
 alive() {
-  local pid
+  local pid cmdline i
   pid=$(cat "$DIR/$1.pid" 2>/dev/null) || return 1
-  [[ $(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") == *"$DIR"* ]] # 2> first, to cover the <
+  for ((i = 0; i < 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 1
+    cmdline=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1 # 2> first, to cover the <
+    [[ -n $cmdline ]] && break
+    sleep 0.1
+  done
+  [[ $cmdline == *"$DIR"* ]]
 }
 
 # stop_one NAME: TERM the process in DIR/NAME.pid if it is ours, KILL it after 10 s.
