@@ -88,7 +88,7 @@ impl Evaluator {
     ) -> (Evaluator, Option<String>) {
         let interpreted = || Runner::Interpreted(Box::new(prepare(engine.clone(), rule)));
         let (runner, why_interpreted) = match choice {
-            EngineChoice::Compiled => match compile(engine, data, rule, timeout) {
+            EngineChoice::Compiled => match compile(engine, data, rule) {
                 Ok(runner) => (runner, None),
                 Err(reason) => (interpreted(), Some(reason)),
             },
@@ -105,7 +105,7 @@ impl Evaluator {
     /// The same rule on other `data` (Gatekeeper's inventory), prepared again.
     pub fn with_data(&self, data: &regorus::Value) -> Result<Evaluator, String> {
         let runner = match &self.runner {
-            Runner::Compiled { program, .. } => compiled(program.clone(), data.clone(), self.timeout)?,
+            Runner::Compiled { program, .. } => compiled(program.clone(), data.clone())?,
             Runner::Interpreted(prepared) => {
                 let mut engine = prepared.as_ref().clone();
                 engine.clear_data();
@@ -143,7 +143,7 @@ impl Evaluator {
                 let idle_vm = idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
                 let mut vm = match idle_vm {
                     Some(vm) => vm,
-                    None => machine(program, data, self.timeout).map_err(EvalError::Failed)?,
+                    None => machine(program, data).map_err(EvalError::Failed)?,
                 };
                 vm.set_input(input);
                 vm.set_execution_timer_config(Some(timer(limit)));
@@ -167,21 +167,21 @@ impl Evaluator {
 }
 
 /// The rule compiled to a VM program, or why it does not compile.
-fn compile(engine: &regorus::Engine, data: &regorus::Value, rule: &str, timeout: Duration) -> Result<Runner, String> {
+fn compile(engine: &regorus::Engine, data: &regorus::Value, rule: &str) -> Result<Runner, String> {
     let mut engine = engine.clone();
     let entry_point: regorus::Rc<str> = regorus::Rc::from(rule);
     let policy = engine
         .compile_with_entrypoint(&entry_point)
         .map_err(|e| e.to_string())?;
     let program = Compiler::compile_from_policy(&policy, &[rule]).map_err(|e| e.to_string())?;
-    compiled(program, data.clone(), timeout)
+    compiled(program, data.clone())
 }
 
 /// A VM runner of `program` on `data`, or why the VM does not take this data beside the
 /// program's rules (a rule and a data value may not define the same path): such a program
 /// would fail every evaluation, so the rule keeps the interpreter.
-fn compiled(program: Arc<Program>, data: regorus::Value, timeout: Duration) -> Result<Runner, String> {
-    let first = machine(&program, &data, timeout)?;
+fn compiled(program: Arc<Program>, data: regorus::Value) -> Result<Runner, String> {
+    let first = machine(&program, &data)?;
     Ok(Runner::Compiled {
         program,
         data,
@@ -190,13 +190,13 @@ fn compiled(program: Arc<Program>, data: regorus::Value, timeout: Duration) -> R
 }
 
 /// A VM loaded with `program` and `data` and configured as the interpreter is.
-fn machine(program: &Arc<Program>, data: &regorus::Value, timeout: Duration) -> Result<RegoVM, String> {
+fn machine(program: &Arc<Program>, data: &regorus::Value) -> Result<RegoVM, String> {
     let mut vm = RegoVM::new();
     vm.load_program(program.clone());
     vm.set_data(data.clone()).map_err(|e| e.to_string())?;
     // As the interpreter is configured: a builtin error is undefined, as in OPA.
     vm.set_strict_builtin_errors(false);
-    vm.set_execution_timer_config(Some(timer(timeout)));
+    // The time limit is set per evaluation (`Evaluator::eval_before`).
     vm.set_max_instructions(MAX_INSTRUCTIONS);
     Ok(vm)
 }

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 
 use super::evaluator::{EngineChoice, EngineKind, Evaluator};
 use super::input::Request;
-use super::rego::{configured_engine, to_regorus as convert};
+use super::rego::{configured_engine, to_regorus as convert, ConvertError};
 use crate::results::{EvalError, PolicyResult, Violation};
 use constraint::Constraint;
 use matcher::Target;
@@ -256,14 +256,17 @@ impl GatekeeperSet {
     /// Evaluates every constraint whose match selects `request` (an AdmissionRequest).
     /// Never fails: a constraint that cannot be evaluated reports its error.
     pub fn evaluate(&self, request: Request, context: &Context) -> Vec<PolicyResult> {
+        // `input.review` is built in the engine's values: a request read into them is used as
+        // it is, one read by serde is converted once.
+        let review = || {
+            review::of_request(
+                &request.engine().map_err(unconvertible)?,
+                to_regorus(&context.namespace_object)?,
+            )
+        };
         match request {
-            Request::Json(request) => self.evaluate_review(request, context, || {
-                to_regorus(&review::of_request(request, context.namespace_object.clone()))
-            }),
-            // Read straight into the engine's values: the review is built in them, not converted.
-            Request::Engine(request) => self.evaluate_review(request, context, || {
-                review::of_engine_request(request, to_regorus(&context.namespace_object)?)
-            }),
+            Request::Json(request) => self.evaluate_review(request, context, review),
+            Request::Engine(request) => self.evaluate_review(request, context, review),
         }
     }
 
@@ -335,7 +338,11 @@ impl GatekeeperSet {
 }
 
 fn to_regorus(value: &Value) -> Result<regorus::Value, EvalError> {
-    convert(value).map_err(|e| EvalError::Failed(format!("input could not be converted: {e}")))
+    convert(value).map_err(unconvertible)
+}
+
+fn unconvertible(error: ConvertError) -> EvalError {
+    EvalError::Failed(format!("input could not be converted: {error}"))
 }
 
 /// Compiles a template's Rego and libs into a prepared engine; problems name the template.

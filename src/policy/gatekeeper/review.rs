@@ -30,43 +30,24 @@ pub fn synthetic(object: &Value) -> Value {
     review
 }
 
-/// `input.review` for an AdmissionRequest: the request, its `namespaceObject` added, and, for a
-/// DELETE (which carries the object being deleted in `oldObject`), that object shown as `object`
-/// too, as Gatekeeper shows it, so templates written for CREATE see it.
-pub fn of_request(request: &Value, namespace_object: Value) -> Value {
-    let mut review = request.clone();
-    if let Value::Object(fields) = &mut review {
-        if shows_old_object(request) {
-            fields.insert(
-                "object".into(),
-                request.get("oldObject").cloned().unwrap_or(Value::Null),
-            );
-        }
-        fields.insert("namespaceObject".into(), namespace_object);
-    }
-    review
-}
-
-/// [`of_request`] in the engine's values (a review body read straight into them). Copies only
-/// the request's top level: the values under it are shared.
-pub fn of_engine_request(
-    request: &regorus::Value,
-    namespace_object: regorus::Value,
-) -> Result<regorus::Value, EvalError> {
+/// `input.review` for an AdmissionRequest, in the engine's values: the request, its
+/// `namespaceObject` added, and, for a DELETE (which carries the object being deleted in
+/// `oldObject`), that object shown as `object` too, as Gatekeeper shows it, so templates
+/// written for CREATE see it. Copies only the request's top level: the values under it are
+/// shared.
+pub fn of_request(request: &regorus::Value, namespace_object: regorus::Value) -> Result<regorus::Value, EvalError> {
+    let deleting =
+        request.text_of("operation") == Some("DELETE") && request.field("object").is_none_or(Document::is_null);
     let mut review = request.clone();
     let fields = review
         .as_object_mut()
         .map_err(|_| EvalError::Failed("the request is not an object".into()))?;
-    if shows_old_object(request) {
+    if deleting {
         let old = request.field("oldObject").cloned().unwrap_or(regorus::Value::Null);
         fields.insert("object".into(), old);
     }
     fields.insert("namespaceObject".into(), namespace_object);
     Ok(review)
-}
-
-fn shows_old_object(request: &impl Document) -> bool {
-    request.text_of("operation") == Some("DELETE") && request.field("object").is_none_or(Document::is_null)
 }
 
 /// A string field of an object's `metadata` (`name`, `namespace`...); empty when absent.
@@ -143,20 +124,19 @@ mod tests {
 
     #[test]
     fn delete_shows_the_old_object() {
+        let engine = |value: &Value| crate::policy::rego::to_regorus(value).unwrap();
         let namespace = json!({"kind": "Namespace"});
         for request in [
             json!({"operation": "DELETE", "object": null, "oldObject": {"kind": "Pod"}}),
             json!({"operation": "DELETE", "oldObject": {"kind": "Pod"}}),
         ] {
-            let review = of_request(&request, namespace.clone());
-            assert_eq!(review["object"], json!({"kind": "Pod"}));
-            assert_eq!(review["namespaceObject"], namespace);
-            let read = crate::policy::rego::to_regorus(&request).unwrap();
-            let engine = of_engine_request(&read, crate::policy::rego::to_regorus(&namespace).unwrap());
-            assert_eq!(engine.unwrap(), crate::policy::rego::to_regorus(&review).unwrap());
+            let review = of_request(&engine(&request), engine(&namespace)).unwrap();
+            assert_eq!(review.field("object"), Some(&engine(&json!({"kind": "Pod"}))));
+            assert_eq!(review.field("namespaceObject"), Some(&engine(&namespace)));
         }
         let update = json!({"operation": "UPDATE", "object": {"kind": "Pod"}, "oldObject": {"kind": "Pod", "x": 1}});
-        assert_eq!(of_request(&update, Value::Null)["object"], json!({"kind": "Pod"}));
+        let review = of_request(&engine(&update), regorus::Value::Null).unwrap();
+        assert_eq!(review.field("object"), Some(&engine(&json!({"kind": "Pod"}))));
     }
 
     #[test]
