@@ -116,7 +116,10 @@ fn main() {
     let policies = portcullis::admission::setup::load_policies(&Source::Embedded, &settings).expect("policies");
     let constant_state = server::app_state(&settings, policies, Arc::new(StaticNamespaces::default())).expect("state");
     let answer = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {"uid": "constant", "allowed": true}});
-    let constant_router = Router::new().route("/validate", post(move || async move { Json(answer) }));
+    let constant_router = Router::new().route(
+        "/validate",
+        post(move |_body: axum::body::Bytes| async move { Json(answer) }),
+    );
     let constant = server_runtime
         .block_on(Server::bind(constant_state, settings.clone(), Source::Embedded))
         .expect("bind")

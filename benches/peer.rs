@@ -5,7 +5,10 @@
 //! portcullis builds for that review (so OPA is spared the parsing and the facts). Both serve
 //! HTTPS with keep-alive, each pinned to core 0 with `taskset`, the load generator (vegeta) on
 //! core 1. Servers: the glibc release binary, the static musl binary the image ships
-//! (`PORTCULLIS_STATIC_BINARY`, which `make bench` builds with `scripts/static-build.sh`), and OPA.
+//! (`PORTCULLIS_STATIC_BINARY`, which `make bench` builds with `scripts/static-build.sh`), OPA,
+//! and a floor: this bench's own process, pinned the same way, serving a constant allow on the
+//! same TLS and HTTP stack (`Server::bind` with a constant router), so that the machine's own
+//! tail (loopback, TLS, HTTP, the load generator) is measured in the same run as the servers'.
 //!
 //! Each measurement is taken in rounds, the three servers interleaved, and reported as the
 //! median with its spread; the ratios are portcullis over OPA in the same round.
@@ -55,7 +58,14 @@ struct Attack {
     p99_ms: f64,
 }
 
+/// The argument that makes this binary the floor server (see the module's comment).
+const FLOOR_SERVER: &str = "--floor-server";
+
 fn main() {
+    let mut args = std::env::args().skip(1);
+    if let (Some(FLOOR_SERVER), Some(config)) = (args.next().as_deref(), args.next()) {
+        return floor_server(Path::new(&config));
+    }
     let static_binary = std::env::var_os("PORTCULLIS_STATIC_BINARY").map(PathBuf::from).unwrap_or_else(|| {
         panic!("PORTCULLIS_STATIC_BINARY is not set: run `make bench`, or set it to the binary scripts/static-build.sh prints")
     });
@@ -92,6 +102,7 @@ fn main() {
         ),
         portcullis_server("portcullis (static musl, as shipped)", &static_binary, dir, "musl"),
         opa_server(&opa, &opa_dir, dir),
+        floor(dir),
     ];
     for server in &servers {
         wait_ready(server, dir);
@@ -154,6 +165,19 @@ fn main() {
             spread(ratios, 2)
         );
     }
+    // The machine's own tail at the highest rate, and what each portcullis adds to it.
+    let r = RATES.len() - 1;
+    let floor_p99 = spread(fixed[3][r].iter().map(|a| a.p99_ms), 2);
+    for index in 0..2 {
+        let over = (0..ROUNDS).map(|round| fixed[index][r][round].p99_ms - fixed[3][r][round].p99_ms);
+        println!(
+            "{}: p99 at {} req/s {} ms (aim: under 2), {} ms above the floor's ({floor_p99} ms) per round",
+            servers[index].name,
+            RATES[r],
+            spread(fixed[index][r].iter().map(|a| a.p99_ms), 2),
+            spread(over, 2)
+        );
+    }
     for server in servers.drain(..) {
         server.service.stop();
     }
@@ -176,18 +200,19 @@ fn spread(values: impl Iterator<Item = f64>, digits: usize) -> String {
     )
 }
 
+/// A server config: HTTPS on `port` with the bench's certificate, metrics on another port.
+fn server_config(port: u16, dir: &Path) -> String {
+    format!(
+        "{CONFIG}logging: {{ level: warn }}\nserver: {{ listen: 127.0.0.1:{port}, metricsListen: 127.0.0.1:{}, tls: {{ certFile: {1}/tls.crt, keyFile: {1}/tls.key }} }}\nrisk: {{ namespaceSource: none }}\n",
+        pick_port(),
+        dir.display()
+    )
+}
+
 fn portcullis_server(name: &str, binary: &Path, dir: &Path, tag: &str) -> Server {
     let port = pick_port();
     let config = dir.join(format!("portcullis-{tag}.yaml"));
-    std::fs::write(
-        &config,
-        format!(
-            "{CONFIG}logging: {{ level: warn }}\nserver: {{ listen: 127.0.0.1:{port}, metricsListen: 127.0.0.1:{}, tls: {{ certFile: {1}/tls.crt, keyFile: {1}/tls.key }} }}\nrisk: {{ namespaceSource: none }}\n",
-            pick_port(),
-            dir.display()
-        ),
-    )
-    .expect("write");
+    std::fs::write(&config, server_config(port, dir)).expect("write");
     let args = [
         "-c",
         "0",
@@ -207,6 +232,53 @@ fn portcullis_server(name: &str, binary: &Path, dir: &Path, tag: &str) -> Server
             Stdio::null(),
         ),
     }
+}
+
+/// This binary again, as the floor server on core 0.
+fn floor(dir: &Path) -> Server {
+    let (port, config) = (pick_port(), dir.join("floor.yaml"));
+    std::fs::write(&config, server_config(port, dir)).expect("write");
+    let exe = std::env::current_exe().expect("the bench's own path");
+    let args = [
+        "-c",
+        "0",
+        exe.to_str().expect("path"),
+        FLOOR_SERVER,
+        config.to_str().expect("path"),
+    ];
+    Server {
+        name: "floor: the same TLS + HTTP stack, a constant allow".to_string(),
+        url: format!("https://localhost:{port}/validate?timeout=10s"),
+        body: dir.join("review.json"),
+        service: Service::spawn(Path::new("taskset"), &args, &dir.join("floor.log"), Stdio::null()),
+    }
+}
+
+/// Serves a constant allow with portcullis's server (TLS, HTTP, the router's layers replaced by
+/// one route) on a runtime built as `portcullis serve` builds its own, until killed.
+fn floor_server(config: &Path) {
+    let text = std::fs::read_to_string(config).expect("floor config");
+    let settings = Config::from_yaml(&text)
+        .expect("config")
+        .validate(false)
+        .expect("valid");
+    let policies = portcullis::admission::setup::load_policies(&Source::Embedded, &settings).expect("policies");
+    let state = portcullis::server::app_state(&settings, policies, std::sync::Arc::new(StaticNamespaces::default()))
+        .expect("state");
+    let answer = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {"uid": "constant", "allowed": true}});
+    let router = axum::Router::new().route(
+        "/validate",
+        // The body is read, as a real handler reads it: an unread body ends the keep-alive.
+        axum::routing::post(move |_body: axum::body::Bytes| async move { axum::Json(answer) }),
+    );
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    runtime.block_on(async move {
+        let server = portcullis::server::Server::bind(state, settings, Source::Embedded)
+            .await
+            .expect("bind");
+        server.with_webhook_router(router).run(stopped).await.expect("serve");
+    });
 }
 
 fn opa_server(opa: &Path, library: &Path, dir: &Path) -> Server {
