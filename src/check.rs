@@ -1,28 +1,19 @@
 //! `portcullis check`: the webhook's decision on manifest files, for the pull-request gate.
 //!
-//! Each object becomes the AdmissionRequest the apiserver would send for a CREATE (as gator
-//! does), and goes through the same [`Reviewer`] as in the cluster.
+//! Reads manifests (files, directories, multi-document YAML, Lists, AdmissionReviews) into the
+//! documents that [`crate::batch`] decides with the same reviewer as in the cluster.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::admission::{review, Reviewer, Subject};
+use crate::admission::review;
+use crate::batch::create_request;
+pub use crate::batch::Document;
 use crate::namespaces::{Labels, NamespaceLabels, StaticNamespaces};
-use crate::policy::input::Request;
 use crate::risk::{self, RiskLevel};
-
-/// One object read from the inputs.
-#[derive(Debug, Clone)]
-pub struct Document {
-    /// `file` or `file#N` for the N-th document of a multi-document file.
-    pub origin: String,
-    /// The AdmissionRequest to decide.
-    pub request: Value,
-}
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot read the inputs:\n{}", .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
@@ -119,68 +110,17 @@ fn flatten(value: Value) -> Vec<Value> {
 
 /// An AdmissionReview is taken as is; any other object becomes a synthetic CREATE request.
 fn to_request(object: Value, origin: &str, index: usize) -> Result<Document, String> {
-    if object.get("kind").and_then(Value::as_str) == Some("AdmissionReview") {
+    let request = if object.get("kind").and_then(Value::as_str) == Some("AdmissionReview") {
         let body = serde_json::to_vec(&object).map_err(|e| e.to_string())?;
         let review = review::parse(&body).map_err(|e| e.to_string())?;
-        return Ok(Document {
-            origin: origin.to_string(),
-            request: serde_json::to_value(&review.request).map_err(|e| e.to_string())?,
-        });
-    }
-    let kind = object
-        .get("kind")
-        .and_then(Value::as_str)
-        .ok_or("object has no kind")?
-        .to_string();
-    let api_version = object
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .ok_or("object has no apiVersion")?;
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    let name = object
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let namespace = match kind.as_str() {
-        "Namespace" => name.to_string(),
-        _ => object
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or("default")
-            .to_string(),
+        serde_json::to_value(&review.request).map_err(|e| e.to_string())?
+    } else {
+        create_request(object, format!("portcullis-check-{index}"), "portcullis-check").map_err(|e| e.to_string())?
     };
-    let gvk = json!({"group": group, "version": version, "kind": kind});
-    let gvr = json!({"group": group, "version": version, "resource": plural(&kind)});
-    let request = json!({
-        "uid": format!("portcullis-check-{index}"),
-        "kind": gvk, "resource": gvr, "requestKind": gvk, "requestResource": gvr,
-        "name": name,
-        "namespace": namespace,
-        "operation": "CREATE",
-        "userInfo": {"username": "portcullis-check"},
-        "object": object,
-        "oldObject": null,
-        "dryRun": true,
-        "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
-    });
     Ok(Document {
         origin: origin.to_string(),
         request,
     })
-}
-
-/// The resource name Kubernetes uses for a kind (English plural of the lowercase kind).
-fn plural(kind: &str) -> String {
-    let lower = kind.to_ascii_lowercase();
-    if lower == "endpoints" {
-        lower
-    } else if lower.ends_with('s') || lower.ends_with('x') || lower.ends_with("ch") || lower.ends_with("sh") {
-        format!("{lower}es")
-    } else if lower.ends_with('y') && !lower.ends_with("ay") && !lower.ends_with("ey") && !lower.ends_with("oy") {
-        format!("{}ies", &lower[..lower.len() - 1])
-    } else {
-        format!("{lower}s")
-    }
 }
 
 /// Namespace labels for `check`: Namespace manifests among the inputs, or one level for all.
@@ -215,148 +155,9 @@ impl NamespaceLabels for FixedLevel {
     }
 }
 
-/// What `check` reports for one object.
-#[derive(Debug, Clone, Serialize)]
-pub struct ObjectResult {
-    pub origin: String,
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
-    pub allowed: bool,
-    pub risk_level: String,
-    pub findings: Vec<FindingResult>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct FindingResult {
-    pub policy: String,
-    pub action: &'static str,
-    pub message: String,
-    /// A Gatekeeper violation's `details`, when it has any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub details: Option<Value>,
-}
-
-/// Time allowed to verify the images of one object.
-const VERIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Decides every document; with a runtime, image signatures are verified first (online).
-pub fn evaluate(
-    reviewer: &Reviewer,
-    documents: &[Document],
-    online: Option<&tokio::runtime::Runtime>,
-) -> Vec<ObjectResult> {
-    documents
-        .iter()
-        .map(|document| {
-            let mut facts = reviewer.facts(&document.request);
-            if let Some(runtime) = online {
-                runtime.block_on(reviewer.verify(&mut facts, std::time::Instant::now() + VERIFY_TIMEOUT));
-            }
-            let decision = reviewer.evaluate(Request::Json(&document.request), facts).decision;
-            let Subject {
-                kind, namespace, name, ..
-            } = Subject::of(&document.request);
-            ObjectResult {
-                origin: document.origin.clone(),
-                kind,
-                namespace,
-                name,
-                allowed: decision.allowed,
-                risk_level: decision.risk_level.to_string(),
-                findings: decision
-                    .findings
-                    .iter()
-                    .map(|f| FindingResult {
-                        policy: f.policy.clone(),
-                        action: f.action.as_str(),
-                        message: f.message.clone(),
-                        details: f.details.clone(),
-                    })
-                    .collect(),
-            }
-        })
-        .collect()
-}
-
-/// Text output: an `allow` line for a clean object, otherwise one line per finding.
-pub fn render_text(results: &[ObjectResult]) -> String {
-    let mut out = String::new();
-    for result in results {
-        let object = if result.namespace.is_empty() || result.kind == "Namespace" {
-            format!("{} {}", result.kind, result.name)
-        } else {
-            format!("{} {}/{}", result.kind, result.namespace, result.name)
-        };
-        if result.findings.is_empty() {
-            out.push_str(&format!("{}: allow {object}\n", result.origin));
-        }
-        for finding in &result.findings {
-            out.push_str(&format!(
-                "{}: {} {object} {}: {}\n",
-                result.origin, finding.action, finding.policy, finding.message
-            ));
-        }
-    }
-    out
-}
-
-pub fn render_json(results: &[ObjectResult]) -> String {
-    let denied = results.iter().filter(|r| !r.allowed).count();
-    let document = json!({"results": results, "summary": {"objects": results.len(), "denied": denied}});
-    serde_json::to_string_pretty(&document).unwrap_or_default()
-}
-
-/// Exit status: 0 all allowed, 1 any denied.
-pub fn exit_code(results: &[ObjectResult]) -> i32 {
-    i32::from(results.iter().any(|r| !r.allowed))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn plurals() {
-        for (kind, resource) in [
-            ("Pod", "pods"),
-            ("Deployment", "deployments"),
-            ("Ingress", "ingresses"),
-            ("NetworkPolicy", "networkpolicies"),
-            ("Endpoints", "endpoints"),
-            ("Gateway", "gateways"),
-        ] {
-            assert_eq!(plural(kind), resource);
-        }
-    }
-
-    #[test]
-    fn synthesises_a_create_request() {
-        let object =
-            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "team-a"}});
-        let document = to_request(object, "x.yaml", 0).unwrap();
-        let r = &document.request;
-        assert_eq!(
-            r["kind"],
-            json!({"group": "apps", "version": "v1", "kind": "Deployment"})
-        );
-        assert_eq!(r["resource"]["resource"], "deployments");
-        assert_eq!(r["operation"], "CREATE");
-        assert_eq!(r["namespace"], "team-a");
-        assert_eq!(r["object"]["metadata"]["name"], "web");
-    }
-
-    #[test]
-    fn core_group_and_default_namespace() {
-        let document = to_request(
-            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}),
-            "x",
-            0,
-        )
-        .unwrap();
-        assert_eq!(document.request["kind"]["group"], "");
-        assert_eq!(document.request["namespace"], "default");
-    }
 
     #[test]
     fn multi_document_yaml_and_lists() {

@@ -33,6 +33,9 @@ pub enum Command {
     Test(TestArgs),
     /// Verify one image against the trust policy and print its facts.
     Verify(VerifyArgs),
+    /// Decide what runs in the cluster now with the webhook's policies; with --policies, what a
+    /// proposed policy library would newly deny or stop denying (what-if).
+    Audit(AuditArgs),
 }
 
 #[derive(Debug, Args)]
@@ -87,6 +90,34 @@ pub struct CheckArgs {
     /// YAML/JSON files or directories of manifests (multi-document YAML, Lists, AdmissionReviews).
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Config file (YAML), the same as the webhook's.
+    #[arg(long, env = "PORTCULLIS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Kubeconfig to reach the cluster (its current context); default: KUBECONFIG,
+    /// ~/.kube/config, or the in-cluster service account.
+    #[arg(long, env = "PORTCULLIS_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Audit only this namespace (repeatable); default: every namespace.
+    #[arg(
+        long = "namespace",
+        short = 'n',
+        env = "PORTCULLIS_NAMESPACES",
+        value_delimiter = ','
+    )]
+    pub namespaces: Vec<String>,
+    /// A proposed policy library (repeatable): evaluated beside the configured one, and every
+    /// finding marked new, resolved or unchanged under it.
+    #[arg(long = "policies", env = "PORTCULLIS_PROPOSED_POLICIES", value_delimiter = ',')]
+    pub policies: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value = "text", env = "PORTCULLIS_OUTPUT")]
+    pub output: Output,
+    /// Do not contact registries: image verification facts stay `skipped`.
+    #[arg(long, env = "PORTCULLIS_OFFLINE", value_parser = clap::builder::BoolishValueParser::new())]
+    pub offline: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,8 @@
 //! decision, and the response. `serve` and `check` differ only in where requests come from.
 
 pub mod admission;
+pub mod audit;
+pub mod batch;
 pub mod check;
 pub mod cli;
 pub mod config;

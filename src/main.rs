@@ -14,8 +14,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use portcullis::admission::setup::load_policies;
 use portcullis::admission::Reviewer;
+use portcullis::audit::{self, ListError};
+use portcullis::batch;
 use portcullis::check::InputErrors;
-use portcullis::cli::{CheckArgs, Cli, Command, Output, ServeArgs, TestArgs, VerifyArgs};
+use portcullis::cli::{AuditArgs, CheckArgs, Cli, Command, Output, ServeArgs, TestArgs, VerifyArgs};
 use portcullis::config::{Config, ConfigErrors, NamespaceSource, Settings};
 use portcullis::images::pull_secrets::{PullSecretRefs, PullSecrets};
 use portcullis::images::verify::{status_label, Verifier, VerifierError};
@@ -91,6 +93,8 @@ enum StartupError {
     },
     #[error(transparent)]
     Tests(#[from] TestError),
+    #[error("audit: {0}")]
+    Audit(#[from] ListError),
 }
 
 fn main() -> ExitCode {
@@ -101,6 +105,7 @@ fn main() -> ExitCode {
         Command::Check(args) => run_check(&cli, args),
         Command::Test(args) => run_tests(args),
         Command::Verify(args) => run_verify(&cli, args),
+        Command::Audit(args) => run_audit(&cli, args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -292,16 +297,96 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<u8, StartupError> {
     } else {
         Some(runtime()?)
     };
-    let results = check::evaluate(&reviewer, &documents, runtime.as_ref());
+    let results = batch::evaluate(&reviewer, &documents, runtime.as_ref());
     match args.output {
         Output::Text => {
-            print!("{}", check::render_text(&results));
+            print!("{}", batch::render_text(&results));
             let denied = results.iter().filter(|r| !r.allowed).count();
             eprintln!("checked {} object(s): {denied} denied", results.len());
         }
-        Output::Json => println!("{}", check::render_json(&results)),
+        Output::Json => println!("{}", batch::render_json(&results)),
     }
-    Ok(check::exit_code(&results) as u8)
+    Ok(batch::exit_code(&results) as u8)
+}
+
+fn run_audit(cli: &Cli, args: &AuditArgs) -> Result<u8, StartupError> {
+    let mut settings = settings(cli, args.config.as_deref(), false, |_| {})?;
+    if args.offline {
+        settings.trust.entries.clear();
+    }
+    let (_, installed) = policies(&settings)?;
+    let proposed = match args.policies.as_slice() {
+        [] => None,
+        dirs => {
+            let source = Source::Dirs(dirs.to_vec());
+            Some(
+                load_policies(&source, &settings).map_err(|error| StartupError::Policies {
+                    from: source.describe(),
+                    source: error,
+                })?,
+            )
+        }
+    };
+    let runtime = runtime()?;
+    let fleet = runtime.block_on(async {
+        let client = kube_client(args.kubeconfig.as_deref())
+            .await
+            .map_err(|source| StartupError::KubernetesApi {
+                feature: "audit",
+                source,
+            })?;
+        Ok::<_, StartupError>(audit::list(&client, &args.namespaces).await?)
+    })?;
+    let namespaces = Arc::new(fleet.namespaces.clone());
+    let metrics = Arc::new(Metrics::new());
+    let reviewer = Reviewer::from_settings(&settings, installed, namespaces.clone(), metrics.clone(), None)?;
+    // The proposal decides on the facts the installed reviewer gathered: each image verified once.
+    let proposal = match proposed {
+        Some(set) => Some(Reviewer::from_settings(&settings, set, namespaces, metrics, None)?),
+        None => None,
+    };
+    let online = (!settings.trust.entries.is_empty()).then_some(&runtime);
+    let results: Vec<batch::ObjectResult> = fleet
+        .documents
+        .iter()
+        .map(|document| {
+            let facts = batch::facts(&reviewer, document, online);
+            match &proposal {
+                None => batch::decide(&reviewer, document, facts),
+                Some(proposal) => audit::what_if::compare(
+                    batch::decide(&reviewer, document, facts.clone()),
+                    batch::decide(proposal, document, facts),
+                ),
+            }
+        })
+        .collect();
+    let summary = audit::Summary::of(&results, &fleet.reported);
+    let reported: Vec<batch::ObjectResult> = results
+        .into_iter()
+        .zip(&fleet.reported)
+        .filter(|(result, reported)| **reported && !result.findings.is_empty())
+        .map(|(result, _)| result)
+        .collect();
+    match args.output {
+        Output::Text => print!("{}{}", batch::render_text(&reported), summary.render_text()),
+        Output::Json => {
+            let document = serde_json::json!({"results": reported, "summary": summary});
+            println!("{}", serde_json::to_string_pretty(&document).unwrap_or_default());
+        }
+    }
+    Ok(audit::exit_code(&reported, proposal.is_some()) as u8)
+}
+
+/// A client for `kubeconfig`'s current context, or the default configuration.
+async fn kube_client(kubeconfig: Option<&Path>) -> Result<kube::Client, kube::Error> {
+    let Some(path) = kubeconfig else {
+        return kube::Client::try_default().await;
+    };
+    let file = kube::config::Kubeconfig::read_from(path).map_err(kube::Error::InferKubeconfig)?;
+    let config = kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+        .await
+        .map_err(kube::Error::InferKubeconfig)?;
+    kube::Client::try_from(config)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, StartupError> {

@@ -180,7 +180,7 @@ async fn check_and_the_webhook_agree_on_every_policy_fixture() {
     assert!(files.len() >= 12);
     for file in files {
         let documents = portcullis::check::read_inputs(std::slice::from_ref(&file)).unwrap();
-        let offline = portcullis::check::evaluate(&reviewer, &documents, None);
+        let offline = portcullis::batch::evaluate(&reviewer, &documents, None);
         let (_, online) = post(&state, "/validate", std::fs::read(&file).unwrap()).await;
         assert_eq!(
             Value::Bool(offline[0].allowed),
@@ -361,4 +361,37 @@ async fn serve_dev_prints_what_to_register_and_stops_on_sigterm() {
     })
     .await;
     assert_eq!(status.and_then(|s| s.code()), Some(0), "graceful exit after SIGTERM");
+}
+
+#[test]
+fn audit_of_a_cluster_it_cannot_reach_is_an_error_not_a_clean_fleet() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = common::lab::ClosedPort::new();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: 'https://{}', insecure-skip-tls-verify: true}}}}]\nusers: [{{name: u, user: {{token: t}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u}}}}]\ncurrent-context: x\n",
+            closed.addr
+        ),
+    )
+    .unwrap();
+    let output = portcullis(&[
+        "audit",
+        "--output",
+        "json",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        output.stdout.is_empty(),
+        "nothing reported: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(
+        stderr(&output).contains("audit: cannot list Pod"),
+        "{}",
+        stderr(&output)
+    );
 }

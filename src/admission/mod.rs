@@ -277,19 +277,41 @@ impl Outcome {
 }
 
 fn admitted_labels(risk_level: RiskLevel, image: &ImageFacts) -> AdmittedLabels {
-    let attested = |kinds: &[&str]| {
-        image
-            .verification
-            .attestations
-            .iter()
-            .any(|a| a.verified && kinds.iter().any(|k| a.predicate_type.contains(k)))
-    };
+    let posture = Posture::of(image);
     AdmittedLabels {
         risk_level: risk_level.as_str(),
-        pinned: yes_no(image.pinned),
-        signed: yes_no(image.verification.status == VerificationStatus::Verified),
-        sbom: yes_no(attested(&["cyclonedx", "spdx"])),
-        provenance: yes_no(attested(&["slsa.dev/provenance"])),
+        pinned: yes_no(posture.pinned),
+        signed: yes_no(posture.signed),
+        sbom: yes_no(posture.sbom),
+        provenance: yes_no(posture.provenance),
+    }
+}
+
+/// An image's supply-chain facts as the KPIs count them: pinned by digest, signed by a trusted
+/// authority, with a verified SBOM (CycloneDX or SPDX) and SLSA provenance attestation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Posture {
+    pub pinned: bool,
+    pub signed: bool,
+    pub sbom: bool,
+    pub provenance: bool,
+}
+
+impl Posture {
+    pub fn of(image: &ImageFacts) -> Posture {
+        let attested = |kinds: &[&str]| {
+            image
+                .verification
+                .attestations
+                .iter()
+                .any(|a| a.verified && kinds.iter().any(|k| a.predicate_type.contains(k)))
+        };
+        Posture {
+            pinned: image.pinned,
+            signed: image.verification.status == VerificationStatus::Verified,
+            sbom: attested(&["cyclonedx", "spdx"]),
+            provenance: attested(&["slsa.dev/provenance"]),
+        }
     }
 }
 
