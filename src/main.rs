@@ -335,7 +335,7 @@ fn run_audit(cli: &Cli, args: &AuditArgs) -> Result<u8, StartupError> {
                 feature: "audit",
                 source,
             })?;
-        Ok::<_, StartupError>(audit::list(&client, &args.namespaces).await?)
+        Ok::<_, StartupError>(audit::list(&client, &args.namespaces, audit::PAGE).await?)
     })?;
     let namespaces = Arc::new(fleet.namespaces.clone());
     let metrics = Arc::new(Metrics::new());

@@ -239,4 +239,28 @@ fn audit_reports_what_runs_against_the_policies_and_what_a_proposal_would_change
         "{text}"
     );
     assert!(text.contains("audited 7 object(s)"), "{text}");
+
+    // Phase 5: paging. One object per request lists the same fleet as the default pages.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let names = |page: u32| {
+        runtime.block_on(async {
+            let file = kube::config::Kubeconfig::read_from(&cluster.kubeconfig).unwrap();
+            let config = kube::Config::from_custom_kubeconfig(file, &Default::default())
+                .await
+                .unwrap();
+            let client = kube::Client::try_from(config).unwrap();
+            let fleet = portcullis::audit::list(&client, &[], page).await.unwrap();
+            let mut names: Vec<String> = fleet
+                .documents
+                .iter()
+                .map(|d| format!("{}/{}", d.request["kind"]["kind"], d.request["name"]))
+                .collect();
+            names.sort();
+            (names, fleet.reported.iter().filter(|r| !**r).count())
+        })
+    };
+    let (paged, owned) = names(1);
+    assert_eq!(paged.len(), 7, "{paged:?}");
+    assert_eq!(owned, 2, "the ReplicaSet and its Pod");
+    assert_eq!((paged, owned), names(portcullis::audit::PAGE));
 }

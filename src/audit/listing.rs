@@ -13,8 +13,8 @@ use serde_json::Value;
 use crate::batch::{create_request, Document, ObjectError};
 use crate::namespaces::StaticNamespaces;
 
-/// Objects per list request.
-const PAGE: u32 = 500;
+/// Objects per list request, by default.
+pub const PAGE: u32 = 500;
 
 /// Who the audit's synthetic requests come from (`userInfo.username`).
 pub const USER: &str = "portcullis-audit";
@@ -67,8 +67,9 @@ fn audited_kinds() -> Vec<ApiResource> {
     ]
 }
 
-/// Lists the audited kinds in `namespaces` (every namespace when empty), and all Namespaces.
-pub async fn list(client: &kube::Client, namespaces: &[String]) -> Result<Fleet, ListError> {
+/// Lists the audited kinds in `namespaces` (every namespace when empty), and all Namespaces,
+/// `page` objects per request.
+pub async fn list(client: &kube::Client, namespaces: &[String], page: u32) -> Result<Fleet, ListError> {
     let mut objects = Vec::new();
     for resource in audited_kinds() {
         let apis: Vec<Api<DynamicObject>> = match namespaces {
@@ -79,14 +80,14 @@ pub async fn list(client: &kube::Client, namespaces: &[String]) -> Result<Fleet,
                 .collect(),
         };
         for api in apis {
-            for object in list_pages(&api, &resource.kind).await? {
+            for object in list_pages(&api, &resource.kind, page).await? {
                 objects.push(as_listed(object, &resource)?);
             }
         }
     }
     let namespace_resource = ApiResource::erase::<Namespace>(&());
     let mut labels = HashMap::new();
-    for namespace in list_pages(&Api::all_with(client.clone(), &namespace_resource), "Namespace").await? {
+    for namespace in list_pages(&Api::all_with(client.clone(), &namespace_resource), "Namespace", page).await? {
         labels.insert(
             namespace.metadata.name.unwrap_or_default(),
             namespace.metadata.labels.unwrap_or_default(),
@@ -114,8 +115,8 @@ pub async fn list(client: &kube::Client, namespaces: &[String]) -> Result<Fleet,
 }
 
 /// Every object `api` lists, page by page.
-async fn list_pages(api: &Api<DynamicObject>, kind: &str) -> Result<Vec<DynamicObject>, ListError> {
-    let mut params = ListParams::default().limit(PAGE);
+async fn list_pages(api: &Api<DynamicObject>, kind: &str, page: u32) -> Result<Vec<DynamicObject>, ListError> {
+    let mut params = ListParams::default().limit(page);
     let mut objects = Vec::new();
     loop {
         let page: ObjectList<DynamicObject> = api.list(&params).await.map_err(|source| ListError::List {

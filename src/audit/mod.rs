@@ -13,7 +13,7 @@ pub mod what_if;
 
 use crate::batch::{Change, ObjectResult};
 
-pub use listing::{list, Fleet, ListError};
+pub use listing::{list, Fleet, ListError, PAGE};
 pub use summary::Summary;
 
 /// Exit status: without a proposal 1 when a reported object is denied; with one, 1 when the
