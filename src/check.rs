@@ -10,8 +10,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::admission::review;
-use crate::batch::create_request;
-pub use crate::batch::Document;
+use crate::batch::{create_request, Document};
 use crate::namespaces::{Labels, NamespaceLabels, StaticNamespaces};
 use crate::risk::{self, RiskLevel};
 

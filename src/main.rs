@@ -346,27 +346,7 @@ fn run_audit(cli: &Cli, args: &AuditArgs) -> Result<u8, StartupError> {
         None => None,
     };
     let online = (!settings.trust.entries.is_empty()).then_some(&runtime);
-    let results: Vec<batch::ObjectResult> = fleet
-        .documents
-        .iter()
-        .map(|document| {
-            let facts = batch::facts(&reviewer, document, online);
-            match &proposal {
-                None => batch::decide(&reviewer, document, facts),
-                Some(proposal) => audit::what_if::compare(
-                    batch::decide(&reviewer, document, facts.clone()),
-                    batch::decide(proposal, document, facts),
-                ),
-            }
-        })
-        .collect();
-    let summary = audit::Summary::of(&results, &fleet.reported);
-    let reported: Vec<batch::ObjectResult> = results
-        .into_iter()
-        .zip(&fleet.reported)
-        .filter(|(result, reported)| **reported && !result.findings.is_empty())
-        .map(|(result, _)| result)
-        .collect();
+    let (reported, summary) = audit::decide(&fleet, &reviewer, proposal.as_ref(), online);
     match args.output {
         Output::Text => print!("{}{}", batch::render_text(&reported), summary.render_text()),
         Output::Json => {

@@ -11,10 +11,44 @@ pub mod listing;
 pub mod summary;
 pub mod what_if;
 
-use crate::batch::{Change, ObjectResult};
+use crate::admission::Reviewer;
+use crate::batch::{self, Change, ObjectResult};
 
 pub use listing::{list, Fleet, ListError, PAGE};
 pub use summary::Summary;
+
+/// Decides every listed object with `installed` and, with a proposal, with it too on the same
+/// facts (each image verified once), the findings merged by [`what_if::compare`]. Returns the
+/// reported objects that have findings, and the summary of all.
+pub fn decide(
+    fleet: &Fleet,
+    installed: &Reviewer,
+    proposal: Option<&Reviewer>,
+    online: Option<&tokio::runtime::Runtime>,
+) -> (Vec<ObjectResult>, Summary) {
+    let results: Vec<ObjectResult> = fleet
+        .documents
+        .iter()
+        .map(|document| {
+            let facts = batch::facts(installed, document, online);
+            match proposal {
+                None => batch::decide(installed, document, facts),
+                Some(proposal) => what_if::compare(
+                    batch::decide(installed, document, facts.clone()),
+                    batch::decide(proposal, document, facts),
+                ),
+            }
+        })
+        .collect();
+    let summary = Summary::of(&results, &fleet.reported);
+    let reported = results
+        .into_iter()
+        .zip(&fleet.reported)
+        .filter(|(result, reported)| **reported && !result.findings.is_empty())
+        .map(|(result, _)| result)
+        .collect();
+    (reported, summary)
+}
 
 /// Exit status: without a proposal 1 when a reported object is denied; with one, 1 when the
 /// proposal newly denies a reported object (what would break at its next restart).
