@@ -26,6 +26,7 @@ use portcullis::inventory::{InventorySync, UnknownKinds};
 use portcullis::metrics::Metrics;
 use portcullis::namespaces::{KubeNamespaces, NamespaceLabels, StaticNamespaces};
 use portcullis::policy::engine::LoadError;
+use portcullis::policy::gatekeeper::matcher::Match;
 use portcullis::policy::gatekeeper::InventoryError;
 use portcullis::policy::testing::{self, TestError};
 use portcullis::policy::Source;
@@ -327,15 +328,30 @@ fn run_audit(cli: &Cli, args: &AuditArgs) -> Result<u8, StartupError> {
             )
         }
     };
+    // The kinds either set's Gatekeeper constraints select are listed too.
+    let matches: Vec<&Match> = std::iter::once(&installed)
+        .chain(&proposed)
+        .flat_map(|set| set.constraints().iter().map(|c| &c.matcher))
+        .collect();
+    let selection = audit::Selection {
+        namespaces: &args.namespaces,
+        page: audit::PAGE,
+        matches: &matches,
+    };
     let runtime = runtime()?;
-    let fleet = runtime.block_on(async {
+    let (fleet, inventory) = runtime.block_on(async {
         let client = kube_client(args.kubeconfig.as_deref())
             .await
             .map_err(|source| StartupError::KubernetesApi {
                 feature: "audit",
                 source,
             })?;
-        Ok::<_, StartupError>(audit::list(&client, &args.namespaces, audit::PAGE).await?)
+        let fleet = audit::list(&client, &selection).await?;
+        let inventory = match settings.inventory.is_empty() {
+            true => None,
+            false => Some(audit::inventory(&client, &settings.inventory, audit::PAGE).await?),
+        };
+        Ok::<_, StartupError>((fleet, inventory))
     })?;
     let namespaces = Arc::new(fleet.namespaces.clone());
     let metrics = Arc::new(Metrics::new());
@@ -345,6 +361,11 @@ fn run_audit(cli: &Cli, args: &AuditArgs) -> Result<u8, StartupError> {
         Some(set) => Some(Reviewer::from_settings(&settings, set, namespaces, metrics, None)?),
         None => None,
     };
+    if let Some(inventory) = inventory {
+        for reviewer in std::iter::once(&reviewer).chain(&proposal) {
+            reviewer.replace_inventory(inventory.clone())?;
+        }
+    }
     let online = (!settings.trust.entries.is_empty()).then_some(&runtime);
     let (reported, summary) = audit::decide(&fleet, &reviewer, proposal.as_ref(), online);
     match args.output {

@@ -249,7 +249,12 @@ fn audit_reports_what_runs_against_the_policies_and_what_a_proposal_would_change
                 .await
                 .unwrap();
             let client = kube::Client::try_from(config).unwrap();
-            let fleet = portcullis::audit::list(&client, &[], page).await.unwrap();
+            let selection = portcullis::audit::Selection {
+                namespaces: &[],
+                page,
+                matches: &[],
+            };
+            let fleet = portcullis::audit::list(&client, &selection).await.unwrap();
             let mut names: Vec<String> = fleet
                 .documents
                 .iter()
@@ -263,4 +268,60 @@ fn audit_reports_what_runs_against_the_policies_and_what_a_proposal_would_change
     assert_eq!(paged.len(), 7, "{paged:?}");
     assert_eq!(owned, 2, "the ReplicaSet and its Pod");
     assert_eq!((paged, owned), names(portcullis::audit::PAGE));
+}
+
+#[test]
+fn audit_lists_the_kinds_gatekeeper_constraints_match_and_gives_them_the_inventory() {
+    let cluster = ControlPlane::start();
+    for namespace in ["team-a", "team-b"] {
+        cluster.kubectl(&["create", "namespace", namespace]);
+    }
+    for (namespace, name, host) in [
+        ("team-a", "shop", "shop.example.com"),
+        ("team-b", "copy", "shop.example.com"),
+        ("team-b", "blog", "blog.example.com"),
+    ] {
+        cluster.kubectl(&[
+            "create",
+            "ingress",
+            name,
+            "--namespace",
+            namespace,
+            &format!("--rule={host}/=web:80"),
+        ]);
+    }
+    // gatekeeper-library's unique-ingress-host, unchanged: each Ingress is compared with the
+    // others in `data.inventory`, which the audit lists from the cluster.
+    let sample = common::gatekeeper_library().join("uniqueingresshost");
+    let read = |relative: &str| std::fs::read_to_string(sample.join(relative)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    common::write_library(
+        dir.path(),
+        &[
+            ("template.yaml", &read("template.yaml")),
+            ("constraint.yaml", &read("samples/unique-ingress-host/constraint.yaml")),
+        ],
+    );
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "policies: {{dirs: [{:?}], inventory: [{{group: networking.k8s.io, version: v1, kind: Ingress}}]}}\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let (output, report) = audit(&cluster, &config, &[]);
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    let constraint = "K8sUniqueIngressHost/unique-ingress-host";
+    let found = findings(&report);
+    assert_eq!(
+        found,
+        [
+            finding("Ingress/copy", constraint, "-"),
+            finding("Ingress/shop", constraint, "-")
+        ],
+        "{report}"
+    );
+    assert_eq!(report["summary"]["kinds"]["Ingress"], 3, "{report}");
 }

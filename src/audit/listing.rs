@@ -7,11 +7,15 @@ use std::collections::{HashMap, HashSet};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Namespace, Pod, PodTemplate, ReplicationController};
-use kube::api::{Api, ApiResource, DynamicObject, ListParams, ObjectList, TypeMeta};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, ObjectList, TypeMeta};
+use kube::discovery::{verbs, Discovery, Scope};
 use serde_json::Value;
 
 use crate::batch::{create_request, Document, ObjectError};
+use crate::config::InventoryKind;
 use crate::namespaces::StaticNamespaces;
+use crate::policy::gatekeeper::matcher::Match;
+use crate::policy::gatekeeper::review;
 
 /// Objects per list request, by default.
 pub const PAGE: u32 = 500;
@@ -21,6 +25,8 @@ pub const USER: &str = "portcullis-audit";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
+    #[error("cannot discover the cluster's kinds: {0}")]
+    Discovery(#[source] kube::Error),
     #[error("cannot list {kind}: {source}")]
     List {
         kind: String,
@@ -67,27 +73,42 @@ fn audited_kinds() -> Vec<ApiResource> {
     ]
 }
 
-/// Lists the audited kinds in `namespaces` (every namespace when empty), and all Namespaces,
-/// `page` objects per request.
-pub async fn list(client: &kube::Client, namespaces: &[String], page: u32) -> Result<Fleet, ListError> {
+/// What to list: the namespaces (every one when empty), objects per request, and the
+/// Gatekeeper constraints' matches, whose kinds are listed beside the pod-bearing ones.
+pub struct Selection<'a> {
+    pub namespaces: &'a [String],
+    pub page: u32,
+    pub matches: &'a [&'a Match],
+}
+
+/// Lists the audited kinds, and all Namespaces.
+pub async fn list(client: &kube::Client, selection: &Selection<'_>) -> Result<Fleet, ListError> {
+    let mut kinds = audited_kinds();
+    kinds.extend(selected_kinds(client, selection, &kinds).await?);
     let mut objects = Vec::new();
-    for resource in audited_kinds() {
-        let apis: Vec<Api<DynamicObject>> = match namespaces {
-            [] => vec![Api::all_with(client.clone(), &resource)],
+    for resource in &kinds {
+        let apis: Vec<Api<DynamicObject>> = match selection.namespaces {
+            [] => vec![Api::all_with(client.clone(), resource)],
             some => some
                 .iter()
-                .map(|namespace| Api::namespaced_with(client.clone(), namespace, &resource))
+                .map(|namespace| Api::namespaced_with(client.clone(), namespace, resource))
                 .collect(),
         };
         for api in apis {
-            for object in list_pages(&api, &resource.kind, page).await? {
-                objects.push(as_listed(object, &resource)?);
+            for object in list_pages(&api, &resource.kind, selection.page).await? {
+                objects.push(as_listed(object, resource)?);
             }
         }
     }
     let namespace_resource = ApiResource::erase::<Namespace>(&());
     let mut labels = HashMap::new();
-    for namespace in list_pages(&Api::all_with(client.clone(), &namespace_resource), "Namespace", page).await? {
+    for namespace in list_pages(
+        &Api::all_with(client.clone(), &namespace_resource),
+        "Namespace",
+        selection.page,
+    )
+    .await?
+    {
         labels.insert(
             namespace.metadata.name.unwrap_or_default(),
             namespace.metadata.labels.unwrap_or_default(),
@@ -112,6 +133,61 @@ pub async fn list(client: &kube::Client, namespaces: &[String], page: u32) -> Re
         reported,
         namespaces: StaticNamespaces(labels),
     })
+}
+
+/// The kinds the cluster serves, beyond `audited`, that a constraint selects: listable, never
+/// Secrets (no policy input carries them), and only namespaced ones when the audit is limited
+/// to some namespaces. No discovery without constraints.
+async fn selected_kinds(
+    client: &kube::Client,
+    selection: &Selection<'_>,
+    audited: &[ApiResource],
+) -> Result<Vec<ApiResource>, ListError> {
+    if selection.matches.is_empty() {
+        return Ok(Vec::new());
+    }
+    let discovery = Discovery::new(client.clone())
+        .run()
+        .await
+        .map_err(ListError::Discovery)?;
+    let mut selected = Vec::new();
+    for group in discovery.groups() {
+        for (resource, capabilities) in group.recommended_resources() {
+            let known = audited
+                .iter()
+                .chain(&selected)
+                .any(|a| a.group == resource.group && a.kind == resource.kind);
+            let secret = resource.group.is_empty() && resource.kind == "Secret";
+            let in_scope = selection.namespaces.is_empty() || capabilities.scope == Scope::Namespaced;
+            let matched = selection
+                .matches
+                .iter()
+                .any(|m| m.selects_kind(&resource.group, &resource.kind));
+            if matched && !known && !secret && in_scope && capabilities.supports_operation(verbs::LIST) {
+                selected.push(resource);
+            }
+        }
+    }
+    Ok(selected)
+}
+
+/// Gatekeeper's `data.inventory` as the cluster holds it now: every object of `kinds`, listed
+/// in pages, laid out as the webhook's inventory sync lays it out.
+pub async fn inventory(client: &kube::Client, kinds: &[InventoryKind], page: u32) -> Result<Value, ListError> {
+    let mut objects = Vec::new();
+    for kind in kinds {
+        let gvk = GroupVersionKind::gvk(&kind.group, &kind.version, &kind.kind);
+        let (resource, _) = kube::discovery::pinned_kind(client, &gvk)
+            .await
+            .map_err(|source| ListError::List {
+                kind: kind.to_string(),
+                source,
+            })?;
+        for object in list_pages(&Api::all_with(client.clone(), &resource), &resource.kind, page).await? {
+            objects.push(as_listed(object, &resource)?);
+        }
+    }
+    Ok(review::inventory(&objects))
 }
 
 /// Every object `api` lists, page by page.

@@ -14,7 +14,7 @@ pub mod what_if;
 use crate::admission::Reviewer;
 use crate::batch::{self, Change, ObjectResult};
 
-pub use listing::{list, Fleet, ListError, PAGE};
+pub use listing::{inventory, list, Fleet, ListError, Selection, PAGE};
 pub use summary::Summary;
 
 /// Decides every listed object with `installed` and, with a proposal, with it too on the same

@@ -307,6 +307,11 @@ impl PolicySet {
         self.passes.iter().map(|(pass, _)| pass)
     }
 
+    /// The Gatekeeper constraints of the set.
+    pub fn constraints(&self) -> &[gatekeeper::constraint::Constraint] {
+        self.gatekeeper.constraints()
+    }
+
     /// How many policies run on each engine, by the engine's metric label.
     pub fn engines(&self) -> Vec<(&'static str, usize)> {
         [EngineKind::Compiled, EngineKind::Interpreter]

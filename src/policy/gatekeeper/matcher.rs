@@ -151,6 +151,16 @@ impl Match {
         Ok(false)
     }
 
+    /// Whether `spec.match.kinds` selects objects of `group` and `kind` (the audit lists the
+    /// kinds some constraint selects).
+    pub fn selects_kind(&self, group: &str, kind: &str) -> bool {
+        self.kinds.is_empty()
+            || self
+                .kinds
+                .iter()
+                .any(|k| any_or(&k.kinds, kind) && any_or(&k.groups, group))
+    }
+
     fn matches_object<D: Document>(&self, object: &D, target: &Target<D>) -> Result<bool, MatchError> {
         let (group, kind) = group_kind(object);
         let is_namespace = kind == "Namespace" && group.is_empty();
@@ -164,11 +174,7 @@ impl Match {
         };
         let has_namespace = !namespace.is_empty() && !is_namespace;
 
-        let kind_ok = self.kinds.is_empty()
-            || self
-                .kinds
-                .iter()
-                .any(|k| any_or(&k.kinds, kind) && any_or(&k.groups, group));
+        let kind_ok = self.selects_kind(group, kind);
         let scope_ok = match self.scope {
             Scope::Any => true,
             Scope::Cluster => is_namespace || !has_namespace,
