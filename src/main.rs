@@ -339,7 +339,7 @@ fn run_audit(cli: &Cli, args: &AuditArgs) -> Result<u8, StartupError> {
         matches: &matches,
     };
     let runtime = runtime()?;
-    let (fleet, inventory) = runtime.block_on(async {
+    let (fleet, inventory, client) = runtime.block_on(async {
         let client = kube_client(args.kubeconfig.as_deref())
             .await
             .map_err(|source| StartupError::KubernetesApi {
@@ -351,11 +351,15 @@ fn run_audit(cli: &Cli, args: &AuditArgs) -> Result<u8, StartupError> {
             true => None,
             false => Some(audit::inventory(&client, &settings.inventory, audit::PAGE).await?),
         };
-        Ok::<_, StartupError>((fleet, inventory))
+        Ok::<_, StartupError>((fleet, inventory, client))
     })?;
+    let pull_secrets = settings
+        .trust
+        .read_pull_secrets
+        .then(|| Arc::new(PullSecrets::new(client)));
     let namespaces = Arc::new(fleet.namespaces.clone());
     let metrics = Arc::new(Metrics::new());
-    let reviewer = Reviewer::from_settings(&settings, installed, namespaces.clone(), metrics.clone(), None)?;
+    let reviewer = Reviewer::from_settings(&settings, installed, namespaces.clone(), metrics.clone(), pull_secrets)?;
     // The proposal decides on the facts the installed reviewer gathered: each image verified once.
     let proposal = match proposed {
         Some(set) => Some(Reviewer::from_settings(&settings, set, namespaces, metrics, None)?),

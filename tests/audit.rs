@@ -325,3 +325,105 @@ fn audit_lists_the_kinds_gatekeeper_constraints_match_and_gives_them_the_invento
     );
     assert_eq!(report["summary"]["kinds"]["Ingress"], 3, "{report}");
 }
+
+const VERIFIED: &str = r#"package audit.verified
+
+import rego.v1
+
+deny contains msg if {
+	some image in input.images
+	image.verification.status != "verified"
+	msg := sprintf("%s: %s", [image.ref, image.verification.status])
+}
+"#;
+
+#[test]
+fn audit_verifies_each_running_digest_once_and_a_registry_down_is_an_error_not_a_pass() {
+    let lab = common::lab::Lab::start();
+    let attested = lab.push("attested", "micro/attested", "1", "attested");
+    let unsigned = lab.push("unsigned", "micro/unsigned", "1", "unsigned");
+    lab.generate_key("trusted");
+    lab.sign("trusted.key", &attested);
+    let sbom = lab.dir.path().join("sbom.json");
+    std::fs::write(
+        &sbom,
+        r#"{"bomFormat":"CycloneDX","specVersion":"1.5","components":[]}"#,
+    )
+    .unwrap();
+    lab.attest("cyclonedx", &sbom, &attested);
+    let dead = common::lab::ClosedPort::new();
+    let down = format!("{}/micro/app@{DIGEST}", dead.addr);
+
+    let cluster = ControlPlane::start();
+    cluster.kubectl(&["create", "namespace", "team-a"]);
+    // Two Pods run the same digest: one verification between them.
+    for (name, image) in [
+        ("one", &attested),
+        ("two", &attested),
+        ("unsigned", &unsigned),
+        ("down", &down),
+    ] {
+        apply(&cluster, &pod(name, image));
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    library(dir.path(), &[("verified", VERIFIED)]);
+    let (registry, dead) = (&lab.registry, &dead.addr);
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "policies: {{ dirs: [{policies:?}] }}\nimages:\n  registries: {{ allow: [\"{registry}\", \"{dead}\"], insecure: [\"{registry}\", \"{dead}\"] }}\n  trust:\n    - name: micro\n      images: [\"{registry}/**\", \"{dead}/**\"]\n      authorities: [{{ name: ci-key, key: {{ path: {key:?} }} }}]\n      attestations: [{{ name: sbom, predicateTypes: [https://cyclonedx.org/bom] }}]\n",
+            policies = dir.path().display(),
+            key = lab.key("trusted").display(),
+        ),
+    )
+    .unwrap();
+
+    // What one verification of an image asks of the registry, on its own.
+    let requests_of_verify = |image: &str| {
+        let before = lab.requests().len();
+        let verify = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["verify", "--config"])
+            .arg(&config)
+            .arg(image)
+            .output()
+            .unwrap();
+        // Exit 0 for a verified image, 1 for another verdict; never a usage or config error.
+        assert!(
+            verify.status.code().unwrap() < 2,
+            "{}",
+            String::from_utf8_lossy(&verify.stderr)
+        );
+        lab.requests().len() - before
+    };
+    let alone = requests_of_verify(&attested) + requests_of_verify(&unsigned);
+    let before_audit = lab.requests().len();
+
+    let (output, report) = audit(&cluster, &config, &[]);
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    assert_eq!(
+        findings(&report),
+        [
+            finding("Pod/down", "audit.verified", "-"),
+            finding("Pod/unsigned", "audit.verified", "-")
+        ]
+    );
+    let message = |name: &str| {
+        let result = report["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap();
+        result["findings"][0]["message"].as_str().unwrap().to_string()
+    };
+    assert_eq!(message("down"), format!("{down}: error"));
+    assert_eq!(message("unsigned"), format!("{unsigned}: unsigned"));
+    assert_eq!(
+        report["summary"]["images"],
+        json!({"high": {"running": 4, "pinned": 4, "signed": 2, "sbom": 2, "provenance": 0}})
+    );
+    // The audit's registry traffic: one verification per digest, the two Pods sharing one.
+    assert_eq!(lab.requests().len() - before_audit, alone, "{:#?}", lab.requests());
+}
