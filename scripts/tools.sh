@@ -24,7 +24,12 @@ VEGETA_VERSION=v12.13.0
 # Issuer, Prometheus Operator's ServiceMonitor and PrometheusRule), from those Go modules.
 CERT_MANAGER_VERSION=v1.19.1
 PROMETHEUS_OPERATOR_VERSION=v0.85.0
-KNOWN="etcd kube-apiserver kubectl cosign crane helm opa gator vegeta registry crds"
+# The report CRDs the audit's reports are written against: OpenReports' Report and
+# ClusterReport, and the older wgpolicyk8s.io PolicyReport and ClusterPolicyReport (not a module
+# of their own on the proxy; Kyverno's module carries them).
+OPENREPORTS_VERSION=v0.2.1
+KYVERNO_VERSION=v1.19.1
+KNOWN="etcd kube-apiserver kubectl cosign crane helm opa gator vegeta registry crds report-crds"
 
 ROOT=${PORTCULLIS_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/portcullis-tools}
 # Never fetch another toolchain; one module/build cache under ROOT so CI can cache it whole.
@@ -144,6 +149,29 @@ go_mod_dir() {
   echo "$d"
 }
 
+# report-crds: print a directory with the report CRDs, copied once from the module zips.
+report_crds() {
+  local dir=$ROOT/report-crds-openreports-$OPENREPORTS_VERSION-kyverno-$KYVERNO_VERSION lock openreports kyverno
+  if [[ ! -d $dir ]]; then
+    mkdir -p "$ROOT/locks"
+    exec {lock}>"$ROOT/locks/report-crds.lock"
+    flock "$lock"
+    if [[ ! -d $dir ]]; then
+      echo "tools.sh: fetching the report CRDs (OpenReports $OPENREPORTS_VERSION, Kyverno $KYVERNO_VERSION)" >&2
+      openreports=$(go_mod_dir "github.com/openreports/reports-api@$OPENREPORTS_VERSION")
+      kyverno=$(go_mod_dir "github.com/kyverno/kyverno@$KYVERNO_VERSION")
+      rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+      cp "$openreports"/config/crd/openreports.io_*.yaml "$kyverno"/config/crds/policyreport/wgpolicyk8s.io_*.yaml "$dir.tmp/"
+      chmod 644 "$dir.tmp"/*.yaml # the module cache is read-only
+      grep -q 'kind: CustomResourceDefinition' "$dir.tmp/openreports.io_reports.yaml" "$dir.tmp/wgpolicyk8s.io_policyreports.yaml" ||
+        die "unexpected report CRD layout"
+      mv "$dir.tmp" "$dir"
+    fi
+    exec {lock}>&-
+  fi
+  echo "$dir"
+}
+
 # crds: print a directory of CRD manifests (one YAML file each), copied once from the module
 # zips of cert-manager and prometheus-operator, then cached by their versions.
 crds() {
@@ -205,6 +233,7 @@ for tool in "$@"; do
     "github.com/open-policy-agent/gatekeeper/v3/cmd/gator@$GATOR_VERSION" ;;
   registry) registry ;;
   crds) crds ;;
+  report-crds) report_crds ;;
   *) die "unknown tool '$tool' (known: $KNOWN)" ;;
   esac
 done

@@ -95,6 +95,18 @@ pub struct ObjectResult {
     /// The supply-chain facts of its images (the fleet posture of an audit).
     #[serde(skip)]
     pub images: Vec<Posture>,
+    /// The policies that applied to it (every native policy, the Gatekeeper constraints that
+    /// matched), for reports that list passes as well as findings.
+    #[serde(skip)]
+    pub applied: Vec<Applied>,
+}
+
+/// A policy that applied to an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub policy: String,
+    /// It could not be evaluated (its finding says why).
+    pub error: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -146,7 +158,16 @@ pub fn facts(reviewer: &Reviewer, document: &Document, online: Option<&tokio::ru
 /// Decides `document` on `facts` already gathered.
 pub fn decide(reviewer: &Reviewer, document: &Document, facts: Facts) -> ObjectResult {
     let images = facts.images.iter().map(|(image, _)| Posture::of(image)).collect();
-    let decision = reviewer.evaluate(Request::Json(&document.request), facts).decision;
+    let outcome = reviewer.evaluate(Request::Json(&document.request), facts);
+    let applied = outcome
+        .results
+        .iter()
+        .map(|result| Applied {
+            policy: result.id.clone(),
+            error: result.error.is_some(),
+        })
+        .collect();
+    let decision = outcome.decision;
     let Subject {
         kind, namespace, name, ..
     } = Subject::of(&document.request);
@@ -169,6 +190,7 @@ pub fn decide(reviewer: &Reviewer, document: &Document, facts: Facts) -> ObjectR
             })
             .collect(),
         images,
+        applied,
     }
 }
 
@@ -195,7 +217,7 @@ pub fn object_name(result: &ObjectResult) -> String {
 
 /// Text output: an `allow` line for a clean object, otherwise one line per finding (with its
 /// change under a proposal, in brackets).
-pub fn render_text(results: &[ObjectResult]) -> String {
+pub fn render_text<'a>(results: impl IntoIterator<Item = &'a ObjectResult>) -> String {
     let mut out = String::new();
     for result in results {
         let object = object_name(result);

@@ -92,6 +92,16 @@ pub struct CheckArgs {
     pub paths: Vec<PathBuf>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditOutput {
+    Text,
+    Json,
+    /// openreports.io/v1alpha1 Report and ClusterReport.
+    Openreports,
+    /// wgpolicyk8s.io/v1alpha2 PolicyReport and ClusterPolicyReport.
+    Policyreport,
+}
+
 #[derive(Debug, Args)]
 pub struct AuditArgs {
     /// Config file (YAML), the same as the webhook's.
@@ -113,8 +123,10 @@ pub struct AuditArgs {
     /// finding marked new, resolved or unchanged under it.
     #[arg(long = "policies", env = "PORTCULLIS_PROPOSED_POLICIES", value_delimiter = ',')]
     pub policies: Vec<PathBuf>,
+    /// text and json: the findings and a summary; openreports and policyreport: the policy
+    /// reports (a List for `kubectl apply -f -`), with a result per object and policy.
     #[arg(long, value_enum, default_value = "text", env = "PORTCULLIS_OUTPUT")]
-    pub output: Output,
+    pub output: AuditOutput,
     /// Do not contact registries: image verification facts stay `skipped`.
     #[arg(long, env = "PORTCULLIS_OFFLINE", value_parser = clap::builder::BoolishValueParser::new())]
     pub offline: bool,

@@ -14,10 +14,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use portcullis::admission::setup::load_policies;
 use portcullis::admission::Reviewer;
-use portcullis::audit::{self, ListError};
+use portcullis::audit::{self, reports, ListError};
 use portcullis::batch;
 use portcullis::check::InputErrors;
-use portcullis::cli::{AuditArgs, CheckArgs, Cli, Command, Output, ServeArgs, TestArgs, VerifyArgs};
+use portcullis::cli::{AuditArgs, AuditOutput, CheckArgs, Cli, Command, Output, ServeArgs, TestArgs, VerifyArgs};
 use portcullis::config::{Config, ConfigErrors, NamespaceSource, Settings};
 use portcullis::images::pull_secrets::{PullSecretRefs, PullSecrets};
 use portcullis::images::verify::{status_label, Verifier, VerifierError};
@@ -371,15 +371,35 @@ fn run_audit(cli: &Cli, args: &AuditArgs) -> Result<u8, StartupError> {
         }
     }
     let online = (!settings.trust.entries.is_empty()).then_some(&runtime);
-    let (reported, summary) = audit::decide(&fleet, &reviewer, proposal.as_ref(), online);
-    match args.output {
-        Output::Text => print!("{}{}", batch::render_text(&reported), summary.render_text()),
-        Output::Json => {
-            let document = serde_json::json!({"results": reported, "summary": summary});
-            println!("{}", serde_json::to_string_pretty(&document).unwrap_or_default());
+    let results = audit::decide(&fleet, &reviewer, proposal.as_ref(), online);
+    let summary = audit::Summary::of(&results, &fleet.reported);
+    let findings: Vec<&batch::ObjectResult> = audit::reported(&fleet, &results)
+        .map(|(_, result)| result)
+        .filter(|result| !result.findings.is_empty())
+        .collect();
+    let report_format = match args.output {
+        AuditOutput::Text => {
+            print!(
+                "{}{}",
+                batch::render_text(findings.iter().copied()),
+                summary.render_text()
+            );
+            None
         }
+        AuditOutput::Json => {
+            let document = serde_json::json!({"results": findings, "summary": summary});
+            println!("{}", serde_json::to_string_pretty(&document).unwrap_or_default());
+            None
+        }
+        AuditOutput::Openreports => Some(reports::Format::OpenReports),
+        AuditOutput::Policyreport => Some(reports::Format::PolicyReport),
+    };
+    if let Some(format) = report_format {
+        let items = reports::render(format, audit::reported(&fleet, &results), std::time::SystemTime::now());
+        let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+        println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default());
     }
-    Ok(audit::exit_code(&reported, proposal.is_some()) as u8)
+    Ok(audit::exit_code(findings.into_iter(), proposal.is_some()) as u8)
 }
 
 /// A client for `kubeconfig`'s current context, or the default configuration.

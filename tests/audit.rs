@@ -240,7 +240,80 @@ fn audit_reports_what_runs_against_the_policies_and_what_a_proposal_would_change
     );
     assert!(text.contains("audited 7 object(s)"), "{text}");
 
-    // Phase 5: paging. One object per request lists the same fleet as the default pages.
+    // Phase 5: the reports, applied through the apiserver against the real CRDs (kubectl's
+    // strict field validation refuses a field the schema does not have).
+    let crds = common::lab::tool("report-crds");
+    cluster.kubectl(&["apply", "-f", crds.to_str().unwrap()]);
+    cluster.kubectl(&["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]);
+    for (format, resource) in [
+        ("openreports", "reports.openreports.io"),
+        ("policyreport", "policyreports.wgpolicyk8s.io"),
+    ] {
+        let rendered = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["audit", "--output", format, "--kubeconfig"])
+            .arg(&cluster.kubeconfig)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert_eq!(
+            rendered.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&rendered.stderr)
+        );
+        let applied = cluster.kubectl_output(&["apply", "--validate=strict", "-f", "-"], Some(&rendered.stdout));
+        assert!(
+            applied.status.success(),
+            "{format}: {}",
+            String::from_utf8_lossy(&applied.stderr)
+        );
+        let stored: Value = serde_json::from_str(&cluster.kubectl(&[
+            "get",
+            resource,
+            "-n",
+            "team-a",
+            "portcullis-audit",
+            "-o",
+            "json",
+        ]))
+        .unwrap();
+        // Four reported objects in team-a (the Deployment, three Pods), two policies each.
+        assert_eq!(
+            stored["summary"],
+            json!({"pass": 6, "fail": 2, "warn": 0, "error": 0, "skip": 0}),
+            "{stored}"
+        );
+        let mut outcomes: Vec<(String, String, String)> = stored["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let subject = &r["resources"][0];
+                (
+                    format!(
+                        "{}/{}",
+                        subject["kind"].as_str().unwrap(),
+                        subject["name"].as_str().unwrap()
+                    ),
+                    r["policy"].as_str().unwrap().to_string(),
+                    r["result"].as_str().unwrap().to_string(),
+                )
+            })
+            .filter(|(_, _, result)| result != "pass")
+            .collect();
+        outcomes.sort();
+        assert_eq!(
+            outcomes,
+            [
+                finding("Deployment/web", "audit.pinned", "fail"),
+                finding("Pod/busy", "audit.no_busybox", "fail")
+            ]
+        );
+        assert_eq!(stored["results"][0]["properties"]["risk_level"], "low");
+    }
+
+    // Phase 6: paging. One object per request lists the same fleet as the default pages.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let names = |page: u32| {
         runtime.block_on(async {

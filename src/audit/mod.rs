@@ -8,25 +8,26 @@
 //! is reported itself.
 
 pub mod listing;
+pub mod reports;
 pub mod summary;
 pub mod what_if;
 
 use crate::admission::Reviewer;
-use crate::batch::{self, Change, ObjectResult};
+use crate::batch::{self, Change, Document, ObjectResult};
 
 pub use listing::{inventory, list, Fleet, ListError, Selection, PAGE};
 pub use summary::Summary;
 
-/// Decides every listed object with `installed` and, with a proposal, with it too on the same
-/// facts (each image verified once), the findings merged by [`what_if::compare`]. Returns the
-/// reported objects that have findings, and the summary of all.
+/// Decides every listed object (in the fleet's order) with `installed` and, with a proposal,
+/// with it too on the same facts (each image verified once), the findings merged by
+/// [`what_if::compare`].
 pub fn decide(
     fleet: &Fleet,
     installed: &Reviewer,
     proposal: Option<&Reviewer>,
     online: Option<&tokio::runtime::Runtime>,
-) -> (Vec<ObjectResult>, Summary) {
-    let results: Vec<ObjectResult> = fleet
+) -> Vec<ObjectResult> {
+    fleet
         .documents
         .iter()
         .map(|document| {
@@ -39,20 +40,27 @@ pub fn decide(
                 ),
             }
         })
-        .collect();
-    let summary = Summary::of(&results, &fleet.reported);
-    let reported = results
-        .into_iter()
+        .collect()
+}
+
+/// The objects whose findings are reported on themselves, with their results (`results` in the
+/// fleet's order, as [`decide`] gives them).
+pub fn reported<'a>(
+    fleet: &'a Fleet,
+    results: &'a [ObjectResult],
+) -> impl Iterator<Item = (&'a Document, &'a ObjectResult)> {
+    fleet
+        .documents
+        .iter()
+        .zip(results)
         .zip(&fleet.reported)
-        .filter(|(result, reported)| **reported && !result.findings.is_empty())
-        .map(|(result, _)| result)
-        .collect();
-    (reported, summary)
+        .filter(|(_, reported)| **reported)
+        .map(|(pair, _)| pair)
 }
 
 /// Exit status: without a proposal 1 when a reported object is denied; with one, 1 when the
 /// proposal newly denies a reported object (what would break at its next restart).
-pub fn exit_code(results: &[ObjectResult], proposal: bool) -> i32 {
+pub fn exit_code<'a>(mut results: impl Iterator<Item = &'a ObjectResult>, proposal: bool) -> i32 {
     let failing = |result: &ObjectResult| match proposal {
         false => !result.allowed,
         true => result
@@ -60,5 +68,5 @@ pub fn exit_code(results: &[ObjectResult], proposal: bool) -> i32 {
             .iter()
             .any(|f| f.action == "deny" && f.change == Some(Change::New)),
     };
-    i32::from(results.iter().any(failing))
+    i32::from(results.any(failing))
 }

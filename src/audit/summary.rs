@@ -112,6 +112,7 @@ mod tests {
                 })
                 .collect(),
             images,
+            applied: vec![],
         }
     }
 

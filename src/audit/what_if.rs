@@ -58,6 +58,7 @@ mod tests {
             risk_level: "high".into(),
             findings,
             images: vec![],
+            applied: vec![],
         }
     }
 
