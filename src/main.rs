@@ -377,27 +377,23 @@ fn run_audit(cli: &Cli, args: &AuditArgs) -> Result<u8, StartupError> {
         .map(|(_, result)| result)
         .filter(|result| !result.findings.is_empty())
         .collect();
-    let report_format = match args.output {
-        AuditOutput::Text => {
-            print!(
-                "{}{}",
-                batch::render_text(findings.iter().copied()),
-                summary.render_text()
-            );
-            None
-        }
-        AuditOutput::Json => {
-            let document = serde_json::json!({"results": findings, "summary": summary});
-            println!("{}", serde_json::to_string_pretty(&document).unwrap_or_default());
-            None
-        }
-        AuditOutput::Openreports => Some(reports::Format::OpenReports),
-        AuditOutput::Policyreport => Some(reports::Format::PolicyReport),
-    };
-    if let Some(format) = report_format {
+    let print_reports = |format| {
         let items = reports::render(format, audit::reported(&fleet, &results), std::time::SystemTime::now());
         let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
         println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default());
+    };
+    match args.output {
+        AuditOutput::Text => print!(
+            "{}{}",
+            batch::render_text(findings.iter().copied()),
+            summary.render_text()
+        ),
+        AuditOutput::Json => {
+            let document = serde_json::json!({"results": findings, "summary": summary});
+            println!("{}", serde_json::to_string_pretty(&document).unwrap_or_default());
+        }
+        AuditOutput::Openreports => print_reports(reports::Format::OpenReports),
+        AuditOutput::Policyreport => print_reports(reports::Format::PolicyReport),
     }
     Ok(audit::exit_code(findings.into_iter(), proposal.is_some()) as u8)
 }
