@@ -1,6 +1,7 @@
 //! The `portcullis` binary: parse the command line, load the config, run the command.
 //! Only this file exits the process.
 
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use portcullis::admission::setup::load_policies;
 use portcullis::admission::Reviewer;
-use portcullis::audit::{self, reports, ListError};
+use portcullis::audit::{self, reports, AuditError};
 use portcullis::batch;
 use portcullis::check::InputErrors;
 use portcullis::cli::{AuditArgs, AuditOutput, CheckArgs, Cli, Command, Output, ServeArgs, TestArgs, VerifyArgs};
@@ -95,7 +96,7 @@ enum StartupError {
     #[error(transparent)]
     Tests(#[from] TestError),
     #[error("audit: {0}")]
-    Audit(#[from] ListError),
+    Audit(#[from] AuditError),
 }
 
 fn main() -> ExitCode {
@@ -339,25 +340,34 @@ fn run_audit(cli: &Cli, args: &AuditArgs) -> Result<u8, StartupError> {
         matches: &matches,
     };
     let runtime = runtime()?;
-    let (fleet, inventory, client) = runtime.block_on(async {
+    let (client, namespaces, inventory, mut pages) = runtime.block_on(async {
         let client = kube_client(args.kubeconfig.as_deref())
             .await
             .map_err(|source| StartupError::KubernetesApi {
                 feature: "audit",
                 source,
             })?;
-        let fleet = audit::list(&client, &selection).await?;
+        let namespaces = audit::namespaces(&client, audit::PAGE)
+            .await
+            .map_err(AuditError::List)?;
         let inventory = match settings.inventory.is_empty() {
             true => None,
-            false => Some(audit::inventory(&client, &settings.inventory, audit::PAGE).await?),
+            false => Some(
+                audit::inventory(&client, &settings.inventory, audit::PAGE)
+                    .await
+                    .map_err(AuditError::List)?,
+            ),
         };
-        Ok::<_, StartupError>((fleet, inventory, client))
+        let pages = audit::Pages::open(&client, &selection)
+            .await
+            .map_err(AuditError::List)?;
+        Ok::<_, StartupError>((client, namespaces, inventory, pages))
     })?;
     let pull_secrets = settings
         .trust
         .read_pull_secrets
-        .then(|| Arc::new(PullSecrets::new(client)));
-    let namespaces = Arc::new(fleet.namespaces.clone());
+        .then(|| Arc::new(PullSecrets::new(client.clone())));
+    let namespaces = Arc::new(namespaces);
     let metrics = Arc::new(Metrics::new());
     let reviewer = Reviewer::from_settings(&settings, installed, namespaces.clone(), metrics.clone(), pull_secrets)?;
     // The proposal decides on the facts the installed reviewer gathered: each image verified once.
@@ -371,16 +381,31 @@ fn run_audit(cli: &Cli, args: &AuditArgs) -> Result<u8, StartupError> {
         }
     }
     let online = (!settings.trust.entries.is_empty()).then_some(&runtime);
-    let results = audit::decide(&fleet, &reviewer, proposal.as_ref(), online);
-    let summary = audit::Summary::of(&results, &fleet.reported);
-    let findings: Vec<&batch::ObjectResult> = audit::reported(&fleet, &results)
-        .map(|(_, result)| result)
+    let mut pass = audit::Pass::new(&reviewer, proposal.as_ref(), online);
+    // Each page is decided outside the runtime: verification blocks on it.
+    while let Some(page) = runtime.block_on(pages.next()).map_err(AuditError::List)? {
+        pass.decide(page)?;
+    }
+    let audited = pass.finish();
+    let summary = audit::Summary::of(&audited);
+    let findings: Vec<&batch::ObjectResult> = audit::reported(&audited)
+        .map(|audited| &audited.result)
         .filter(|result| !result.findings.is_empty())
         .collect();
     let print_reports = |format| {
-        let items = reports::render(format, audit::reported(&fleet, &results), std::time::SystemTime::now());
-        let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
-        println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default());
+        // A List written report by report: the reports are never all in memory.
+        let mut out = std::io::stdout().lock();
+        let items = reports::render(format, audit::reported(&audited), std::time::SystemTime::now());
+        let _ = writeln!(out, "{{\"apiVersion\": \"v1\", \"kind\": \"List\", \"items\": [");
+        for (n, report) in items.enumerate() {
+            let separator = if n == 0 { "" } else { ",\n" };
+            let _ = write!(
+                out,
+                "{separator}{}",
+                serde_json::to_string_pretty(&report).unwrap_or_default()
+            );
+        }
+        let _ = writeln!(out, "\n]}}");
     };
     match args.output {
         AuditOutput::Text => print!(

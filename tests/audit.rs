@@ -315,7 +315,7 @@ fn audit_reports_what_runs_against_the_policies_and_what_a_proposal_would_change
 
     // Phase 6: paging. One object per request lists the same fleet as the default pages.
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let names = |page: u32| {
+    let names = |page_size: u32| {
         runtime.block_on(async {
             let file = kube::config::Kubeconfig::read_from(&cluster.kubeconfig).unwrap();
             let config = kube::Config::from_custom_kubeconfig(file, &Default::default())
@@ -324,22 +324,37 @@ fn audit_reports_what_runs_against_the_policies_and_what_a_proposal_would_change
             let client = kube::Client::try_from(config).unwrap();
             let selection = portcullis::audit::Selection {
                 namespaces: &[],
-                page,
+                page: page_size,
                 matches: &[],
             };
-            let fleet = portcullis::audit::list(&client, &selection).await.unwrap();
-            let mut names: Vec<String> = fleet
-                .documents
+            let mut pages = portcullis::audit::Pages::open(&client, &selection).await.unwrap();
+            let mut objects = Vec::new();
+            while let Some(page) = pages.next().await.unwrap() {
+                assert!(page.len() <= page_size as usize);
+                objects.extend(page);
+            }
+            let uids: Vec<&str> = objects.iter().map(|o| o["metadata"]["uid"].as_str().unwrap()).collect();
+            let controlled = objects
                 .iter()
-                .map(|d| format!("{}/{}", d.request["kind"]["kind"], d.request["name"]))
+                .filter(|o| portcullis::audit::controller(o).is_some_and(|uid| uids.contains(&uid)))
+                .count();
+            let mut names: Vec<String> = objects
+                .iter()
+                .map(|o| {
+                    format!(
+                        "{}/{}",
+                        o["kind"].as_str().unwrap(),
+                        o["metadata"]["name"].as_str().unwrap()
+                    )
+                })
                 .collect();
             names.sort();
-            (names, fleet.reported.iter().filter(|r| !**r).count())
+            (names, controlled)
         })
     };
     let (paged, owned) = names(1);
     assert_eq!(paged.len(), 7, "{paged:?}");
-    assert_eq!(owned, 2, "the ReplicaSet and its Pod");
+    assert_eq!(owned, 2, "the ReplicaSet and its Pod, controlled by listed objects");
     assert_eq!((paged, owned), names(portcullis::audit::PAGE));
 }
 

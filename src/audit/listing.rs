@@ -1,8 +1,6 @@
 //! The fleet as the apiserver lists it: every object of the audited kinds, read in pages (a
-//! large cluster is never asked for everything in one answer), with the Namespaces' labels for
-//! the risk levels.
-
-use std::collections::{HashMap, HashSet};
+//! large cluster is never asked for everything in one answer, and an audit never holds more
+//! than a page of objects), and the Namespaces' labels for the risk levels.
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -11,7 +9,6 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, O
 use kube::discovery::{verbs, Discovery, Scope};
 use serde_json::Value;
 
-use crate::batch::{create_request, Document, ObjectError};
 use crate::config::InventoryKind;
 use crate::namespaces::StaticNamespaces;
 use crate::policy::gatekeeper::matcher::Match;
@@ -19,9 +16,6 @@ use crate::policy::gatekeeper::review;
 
 /// Objects per list request, by default.
 pub const PAGE: u32 = 500;
-
-/// Who the audit's synthetic requests come from (`userInfo.username`).
-pub const USER: &str = "portcullis-audit";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
@@ -39,37 +33,22 @@ pub enum ListError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("a listed {kind}: {source}")]
-    Object {
-        kind: String,
-        #[source]
-        source: ObjectError,
-    },
 }
 
-/// What was listed.
-#[derive(Debug, Default)]
-pub struct Fleet {
-    pub documents: Vec<Document>,
-    /// For each document: whether its findings are reported on it (`false`: it is controlled by
-    /// another listed object, on which they are reported).
-    pub reported: Vec<bool>,
-    /// Every Namespace's labels.
-    pub namespaces: StaticNamespaces,
-}
-
-/// The kinds the webhook reviews: Pods and what makes them.
+/// The kinds the webhook reviews: Pods and what makes them, controllers before what they
+/// control (a CronJob before its Jobs, a Deployment before its ReplicaSets, all before Pods),
+/// so that a controlled object is usually decided after its controller is known.
 fn audited_kinds() -> Vec<ApiResource> {
     vec![
-        ApiResource::erase::<Pod>(&()),
-        ApiResource::erase::<PodTemplate>(&()),
-        ApiResource::erase::<ReplicationController>(&()),
+        ApiResource::erase::<CronJob>(&()),
         ApiResource::erase::<Deployment>(&()),
-        ApiResource::erase::<ReplicaSet>(&()),
         ApiResource::erase::<StatefulSet>(&()),
         ApiResource::erase::<DaemonSet>(&()),
+        ApiResource::erase::<ReplicationController>(&()),
         ApiResource::erase::<Job>(&()),
-        ApiResource::erase::<CronJob>(&()),
+        ApiResource::erase::<ReplicaSet>(&()),
+        ApiResource::erase::<PodTemplate>(&()),
+        ApiResource::erase::<Pod>(&()),
     ]
 }
 
@@ -81,58 +60,86 @@ pub struct Selection<'a> {
     pub matches: &'a [&'a Match],
 }
 
-/// Lists the audited kinds, and all Namespaces.
-pub async fn list(client: &kube::Client, selection: &Selection<'_>) -> Result<Fleet, ListError> {
-    let mut kinds = audited_kinds();
-    kinds.extend(selected_kinds(client, selection, &kinds).await?);
-    let mut objects = Vec::new();
-    for resource in &kinds {
-        let apis: Vec<Api<DynamicObject>> = match selection.namespaces {
-            [] => vec![Api::all_with(client.clone(), resource)],
-            some => some
-                .iter()
-                .map(|namespace| Api::namespaced_with(client.clone(), namespace, resource))
-                .collect(),
-        };
-        for api in apis {
-            for object in list_pages(&api, &resource.kind, selection.page).await? {
-                objects.push(as_listed(object, resource)?);
+/// The audited objects one page at a time, so that an audit holds one page of objects, never
+/// the fleet: first the kinds constraints select (a custom controller such as a Rollout
+/// before the ReplicaSets it owns), then [`audited_kinds`] in their order.
+pub struct Pages {
+    /// What is left to list, the next first: each kind in each selected namespace.
+    lists: Vec<(ApiResource, Api<DynamicObject>)>,
+    /// Where the current list goes on.
+    continue_token: Option<String>,
+    page: u32,
+}
+
+impl Pages {
+    /// Discovers the kinds to list (only when constraints select some).
+    pub async fn open(client: &kube::Client, selection: &Selection<'_>) -> Result<Pages, ListError> {
+        let audited = audited_kinds();
+        let mut kinds = selected_kinds(client, selection, &audited).await?;
+        kinds.extend(audited);
+        let mut lists = Vec::new();
+        for resource in kinds {
+            match selection.namespaces {
+                [] => lists.push((resource.clone(), Api::all_with(client.clone(), &resource))),
+                some => lists.extend(some.iter().map(|namespace| {
+                    (
+                        resource.clone(),
+                        Api::namespaced_with(client.clone(), namespace, &resource),
+                    )
+                })),
             }
         }
-    }
-    let namespace_resource = ApiResource::erase::<Namespace>(&());
-    let mut labels = HashMap::new();
-    for namespace in list_pages(
-        &Api::all_with(client.clone(), &namespace_resource),
-        "Namespace",
-        selection.page,
-    )
-    .await?
-    {
-        labels.insert(
-            namespace.metadata.name.unwrap_or_default(),
-            namespace.metadata.labels.unwrap_or_default(),
-        );
-    }
-    let reported = reported_on_themselves(&objects);
-    let documents = objects
-        .into_iter()
-        .enumerate()
-        .map(|(index, object)| {
-            let kind = object["kind"].as_str().unwrap_or_default().to_string();
-            let request = create_request(object, format!("{USER}-{index}"), USER)
-                .map_err(|source| ListError::Object { kind, source })?;
-            Ok(Document {
-                origin: "cluster".to_string(),
-                request,
-            })
+        lists.reverse();
+        Ok(Pages {
+            lists,
+            continue_token: None,
+            page: selection.page,
         })
-        .collect::<Result<_, ListError>>()?;
-    Ok(Fleet {
-        documents,
-        reported,
-        namespaces: StaticNamespaces(labels),
-    })
+    }
+
+    /// The next page of objects (with their `apiVersion` and `kind`), `None` after the last.
+    pub async fn next(&mut self) -> Result<Option<Vec<Value>>, ListError> {
+        while let Some((resource, api)) = self.lists.last() {
+            let mut params = ListParams::default().limit(self.page);
+            if let Some(token) = &self.continue_token {
+                params = params.continue_token(token);
+            }
+            let page: ObjectList<DynamicObject> = api.list(&params).await.map_err(|source| ListError::List {
+                kind: resource.kind.clone(),
+                source,
+            })?;
+            let objects = page
+                .items
+                .into_iter()
+                .map(|object| as_listed(object, resource))
+                .collect::<Result<Vec<_>, _>>()?;
+            self.continue_token = page.metadata.continue_.filter(|token| !token.is_empty());
+            if self.continue_token.is_none() {
+                self.lists.pop();
+            }
+            if !objects.is_empty() {
+                return Ok(Some(objects));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Every Namespace's labels (for the risk levels), listed in pages.
+pub async fn namespaces(client: &kube::Client, page: u32) -> Result<StaticNamespaces, ListError> {
+    let resource = ApiResource::erase::<Namespace>(&());
+    let namespaces = list_pages(&Api::all_with(client.clone(), &resource), "Namespace", page).await?;
+    Ok(StaticNamespaces(
+        namespaces
+            .into_iter()
+            .map(|namespace| {
+                (
+                    namespace.metadata.name.unwrap_or_default(),
+                    namespace.metadata.labels.unwrap_or_default(),
+                )
+            })
+            .collect(),
+    ))
 }
 
 /// The kinds the cluster serves, beyond `audited`, that a constraint selects: listable, never
@@ -219,58 +226,4 @@ fn as_listed(mut object: DynamicObject, resource: &ApiResource) -> Result<Value,
         kind: resource.kind.clone(),
         source,
     })
-}
-
-/// For each object: false when its controller (the owner reference marked `controller`) is
-/// among the listed objects, so that one workload's findings are reported once.
-fn reported_on_themselves(objects: &[Value]) -> Vec<bool> {
-    let uids: HashSet<&str> = objects
-        .iter()
-        .filter_map(|o| o.pointer("/metadata/uid").and_then(Value::as_str))
-        .collect();
-    objects
-        .iter()
-        .map(|object| {
-            let owners = object.pointer("/metadata/ownerReferences").and_then(Value::as_array);
-            let controller = owners
-                .into_iter()
-                .flatten()
-                .find(|owner| owner.get("controller").and_then(Value::as_bool) == Some(true));
-            let listed = |owner: &Value| {
-                owner
-                    .get("uid")
-                    .and_then(Value::as_str)
-                    .is_some_and(|uid| uids.contains(uid))
-            };
-            !controller.is_some_and(listed)
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn object(uid: &str, owner: Option<(&str, bool)>) -> Value {
-        let owners: Vec<Value> = owner
-            .map(|(uid, controller)| json!({"uid": uid, "kind": "ReplicaSet", "name": "x", "controller": controller}))
-            .into_iter()
-            .collect();
-        json!({"metadata": {"uid": uid, "ownerReferences": owners}})
-    }
-
-    #[test]
-    fn findings_go_to_a_listed_controller_only() {
-        let objects = [
-            object("deployment", None),
-            object("replicaset", Some(("deployment", true))),
-            object("pod", Some(("replicaset", true))),
-            // Its controller was not listed (deleted, or another namespace): an orphan.
-            object("orphan", Some(("gone", true))),
-            // Owned, but not by a controller.
-            object("adopted", Some(("deployment", false))),
-        ];
-        assert_eq!(reported_on_themselves(&objects), [true, false, false, true, true]);
-    }
 }

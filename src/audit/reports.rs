@@ -9,7 +9,8 @@ use std::time::SystemTime;
 
 use serde_json::{json, Value};
 
-use crate::batch::{Document, ObjectResult};
+use super::Audited;
+use crate::batch::{FindingResult, ObjectResult};
 
 /// The reports' name (one per namespace, and the cluster's) and the label that marks them ours.
 pub const NAME: &str = "portcullis-audit";
@@ -38,99 +39,144 @@ impl Format {
     }
 }
 
-/// The reports for `decided` (each listed object with its result; objects whose findings are
-/// reported on their controller are left out by the caller), results sorted by object and
-/// policy so that an unchanged fleet gives identical reports.
+/// Most results in one report: a namespace with more objects gets more reports, so that each
+/// stays well under the apiserver's object size limit (etcd's 1.5 MiB by default) even with
+/// messages of a few KiB.
+pub const RESULTS_PER_REPORT: usize = 500;
+
+/// The reports for `audited` (the objects their findings are reported on, see
+/// [`super::reported`]), a namespace at a time and rendered only as they are taken, so that a
+/// large fleet is never rendered whole. Results come in the listing's order (by kind, then
+/// namespace and name), each object's policies in their order, so that an unchanged fleet gives
+/// identical reports; an object's results are never split between reports.
 pub fn render<'a>(
     format: Format,
-    decided: impl IntoIterator<Item = (&'a Document, &'a ObjectResult)>,
+    audited: impl IntoIterator<Item = &'a Audited>,
     at: SystemTime,
-) -> Vec<Value> {
+) -> impl Iterator<Item = Value> + 'a {
     let timestamp = at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let timestamp = json!({"seconds": timestamp.as_secs(), "nanos": timestamp.subsec_nanos()});
     // The cluster-wide report under "".
-    let mut by_namespace: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for (document, result) in decided {
-        let object = &document.request["object"];
-        let namespaced = !result.namespace.is_empty() && result.kind != "Namespace";
-        let resource = json!({
-            "apiVersion": object["apiVersion"], "kind": result.kind, "name": result.name,
-            "namespace": if namespaced { result.namespace.as_str() } else { "" },
-            "uid": object.pointer("/metadata/uid").cloned().unwrap_or(Value::Null),
-        });
-        let entry = |policy: &str, outcome: &str, message: Option<&str>| {
-            let mut entry = json!({
-                "source": SOURCE, "policy": policy, "category": category(policy), "result": outcome,
-                "scored": true, "timestamp": timestamp, "resources": [resource],
-                "properties": {"risk_level": result.risk_level},
-            });
-            if let Some(message) = message {
-                entry["message"] = Value::String(message.to_string());
-            }
-            entry
-        };
-        let results = by_namespace
-            .entry(if namespaced {
-                result.namespace.clone()
-            } else {
-                String::new()
-            })
-            .or_default();
-        for applied in &result.applied {
-            let found: Vec<_> = result.findings.iter().filter(|f| f.policy == applied.policy).collect();
-            if found.is_empty() {
-                results.push(entry(&applied.policy, "pass", None));
-            }
-            for finding in found {
-                let outcome = match (applied.error, finding.action) {
-                    (true, _) => "error",
-                    (false, "warn") => "warn",
-                    _ => "fail",
-                };
-                let mut item = entry(&finding.policy, outcome, Some(&finding.message));
-                item["properties"]["enforcement"] = Value::String(finding.action.to_string());
-                results.push(item);
-            }
+    let mut by_namespace: BTreeMap<&str, Vec<&Audited>> = BTreeMap::new();
+    for audited in audited {
+        by_namespace
+            .entry(report_namespace(&audited.result))
+            .or_default()
+            .push(audited);
+    }
+    let mut namespaces = by_namespace.into_iter();
+    let mut current: Option<(&str, std::vec::IntoIter<&Audited>, usize)> = None;
+    // The results of an object that did not fit in the last report.
+    let mut carried: Vec<Value> = Vec::new();
+    std::iter::from_fn(move || loop {
+        if current.is_none() {
+            let (namespace, objects) = namespaces.next()?;
+            current = Some((namespace, objects.into_iter(), 0));
         }
-        // Findings of portcullis's own checks (an image it cannot read, an unknown risk level)
-        // belong to no policy that applied.
-        for finding in result
-            .findings
-            .iter()
-            .filter(|f| !result.applied.iter().any(|a| a.policy == f.policy))
-        {
-            let mut item = entry(&finding.policy, "fail", Some(&finding.message));
-            item["properties"]["enforcement"] = Value::String(finding.action.to_string());
-            results.push(item);
+        let (namespace, objects, part) = current.as_mut()?;
+        let mut results = std::mem::take(&mut carried);
+        for audited in objects.by_ref() {
+            let more = object_results(audited, &timestamp);
+            if !results.is_empty() && results.len() + more.len() > RESULTS_PER_REPORT {
+                carried = more;
+                break;
+            }
+            results.extend(more);
+        }
+        if results.is_empty() {
+            current = None;
+            continue;
+        }
+        let report = report(format, namespace, *part, results);
+        *part += 1;
+        return Some(report);
+    })
+}
+
+/// The namespace of the report an object's results go to ("" for the cluster-wide one).
+fn report_namespace(result: &ObjectResult) -> &str {
+    match result.kind.as_str() {
+        "Namespace" => "",
+        _ => &result.namespace,
+    }
+}
+
+/// An object's results: one per policy that applied (`pass` without a finding), and one per
+/// finding of portcullis's own checks.
+fn object_results(audited: &Audited, timestamp: &Value) -> Vec<Value> {
+    let result = &audited.result;
+    let resource = json!({
+        "apiVersion": audited.api_version, "kind": result.kind, "name": result.name,
+        "namespace": report_namespace(result), "uid": audited.uid,
+    });
+    let entry = |policy: &str, outcome: &str, finding: Option<&FindingResult>| {
+        let mut entry = json!({
+            "source": SOURCE, "policy": policy, "category": category(policy), "result": outcome,
+            "scored": true, "timestamp": timestamp, "resources": [resource],
+            "properties": {"risk_level": result.risk_level},
+        });
+        if let Some(finding) = finding {
+            entry["message"] = Value::String(finding.message.clone());
+            entry["properties"]["enforcement"] = Value::String(finding.action.to_string());
+        }
+        entry
+    };
+    let mut results = Vec::new();
+    for applied in &result.applied {
+        let mut found = result.findings.iter().filter(|f| f.policy == applied.policy).peekable();
+        if found.peek().is_none() {
+            results.push(entry(&applied.policy, "pass", None));
+        }
+        for finding in found {
+            let outcome = match (applied.error, finding.action) {
+                (true, _) => "error",
+                (false, "warn") => "warn",
+                _ => "fail",
+            };
+            results.push(entry(&finding.policy, outcome, Some(finding)));
         }
     }
+    // Findings of portcullis's own checks (an image it cannot read, an unknown risk level)
+    // belong to no policy that applied.
+    for finding in result
+        .findings
+        .iter()
+        .filter(|f| !result.applied.iter().any(|a| a.policy == f.policy))
+    {
+        results.push(entry(&finding.policy, "fail", Some(finding)));
+    }
+    results
+}
+
+/// Report `part` (from 0) of `namespace` ("": the cluster-wide report), named [`NAME`] and,
+/// after the first, `NAME-2`, `NAME-3`...
+fn report(format: Format, namespace: &str, part: usize, results: Vec<Value>) -> Value {
+    let count = |outcome: &str| results.iter().filter(|r| r["result"] == outcome).count();
+    let summary = json!({
+        "pass": count("pass"), "fail": count("fail"), "warn": count("warn"),
+        "error": count("error"), "skip": 0,
+    });
+    let name = match part {
+        0 => NAME.to_string(),
+        n => format!("{NAME}-{}", n + 1),
+    };
+    let mut metadata = json!({"name": name, "labels": {"app.kubernetes.io/managed-by": SOURCE}});
     let (namespaced_kind, cluster_kind) = format.kinds();
-    by_namespace
-        .into_iter()
-        .map(|(namespace, results)| {
-            let count = |outcome: &str| results.iter().filter(|r| r["result"] == outcome).count();
-            let summary = json!({
-                "pass": count("pass"), "fail": count("fail"), "warn": count("warn"),
-                "error": count("error"), "skip": 0,
-            });
-            let mut metadata = json!({"name": NAME, "labels": {"app.kubernetes.io/managed-by": SOURCE}});
-            let kind = if namespace.is_empty() {
-                cluster_kind
-            } else {
-                metadata["namespace"] = Value::String(namespace);
-                namespaced_kind
-            };
-            let mut report = json!({
-                "apiVersion": format.api_version(), "kind": kind, "metadata": metadata,
-                "summary": summary, "results": results,
-            });
-            // Only OpenReports has a report-level source (each result names it in both).
-            if format == Format::OpenReports {
-                report["source"] = Value::String(SOURCE.to_string());
-            }
-            report
-        })
-        .collect()
+    let kind = if namespace.is_empty() {
+        cluster_kind
+    } else {
+        metadata["namespace"] = Value::String(namespace.to_string());
+        namespaced_kind
+    };
+    let mut report = json!({
+        "apiVersion": format.api_version(), "kind": kind, "metadata": metadata,
+        "summary": summary, "results": results,
+    });
+    // Only OpenReports has a report-level source (each result names it in both).
+    if format == Format::OpenReports {
+        report["source"] = Value::String(SOURCE.to_string());
+    }
+    report
 }
 
 /// A policy's category, as Policy Reporter groups results: a native policy's first package
@@ -147,16 +193,7 @@ mod tests {
     use super::*;
     use crate::batch::{Applied, FindingResult};
 
-    fn decided(
-        namespace: &str,
-        kind: &str,
-        findings: &[(&str, &'static str)],
-        applied: &[(&str, bool)],
-    ) -> (Document, ObjectResult) {
-        let document = Document {
-            origin: "cluster".into(),
-            request: json!({"object": {"apiVersion": "v1", "kind": kind, "metadata": {"name": "x", "uid": "u-1"}}}),
-        };
+    fn decided(namespace: &str, kind: &str, findings: &[(&str, &'static str)], applied: &[(&str, bool)]) -> Audited {
         let result = ObjectResult {
             origin: "cluster".into(),
             kind: kind.into(),
@@ -183,7 +220,13 @@ mod tests {
                 })
                 .collect(),
         };
-        (document, result)
+        Audited {
+            api_version: "v1".into(),
+            uid: "u-1".into(),
+            controller: None,
+            reported: true,
+            result,
+        }
     }
 
     #[test]
@@ -206,11 +249,7 @@ mod tests {
             ),
             decided("", "Namespace", &[("portcullis.risk", "deny")], &[]),
         ];
-        let reports = render(
-            Format::OpenReports,
-            objects.iter().map(|(d, r)| (d, r)),
-            SystemTime::UNIX_EPOCH,
-        );
+        let reports: Vec<Value> = render(Format::OpenReports, &objects, SystemTime::UNIX_EPOCH).collect();
         assert_eq!(reports.len(), 2);
         let (cluster, team) = (&reports[0], &reports[1]);
         assert_eq!(cluster["kind"], "ClusterReport");
@@ -242,16 +281,40 @@ mod tests {
         assert_eq!(first["message"], "images.digest_pinning says no");
         assert_eq!(first["resources"][0]["uid"], "u-1");
         assert_eq!(first["timestamp"], json!({"seconds": 0, "nanos": 0}));
-        let legacy = render(
-            Format::PolicyReport,
-            objects.iter().map(|(d, r)| (d, r)),
-            SystemTime::UNIX_EPOCH,
-        );
+        let legacy: Vec<Value> = render(Format::PolicyReport, &objects, SystemTime::UNIX_EPOCH).collect();
         assert_eq!(legacy[1]["apiVersion"], "wgpolicyk8s.io/v1alpha2");
         assert_eq!(legacy[1]["kind"], "PolicyReport");
         assert_eq!(legacy[0]["kind"], "ClusterPolicyReport");
         assert_eq!(legacy[1].get("source"), None);
         assert_eq!(team["source"], "portcullis");
+    }
+
+    #[test]
+    fn a_namespace_with_more_results_than_a_report_holds_gets_more_reports() {
+        let applied: Vec<(String, bool)> = (0..7).map(|n| (format!("p.{n}"), false)).collect();
+        let applied: Vec<(&str, bool)> = applied.iter().map(|(p, e)| (p.as_str(), *e)).collect();
+        // 7 results per object: 71 objects per 500 results; 150 objects need 3 reports.
+        let objects: Vec<Audited> = (0..150).map(|_| decided("team-a", "Pod", &[], &applied)).collect();
+        let reports: Vec<Value> = render(Format::OpenReports, &objects, SystemTime::UNIX_EPOCH).collect();
+        let sizes: Vec<(&str, usize)> = reports
+            .iter()
+            .map(|r| {
+                (
+                    r["metadata"]["name"].as_str().unwrap(),
+                    r["results"].as_array().unwrap().len(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            sizes,
+            [
+                ("portcullis-audit", 497),
+                ("portcullis-audit-2", 497),
+                ("portcullis-audit-3", 56)
+            ]
+        );
+        assert_eq!(reports[2]["summary"]["pass"], 56);
+        assert!(reports.iter().all(|r| r["metadata"]["namespace"] == "team-a"));
     }
 
     #[test]

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::batch::{Change, ObjectResult};
+use super::Audited;
+use crate::batch::Change;
 
 #[derive(Debug, Default, Serialize)]
 pub struct Summary {
@@ -30,13 +31,14 @@ pub struct ImageCounts {
 }
 
 impl Summary {
-    /// `results` and whether each is reported on itself (see [`super::Fleet::reported`]).
-    pub fn of(results: &[ObjectResult], reported: &[bool]) -> Summary {
+    /// The numbers of an audit pass: every object counts by kind and its Pods' images in the
+    /// posture; findings and denials count on the objects they are reported on.
+    pub fn of(audited: &[Audited]) -> Summary {
         let mut summary = Summary {
-            objects: results.len(),
+            objects: audited.len(),
             ..Summary::default()
         };
-        for (result, reported) in results.iter().zip(reported) {
+        for Audited { result, reported, .. } in audited {
             *summary.kinds.entry(result.kind.clone()).or_default() += 1;
             if result.kind == "Pod" {
                 let counts = summary.images.entry(result.risk_level.clone()).or_default();
@@ -91,10 +93,16 @@ impl Summary {
 mod tests {
     use super::*;
     use crate::admission::Posture;
-    use crate::batch::FindingResult;
+    use crate::batch::{FindingResult, ObjectResult};
 
-    fn pod(kind: &str, allowed: bool, findings: &[(&str, &'static str)], images: Vec<Posture>) -> ObjectResult {
-        ObjectResult {
+    fn pod(
+        kind: &str,
+        reported: bool,
+        allowed: bool,
+        findings: &[(&str, &'static str)],
+        images: Vec<Posture>,
+    ) -> Audited {
+        let result = ObjectResult {
             origin: "cluster".into(),
             kind: kind.into(),
             namespace: "a".into(),
@@ -113,6 +121,13 @@ mod tests {
                 .collect(),
             images,
             applied: vec![],
+        };
+        Audited {
+            api_version: "v1".into(),
+            uid: "u".into(),
+            controller: None,
+            reported,
+            result,
         }
     }
 
@@ -125,12 +140,18 @@ mod tests {
             provenance: false,
         };
         let results = [
-            pod("Deployment", false, &[("pinned", "deny")], vec![Posture::default()]),
+            pod(
+                "Deployment",
+                true,
+                false,
+                &[("pinned", "deny")],
+                vec![Posture::default()],
+            ),
             // The Deployment's Pod: counted in the posture, its finding reported on the owner.
-            pod("Pod", false, &[("pinned", "deny")], vec![Posture::default()]),
-            pod("Pod", true, &[("latest", "warn")], vec![signed, signed]),
+            pod("Pod", false, false, &[("pinned", "deny")], vec![Posture::default()]),
+            pod("Pod", true, true, &[("latest", "warn")], vec![signed, signed]),
         ];
-        let summary = Summary::of(&results, &[true, false, true]);
+        let summary = Summary::of(&results);
         assert_eq!(summary.objects, 3);
         assert_eq!(summary.denied, 1);
         assert_eq!(summary.findings["pinned"]["deny"], 1);
