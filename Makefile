@@ -75,7 +75,8 @@ generate:
 ## Benchmarks against their floors and peers (docs/benchmarks.md): the decision path, the
 ## glibc and the shipped static musl binary beside `opa run --server` (vegeta from
 ## scripts/tools.sh), image verification (a local registry and cosign), and Gatekeeper
-## templates beside `gator bench`. Each prints a markdown report, kept in $(CARGO_TARGET_DIR)/bench/.
+## templates beside `gator bench`, and the audit (synthetic fleets, and a real apiserver and
+## registry). Each prints a markdown report, kept in $(CARGO_TARGET_DIR)/bench/.
 bench: vendor
 	mkdir -p $(CARGO_TARGET_DIR)/bench
 	PORTCULLIS_STATIC_BINARY="$$(scripts/static-build.sh)" $(CARGO) bench --locked --bench peer >$(CARGO_TARGET_DIR)/bench/peer.md
@@ -86,6 +87,8 @@ bench: vendor
 	cat $(CARGO_TARGET_DIR)/bench/verification.md
 	$(CARGO) bench --locked --bench gatekeeper >$(CARGO_TARGET_DIR)/bench/gatekeeper.md
 	cat $(CARGO_TARGET_DIR)/bench/gatekeeper.md
+	$(CARGO) bench --locked --bench audit >$(CARGO_TARGET_DIR)/bench/audit.md
+	cat $(CARGO_TARGET_DIR)/bench/audit.md
 
 build: vendor
 	$(CARGO) build --locked --release

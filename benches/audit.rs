@@ -8,12 +8,22 @@
 //! them, listed as the apiserver lists them (pages of 500: every Deployment, then every
 //! ReplicaSet, then every Pod, each generated only when its page is), in one of 50 namespaces, with two containers whose images come from a pool of 200
 //! (some pinned): about the size of what `kubectl get -o json` shows without managedFields.
+//!
+//! Then 1,000 and 10,000 such objects through a real kube-apiserver (`scripts/control-plane.sh`)
+//! with their images in a real registry, 20 distinct digests, half signed with cosign and
+//! verified: `audit::Pages` and `audit::Pass` as `portcullis audit` runs them, a cold pass (a
+//! new reviewer: nothing cached) and a warm one (the same reviewer again), with the registry
+//! requests each made (the registry's own access log). Run with `make bench`; `--cluster` runs
+//! only this part.
 
 use std::collections::HashMap;
 use std::process::Command;
 use std::time::Instant;
 
 use serde_json::{json, Value};
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use portcullis::audit::{self, reports, Pass, Summary, PAGE};
 use portcullis::config::Config;
@@ -33,6 +43,9 @@ fn main() {
     if let Some(at) = args.iter().position(|a| a == "--size") {
         let size = args[at + 1].parse().expect("a size");
         return println!("{}", run(size));
+    }
+    if args.iter().any(|a| a == "--cluster") {
+        return cluster();
     }
     let exe = std::env::current_exe().expect("the bench's own path");
     let mut runs: HashMap<usize, Vec<Value>> = HashMap::new();
@@ -78,6 +91,8 @@ fn main() {
             runs[&size][0]["findings"]
         );
     }
+    println!();
+    cluster();
 }
 
 /// One size, in this process: what it measured, as JSON.
@@ -137,25 +152,29 @@ fn pages(size: usize) -> impl Iterator<Item = Vec<Value>> {
     let mut objects = (0..KINDS.len())
         .flat_map(move |kind| (0..apps).map(move |app| (kind, app)))
         .take(size)
-        .map(|(kind, app)| synthetic(kind, app));
+        .map(|(kind, app)| synthetic(kind, app, &offline_image));
     std::iter::from_fn(move || {
         let page: Vec<Value> = objects.by_ref().take(PAGE as usize).collect();
         (!page.is_empty()).then_some(page)
     })
 }
 
-/// Object `kind` (of [`KINDS`]) of app number `app`.
-fn synthetic(kind: usize, app: usize) -> Value {
+/// Image `n` of the offline pool: one in four is not pinned.
+fn offline_image(n: usize) -> String {
+    let n = n % IMAGES;
+    match n % 4 {
+        0 => format!("registry.example.com/micro-apps/app-{n}:1.{n}.0"),
+        _ => format!("registry.example.com/micro-apps/app-{n}@sha256:{n:064x}"),
+    }
+}
+
+/// Object `kind` (of [`KINDS`]) of app number `app`, its containers' images `pool(app)` and
+/// `pool(app + 1)`.
+fn synthetic(kind: usize, app: usize, pool: &dyn Fn(usize) -> String) -> Value {
     let namespace = format!("team-{}", app % NAMESPACES);
     let name = format!("app-{app}");
-    let image = |n: usize| {
-        let n = (app + n) % IMAGES;
-        match n % 4 {
-            0 => format!("registry.example.com/micro-apps/app-{n}:1.{n}.0"),
-            _ => format!("registry.example.com/micro-apps/app-{n}@sha256:{n:064x}"),
-        }
-    };
-    let labels = json!({"app.kubernetes.io/name": name, "app.kubernetes.io/version": "1.0.0", "portcullis.io/owner": "team@example.com"});
+    let image = |n: usize| pool(app + n);
+    let labels = json!({"app.kubernetes.io/name": name, "app.kubernetes.io/version": "1.0.0", "portcullis.io/owner": "platform-team"});
     let spec = json!({
         "containers": [
             {"name": "app", "image": image(0), "ports": [{"containerPort": 8080}],
@@ -207,4 +226,210 @@ fn spread(mut values: Vec<f64>, digits: usize) -> String {
         values[0],
         values[values.len() - 1]
     )
+}
+
+/// Distinct images the cluster's fleet runs (every other one signed).
+const DIGESTS: usize = 20;
+/// Objects created at once through the apiserver.
+const CREATING: usize = 16;
+
+/// The cluster part: a pass cold then warm at each size, three rounds; printed as a table.
+fn cluster() {
+    let started = Instant::now();
+    let lab = common::lab::Lab::start();
+    lab.generate_key("trusted");
+    let images: Vec<String> = (0..DIGESTS)
+        .map(|n| {
+            let image = lab.push(
+                &format!("app-{n}"),
+                &format!("micro-apps/app-{n}"),
+                "1",
+                &format!("app {n}"),
+            );
+            if n % 2 == 0 {
+                lab.sign("trusted.key", &image);
+            }
+            image
+        })
+        .collect();
+    eprintln!(
+        "{DIGESTS} images pushed, half signed, in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    let registry = &lab.registry;
+    let config_text = format!(
+        "images:\n  registries: {{ allow: [\"{registry}\"], insecure: [\"{registry}\"] }}\n  trust:\n    - name: micro\n      images: [\"{registry}/**\"]\n      authorities: [{{ name: ci-key, key: {{ path: {key:?} }} }}]\n",
+        key = lab.key("trusted").display(),
+    );
+    let settings = Config::from_yaml(&config_text)
+        .expect("config")
+        .validate(false)
+        .expect("valid");
+    // What verifying each image asks of the registry, one `portcullis verify` process each.
+    let config = lab.dir.path().join("config.yaml");
+    std::fs::write(&config, &config_text).expect("config written");
+    let before = lab.requests().len();
+    for image in &images {
+        let verify = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["verify", "--config"])
+            .arg(&config)
+            .arg(image)
+            .output()
+            .expect("portcullis verify");
+        assert!(verify.status.code().is_some_and(|code| code < 2), "{verify:?}");
+    }
+    let alone = lab.requests().len() - before;
+
+    let control_plane = common::cluster::ControlPlane::start();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let client = runtime.block_on(async {
+        let file = kube::config::Kubeconfig::read_from(&control_plane.kubeconfig).expect("kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(file, &Default::default())
+            .await
+            .expect("config");
+        kube::Client::try_from(config).expect("client")
+    });
+    let namespaces: Vec<Value> = (0..NAMESPACES)
+        .map(|n| {
+            let level = ["low", "medium", "high"][n % 3];
+            json!({"apiVersion": "v1", "kind": "Namespace",
+                   "metadata": {"name": format!("team-{n}"), "labels": {"portcullis.io/risk-level": level}}})
+        })
+        .collect();
+    runtime.block_on(create(&client, namespaces));
+
+    let pool = |n: usize| images[n % DIGESTS].clone();
+    let mut rows = Vec::new();
+    let mut apps = 0;
+    for size in [1_000, 10_000] {
+        // More apps until the cluster holds `size` objects (a Deployment, its ReplicaSet, its Pod each).
+        let started = Instant::now();
+        let wanted = size / KINDS.len();
+        runtime.block_on(create_apps(&client, apps..wanted, &pool));
+        let created = started.elapsed().as_secs_f64();
+        eprintln!("{} objects created in {created:.0} s", (wanted - apps) * KINDS.len());
+        apps = wanted;
+        let objects = apps * KINDS.len();
+        let mut cold = Vec::new();
+        let mut warm = Vec::new();
+        let mut requests = Vec::new();
+        for _ in 0..ROUNDS {
+            let policies = portcullis::admission::setup::load_policies(&Source::Embedded, &settings).expect("policies");
+            let namespaces = runtime.block_on(audit::namespaces(&client, PAGE)).expect("namespaces");
+            let reviewer = portcullis::admission::Reviewer::from_settings(
+                &settings,
+                policies,
+                std::sync::Arc::new(namespaces),
+                std::sync::Arc::new(portcullis::metrics::Metrics::new()),
+                None,
+            )
+            .expect("reviewer");
+            let before = lab.requests().len();
+            let (seconds, audited) = cluster_pass(&runtime, &client, &reviewer);
+            assert_eq!(audited, objects);
+            cold.push(objects as f64 / seconds);
+            requests.push(lab.requests().len() - before);
+            let before = lab.requests().len();
+            let (seconds, _) = cluster_pass(&runtime, &client, &reviewer);
+            warm.push(objects as f64 / seconds);
+            assert_eq!(lab.requests().len(), before, "a warm pass asks the registry nothing");
+        }
+        rows.push((objects, created, cold, warm, requests));
+    }
+    println!("Through a real kube-apiserver, {NAMESPACES} namespaces, {DIGESTS} distinct digests in a real registry (half signed, cosign key), the default library with verification; {ROUNDS} rounds, median (min to max)\n");
+    println!("| objects | created in (s) | cold pass, objects/s | warm pass, objects/s | warm pass, s | registry requests, cold pass | the {DIGESTS} digests verified alone |");
+    println!("|---|---|---|---|---|---|---|");
+    for (objects, created, cold, warm, requests) in rows {
+        let warm_seconds: Vec<f64> = warm.iter().map(|rate| objects as f64 / rate).collect();
+        println!(
+            "| {objects} | {created:.1} | {} | {} | {} | {} | {alone} |",
+            spread(cold, 0),
+            spread(warm, 0),
+            spread(warm_seconds, 2),
+            spread(requests.iter().map(|&r| r as f64).collect(), 0),
+        );
+    }
+}
+
+/// One audit pass as `portcullis audit` runs it (pages listed, each decided online): its
+/// seconds and the objects it audited.
+fn cluster_pass(
+    runtime: &tokio::runtime::Runtime,
+    client: &kube::Client,
+    reviewer: &portcullis::admission::Reviewer,
+) -> (f64, usize) {
+    let started = Instant::now();
+    let selection = audit::Selection {
+        namespaces: &[],
+        page: PAGE,
+        matches: &[],
+    };
+    let mut pages = runtime.block_on(audit::Pages::open(client, &selection)).expect("pages");
+    let mut pass = Pass::new(reviewer, None, Some(runtime));
+    while let Some(page) = runtime.block_on(pages.next()).expect("a page") {
+        pass.decide(page).expect("decided");
+    }
+    let audited = pass.finish();
+    let summary = Summary::of(&audited);
+    for report in reports::render(
+        reports::Format::OpenReports,
+        audit::reported(&audited),
+        std::time::SystemTime::now(),
+    ) {
+        std::hint::black_box(serde_json::to_vec(&report).expect("json"));
+    }
+    (started.elapsed().as_secs_f64(), summary.objects)
+}
+
+/// Creates apps `apps` (a Deployment, then its ReplicaSet owned by it, then its Pod owned by
+/// that, with the uids the apiserver gave), [`CREATING`] apps at a time.
+async fn create_apps(client: &kube::Client, apps: std::ops::Range<usize>, pool: &dyn Fn(usize) -> String) {
+    use futures::StreamExt;
+    let apps: Vec<Vec<Value>> = apps
+        .map(|app| (0..KINDS.len()).map(|kind| synthetic(kind, app, pool)).collect())
+        .collect();
+    futures::stream::iter(apps)
+        .for_each_concurrent(CREATING, |objects| async move {
+            let mut owner: Option<String> = None;
+            for mut object in objects {
+                // What the apiserver sets itself.
+                let metadata = object["metadata"].as_object_mut().expect("metadata");
+                for field in ["uid", "resourceVersion", "creationTimestamp"] {
+                    metadata.remove(field);
+                }
+                if let Some(uid) = &owner {
+                    object["metadata"]["ownerReferences"][0]["uid"] = Value::String(uid.clone());
+                }
+                owner = Some(create_one(client, object).await);
+            }
+        })
+        .await;
+}
+
+/// Creates `objects` one after the other.
+async fn create(client: &kube::Client, objects: Vec<Value>) {
+    for object in objects {
+        create_one(client, object).await;
+    }
+}
+
+/// Creates `object` and returns its uid.
+async fn create_one(client: &kube::Client, object: Value) -> String {
+    use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
+    let (group, version) = match object["apiVersion"].as_str().expect("apiVersion").split_once('/') {
+        Some((group, version)) => (group.to_string(), version.to_string()),
+        None => (
+            String::new(),
+            object["apiVersion"].as_str().unwrap_or_default().to_string(),
+        ),
+    };
+    let kind = object["kind"].as_str().expect("kind");
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(&group, &version, kind));
+    let api: Api<DynamicObject> = match object.pointer("/metadata/namespace").and_then(Value::as_str) {
+        Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    let object: DynamicObject = serde_json::from_value(object).expect("an object");
+    let created = api.create(&PostParams::default(), &object).await.expect("created");
+    created.metadata.uid.expect("a uid")
 }
