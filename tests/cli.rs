@@ -390,7 +390,7 @@ fn audit_of_a_cluster_it_cannot_reach_is_an_error_not_a_clean_fleet() {
         String::from_utf8_lossy(&output.stdout)
     );
     assert!(
-        stderr(&output).contains("audit: cannot list Pod"),
+        stderr(&output).contains("audit: cannot list Namespace"),
         "{}",
         stderr(&output)
     );
