@@ -130,6 +130,23 @@ pub struct AuditArgs {
     /// Do not contact registries: image verification facts stay `skipped`.
     #[arg(long, env = "PORTCULLIS_OFFLINE", value_parser = clap::builder::BoolishValueParser::new())]
     pub offline: bool,
+    /// Audit continuously: a pass every interval (e.g. 10m), its results as metrics on
+    /// `server.metricsListen` (with the probes), until SIGTERM. Prints nothing per pass.
+    #[arg(long, env = "PORTCULLIS_AUDIT_INTERVAL", value_parser = audit_interval, conflicts_with_all = ["policies", "output"])]
+    pub interval: Option<std::time::Duration>,
+}
+
+/// An audit interval: a duration from 1s to 24h.
+fn audit_interval(text: &str) -> Result<std::time::Duration, String> {
+    let interval = crate::duration::parse(text).map_err(|error| error.to_string())?;
+    let (min, max) = (
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(86_400),
+    );
+    match interval >= min && interval <= max {
+        true => Ok(interval),
+        false => Err(format!("{text:?} is out of range (1s to 24h)")),
+    }
 }
 
 #[derive(Debug, Args)]

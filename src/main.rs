@@ -317,6 +317,9 @@ fn run_audit(cli: &Cli, args: &AuditArgs) -> Result<u8, StartupError> {
         settings.trust.entries.clear();
     }
     let (_, installed) = policies(&settings)?;
+    if let Some(interval) = args.interval {
+        return run_continuous_audit(settings, installed, args, interval);
+    }
     let proposed = match args.policies.as_slice() {
         [] => None,
         dirs => {
@@ -330,17 +333,18 @@ fn run_audit(cli: &Cli, args: &AuditArgs) -> Result<u8, StartupError> {
         }
     };
     // The kinds either set's Gatekeeper constraints select are listed too.
-    let matches: Vec<&Match> = std::iter::once(&installed)
+    let matches: Vec<Match> = std::iter::once(&installed)
         .chain(&proposed)
-        .flat_map(|set| set.constraints().iter().map(|c| &c.matcher))
+        .flat_map(|set| set.constraints().iter().map(|c| c.matcher.clone()))
         .collect();
+    let matches: Vec<&Match> = matches.iter().collect();
     let selection = audit::Selection {
         namespaces: &args.namespaces,
         page: audit::PAGE,
         matches: &matches,
     };
     let runtime = runtime()?;
-    let (client, namespaces, inventory, mut pages) = runtime.block_on(async {
+    let (client, namespaces, inventory) = runtime.block_on(async {
         let client = kube_client(args.kubeconfig.as_deref())
             .await
             .map_err(|source| StartupError::KubernetesApi {
@@ -358,10 +362,7 @@ fn run_audit(cli: &Cli, args: &AuditArgs) -> Result<u8, StartupError> {
                     .map_err(AuditError::List)?,
             ),
         };
-        let pages = audit::Pages::open(&client, &selection)
-            .await
-            .map_err(AuditError::List)?;
-        Ok::<_, StartupError>((client, namespaces, inventory, pages))
+        Ok::<_, StartupError>((client, namespaces, inventory))
     })?;
     let pull_secrets = settings
         .trust
@@ -380,13 +381,8 @@ fn run_audit(cli: &Cli, args: &AuditArgs) -> Result<u8, StartupError> {
             reviewer.replace_inventory(inventory.clone())?;
         }
     }
-    let online = (!settings.trust.entries.is_empty()).then_some(&runtime);
-    let mut pass = audit::Pass::new(&reviewer, proposal.as_ref(), online);
-    // Each page is decided outside the runtime: verification blocks on it.
-    while let Some(page) = runtime.block_on(pages.next()).map_err(AuditError::List)? {
-        pass.decide(page)?;
-    }
-    let audited = pass.finish();
+    let online = !settings.trust.entries.is_empty();
+    let audited = audit::pass(&runtime, &client, &selection, &reviewer, proposal.as_ref(), online)?;
     let summary = audit::Summary::of(&audited);
     let findings: Vec<&batch::ObjectResult> = audit::reported(&audited)
         .map(|audited| &audited.result)
@@ -421,6 +417,85 @@ fn run_audit(cli: &Cli, args: &AuditArgs) -> Result<u8, StartupError> {
         AuditOutput::Policyreport => print_reports(reports::Format::PolicyReport),
     }
     Ok(audit::exit_code(findings.into_iter(), proposal.is_some()) as u8)
+}
+
+/// `audit --interval`: a pass every interval with one reviewer (its verification cache warm
+/// between passes), the Namespaces and the inventory watched as the webhook watches them, the
+/// results as metrics beside the probes on `server.metricsListen`, until SIGTERM.
+fn run_continuous_audit(
+    settings: Settings,
+    installed: portcullis::policy::PolicySet,
+    args: &AuditArgs,
+    interval: std::time::Duration,
+) -> Result<u8, StartupError> {
+    let matches: Vec<Match> = installed.constraints().iter().map(|c| c.matcher.clone()).collect();
+    let matches: Vec<&Match> = matches.iter().collect();
+    let selection = audit::Selection {
+        namespaces: &args.namespaces,
+        page: audit::PAGE,
+        matches: &matches,
+    };
+    let ids: Vec<String> = installed
+        .policies()
+        .iter()
+        .map(|policy| policy.id.clone())
+        .chain(installed.constraints().iter().map(|constraint| constraint.id()))
+        .collect();
+    let (metrics, audit_metrics) = Metrics::for_audit();
+    let metrics = Arc::new(metrics);
+    let runtime = runtime()?;
+    let (client, state, listener) = runtime.block_on(async {
+        let client = kube_client(args.kubeconfig.as_deref())
+            .await
+            .map_err(|source| StartupError::KubernetesApi {
+                feature: "audit",
+                source,
+            })?;
+        let namespaces: Arc<dyn NamespaceLabels> = Arc::new(KubeNamespaces::start(client.clone()));
+        let pull_secrets = settings
+            .trust
+            .read_pull_secrets
+            .then(|| Arc::new(PullSecrets::new(client.clone())));
+        let reviewer = Reviewer::from_settings(&settings, installed, namespaces, metrics.clone(), pull_secrets)?;
+        let state = server::app_state_from(&settings, reviewer, metrics.clone());
+        if !settings.inventory.is_empty() {
+            InventorySync::start(client.clone(), &settings.inventory)
+                .await?
+                .follow(state.reviewer.clone(), state.metrics.clone());
+        }
+        let listener = tokio::net::TcpListener::bind(settings.metrics_listen)
+            .await
+            .map_err(StartupError::ListenAddress)?;
+        Ok::<_, StartupError>((client, state, listener))
+    })?;
+    let operations = listener.local_addr().map_err(StartupError::ListenAddress)?;
+    let router = server::router::operations_router(state.clone());
+    runtime.spawn(async move {
+        if let Err(error) = axum::serve(listener, router).await {
+            tracing::error!(%error, "the metrics listener stopped");
+        }
+    });
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopping = stop.clone();
+    runtime.spawn(async move {
+        wait_for_signal().await;
+        stopping.store(true, std::sync::atomic::Ordering::Release);
+    });
+    tracing::info!(%operations, interval = %portcullis::duration::format(interval), "continuous audit: metrics and probes listening");
+    let mut exporter = audit::continuous::Exporter::new(audit_metrics, ids);
+    let online = !settings.trust.entries.is_empty();
+    audit::continuous::run(
+        &runtime,
+        &client,
+        &selection,
+        &state.reviewer,
+        online,
+        interval,
+        &mut exporter,
+        &stop,
+    );
+    tracing::info!("continuous audit stopped");
+    Ok(0)
 }
 
 /// A client for `kubeconfig`'s current context, or the default configuration.

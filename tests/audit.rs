@@ -7,6 +7,7 @@ mod common;
 
 use std::path::Path;
 use std::process::Output;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -514,4 +515,108 @@ fn audit_verifies_each_running_digest_once_and_a_registry_down_is_an_error_not_a
     );
     // The audit's registry traffic: one verification per digest, the two Pods sharing one.
     assert_eq!(lab.requests().len() - before_audit, alone, "{:#?}", lab.requests());
+}
+
+#[test]
+fn the_continuous_audit_exports_the_fleet_as_metrics_and_follows_what_changes() {
+    let cluster = ControlPlane::start();
+    cluster.kubectl(&["create", "namespace", "team-a"]);
+    apply(&cluster, &pod("unpinned", "registry.example.com/team/web:1.0"));
+    apply(
+        &cluster,
+        &pod("pinned", &format!("registry.example.com/team/web@{DIGEST}")),
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    library(dir.path(), &[("pinned", PINNED)]);
+    let port = common::lab::pick_port();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "policies: {{ dirs: [{:?}] }}\nimages: {{ registries: {{ allow: [registry.example.com] }} }}\nserver: {{ metricsListen: \"127.0.0.1:{port}\" }}\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("audit.log");
+    let kubeconfig = cluster.kubeconfig.to_str().unwrap().to_string();
+    let service = common::Service::spawn(
+        Path::new(env!("CARGO_BIN_EXE_portcullis")),
+        &[
+            "audit",
+            "--config",
+            config.to_str().unwrap(),
+            "--kubeconfig",
+            &kubeconfig,
+            "--interval",
+            "1s",
+        ],
+        &log,
+        std::process::Stdio::null(),
+    );
+    let client = reqwest::blocking::Client::new();
+    let scrape = || {
+        client
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .ok()
+            .and_then(|response| response.text().ok())
+    };
+    let wait_for = |lines: &[&str]| {
+        common::try_poll(Duration::from_secs(30), Duration::from_millis(200), || {
+            scrape().filter(|text| lines.iter().all(|line| text.lines().any(|l| l == *line)))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{lines:#?} not scraped; last scrape:\n{}\nlog:\n{}",
+                scrape().unwrap_or_default(),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        })
+    };
+    let violations = |count: usize| {
+        format!(r#"portcullis_audit_violations{{policy="audit.pinned",enforcement="deny",risk_level="high"}} {count}"#)
+    };
+    let text = wait_for(&[
+        &violations(1),
+        r#"portcullis_audit_objects{kind="Pod"} 2"#,
+        r#"portcullis_fleet_images{risk_level="high",posture="running"} 2"#,
+        r#"portcullis_fleet_images{risk_level="high",posture="pinned"} 1"#,
+    ]);
+    // Known series at zero: another enforcement, another level, a kind with no objects.
+    for zero in [
+        r#"portcullis_audit_violations{policy="audit.pinned",enforcement="dryrun",risk_level="low"} 0"#,
+        r#"portcullis_audit_objects{kind="CronJob"} 0"#,
+        r#"portcullis_fleet_images{risk_level="low",posture="signed"} 0"#,
+    ] {
+        assert!(text.lines().any(|l| l == zero), "{zero} in\n{text}");
+    }
+    let last_pass = |text: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("portcullis_audit_last_pass_timestamp_seconds "))
+            .unwrap();
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let first = last_pass(&text);
+    assert!(first > 1.7e9, "{first}");
+
+    // Fixed in the cluster: the next pass finds nothing, and the series goes back to zero.
+    cluster.kubectl(&["delete", "pod", "unpinned", "-n", "team-a", "--wait=false"]);
+    let text = wait_for(&[
+        &violations(0),
+        r#"portcullis_audit_objects{kind="Pod"} 1"#,
+        r#"portcullis_fleet_images{risk_level="high",posture="running"} 1"#,
+    ]);
+    assert!(last_pass(&text) > first);
+    assert!(
+        !text.contains(r#"portcullis_audit_passes_total{result="failure"} 1"#),
+        "{text}"
+    );
+
+    // SIGTERM ends it between passes.
+    service.stop();
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("continuous audit stopped"), "{log}");
 }

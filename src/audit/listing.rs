@@ -52,6 +52,11 @@ fn audited_kinds() -> Vec<ApiResource> {
     ]
 }
 
+/// The kinds of [`audited_kinds`], by name.
+pub fn audited_kind_names() -> Vec<String> {
+    audited_kinds().into_iter().map(|resource| resource.kind).collect()
+}
+
 /// What to list: the namespaces (every one when empty), objects per request, and the
 /// Gatekeeper constraints' matches, whose kinds are listed beside the pod-bearing ones.
 pub struct Selection<'a> {

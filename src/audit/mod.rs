@@ -7,6 +7,7 @@
 //! fleet posture (they are what runs) but their findings are reported once, on that workload;
 //! an orphan Pod or a bare ReplicaSet is reported itself.
 
+pub mod continuous;
 pub mod listing;
 pub mod reports;
 pub mod summary;
@@ -141,6 +142,24 @@ impl<'a> Pass<'a> {
     fn is_listed(&self, uid: Option<&str>) -> bool {
         uid.is_some_and(|uid| self.listed.contains(uid))
     }
+}
+
+/// One audit pass over the cluster: the pages listed and each decided outside the runtime
+/// (verification blocks on it), then the pass finished.
+pub fn pass(
+    runtime: &tokio::runtime::Runtime,
+    client: &kube::Client,
+    selection: &Selection<'_>,
+    installed: &Reviewer,
+    proposal: Option<&Reviewer>,
+    online: bool,
+) -> Result<Vec<Audited>, AuditError> {
+    let mut pages = runtime.block_on(Pages::open(client, selection))?;
+    let mut pass = Pass::new(installed, proposal, online.then_some(runtime));
+    while let Some(page) = runtime.block_on(pages.next())? {
+        pass.decide(page)?;
+    }
+    Ok(pass.finish())
 }
 
 /// The uid of `object`'s controller: the owner reference marked `controller`.

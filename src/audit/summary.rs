@@ -19,6 +19,9 @@ pub struct Summary {
     pub findings: BTreeMap<String, BTreeMap<&'static str, usize>>,
     /// The running images by risk level.
     pub images: BTreeMap<String, ImageCounts>,
+    /// The same findings by policy, action and the object's risk level (the audit's metrics).
+    #[serde(skip)]
+    pub violations: BTreeMap<(String, &'static str, String), usize>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -60,6 +63,10 @@ impl Summary {
                     .entry(finding.policy.clone())
                     .or_default()
                     .entry(finding.action)
+                    .or_default() += 1;
+                *summary
+                    .violations
+                    .entry((finding.policy.clone(), finding.action, result.risk_level.clone()))
                     .or_default() += 1;
             }
         }
@@ -156,6 +163,13 @@ mod tests {
         assert_eq!(summary.denied, 1);
         assert_eq!(summary.findings["pinned"]["deny"], 1);
         assert_eq!(summary.findings["latest"]["warn"], 1);
+        assert_eq!(
+            summary.violations.keys().collect::<Vec<_>>(),
+            [
+                &("latest".to_string(), "warn", "low".to_string()),
+                &("pinned".to_string(), "deny", "low".to_string())
+            ]
+        );
         assert_eq!(
             summary.images["low"],
             ImageCounts {

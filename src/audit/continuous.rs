@@ -1,0 +1,222 @@
+//! The continuous audit: a full pass every interval with the same reviewer, whose verification
+//! cache stays warm between passes (a digest is verified again only when its entry expires),
+//! and each pass's results as metrics. Every series exists from startup: each policy of the
+//! set at every enforcement and risk level, each audited kind, each posture at every risk
+//! level start at zero, so a dashboard shows 0, not "No data", and a series that a pass no
+//! longer finds goes back to zero rather than vanishing.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::{listing, pass, Selection, Summary};
+use crate::admission::Reviewer;
+use crate::metrics::{AuditMetrics, FleetImageLabels, KindLabels, ResultLabels, ViolationLabels};
+use crate::results::Enforcement;
+use crate::risk::RiskLevel;
+
+const POSTURES: [&str; 5] = ["running", "pinned", "signed", "sbom", "provenance"];
+
+/// Sets the audit's series from each pass.
+pub struct Exporter {
+    metrics: AuditMetrics,
+    /// Every violation series set so far (the known ones at zero included).
+    violations: HashSet<ViolationLabels>,
+    kinds: BTreeSet<String>,
+}
+
+impl Exporter {
+    /// Every known series at zero: `policies` (the ids findings carry) at every enforcement
+    /// and risk level, the audited kinds, the posture at every risk level.
+    pub fn new(metrics: AuditMetrics, policies: impl IntoIterator<Item = String>) -> Exporter {
+        let mut violations = HashSet::new();
+        for policy in policies {
+            for enforcement in [Enforcement::Deny, Enforcement::Warn, Enforcement::DryRun] {
+                for level in RiskLevel::ALL {
+                    violations.insert(ViolationLabels {
+                        policy: policy.clone(),
+                        enforcement: enforcement.as_str(),
+                        risk_level: level.to_string(),
+                    });
+                }
+            }
+        }
+        let exporter = Exporter {
+            metrics,
+            violations,
+            kinds: listing::audited_kind_names().into_iter().collect(),
+        };
+        exporter.record(&Summary::default());
+        exporter.metrics.last_pass.set(0.0);
+        exporter
+    }
+
+    /// A completed pass: its numbers replace the last pass's.
+    pub fn completed(&mut self, summary: &Summary, took: Duration, at: SystemTime) {
+        for (policy, enforcement, risk_level) in summary.violations.keys() {
+            self.violations.insert(ViolationLabels {
+                policy: policy.clone(),
+                enforcement,
+                risk_level: risk_level.clone(),
+            });
+        }
+        self.kinds.extend(summary.kinds.keys().cloned());
+        self.record(summary);
+        let at = at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        self.metrics.last_pass.set(at.as_secs_f64());
+        self.metrics.pass_duration.set(took.as_secs_f64());
+        self.metrics
+            .passes
+            .get_or_create(&ResultLabels { result: "success" })
+            .inc();
+    }
+
+    /// A pass that could not list the cluster: the last pass's numbers stay, its timestamp ages.
+    pub fn failed(&self) {
+        self.metrics
+            .passes
+            .get_or_create(&ResultLabels { result: "failure" })
+            .inc();
+    }
+
+    fn record(&self, summary: &Summary) {
+        for labels in &self.violations {
+            let key = (labels.policy.clone(), labels.enforcement, labels.risk_level.clone());
+            let count = summary.violations.get(&key).copied().unwrap_or(0);
+            self.metrics.violations.get_or_create(labels).set(count as i64);
+        }
+        for kind in &self.kinds {
+            let count = summary.kinds.get(kind).copied().unwrap_or(0);
+            self.metrics
+                .objects
+                .get_or_create(&KindLabels { kind: kind.clone() })
+                .set(count as i64);
+        }
+        let levels: BTreeSet<String> = RiskLevel::ALL
+            .iter()
+            .map(ToString::to_string)
+            .chain(summary.images.keys().cloned())
+            .collect();
+        for risk_level in levels {
+            let counts = summary.images.get(&risk_level).copied().unwrap_or_default();
+            let values = [
+                counts.running,
+                counts.pinned,
+                counts.signed,
+                counts.sbom,
+                counts.provenance,
+            ];
+            for (posture, value) in POSTURES.into_iter().zip(values) {
+                let labels = FleetImageLabels {
+                    risk_level: risk_level.clone(),
+                    posture,
+                };
+                self.metrics.images.get_or_create(&labels).set(value as i64);
+            }
+        }
+    }
+}
+
+/// Runs a pass every `interval` (from the start of one to the start of the next; at once
+/// again when a pass took longer) until `stop` is set, waiting first for the reviewer to be
+/// ready (the Namespaces, and the inventory when configured, synced).
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    runtime: &tokio::runtime::Runtime,
+    client: &kube::Client,
+    selection: &Selection<'_>,
+    reviewer: &Reviewer,
+    online: bool,
+    interval: Duration,
+    exporter: &mut Exporter,
+    stop: &AtomicBool,
+) {
+    let wait = |until: Instant| {
+        while !stop.load(Ordering::Acquire) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(100).min(until.saturating_duration_since(Instant::now())));
+        }
+    };
+    while !stop.load(Ordering::Acquire) {
+        if let Some(reason) = reviewer.not_ready() {
+            tracing::info!(reason, "audit waits for its caches");
+            wait(Instant::now() + Duration::from_secs(1));
+            continue;
+        }
+        let started = Instant::now();
+        match pass(runtime, client, selection, reviewer, None, online) {
+            Ok(audited) => {
+                let summary = Summary::of(&audited);
+                let took = started.elapsed();
+                exporter.completed(&summary, took, SystemTime::now());
+                tracing::info!(
+                    objects = summary.objects,
+                    denied = summary.denied,
+                    seconds = took.as_secs_f64(),
+                    "audit pass completed"
+                );
+            }
+            Err(error) => {
+                exporter.failed();
+                tracing::error!(%error, "audit pass failed; the next one starts on schedule");
+            }
+        }
+        wait(started + interval);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+
+    fn line<'a>(text: &'a str, series: &str) -> Option<&'a str> {
+        text.lines().find(|l| l.starts_with(series))
+    }
+
+    #[test]
+    fn every_series_exists_from_startup_and_goes_back_to_zero() {
+        let (metrics, audit) = Metrics::for_audit();
+        let mut exporter = Exporter::new(audit, ["images.digest_pinning".to_string()]);
+        let text = metrics.encode();
+        let pinning =
+            r#"portcullis_audit_violations{policy="images.digest_pinning",enforcement="deny",risk_level="high"}"#;
+        assert_eq!(line(&text, pinning), Some(format!("{pinning} 0").as_str()));
+        assert!(line(&text, r#"portcullis_audit_objects{kind="Pod"} 0"#).is_some());
+        assert!(line(&text, r#"portcullis_fleet_images{risk_level="low",posture="signed"} 0"#).is_some());
+        assert!(line(&text, "portcullis_audit_last_pass_timestamp_seconds 0").is_some());
+        assert!(line(&text, r#"portcullis_audit_passes_total{result="failure"} 0"#).is_some());
+
+        let mut summary = Summary::default();
+        summary
+            .violations
+            .insert(("images.digest_pinning".into(), "deny", "high".into()), 2);
+        // A finding of portcullis's own checks: not known at startup.
+        summary
+            .violations
+            .insert(("portcullis.images".into(), "deny", "low".into()), 1);
+        summary.kinds.insert("Pod".into(), 3);
+        exporter.completed(
+            &summary,
+            Duration::from_millis(1500),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(100),
+        );
+        let text = metrics.encode();
+        assert_eq!(line(&text, pinning), Some(format!("{pinning} 2").as_str()));
+        let own = r#"portcullis_audit_violations{policy="portcullis.images",enforcement="deny",risk_level="low"}"#;
+        assert_eq!(line(&text, own), Some(format!("{own} 1").as_str()));
+        assert!(line(&text, r#"portcullis_audit_objects{kind="Pod"} 3"#).is_some());
+        assert!(line(&text, "portcullis_audit_last_pass_timestamp_seconds 100").is_some());
+        assert!(line(&text, "portcullis_audit_pass_duration_seconds 1.5").is_some());
+        assert!(line(&text, r#"portcullis_audit_passes_total{result="success"} 1"#).is_some());
+
+        exporter.completed(&Summary::default(), Duration::from_secs(1), SystemTime::UNIX_EPOCH);
+        let text = metrics.encode();
+        assert_eq!(line(&text, own), Some(format!("{own} 0").as_str()));
+        assert_eq!(line(&text, pinning), Some(format!("{pinning} 0").as_str()));
+    }
+
+    #[test]
+    fn the_webhook_registers_no_audit_series() {
+        assert!(!Metrics::new().encode().contains("portcullis_audit_"));
+    }
+}
