@@ -134,6 +134,18 @@ pub struct AuditArgs {
     /// `server.metricsListen` (with the probes), until SIGTERM. Prints nothing per pass.
     #[arg(long, env = "PORTCULLIS_AUDIT_INTERVAL", value_parser = audit_interval, conflicts_with_all = ["policies", "output"])]
     pub interval: Option<std::time::Duration>,
+    /// With --interval: write each pass's policy reports into the cluster (their CRDs
+    /// installed), only the changed ones.
+    #[arg(long, value_enum, env = "PORTCULLIS_AUDIT_REPORTS", requires = "interval")]
+    pub write_reports: Option<ReportFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// openreports.io/v1alpha1 Report and ClusterReport.
+    Openreports,
+    /// wgpolicyk8s.io/v1alpha2 PolicyReport and ClusterPolicyReport.
+    Policyreport,
 }
 
 /// An audit interval: a duration from 1s to 24h.

@@ -18,7 +18,9 @@ use portcullis::admission::Reviewer;
 use portcullis::audit::{self, reports, AuditError};
 use portcullis::batch;
 use portcullis::check::InputErrors;
-use portcullis::cli::{AuditArgs, AuditOutput, CheckArgs, Cli, Command, Output, ServeArgs, TestArgs, VerifyArgs};
+use portcullis::cli::{
+    AuditArgs, AuditOutput, CheckArgs, Cli, Command, Output, ReportFormat, ServeArgs, TestArgs, VerifyArgs,
+};
 use portcullis::config::{Config, ConfigErrors, NamespaceSource, Settings};
 use portcullis::images::pull_secrets::{PullSecretRefs, PullSecrets};
 use portcullis::images::verify::{status_label, Verifier, VerifierError};
@@ -97,6 +99,8 @@ enum StartupError {
     Tests(#[from] TestError),
     #[error("audit: {0}")]
     Audit(#[from] AuditError),
+    #[error("audit --write-reports: {0}")]
+    AuditReports(#[from] audit::writer::WriteError),
 }
 
 fn main() -> ExitCode {
@@ -444,7 +448,7 @@ fn run_continuous_audit(
     let (metrics, audit_metrics) = Metrics::for_audit();
     let metrics = Arc::new(metrics);
     let runtime = runtime()?;
-    let (client, state, listener) = runtime.block_on(async {
+    let (client, state, listener, mut writer) = runtime.block_on(async {
         let client = kube_client(args.kubeconfig.as_deref())
             .await
             .map_err(|source| StartupError::KubernetesApi {
@@ -463,10 +467,20 @@ fn run_continuous_audit(
                 .await?
                 .follow(state.reviewer.clone(), state.metrics.clone());
         }
+        let writer = match args.write_reports {
+            None => None,
+            Some(format) => {
+                let format = match format {
+                    ReportFormat::Openreports => reports::Format::OpenReports,
+                    ReportFormat::Policyreport => reports::Format::PolicyReport,
+                };
+                Some(audit::writer::ReportWriter::open(client.clone(), format).await?)
+            }
+        };
         let listener = tokio::net::TcpListener::bind(settings.metrics_listen)
             .await
             .map_err(StartupError::ListenAddress)?;
-        Ok::<_, StartupError>((client, state, listener))
+        Ok::<_, StartupError>((client, state, listener, writer))
     })?;
     let operations = listener.local_addr().map_err(StartupError::ListenAddress)?;
     let router = server::router::operations_router(state.clone());
@@ -482,18 +496,16 @@ fn run_continuous_audit(
         stopping.store(true, std::sync::atomic::Ordering::Release);
     });
     tracing::info!(%operations, interval = %portcullis::duration::format(interval), "continuous audit: metrics and probes listening");
-    let mut exporter = audit::continuous::Exporter::new(audit_metrics, ids);
-    let online = !settings.trust.entries.is_empty();
-    audit::continuous::run(
-        &runtime,
-        &client,
-        &selection,
-        &state.reviewer,
-        online,
+    let mut exporter = audit::continuous::Exporter::new(audit_metrics, ids, interval, std::time::SystemTime::now());
+    let continuous = audit::continuous::Continuous {
+        runtime: &runtime,
+        client: &client,
+        selection: &selection,
+        reviewer: &state.reviewer,
+        online: !settings.trust.entries.is_empty(),
         interval,
-        &mut exporter,
-        &stop,
-    );
+    };
+    continuous.run(&mut exporter, writer.as_mut(), &stop);
     tracing::info!("continuous audit stopped");
     Ok(0)
 }

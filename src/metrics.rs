@@ -110,6 +110,9 @@ pub struct AuditMetrics {
     /// When the last pass completed (seconds since the epoch; 0 before the first).
     pub last_pass: Gauge<f64, AtomicU64>,
     pub pass_duration: Gauge<f64, AtomicU64>,
+    /// When the audit started, and its interval: with the last pass, what tells a stale audit.
+    pub started: Gauge<f64, AtomicU64>,
+    pub interval: Gauge<f64, AtomicU64>,
     pub passes: Family<ResultLabels, Counter>,
 }
 
@@ -121,6 +124,8 @@ impl AuditMetrics {
             images: Family::default(),
             last_pass: Gauge::default(),
             pass_duration: Gauge::default(),
+            started: Gauge::default(),
+            interval: Gauge::default(),
             passes: Family::default(),
         };
         registry.register(
@@ -147,6 +152,16 @@ impl AuditMetrics {
             "audit_pass_duration_seconds",
             "How long the last completed audit pass took",
             metrics.pass_duration.clone(),
+        );
+        registry.register(
+            "audit_started_timestamp_seconds",
+            "When the continuous audit started",
+            metrics.started.clone(),
+        );
+        registry.register(
+            "audit_interval_seconds",
+            "The continuous audit's interval between the starts of two passes",
+            metrics.interval.clone(),
         );
         registry.register(
             "audit_passes",

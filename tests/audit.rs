@@ -518,9 +518,19 @@ fn audit_verifies_each_running_digest_once_and_a_registry_down_is_an_error_not_a
 }
 
 #[test]
-fn the_continuous_audit_exports_the_fleet_as_metrics_and_follows_what_changes() {
+fn the_continuous_audit_exports_the_fleet_as_metrics_and_reports_and_follows_what_changes() {
     let cluster = ControlPlane::start();
     cluster.kubectl(&["create", "namespace", "team-a"]);
+    let crds = common::lab::tool("report-crds");
+    cluster.kubectl(&["apply", "-f", crds.to_str().unwrap()]);
+    cluster.kubectl(&["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]);
+    // A report an earlier audit left (the namespace then needed two): ours, so it goes.
+    apply(
+        &cluster,
+        &json!({"apiVersion": "openreports.io/v1alpha1", "kind": "Report",
+                "metadata": {"name": "portcullis-audit-2", "namespace": "team-a",
+                             "labels": {"app.kubernetes.io/managed-by": "portcullis"}}}),
+    );
     apply(&cluster, &pod("unpinned", "registry.example.com/team/web:1.0"));
     apply(
         &cluster,
@@ -551,6 +561,8 @@ fn the_continuous_audit_exports_the_fleet_as_metrics_and_follows_what_changes() 
             &kubeconfig,
             "--interval",
             "1s",
+            "--write-reports",
+            "openreports",
         ],
         &log,
         std::process::Stdio::null(),
@@ -602,6 +614,51 @@ fn the_continuous_audit_exports_the_fleet_as_metrics_and_follows_what_changes() 
     let first = last_pass(&text);
     assert!(first > 1.7e9, "{first}");
 
+    // The pass's report, written by the audit; the stale one deleted.
+    let report = || -> Value {
+        serde_json::from_str(&cluster.kubectl(&[
+            "get",
+            "reports.openreports.io",
+            "-n",
+            "team-a",
+            "portcullis-audit",
+            "-o",
+            "json",
+        ]))
+        .unwrap()
+    };
+    let outcomes = |report: &Value| -> Vec<(String, String)> {
+        let mut outcomes: Vec<(String, String)> = report["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["resources"][0]["name"].as_str().unwrap().to_string(),
+                    r["result"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        outcomes.sort();
+        outcomes
+    };
+    let written = report();
+    assert_eq!(
+        outcomes(&written),
+        [("pinned".into(), "pass".into()), ("unpinned".into(), "fail".into())]
+    );
+    let names = cluster.kubectl(&["get", "reports.openreports.io", "-n", "team-a", "-o", "name"]);
+    assert_eq!(names.trim(), "report.openreports.io/portcullis-audit", "{names}");
+    // Passes that find the same write nothing: the stored object is untouched.
+    let version = written["metadata"]["resourceVersion"].clone();
+    common::poll(
+        "two more passes",
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || scrape().filter(|text| last_pass(text) > first + 2.0),
+    );
+    assert_eq!(report()["metadata"]["resourceVersion"], version);
+
     // Fixed in the cluster: the next pass finds nothing, and the series goes back to zero.
     cluster.kubectl(&["delete", "pod", "unpinned", "-n", "team-a", "--wait=false"]);
     let text = wait_for(&[
@@ -614,6 +671,17 @@ fn the_continuous_audit_exports_the_fleet_as_metrics_and_follows_what_changes() 
         !text.contains(r#"portcullis_audit_passes_total{result="failure"} 1"#),
         "{text}"
     );
+    // The pass that saw the fix rewrote the report.
+    let fixed = common::poll(
+        "the report without the deleted Pod",
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || {
+            let fixed = report();
+            (outcomes(&fixed) == [("pinned".to_string(), "pass".to_string())]).then_some(fixed)
+        },
+    );
+    assert_ne!(fixed["metadata"]["resourceVersion"], version);
 
     // SIGTERM ends it between passes.
     service.stop();

@@ -9,6 +9,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::writer::{ReportWriter, Written};
 use super::{listing, pass, Selection, Summary};
 use crate::admission::Reviewer;
 use crate::metrics::{AuditMetrics, FleetImageLabels, KindLabels, ResultLabels, ViolationLabels};
@@ -27,8 +28,14 @@ pub struct Exporter {
 
 impl Exporter {
     /// Every known series at zero: `policies` (the ids findings carry) at every enforcement
-    /// and risk level, the audited kinds, the posture at every risk level.
-    pub fn new(metrics: AuditMetrics, policies: impl IntoIterator<Item = String>) -> Exporter {
+    /// and risk level, the audited kinds, the posture at every risk level; and the audit's
+    /// `interval` and start.
+    pub fn new(
+        metrics: AuditMetrics,
+        policies: impl IntoIterator<Item = String>,
+        interval: Duration,
+        started: SystemTime,
+    ) -> Exporter {
         let mut violations = HashSet::new();
         for policy in policies {
             for enforcement in [Enforcement::Deny, Enforcement::Warn, Enforcement::DryRun] {
@@ -48,6 +55,8 @@ impl Exporter {
         };
         exporter.record(&Summary::default());
         exporter.metrics.last_pass.set(0.0);
+        exporter.metrics.interval.set(interval.as_secs_f64());
+        exporter.metrics.started.set(epoch_seconds(started));
         exporter
     }
 
@@ -62,8 +71,7 @@ impl Exporter {
         }
         self.kinds.extend(summary.kinds.keys().cloned());
         self.record(summary);
-        let at = at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-        self.metrics.last_pass.set(at.as_secs_f64());
+        self.metrics.last_pass.set(epoch_seconds(at));
         self.metrics.pass_duration.set(took.as_secs_f64());
         self.metrics
             .passes
@@ -117,50 +125,76 @@ impl Exporter {
     }
 }
 
-/// Runs a pass every `interval` (from the start of one to the start of the next; at once
-/// again when a pass took longer) until `stop` is set, waiting first for the reviewer to be
-/// ready (the Namespaces, and the inventory when configured, synced).
-#[allow(clippy::too_many_arguments)]
-pub fn run(
-    runtime: &tokio::runtime::Runtime,
-    client: &kube::Client,
-    selection: &Selection<'_>,
-    reviewer: &Reviewer,
-    online: bool,
-    interval: Duration,
-    exporter: &mut Exporter,
-    stop: &AtomicBool,
-) {
-    let wait = |until: Instant| {
-        while !stop.load(Ordering::Acquire) && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(100).min(until.saturating_duration_since(Instant::now())));
-        }
-    };
-    while !stop.load(Ordering::Acquire) {
-        if let Some(reason) = reviewer.not_ready() {
-            tracing::info!(reason, "audit waits for its caches");
-            wait(Instant::now() + Duration::from_secs(1));
-            continue;
-        }
-        let started = Instant::now();
-        match pass(runtime, client, selection, reviewer, None, online) {
-            Ok(audited) => {
-                let summary = Summary::of(&audited);
-                let took = started.elapsed();
-                exporter.completed(&summary, took, SystemTime::now());
-                tracing::info!(
-                    objects = summary.objects,
-                    denied = summary.denied,
-                    seconds = took.as_secs_f64(),
-                    "audit pass completed"
-                );
+fn epoch_seconds(at: SystemTime) -> f64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+/// What a continuous audit runs on.
+pub struct Continuous<'a> {
+    pub runtime: &'a tokio::runtime::Runtime,
+    pub client: &'a kube::Client,
+    pub selection: &'a Selection<'a>,
+    pub reviewer: &'a Reviewer,
+    /// Verify images (trust entries configured).
+    pub online: bool,
+    /// From the start of one pass to the start of the next (at once again when a pass took
+    /// longer).
+    pub interval: Duration,
+}
+
+impl Continuous<'_> {
+    /// Runs passes until `stop` is set, waiting first for the reviewer to be ready (the
+    /// Namespaces, and the inventory when configured, synced); each pass's results go to the
+    /// metrics and, with a writer, to the reports.
+    pub fn run(&self, exporter: &mut Exporter, mut writer: Option<&mut ReportWriter>, stop: &AtomicBool) {
+        let wait = |until: Instant| {
+            while !stop.load(Ordering::Acquire) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(100).min(until.saturating_duration_since(Instant::now())));
             }
-            Err(error) => {
-                exporter.failed();
-                tracing::error!(%error, "audit pass failed; the next one starts on schedule");
+        };
+        while !stop.load(Ordering::Acquire) {
+            if let Some(reason) = self.reviewer.not_ready() {
+                tracing::info!(reason, "audit waits for its caches");
+                wait(Instant::now() + Duration::from_secs(1));
+                continue;
             }
+            let started = Instant::now();
+            match pass(
+                self.runtime,
+                self.client,
+                self.selection,
+                self.reviewer,
+                None,
+                self.online,
+            ) {
+                Ok(audited) => {
+                    let summary = Summary::of(&audited);
+                    let (took, at) = (started.elapsed(), SystemTime::now());
+                    exporter.completed(&summary, took, at);
+                    let written = match writer.as_deref_mut() {
+                        Some(writer) => self.runtime.block_on(writer.write(&audited, at)),
+                        None => Written::default(),
+                    };
+                    tracing::info!(
+                        objects = summary.objects,
+                        denied = summary.denied,
+                        seconds = took.as_secs_f64(),
+                        reports_applied = written.applied,
+                        reports_unchanged = written.unchanged,
+                        reports_deleted = written.deleted,
+                        reports_failed = written.failed,
+                        "audit pass completed"
+                    );
+                }
+                Err(error) => {
+                    exporter.failed();
+                    tracing::error!(%error, "audit pass failed; the next one starts on schedule");
+                }
+            }
+            wait(started + self.interval);
         }
-        wait(started + interval);
     }
 }
 
@@ -176,7 +210,12 @@ mod tests {
     #[test]
     fn every_series_exists_from_startup_and_goes_back_to_zero() {
         let (metrics, audit) = Metrics::for_audit();
-        let mut exporter = Exporter::new(audit, ["images.digest_pinning".to_string()]);
+        let mut exporter = Exporter::new(
+            audit,
+            ["images.digest_pinning".to_string()],
+            Duration::from_secs(600),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(50),
+        );
         let text = metrics.encode();
         let pinning =
             r#"portcullis_audit_violations{policy="images.digest_pinning",enforcement="deny",risk_level="high"}"#;
@@ -184,6 +223,8 @@ mod tests {
         assert!(line(&text, r#"portcullis_audit_objects{kind="Pod"} 0"#).is_some());
         assert!(line(&text, r#"portcullis_fleet_images{risk_level="low",posture="signed"} 0"#).is_some());
         assert!(line(&text, "portcullis_audit_last_pass_timestamp_seconds 0").is_some());
+        assert!(line(&text, "portcullis_audit_started_timestamp_seconds 50").is_some());
+        assert!(line(&text, "portcullis_audit_interval_seconds 600").is_some());
         assert!(line(&text, r#"portcullis_audit_passes_total{result="failure"} 0"#).is_some());
 
         let mut summary = Summary::default();

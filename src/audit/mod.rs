@@ -12,6 +12,7 @@ pub mod listing;
 pub mod reports;
 pub mod summary;
 pub mod what_if;
+pub mod writer;
 
 use std::collections::HashSet;
 

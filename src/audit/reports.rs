@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
+use kube::api::{ApiResource, GroupVersionKind};
 use serde_json::{json, Value};
 
 use super::Audited;
@@ -36,6 +37,17 @@ impl Format {
             Format::OpenReports => ("Report", "ClusterReport"),
             Format::PolicyReport => ("PolicyReport", "ClusterPolicyReport"),
         }
+    }
+
+    /// The API resources of the namespaced and of the cluster-wide report.
+    pub fn resources(self) -> (ApiResource, ApiResource) {
+        let (group, version) = self.api_version().split_once('/').unwrap_or_default();
+        let (namespaced, cluster) = self.kinds();
+        let resource = |kind: &str| {
+            let gvk = GroupVersionKind::gvk(group, version, kind);
+            ApiResource::from_gvk_with_plural(&gvk, &format!("{}s", kind.to_ascii_lowercase()))
+        };
+        (resource(namespaced), resource(cluster))
     }
 }
 
