@@ -8,7 +8,7 @@
 #   charts/portcullis/policies/   the default library (policies/) without its tests: Helm packs
 #                                 only files inside the chart, so the chart carries a copy
 #   deploy/portcullis.yaml        the chart rendered for `kubectl apply` (see render_deploy)
-# helm comes from scripts/tools.sh (built once from the Go module proxy, then cached).
+# helm and promtool come from scripts/tools.sh (built once from the Go module proxy, then cached).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -171,8 +171,22 @@ reject /policies/inventory/0 --set 'policies.inventory[0].kind=Ingress'
 reject /webhook/extraRules/0/operations/0 --set 'webhook.extraRules[0].apiGroups={""},webhook.extraRules[0].apiVersions={v1},webhook.extraRules[0].resources={services},webhook.extraRules[0].operations={READ}'
 reject "invalid propertyName 'notes.txt'" --set-string 'policies.extra.notes\.txt=x'
 
+# 5. The PrometheusRule's alerts: valid for Prometheus (`promtool check rules`) and each one
+# firing on what it is about and quiet otherwise (`promtool test rules`, tests/alerts/). The
+# rules are rendered with the cert-manager variant (every alert, in-cluster ones included).
+PROMTOOL=$(scripts/tools.sh promtool)
+"$HELM" template "$RELEASE" "$CHART" --namespace "$NAMESPACE" -f "$CHART/ci/cert-manager-values.yaml" \
+  --show-only templates/prometheusrule.yaml | sed -n '/^spec:/,$p' | tail -n +2 | sed 's/^  //' >"$WORK/portcullis-rules.yaml"
+cp tests/alerts/portcullis.test.yaml "$WORK/"
+"$PROMTOOL" check rules "$WORK/portcullis-rules.yaml" >"$WORK/promtool.log" 2>&1 ||
+  fail "promtool check rules:$(printf '\n%s' "$(cat "$WORK/promtool.log")")"
+"$PROMTOOL" test rules "$WORK/portcullis.test.yaml" >"$WORK/promtool.log" 2>&1 ||
+  fail "promtool test rules:$(printf '\n%s' "$(cat "$WORK/promtool.log")")"
+alerts=$(grep -c '^      - alert:' "$WORK/portcullis-rules.yaml")
+tested=$(grep -o 'alertname: [A-Za-z]*' tests/alerts/portcullis.test.yaml | sort -u | wc -l)
+((alerts == tested)) || fail "tests/alerts/portcullis.test.yaml tests $tested alerts of $alerts"
 
 if ((failures)); then
   die "$failures check(s) failed"
 fi
-echo "chart-check: ok (${#variants[@]} variants linted and rendered, $DEPLOY and $CHART/policies up to date, schema refusals checked)" >&2
+echo "chart-check: ok (${#variants[@]} variants linted and rendered, $DEPLOY and $CHART/policies up to date, schema refusals checked, $alerts alerts unit-tested with promtool)" >&2

@@ -29,7 +29,10 @@ PROMETHEUS_OPERATOR_VERSION=v0.85.0
 # of their own on the proxy; Kyverno's module carries them).
 OPENREPORTS_VERSION=v0.2.1
 KYVERNO_VERSION=v1.19.1
-KNOWN="etcd kube-apiserver kubectl cosign crane helm opa gator vegeta registry crds report-crds"
+# Prometheus and promtool, to scrape a live portcullis and to check and unit-test the chart's
+# rules (module v0.X.Y is Prometheus 3.X.Y).
+PROMETHEUS_VERSION=v0.316.0
+KNOWN="etcd kube-apiserver kubectl cosign crane helm opa gator vegeta registry crds report-crds prometheus promtool"
 
 ROOT=${PORTCULLIS_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/portcullis-tools}
 # Never fetch another toolchain; one module/build cache under ROOT so CI can cache it whole.
@@ -231,6 +234,10 @@ for tool in "$@"; do
   vegeta) go_tool vegeta "$VEGETA_VERSION" recipe_install "github.com/tsenart/vegeta/v12@$VEGETA_VERSION" ;;
   gator) go_tool gator "$GATOR_VERSION" recipe_install \
     "github.com/open-policy-agent/gatekeeper/v3/cmd/gator@$GATOR_VERSION" ;;
+  prometheus) go_tool prometheus "$PROMETHEUS_VERSION" recipe_install \
+    "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION" ;;
+  promtool) go_tool promtool "$PROMETHEUS_VERSION" recipe_install \
+    "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION" ;;
   registry) registry ;;
   crds) crds ;;
   report-crds) report_crds ;;

@@ -5,6 +5,10 @@
 //! name in the dashboard's queries and the rules' expressions must be a series of the live
 //! `/metrics`, with every label the query selects or groups by.
 //!
+//! The fleet panels and the audit alert read the continuous audit's series: a second process,
+//! `portcullis audit --interval`, is scraped too. Its cluster is a closed port, so it never
+//! completes a pass: what it exports is what it exports from startup, every series at zero.
+//!
 //! prometheus-client writes no `# HELP`/`# TYPE` lines for a labelled family that has no
 //! series yet, so a name is only "exported" here once a real event has produced it.
 
@@ -301,6 +305,63 @@ logging: {{ format: json }}
     portcullis.wait_for_metric("portcullis_policy_reloads_total{result=\"failure\"}")
 }
 
+/// The continuous audit's `/metrics` before its first pass (its cluster unreachable).
+fn audit_scrape(dir: &Path) -> String {
+    let library = dir.join("audit-policies");
+    copy_library(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"), &library);
+    let closed = common::lab::ClosedPort::new();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: 'https://{}', insecure-skip-tls-verify: true}}}}]\nusers: [{{name: u, user: {{token: t}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u}}}}]\ncurrent-context: x\n",
+            closed.addr
+        ),
+    )
+    .unwrap();
+    let port = common::lab::pick_port();
+    let config = dir.join("audit.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "images: {{ registries: {{ allow: [registry.example.com] }} }}\npolicies: {{ dirs: [{}] }}\nserver: {{ metricsListen: \"127.0.0.1:{port}\" }}\n",
+            library.display()
+        ),
+    )
+    .unwrap();
+    let log = dir.join("audit.log");
+    let _service = Service::spawn(
+        Path::new(env!("CARGO_BIN_EXE_portcullis")),
+        &[
+            "audit",
+            "--interval",
+            "10m",
+            "--config",
+            config.to_str().unwrap(),
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ],
+        &log,
+        Stdio::null(),
+    );
+    let client = reqwest::blocking::Client::new();
+    try_poll(Duration::from_secs(30), Duration::from_millis(100), || {
+        let text = client
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .ok()?
+            .text()
+            .ok()?;
+        text.contains("portcullis_audit_interval_seconds 600").then_some(text)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the audit served no metrics; its log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    })
+}
+
 #[test]
 fn dashboard_and_alerts_use_only_exported_metrics() {
     let mut dashboard = Uses::default();
@@ -321,8 +382,9 @@ fn dashboard_and_alerts_use_only_exported_metrics() {
         .contains_key("portcullis_admission_duration_seconds_bucket"));
 
     let dir = tempfile::tempdir().unwrap();
-    let scrape = live_scrape(dir.path());
+    let scrape = format!("{}{}", live_scrape(dir.path()), audit_scrape(dir.path()));
     let exported = parse_scrape(&scrape);
+    assert!(exported.contains_key("portcullis_fleet_images"), "{scrape}");
 
     let mut problems = Vec::new();
     for (source, uses) in [("dashboard", &dashboard), ("PrometheusRule", &rules)] {

@@ -88,6 +88,15 @@ item's path puts the file back in its folder.
 {{- end -}}
 {{- end -}}
 
+{{/* The series of this release's continuous audit (`portcullis audit --interval`). */}}
+{{- define "portcullis.auditMetricSelector" -}}
+{{- if .Values.prometheusRule.auditMetricSelector -}}
+{{- .Values.prometheusRule.auditMetricSelector -}}
+{{- else -}}
+{{- printf "job=%q, namespace=%q" (printf "%s-audit" (include "portcullis.fullname" .)) .Release.Namespace -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The portcullis config file: the values' config with the chart-owned fields set. */}}
 {{- define "portcullis.config" -}}
 {{- $config := deepCopy .Values.config -}}
