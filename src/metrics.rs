@@ -175,6 +175,22 @@ impl AuditMetrics {
     }
 }
 
+/// Every value of `portcullis_policy_evaluations_total`'s `result`.
+pub const POLICY_RESULTS: [&str; 5] = ["pass", "deny", "warn", "error", "timeout"];
+
+/// Every value of `portcullis_image_verifications_total`'s `status` (as `images::verify`
+/// names them).
+pub const VERIFICATION_STATUSES: [&str; 8] = [
+    "verified",
+    "unsigned",
+    "invalid",
+    "untrusted",
+    "no_trust_policy",
+    "error",
+    "timeout",
+    "skipped",
+];
+
 fn success_label(success: bool) -> &'static str {
     if success {
         "success"
@@ -299,6 +315,32 @@ impl Metrics {
             "Images in admitted reviews, by risk level and whether each was pinned, signed, with a verified SBOM and provenance",
             images_admitted.clone(),
         );
+        // The label values the dashboard and the alerts select, at zero from startup: a panel
+        // shows 0, not "No data", and an alert can tell "none" from "not scraped".
+        for result in ["hit", "miss", "coalesced"] {
+            cache_requests.get_or_create(&ResultLabels { result }).inc_by(0);
+        }
+        for status in VERIFICATION_STATUSES {
+            verifications.get_or_create(&StatusLabels { status }).inc_by(0);
+        }
+        for result in ["success", "failure"] {
+            policy_reloads.get_or_create(&ResultLabels { result }).inc_by(0);
+            tls_reloads.get_or_create(&ResultLabels { result }).inc_by(0);
+        }
+        for risk_level in ["low", "medium", "high"] {
+            for flags in 0..16u8 {
+                let flag = |bit: u8| yes_no(flags & bit != 0);
+                images_admitted
+                    .get_or_create(&AdmittedLabels {
+                        risk_level,
+                        pinned: flag(1),
+                        signed: flag(2),
+                        sbom: flag(4),
+                        provenance: flag(8),
+                    })
+                    .inc_by(0);
+            }
+        }
         let build_info = Family::<VersionLabels, Gauge>::default();
         registry.register("build_info", "Build information", build_info.clone());
         build_info
@@ -380,6 +422,21 @@ impl Metrics {
     /// The serving certificate's expiry (seconds since the epoch; 0 when it cannot be read).
     pub fn set_certificate_expiry(&self, expires_at: Option<i64>) {
         self.certificate_expiry.set(expires_at.unwrap_or(0));
+    }
+
+    /// Every policy of a loaded set, each result at zero from now on, so that a dashboard or
+    /// an alert reading one (`result="error"`) finds the series before the first such result.
+    pub fn known_policies(&self, ids: impl IntoIterator<Item = String>) {
+        for policy in ids {
+            for result in POLICY_RESULTS {
+                self.policy_evaluations
+                    .get_or_create(&PolicyResultLabels {
+                        policy: policy.clone(),
+                        result,
+                    })
+                    .inc_by(0);
+            }
+        }
     }
 
     /// The active set's policies by engine (every engine named, with 0 where none runs).

@@ -15,16 +15,11 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::BufRead;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::path::Path;
 
 use regex::Regex;
-use serde_json::Value;
 
-use common::{fixture, pod_request, review, try_poll, Service};
+use common::monitoring::{chart, dashboard_queries, live_portcullis, scrape_until, start_audit};
 
 /// Labels Prometheus adds to every scraped series (the scrape target's), not portcullis.
 const TARGET_LABELS: [&str; 7] = [
@@ -36,10 +31,6 @@ const TARGET_LABELS: [&str; 7] = [
     "container",
     "endpoint",
 ];
-
-fn chart() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/portcullis")
-}
 
 /// A metric reference in a query: the series name and the labels the query needs on it.
 #[derive(Debug, Default)]
@@ -97,30 +88,6 @@ fn scan(expr: &str, uses: &mut Uses) {
     }
 }
 
-/// Every `expr` (panel targets) and variable query of the dashboard.
-fn dashboard_queries() -> Vec<String> {
-    fn walk(value: &Value, out: &mut Vec<String>) {
-        match value {
-            Value::Object(map) => {
-                for (key, v) in map {
-                    match (key.as_str(), v) {
-                        ("expr" | "definition", Value::String(s)) => out.push(s.clone()),
-                        ("query", Value::String(s)) => out.push(s.clone()),
-                        _ => walk(v, out),
-                    }
-                }
-            }
-            Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
-            _ => {}
-        }
-    }
-    let text = std::fs::read_to_string(chart().join("dashboards/portcullis.json")).unwrap();
-    let dashboard: Value = serde_json::from_str(&text).unwrap();
-    let mut queries = Vec::new();
-    walk(&dashboard, &mut queries);
-    queries
-}
-
 /// The rules template without its Helm actions (`{{ ... }}`), which hold no metric names.
 fn rules_text() -> String {
     let text = std::fs::read_to_string(chart().join("templates/prometheusrule.yaml")).unwrap();
@@ -145,170 +112,8 @@ fn parse_scrape(text: &str) -> BTreeMap<String, BTreeSet<String>> {
     series
 }
 
-/// portcullis (the built binary) serving with `--dev` certificates on free loopback ports.
-struct Portcullis {
-    _service: Service,
-    webhook: String,
-    metrics: String,
-    client: reqwest::blocking::Client,
-}
-
-impl Portcullis {
-    fn start(dir: &Path, config: &str) -> Portcullis {
-        let config_path = dir.join("config.yaml");
-        std::fs::write(&config_path, config).unwrap();
-        let state = dir.join("state");
-        let args = [
-            "serve",
-            "--dev",
-            "--config",
-            config_path.to_str().unwrap(),
-            "--state-dir",
-            state.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-        ];
-        let log = dir.join("portcullis.log");
-        let mut service = Service::spawn(Path::new(env!("CARGO_BIN_EXE_portcullis")), &args, &log, Stdio::piped());
-        // `--dev` prints the URLs once both listeners are bound (the readiness signal).
-        let stdout = service.child.stdout.take().unwrap();
-        let (lines, received) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-                if lines.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let (mut webhook, mut metrics) = (None, None);
-        let started = Instant::now();
-        while webhook.is_none() || metrics.is_none() {
-            let left = Duration::from_secs(60).saturating_sub(started.elapsed());
-            let line = received.recv_timeout(left).unwrap_or_else(|_| {
-                panic!(
-                    "portcullis did not start; its log:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            });
-            if let Some(url) = line.strip_prefix("portcullis (dev) is serving ") {
-                webhook = Some(url.to_string());
-            } else if let Some(url) = line.strip_prefix("metrics and probes: ") {
-                metrics = Some(url.to_string());
-            }
-        }
-        let ca = std::fs::read(state.join("ca.crt")).unwrap();
-        let client = reqwest::blocking::Client::builder()
-            .use_rustls_tls()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
-            .timeout(Duration::from_secs(20))
-            .build()
-            .unwrap();
-        Portcullis {
-            _service: service,
-            webhook: webhook.unwrap(),
-            metrics: metrics.unwrap(),
-            client,
-        }
-    }
-
-    /// POSTs a body to the webhook; the HTTP status and the JSON answer (Null if none).
-    fn post(&self, body: Vec<u8>) -> (u16, Value) {
-        let response = self
-            .client
-            .post(format!("{}?timeout=10s", self.webhook))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().unwrap_or(Value::Null))
-    }
-
-    fn scrape(&self) -> String {
-        self.client.get(&self.metrics).send().unwrap().text().unwrap()
-    }
-
-    /// Scrapes until the text contains `line`, bounded to 15 s.
-    fn wait_for_metric(&self, line: &str) -> String {
-        let mut text = String::new();
-        let found = try_poll(Duration::from_secs(15), Duration::from_millis(100), || {
-            text = self.scrape();
-            text.contains(line).then(|| text.clone())
-        });
-        found.unwrap_or_else(|| panic!("no {line} in /metrics after 15 s:\n{text}"))
-    }
-}
-
-/// Copies the repository's policy library into `dest` (a library portcullis polls).
-fn copy_library(source: &Path, dest: &Path) {
-    std::fs::create_dir_all(dest).unwrap();
-    for entry in std::fs::read_dir(source).unwrap() {
-        let entry = entry.unwrap();
-        let target = dest.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_library(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-/// Starts portcullis and produces every family: returns the final scrape.
-fn live_scrape(dir: &Path) -> String {
-    let library = dir.join("policies");
-    copy_library(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"), &library);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let key_path = dir.join("cosign.pub");
-    std::fs::write(&key_path, key.public_key_pem()).unwrap();
-    // A registry address nobody listens on: verification is attempted and fails for real
-    // (connection refused), which records registry, verification and cache series.
-    let closed = common::lab::ClosedPort::new();
-    let registry = closed.addr.clone();
-    let config = format!(
-        "images:
-  registries: {{ allow: [{registry}], insecure: [{registry}] }}
-  trust:
-    - name: closed-port
-      images: ['{registry}/**']
-      authorities: [{{ name: test-key, key: {{ path: {key} }} }}]
-  verification: {{ registryTimeout: 2s }}
-# The verification error becomes a warning, so the review is admitted (images_admitted).
-enforcement: {{ images.signatures: warn }}
-risk: {{ default: low }}
-policies: {{ dirs: [{library}], reloadInterval: 100ms }}
-logging: {{ format: json }}
-",
-        key = key_path.display(),
-        library = library.display(),
-    );
-    let portcullis = Portcullis::start(dir, &config);
-
-    let image = format!("{registry}/micro-apps/app@sha256:{}", "a".repeat(64));
-    let (status, answer) = portcullis.post(review(pod_request(&[&image])));
-    assert_eq!(status, 200);
-    assert_eq!(answer["response"]["allowed"], true, "{answer}");
-    let (status, answer) = portcullis.post(fixture("reviews/policy/pod-hostpath.json"));
-    assert_eq!(status, 200);
-    assert_eq!(answer["response"]["allowed"], false, "{answer}");
-    let (status, _) = portcullis.post(b"{not an admission review".to_vec());
-    assert_eq!(status, 400);
-
-    // A changed parameter reloads the library; a syntax error is rejected.
-    let data = library.join("cost/resources/data.yaml");
-    let text = std::fs::read_to_string(&data).unwrap();
-    std::fs::write(&data, text.replace("max_cpu: \"1\"", "max_cpu: \"2\"")).unwrap();
-    portcullis.wait_for_metric("portcullis_policy_reloads_total{result=\"success\"}");
-    std::fs::write(library.join("broken.rego"), "package broken\ndeny contains msg if {\n").unwrap();
-    portcullis.wait_for_metric("portcullis_policy_reloads_total{result=\"failure\"}")
-}
-
 /// The continuous audit's `/metrics` before its first pass (its cluster unreachable).
 fn audit_scrape(dir: &Path) -> String {
-    let library = dir.join("audit-policies");
-    copy_library(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"), &library);
     let closed = common::lab::ClosedPort::new();
     let kubeconfig = dir.join("kubeconfig");
     std::fs::write(
@@ -319,47 +124,8 @@ fn audit_scrape(dir: &Path) -> String {
         ),
     )
     .unwrap();
-    let port = common::lab::pick_port();
-    let config = dir.join("audit.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "images: {{ registries: {{ allow: [registry.example.com] }} }}\npolicies: {{ dirs: [{}] }}\nserver: {{ metricsListen: \"127.0.0.1:{port}\" }}\n",
-            library.display()
-        ),
-    )
-    .unwrap();
-    let log = dir.join("audit.log");
-    let _service = Service::spawn(
-        Path::new(env!("CARGO_BIN_EXE_portcullis")),
-        &[
-            "audit",
-            "--interval",
-            "10m",
-            "--config",
-            config.to_str().unwrap(),
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-        ],
-        &log,
-        Stdio::null(),
-    );
-    let client = reqwest::blocking::Client::new();
-    try_poll(Duration::from_secs(30), Duration::from_millis(100), || {
-        let text = client
-            .get(format!("http://127.0.0.1:{port}/metrics"))
-            .send()
-            .ok()?
-            .text()
-            .ok()?;
-        text.contains("portcullis_audit_interval_seconds 600").then_some(text)
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "the audit served no metrics; its log:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        )
-    })
+    let (_audit, port) = start_audit(dir, &kubeconfig, "10m");
+    scrape_until(port, "portcullis_audit_interval_seconds 600").unwrap()
 }
 
 #[test]
@@ -382,7 +148,8 @@ fn dashboard_and_alerts_use_only_exported_metrics() {
         .contains_key("portcullis_admission_duration_seconds_bucket"));
 
     let dir = tempfile::tempdir().unwrap();
-    let scrape = format!("{}{}", live_scrape(dir.path()), audit_scrape(dir.path()));
+    let (_portcullis, webhook) = live_portcullis(dir.path());
+    let scrape = format!("{webhook}{}", audit_scrape(dir.path()));
     let exported = parse_scrape(&scrape);
     assert!(exported.contains_key("portcullis_fleet_images"), "{scrape}");
 

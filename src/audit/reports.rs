@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use kube::api::{ApiResource, GroupVersionKind};
 use serde_json::{json, Value};
 
-use super::Audited;
+use super::audited::Audited;
 use crate::batch::{FindingResult, ObjectResult};
 
 /// The reports' name (one per namespace, and the cluster's) and the label that marks them ours.

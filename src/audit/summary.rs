@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::Audited;
+use super::audited::Audited;
 use crate::batch::Change;
 
 #[derive(Debug, Default, Serialize)]

@@ -12,8 +12,8 @@ use std::time::SystemTime;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, ValidationDirective};
 use serde_json::Value;
 
+use super::audited::Audited;
 use super::reports::{render, Format, NAME};
-use super::Audited;
 
 const FIELD_MANAGER: &str = "portcullis";
 const OURS: &str = "app.kubernetes.io/managed-by=portcullis";

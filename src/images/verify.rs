@@ -598,3 +598,24 @@ mod known_bad_signatures {
         assert!(not_json.is_err());
     }
 }
+
+#[cfg(test)]
+mod status_labels {
+    use super::*;
+
+    #[test]
+    fn every_status_label_is_one_the_metrics_start_at_zero() {
+        let all = [
+            VerificationStatus::Verified,
+            VerificationStatus::Unsigned,
+            VerificationStatus::Invalid,
+            VerificationStatus::Untrusted,
+            VerificationStatus::NoTrustPolicy,
+            VerificationStatus::Error,
+            VerificationStatus::Timeout,
+            VerificationStatus::Skipped,
+        ];
+        let labels: Vec<&str> = all.into_iter().map(status_label).collect();
+        assert_eq!(labels, crate::metrics::VERIFICATION_STATUSES);
+    }
+}

@@ -292,14 +292,15 @@ async fn reload_policies(state: AppState, settings: Settings, source: Source, mu
         let (source, settings, reviewer) = (source.clone(), settings.clone(), state.reviewer.clone());
         let loaded = tokio::task::spawn_blocking(move || {
             let set = load_policies(&source, &settings)?;
-            let counts = (set.policies().len(), set.engines());
+            let counts = (set.policies().len(), set.engines(), policy_ids(&set));
             reviewer.replace_policies(set)?;
             Ok::<_, ReloadError>(counts)
         })
         .await;
         match loaded {
-            Ok(Ok((count, engines))) => {
+            Ok(Ok((count, engines, ids))) => {
                 state.metrics.set_policies_loaded(&engines);
+                state.metrics.known_policies(ids);
                 state.metrics.record_reload(true);
                 tracing::info!(policies = count, "policy library reloaded");
             }
@@ -315,10 +316,18 @@ async fn reload_policies(state: AppState, settings: Settings, source: Source, mu
     }
 }
 
+/// The ids findings and metrics name the set's policies by: native ids, `Kind/name` of the
+/// Gatekeeper constraints.
+fn policy_ids(set: &crate::policy::PolicySet) -> Vec<String> {
+    let native = set.policies().iter().map(|policy| policy.id.clone());
+    native.chain(set.constraints().iter().map(|c| c.id())).collect()
+}
+
 /// The state `serve` runs on: `reviewer`, the metrics it records into, and the settings'
 /// limits.
 pub fn app_state_from(settings: &Settings, reviewer: Reviewer, metrics: Arc<Metrics>) -> AppState {
     metrics.set_policies_loaded(&reviewer.policies().engines());
+    metrics.known_policies(policy_ids(&reviewer.policies()));
     AppState {
         reviewer: Arc::new(reviewer),
         metrics,
