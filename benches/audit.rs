@@ -24,6 +24,10 @@ use serde_json::{json, Value};
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/spread.rs"]
+mod spread;
+
+use spread::spread;
 
 use portcullis::audit::{self, reports, Pass, Summary, PAGE};
 use portcullis::config::Config;
@@ -86,7 +90,7 @@ fn main() {
         println!(
             "| {size} | {} | {} | {} | {} |",
             spread(per_second, 0),
-            spread(field("peak_kib").into_iter().map(|k| k / 1024.0).collect(), 1),
+            spread(field("peak_kib").into_iter().map(|k| k / 1024.0), 1),
             spread(per_thousand, 2),
             runs[&size][0]["findings"]
         );
@@ -218,16 +222,6 @@ fn peak_kib() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-fn spread(mut values: Vec<f64>, digits: usize) -> String {
-    values.sort_by(f64::total_cmp);
-    format!(
-        "{:.digits$} ({:.digits$} to {:.digits$})",
-        values[values.len() / 2],
-        values[0],
-        values[values.len() - 1]
-    )
-}
-
 /// Distinct images the cluster's fleet runs (every other one signed).
 const DIGESTS: usize = 20;
 /// Objects created at once through the apiserver.
@@ -346,7 +340,7 @@ fn cluster() {
             spread(cold, 0),
             spread(warm, 0),
             spread(warm_seconds, 2),
-            spread(requests.iter().map(|&r| r as f64).collect(), 0),
+            spread(requests.iter().map(|&r| r as f64), 0),
         );
     }
 }

@@ -15,6 +15,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/spread.rs"]
+mod spread;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -29,6 +31,7 @@ use portcullis::namespaces::StaticNamespaces;
 use portcullis::policy::engine::PolicyKind;
 use portcullis::policy::{input, Source};
 use portcullis::server::certs;
+use spread::spread;
 
 const REVIEW: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -186,18 +189,6 @@ fn main() {
 fn ours_policy_count(state: &portcullis::server::router::AppState) -> usize {
     let set = state.reviewer.policies();
     set.policies().iter().filter(|p| p.kind == PolicyKind::Native).count()
-}
-
-/// The median of `values` with their range, to `digits` decimals.
-fn spread(values: impl Iterator<Item = f64>, digits: usize) -> String {
-    let mut values: Vec<f64> = values.collect();
-    values.sort_by(f64::total_cmp);
-    format!(
-        "{:.digits$} ({:.digits$} to {:.digits$})",
-        values[values.len() / 2],
-        values[0],
-        values[values.len() - 1]
-    )
 }
 
 /// A server config: HTTPS on `port` with the bench's certificate, metrics on another port.

@@ -349,12 +349,7 @@ fn run_audit(cli: &Cli, args: &AuditArgs) -> Result<u8, StartupError> {
     };
     let runtime = runtime()?;
     let (client, namespaces, inventory) = runtime.block_on(async {
-        let client = kube_client(args.kubeconfig.as_deref())
-            .await
-            .map_err(|source| StartupError::KubernetesApi {
-                feature: "audit",
-                source,
-            })?;
+        let client = audit_client(args.kubeconfig.as_deref()).await?;
         let namespaces = audit::namespaces(&client, audit::PAGE)
             .await
             .map_err(AuditError::List)?;
@@ -449,12 +444,7 @@ fn run_continuous_audit(
     let metrics = Arc::new(metrics);
     let runtime = runtime()?;
     let (client, state, listener, mut writer) = runtime.block_on(async {
-        let client = kube_client(args.kubeconfig.as_deref())
-            .await
-            .map_err(|source| StartupError::KubernetesApi {
-                feature: "audit",
-                source,
-            })?;
+        let client = audit_client(args.kubeconfig.as_deref()).await?;
         let namespaces: Arc<dyn NamespaceLabels> = Arc::new(KubeNamespaces::start(client.clone()));
         let pull_secrets = settings
             .trust
@@ -508,6 +498,16 @@ fn run_continuous_audit(
     continuous.run(&mut exporter, writer.as_mut(), &stop);
     tracing::info!("continuous audit stopped");
     Ok(0)
+}
+
+/// The audit's client of the cluster it audits.
+async fn audit_client(kubeconfig: Option<&Path>) -> Result<kube::Client, StartupError> {
+    kube_client(kubeconfig)
+        .await
+        .map_err(|source| StartupError::KubernetesApi {
+            feature: "audit",
+            source,
+        })
 }
 
 /// A client for `kubeconfig`'s current context, or the default configuration.

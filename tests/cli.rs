@@ -366,16 +366,7 @@ async fn serve_dev_prints_what_to_register_and_stops_on_sigterm() {
 #[test]
 fn audit_of_a_cluster_it_cannot_reach_is_an_error_not_a_clean_fleet() {
     let dir = tempfile::tempdir().unwrap();
-    let closed = common::lab::ClosedPort::new();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: 'https://{}', insecure-skip-tls-verify: true}}}}]\nusers: [{{name: u, user: {{token: t}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u}}}}]\ncurrent-context: x\n",
-            closed.addr
-        ),
-    )
-    .unwrap();
+    let (kubeconfig, _closed) = common::lab::unreachable_kubeconfig(dir.path());
     let output = portcullis(&[
         "audit",
         "--output",

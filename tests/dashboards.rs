@@ -114,16 +114,7 @@ fn parse_scrape(text: &str) -> BTreeMap<String, BTreeSet<String>> {
 
 /// The continuous audit's `/metrics` before its first pass (its cluster unreachable).
 fn audit_scrape(dir: &Path) -> String {
-    let closed = common::lab::ClosedPort::new();
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: 'https://{}', insecure-skip-tls-verify: true}}}}]\nusers: [{{name: u, user: {{token: t}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u}}}}]\ncurrent-context: x\n",
-            closed.addr
-        ),
-    )
-    .unwrap();
+    let (kubeconfig, _closed) = common::lab::unreachable_kubeconfig(dir);
     let (_audit, port) = start_audit(dir, &kubeconfig, "10m");
     scrape_until(port, "portcullis_audit_interval_seconds 600").unwrap()
 }

@@ -141,6 +141,22 @@ impl ClosedPort {
     }
 }
 
+/// A kubeconfig in `dir` whose server is a closed loopback port (kept closed while the returned
+/// value lives): every request to that "cluster" fails to connect.
+pub fn unreachable_kubeconfig(dir: &Path) -> (PathBuf, ClosedPort) {
+    let closed = ClosedPort::new();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: 'https://{}', insecure-skip-tls-verify: true}}}}]\nusers: [{{name: u, user: {{token: t}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u}}}}]\ncurrent-context: x\n",
+            closed.addr
+        ),
+    )
+    .unwrap();
+    (kubeconfig, closed)
+}
+
 /// The TCP port that `service` (any process of the tree it started) listens on, if it does
 /// yet: read from `/proc`, for a server told to bind port 0 that does not print the port.
 pub fn listening_port(service: &Service) -> Option<u16> {

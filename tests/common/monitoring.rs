@@ -195,9 +195,9 @@ logging: {{ format: json }}
     let data = library.join("cost/resources/data.yaml");
     let text = std::fs::read_to_string(&data).unwrap();
     std::fs::write(&data, text.replace("max_cpu: \"1\"", "max_cpu: \"2\"")).unwrap();
-    portcullis.wait_for_metric("portcullis_policy_reloads_total{result=\"success\"}");
+    portcullis.wait_for_metric("portcullis_policy_reloads_total{result=\"success\"} 1");
     std::fs::write(library.join("broken.rego"), "package broken\ndeny contains msg if {\n").unwrap();
-    let scrape = portcullis.wait_for_metric("portcullis_policy_reloads_total{result=\"failure\"}");
+    let scrape = portcullis.wait_for_metric("portcullis_policy_reloads_total{result=\"failure\"} 1");
     (portcullis, scrape)
 }
 
