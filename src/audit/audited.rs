@@ -115,15 +115,16 @@ impl<'a> Pass<'a> {
 
     /// Every object decided, in the order listed; those whose controller was listed after
     /// them handed over to it now.
-    pub fn finish(mut self) -> Vec<Audited> {
-        let listed = std::mem::take(&mut self.listed);
-        for audited in &mut self.audited {
-            let handed = audited.controller.as_deref().is_some_and(|uid| listed.contains(uid));
-            if audited.reported && handed {
-                audited.hand_over();
+    pub fn finish(self) -> Vec<Audited> {
+        let Pass {
+            listed, mut audited, ..
+        } = self;
+        for object in &mut audited {
+            if object.controller.as_deref().is_some_and(|uid| listed.contains(uid)) {
+                object.hand_over();
             }
         }
-        self.audited
+        audited
     }
 
     fn is_listed(&self, uid: Option<&str>) -> bool {
