@@ -134,6 +134,10 @@ pub struct AuditArgs {
     /// `server.metricsListen` (with the probes), until SIGTERM. Prints nothing per pass.
     #[arg(long, env = "PORTCULLIS_AUDIT_INTERVAL", value_parser = audit_interval, conflicts_with_all = ["policies", "output"])]
     pub interval: Option<std::time::Duration>,
+    /// Registry verifications the audit starts per second at most (a tag resolved, a digest
+    /// verified; cache hits are free), so that a pass never floods a registry.
+    #[arg(long, default_value_t = 10.0, env = "PORTCULLIS_AUDIT_VERIFICATIONS_PER_SECOND", value_parser = verification_rate)]
+    pub verifications_per_second: f64,
     /// With --interval: write each pass's policy reports into the cluster (their CRDs
     /// installed), only the changed ones.
     #[arg(long, value_enum, env = "PORTCULLIS_AUDIT_REPORTS", requires = "interval")]
@@ -146,6 +150,14 @@ pub enum ReportFormat {
     Openreports,
     /// wgpolicyk8s.io/v1alpha2 PolicyReport and ClusterPolicyReport.
     Policyreport,
+}
+
+/// A verification rate: a number from 0.1 to 1000 per second.
+fn verification_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if (0.1..=1000.0).contains(&rate) => Ok(rate),
+        _ => Err(format!("{text:?} is not a rate from 0.1 to 1000 per second")),
+    }
 }
 
 /// An audit interval: a duration from 1s to 24h.

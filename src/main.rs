@@ -320,6 +320,7 @@ fn run_audit(cli: &Cli, args: &AuditArgs) -> Result<u8, StartupError> {
     if args.offline {
         settings.trust.entries.clear();
     }
+    settings.trust.verification_rate = Some(args.verifications_per_second);
     let (_, installed) = policies(&settings)?;
     if let Some(interval) = args.interval {
         return run_continuous_audit(settings, installed, args, interval);

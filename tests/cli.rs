@@ -386,3 +386,20 @@ fn audit_of_a_cluster_it_cannot_reach_is_an_error_not_a_clean_fleet() {
         stderr(&output)
     );
 }
+
+#[test]
+fn audit_refuses_a_rate_or_an_interval_out_of_range_and_reports_without_an_interval() {
+    for (args, says) in [
+        (&["--verifications-per-second", "0"][..], "not a rate from 0.1 to 1000"),
+        (
+            &["--verifications-per-second", "many"][..],
+            "not a rate from 0.1 to 1000",
+        ),
+        (&["--interval", "500ms"][..], "out of range (1s to 24h)"),
+        (&["--write-reports", "openreports"][..], "--interval"),
+    ] {
+        let output = portcullis(&[&["audit"][..], args].concat());
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains(says), "{args:?}: {}", stderr(&output));
+    }
+}

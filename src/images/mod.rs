@@ -5,6 +5,7 @@ pub mod config;
 pub mod credentials;
 pub mod envelope;
 pub mod facts;
+pub mod pace;
 pub mod pattern;
 pub mod pull_secrets;
 pub mod reference;

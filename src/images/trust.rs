@@ -33,6 +33,8 @@ pub struct TrustPolicy {
     pub credentials: Credentials,
     /// `images.verification.imagePullSecrets`: read workloads' pull secrets from the API.
     pub read_pull_secrets: bool,
+    /// Registry verifications started per second at most (the audit's bound); `None`: no bound.
+    pub verification_rate: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -200,6 +202,7 @@ impl TrustPolicy {
             max_signatures: v.max_signatures.max(1) as usize,
             credentials,
             read_pull_secrets: v.image_pull_secrets,
+            verification_rate: None,
         }
     }
 

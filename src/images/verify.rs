@@ -18,6 +18,7 @@ use sigstore::crypto::Signature;
 use super::attest;
 use super::envelope::certificate_identity;
 use super::facts::{Signer, Verification, VerificationStatus};
+use super::pace::Pacer;
 use super::pull_secrets::{PullSecretRefs, PullSecrets};
 use super::reference::ImageReference;
 use super::registry::{Lookup, Registry, RegistryError};
@@ -42,6 +43,8 @@ pub struct Verifier {
     pull_secrets: Option<Arc<PullSecrets>>,
     cache: moka::future::Cache<CacheKey, Verification>,
     metrics: Arc<Metrics>,
+    /// Spaces the starts of registry work (a tag resolved, a digest verified), when bounded.
+    pacer: Option<Pacer>,
 }
 
 /// Why a verifier could not be built (a startup error).
@@ -81,6 +84,7 @@ impl Verifier {
         Ok(Verifier {
             signatures: signature_client(&policy)?,
             pull_secrets: None,
+            pacer: policy.verification_rate.map(Pacer::new),
             policy,
             registry,
             cache,
@@ -114,6 +118,13 @@ impl Verifier {
         verified
     }
 
+    /// Waits for the pacer's turn, when the verifier has one.
+    async fn pace(&self) {
+        if let Some(pacer) = &self.pacer {
+            pacer.wait().await;
+        }
+    }
+
     async fn verify_unbounded(&self, image: &ImageReference, pull: &PullSecretRefs) -> Verified {
         if !self.registry.allows(image) {
             let reason = format!(
@@ -129,6 +140,7 @@ impl Verifier {
             Some(digest) => (digest.clone(), None),
             None => {
                 let tag = image.tag.as_deref().unwrap_or("latest");
+                self.pace().await;
                 match self.registry_for(pull).await.manifest(image, tag).await {
                     Ok(Lookup::Found { digest, .. }) => (digest.clone(), Some(digest)),
                     Ok(Lookup::NotFound) => {
@@ -169,6 +181,7 @@ impl Verifier {
                 .cache
                 .try_get_with(key, async move {
                     flag.store(true, std::sync::atomic::Ordering::Release);
+                    self.pace().await;
                     let registry = self.registry_for(pull).await;
                     let verification = self.verify_digest(&registry, image, &digest, entry).await;
                     // Errors and timeouts are never cached: the next review tries again.
