@@ -276,13 +276,7 @@ fn cluster() {
 
     let control_plane = common::cluster::ControlPlane::start();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let client = runtime.block_on(async {
-        let file = kube::config::Kubeconfig::read_from(&control_plane.kubeconfig).expect("kubeconfig");
-        let config = kube::Config::from_custom_kubeconfig(file, &Default::default())
-            .await
-            .expect("config");
-        kube::Client::try_from(config).expect("client")
-    });
+    let client = runtime.block_on(control_plane.client());
     let namespaces: Vec<Value> = (0..NAMESPACES)
         .map(|n| {
             let level = ["low", "medium", "high"][n % 3];
@@ -356,7 +350,7 @@ fn cluster_pass(
     let selection = audit::Selection {
         namespaces: &[],
         page: PAGE,
-        matches: &[],
+        matches: Vec::new(),
     };
     let mut pages = runtime.block_on(audit::Pages::open(client, &selection)).expect("pages");
     let mut pass = Pass::new(reviewer, None, Some(runtime));

@@ -29,7 +29,6 @@ use portcullis::inventory::{InventorySync, UnknownKinds};
 use portcullis::metrics::Metrics;
 use portcullis::namespaces::{KubeNamespaces, NamespaceLabels, StaticNamespaces};
 use portcullis::policy::engine::LoadError;
-use portcullis::policy::gatekeeper::matcher::Match;
 use portcullis::policy::gatekeeper::InventoryError;
 use portcullis::policy::testing::{self, TestError};
 use portcullis::policy::Source;
@@ -338,15 +337,13 @@ fn run_audit(cli: &Cli, args: &AuditArgs) -> Result<u8, StartupError> {
         }
     };
     // The kinds either set's Gatekeeper constraints select are listed too.
-    let matches: Vec<Match> = std::iter::once(&installed)
-        .chain(&proposed)
-        .flat_map(|set| set.constraints().iter().map(|c| c.matcher.clone()))
-        .collect();
-    let matches: Vec<&Match> = matches.iter().collect();
     let selection = audit::Selection {
         namespaces: &args.namespaces,
         page: audit::PAGE,
-        matches: &matches,
+        matches: std::iter::once(&installed)
+            .chain(&proposed)
+            .flat_map(|set| set.constraints().iter().map(|c| c.matcher.clone()))
+            .collect(),
     };
     let runtime = runtime()?;
     let (client, namespaces, inventory) = runtime.block_on(async {
@@ -428,19 +425,12 @@ fn run_continuous_audit(
     args: &AuditArgs,
     interval: std::time::Duration,
 ) -> Result<u8, StartupError> {
-    let matches: Vec<Match> = installed.constraints().iter().map(|c| c.matcher.clone()).collect();
-    let matches: Vec<&Match> = matches.iter().collect();
     let selection = audit::Selection {
         namespaces: &args.namespaces,
         page: audit::PAGE,
-        matches: &matches,
+        matches: installed.constraints().iter().map(|c| c.matcher.clone()).collect(),
     };
-    let ids: Vec<String> = installed
-        .policies()
-        .iter()
-        .map(|policy| policy.id.clone())
-        .chain(installed.constraints().iter().map(|constraint| constraint.id()))
-        .collect();
+    let ids = installed.ids();
     let (metrics, audit_metrics) = Metrics::for_audit();
     let metrics = Arc::new(metrics);
     let runtime = runtime()?;

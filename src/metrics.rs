@@ -117,6 +117,15 @@ pub struct AuditMetrics {
 }
 
 impl AuditMetrics {
+    /// One pass done: completed, or failed (the cluster could not be listed).
+    pub fn record_pass(&self, success: bool) {
+        self.passes
+            .get_or_create(&ResultLabels {
+                result: success_label(success),
+            })
+            .inc();
+    }
+
     fn register(registry: &mut Registry) -> AuditMetrics {
         let metrics = AuditMetrics {
             violations: Family::default(),
@@ -168,7 +177,7 @@ impl AuditMetrics {
             "Audit passes, by result: success, or failure (the cluster could not be listed)",
             metrics.passes.clone(),
         );
-        for result in ["success", "failure"] {
+        for result in [true, false].map(success_label) {
             metrics.passes.get_or_create(&ResultLabels { result }).inc_by(0);
         }
         metrics
@@ -323,7 +332,7 @@ impl Metrics {
         for status in VERIFICATION_STATUSES {
             verifications.get_or_create(&StatusLabels { status }).inc_by(0);
         }
-        for result in ["success", "failure"] {
+        for result in [true, false].map(success_label) {
             policy_reloads.get_or_create(&ResultLabels { result }).inc_by(0);
             tls_reloads.get_or_create(&ResultLabels { result }).inc_by(0);
         }

@@ -318,15 +318,11 @@ fn audit_reports_what_runs_against_the_policies_and_what_a_proposal_would_change
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let names = |page_size: u32| {
         runtime.block_on(async {
-            let file = kube::config::Kubeconfig::read_from(&cluster.kubeconfig).unwrap();
-            let config = kube::Config::from_custom_kubeconfig(file, &Default::default())
-                .await
-                .unwrap();
-            let client = kube::Client::try_from(config).unwrap();
+            let client = cluster.client().await;
             let selection = portcullis::audit::Selection {
                 namespaces: &[],
                 page: page_size,
-                matches: &[],
+                matches: Vec::new(),
             };
             let mut pages = portcullis::audit::Pages::open(&client, &selection).await.unwrap();
             let mut objects = Vec::new();

@@ -107,11 +107,7 @@ async fn image_pull_secrets_are_read_from_the_cluster_and_used_for_their_registr
     // The right login, written for another host: never sent to this registry.
     secret("other-registry", "registry.example.com");
     // Read as a user of the API (not the process-wide KUBECONFIG of the other test).
-    let kubeconfig = kube::config::Kubeconfig::read_from(&cluster.kubeconfig).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .unwrap();
-    let pull_secrets = Arc::new(PullSecrets::new(kube::Client::try_from(config).unwrap()));
+    let pull_secrets = Arc::new(PullSecrets::new(cluster.client().await));
 
     let settings = settings(&private.config("imagePullSecrets: true"));
     let policies = portcullis::admission::setup::load_policies(&Source::Embedded, &settings).unwrap();
@@ -173,11 +169,7 @@ async fn gatekeeper_inventory_is_synced_from_the_cluster() {
         ]);
     };
     create_ingress("shop", "shop.example.com");
-    let kubeconfig = kube::config::Kubeconfig::read_from(&cluster.kubeconfig).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .unwrap();
-    let client = kube::Client::try_from(config).unwrap();
+    let client = cluster.client().await;
 
     // gatekeeper-library's unique-ingress-host, unchanged, with the sync its sync.yaml asks for.
     let sample = gatekeeper_library().join("uniqueingresshost");

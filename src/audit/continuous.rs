@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::writer::{ReportWriter, Written};
 use super::{listing, pass, Selection, Summary};
 use crate::admission::Reviewer;
-use crate::metrics::{AuditMetrics, FleetImageLabels, KindLabels, ResultLabels, ViolationLabels};
+use crate::metrics::{AuditMetrics, FleetImageLabels, KindLabels, ViolationLabels};
 use crate::results::Enforcement;
 use crate::risk::RiskLevel;
 
@@ -54,7 +54,6 @@ impl Exporter {
             kinds: listing::audited_kind_names().into_iter().collect(),
         };
         exporter.record(&Summary::default());
-        exporter.metrics.last_pass.set(0.0);
         exporter.metrics.interval.set(interval.as_secs_f64());
         exporter.metrics.started.set(epoch_seconds(started));
         exporter
@@ -73,18 +72,12 @@ impl Exporter {
         self.record(summary);
         self.metrics.last_pass.set(epoch_seconds(at));
         self.metrics.pass_duration.set(took.as_secs_f64());
-        self.metrics
-            .passes
-            .get_or_create(&ResultLabels { result: "success" })
-            .inc();
+        self.metrics.record_pass(true);
     }
 
     /// A pass that could not list the cluster: the last pass's numbers stay, its timestamp ages.
     pub fn failed(&self) {
-        self.metrics
-            .passes
-            .get_or_create(&ResultLabels { result: "failure" })
-            .inc();
+        self.metrics.record_pass(false);
     }
 
     fn record(&self, summary: &Summary) {

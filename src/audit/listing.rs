@@ -2,6 +2,8 @@
 //! large cluster is never asked for everything in one answer, and an audit never holds more
 //! than a page of objects), and the Namespaces' labels for the risk levels.
 
+use std::collections::HashMap;
+
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Namespace, Pod, PodTemplate, ReplicationController};
@@ -62,7 +64,7 @@ pub fn audited_kind_names() -> Vec<String> {
 pub struct Selection<'a> {
     pub namespaces: &'a [String],
     pub page: u32,
-    pub matches: &'a [&'a Match],
+    pub matches: Vec<Match>,
 }
 
 /// The audited objects one page at a time, so that an audit holds one page of objects, never
@@ -94,16 +96,42 @@ impl Pages {
                 })),
             }
         }
+        Ok(Pages::of(lists, selection.page))
+    }
+
+    /// Pages of `lists`, in their order, `page` objects per request.
+    fn of(mut lists: Vec<(ApiResource, Api<DynamicObject>)>, page: u32) -> Pages {
         lists.reverse();
-        Ok(Pages {
+        Pages {
             lists,
             continue_token: None,
-            page: selection.page,
-        })
+            page,
+        }
+    }
+
+    /// Every resource in all namespaces.
+    fn all(client: &kube::Client, resources: Vec<ApiResource>, page: u32) -> Pages {
+        let lists = resources
+            .into_iter()
+            .map(|resource| {
+                let api = Api::all_with(client.clone(), &resource);
+                (resource, api)
+            })
+            .collect();
+        Pages::of(lists, page)
     }
 
     /// The next page of objects (with their `apiVersion` and `kind`), `None` after the last.
     pub async fn next(&mut self) -> Result<Option<Vec<Value>>, ListError> {
+        let Some((resource, objects)) = self.next_listed().await? else {
+            return Ok(None);
+        };
+        let objects = objects.into_iter().map(|object| as_listed(object, &resource));
+        Ok(Some(objects.collect::<Result<_, _>>()?))
+    }
+
+    /// The next non-empty page as the apiserver answered it, with the resource it lists.
+    async fn next_listed(&mut self) -> Result<Option<(ApiResource, Vec<DynamicObject>)>, ListError> {
         while let Some((resource, api)) = self.lists.last() {
             let mut params = ListParams::default().limit(self.page);
             if let Some(token) = &self.continue_token {
@@ -113,17 +141,13 @@ impl Pages {
                 kind: resource.kind.clone(),
                 source,
             })?;
-            let objects = page
-                .items
-                .into_iter()
-                .map(|object| as_listed(object, resource))
-                .collect::<Result<Vec<_>, _>>()?;
+            let resource = resource.clone();
             self.continue_token = page.metadata.continue_.filter(|token| !token.is_empty());
             if self.continue_token.is_none() {
                 self.lists.pop();
             }
-            if !objects.is_empty() {
-                return Ok(Some(objects));
+            if !page.items.is_empty() {
+                return Ok(Some((resource, page.items)));
             }
         }
         Ok(None)
@@ -132,19 +156,17 @@ impl Pages {
 
 /// Every Namespace's labels (for the risk levels), listed in pages.
 pub async fn namespaces(client: &kube::Client, page: u32) -> Result<StaticNamespaces, ListError> {
-    let resource = ApiResource::erase::<Namespace>(&());
-    let namespaces = list_pages(&Api::all_with(client.clone(), &resource), "Namespace", page).await?;
-    Ok(StaticNamespaces(
-        namespaces
-            .into_iter()
-            .map(|namespace| {
-                (
-                    namespace.metadata.name.unwrap_or_default(),
-                    namespace.metadata.labels.unwrap_or_default(),
-                )
-            })
-            .collect(),
-    ))
+    let mut pages = Pages::all(client, vec![ApiResource::erase::<Namespace>(&())], page);
+    let mut labels = HashMap::new();
+    while let Some((_, namespaces)) = pages.next_listed().await? {
+        for namespace in namespaces {
+            labels.insert(
+                namespace.metadata.name.unwrap_or_default(),
+                namespace.metadata.labels.unwrap_or_default(),
+            );
+        }
+    }
+    Ok(StaticNamespaces(labels))
 }
 
 /// The kinds the cluster serves, beyond `audited`, that a constraint selects: listable, never
@@ -186,7 +208,7 @@ async fn selected_kinds(
 /// Gatekeeper's `data.inventory` as the cluster holds it now: every object of `kinds`, listed
 /// in pages, laid out as the webhook's inventory sync lays it out.
 pub async fn inventory(client: &kube::Client, kinds: &[InventoryKind], page: u32) -> Result<Value, ListError> {
-    let mut objects = Vec::new();
+    let mut resources = Vec::new();
     for kind in kinds {
         let gvk = GroupVersionKind::gvk(&kind.group, &kind.version, &kind.kind);
         let (resource, _) = kube::discovery::pinned_kind(client, &gvk)
@@ -195,28 +217,14 @@ pub async fn inventory(client: &kube::Client, kinds: &[InventoryKind], page: u32
                 kind: kind.to_string(),
                 source,
             })?;
-        for object in list_pages(&Api::all_with(client.clone(), &resource), &resource.kind, page).await? {
-            objects.push(as_listed(object, &resource)?);
-        }
+        resources.push(resource);
+    }
+    let mut pages = Pages::all(client, resources, page);
+    let mut objects = Vec::new();
+    while let Some(page) = pages.next().await? {
+        objects.extend(page);
     }
     Ok(review::inventory(&objects))
-}
-
-/// Every object `api` lists, page by page.
-async fn list_pages(api: &Api<DynamicObject>, kind: &str, page: u32) -> Result<Vec<DynamicObject>, ListError> {
-    let mut params = ListParams::default().limit(page);
-    let mut objects = Vec::new();
-    loop {
-        let page: ObjectList<DynamicObject> = api.list(&params).await.map_err(|source| ListError::List {
-            kind: kind.to_string(),
-            source,
-        })?;
-        objects.extend(page.items);
-        match page.metadata.continue_ {
-            Some(token) if !token.is_empty() => params = params.continue_token(&token),
-            _ => return Ok(objects),
-        }
-    }
 }
 
 /// An object as policies see it: with its `apiVersion` and `kind` (list items lack them) and

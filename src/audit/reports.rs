@@ -76,32 +76,22 @@ pub fn render<'a>(
             .or_default()
             .push(audited);
     }
-    let mut namespaces = by_namespace.into_iter();
-    let mut current: Option<(&str, std::vec::IntoIter<&Audited>, usize)> = None;
-    // The results of an object that did not fit in the last report.
-    let mut carried: Vec<Value> = Vec::new();
-    std::iter::from_fn(move || loop {
-        if current.is_none() {
-            let (namespace, objects) = namespaces.next()?;
-            current = Some((namespace, objects.into_iter(), 0));
-        }
-        let (namespace, objects, part) = current.as_mut()?;
-        let mut results = std::mem::take(&mut carried);
-        for audited in objects.by_ref() {
-            let more = object_results(audited, &timestamp);
-            if !results.is_empty() && results.len() + more.len() > RESULTS_PER_REPORT {
-                carried = more;
-                break;
+    by_namespace.into_iter().flat_map(move |(namespace, objects)| {
+        let timestamp = timestamp.clone();
+        let mut results = objects
+            .into_iter()
+            .map(move |audited| object_results(audited, &timestamp))
+            .filter(|results| !results.is_empty())
+            .peekable();
+        let mut part = 0;
+        std::iter::from_fn(move || {
+            let mut report_results = results.next()?;
+            while let Some(more) = results.next_if(|more| report_results.len() + more.len() <= RESULTS_PER_REPORT) {
+                report_results.extend(more);
             }
-            results.extend(more);
-        }
-        if results.is_empty() {
-            current = None;
-            continue;
-        }
-        let report = report(format, namespace, *part, results);
-        *part += 1;
-        return Some(report);
+            part += 1;
+            Some(report(format, namespace, part - 1, report_results))
+        })
     })
 }
 

@@ -312,6 +312,13 @@ impl PolicySet {
         self.gatekeeper.constraints()
     }
 
+    /// The ids findings and metrics name the set's policies by: every native policy's id, then
+    /// `Kind/name` of every Gatekeeper constraint.
+    pub fn ids(&self) -> Vec<String> {
+        let native = self.policies.iter().map(|policy| policy.id.clone());
+        native.chain(self.constraints().iter().map(|c| c.id())).collect()
+    }
+
     /// How many policies run on each engine, by the engine's metric label.
     pub fn engines(&self) -> Vec<(&'static str, usize)> {
         [EngineKind::Compiled, EngineKind::Interpreter]

@@ -292,7 +292,7 @@ async fn reload_policies(state: AppState, settings: Settings, source: Source, mu
         let (source, settings, reviewer) = (source.clone(), settings.clone(), state.reviewer.clone());
         let loaded = tokio::task::spawn_blocking(move || {
             let set = load_policies(&source, &settings)?;
-            let counts = (set.policies().len(), set.engines(), policy_ids(&set));
+            let counts = (set.policies().len(), set.engines(), set.ids());
             reviewer.replace_policies(set)?;
             Ok::<_, ReloadError>(counts)
         })
@@ -316,18 +316,11 @@ async fn reload_policies(state: AppState, settings: Settings, source: Source, mu
     }
 }
 
-/// The ids findings and metrics name the set's policies by: native ids, `Kind/name` of the
-/// Gatekeeper constraints.
-fn policy_ids(set: &crate::policy::PolicySet) -> Vec<String> {
-    let native = set.policies().iter().map(|policy| policy.id.clone());
-    native.chain(set.constraints().iter().map(|c| c.id())).collect()
-}
-
 /// The state `serve` runs on: `reviewer`, the metrics it records into, and the settings'
 /// limits.
 pub fn app_state_from(settings: &Settings, reviewer: Reviewer, metrics: Arc<Metrics>) -> AppState {
     metrics.set_policies_loaded(&reviewer.policies().engines());
-    metrics.known_policies(policy_ids(&reviewer.policies()));
+    metrics.known_policies(reviewer.policies().ids());
     AppState {
         reviewer: Arc::new(reviewer),
         metrics,

@@ -46,6 +46,16 @@ impl ControlPlane {
         }
     }
 
+    /// A client of the cluster as its admin (from the kubeconfig, not the process's
+    /// `KUBECONFIG`).
+    pub async fn client(&self) -> kube::Client {
+        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .unwrap();
+        kube::Client::try_from(config).unwrap()
+    }
+
     /// The control plane's directory: logs (`apiserver.log`, `etcd.log`), `pki/`, `kubeconfig`.
     pub fn dir(&self) -> &Path {
         self.dir.path()
