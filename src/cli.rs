@@ -142,6 +142,39 @@ pub struct AuditArgs {
     /// installed), only the changed ones.
     #[arg(long, value_enum, env = "PORTCULLIS_AUDIT_REPORTS", requires = "interval")]
     pub write_reports: Option<ReportFormat>,
+    /// With --interval: audit only while holding this coordination.k8s.io Lease
+    /// (NAMESPACE/NAME), so that of several replicas one audits and another takes over.
+    #[arg(long, env = "PORTCULLIS_AUDIT_LEASE", value_parser = lease_name, requires = "interval")]
+    pub lease: Option<LeaseName>,
+}
+
+/// A Lease's namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseName {
+    pub namespace: String,
+    pub name: String,
+}
+
+/// NAMESPACE/NAME, both DNS labels or subdomains as Kubernetes names them.
+fn lease_name(text: &str) -> Result<LeaseName, String> {
+    let valid = |part: &str| {
+        !part.is_empty()
+            && part.len() <= 253
+            && part.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && part.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && part
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+    };
+    match text.split_once('/') {
+        Some((namespace, name)) if valid(namespace) && valid(name) && !namespace.contains('.') => Ok(LeaseName {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }),
+        _ => Err(format!(
+            "{text:?} is not NAMESPACE/NAME (lower-case names, e.g. portcullis/portcullis-audit)"
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

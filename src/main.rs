@@ -100,6 +100,8 @@ enum StartupError {
     Audit(#[from] AuditError),
     #[error("audit --write-reports: {0}")]
     AuditReports(#[from] audit::writer::WriteError),
+    #[error("audit --lease: {0}")]
+    AuditLease(#[from] audit::lease::LeaseError),
 }
 
 fn main() -> ExitCode {
@@ -320,9 +322,9 @@ fn run_audit(cli: &Cli, args: &AuditArgs) -> Result<u8, StartupError> {
         settings.trust.entries.clear();
     }
     settings.trust.verification_rate = Some(args.verifications_per_second);
-    let (_, installed) = policies(&settings)?;
+    let (source, installed) = policies(&settings)?;
     if let Some(interval) = args.interval {
-        return run_continuous_audit(settings, installed, args, interval);
+        return run_continuous_audit(settings, source, installed, args, interval);
     }
     let proposed = match args.policies.as_slice() {
         [] => None,
@@ -379,7 +381,7 @@ fn run_audit(cli: &Cli, args: &AuditArgs) -> Result<u8, StartupError> {
         }
     }
     let online = !settings.trust.entries.is_empty();
-    let audited = audit::pass(&runtime, &client, &selection, &reviewer, proposal.as_ref(), online)?;
+    let audited = audit::pass(&runtime, &client, &selection, &reviewer, proposal.as_ref(), online)?.audited;
     let summary = audit::Summary::of(&audited);
     let findings: Vec<&batch::ObjectResult> = audit::reported(&audited)
         .map(|audited| &audited.result)
@@ -417,10 +419,12 @@ fn run_audit(cli: &Cli, args: &AuditArgs) -> Result<u8, StartupError> {
 }
 
 /// `audit --interval`: a pass every interval with one reviewer (its verification cache warm
-/// between passes), the Namespaces and the inventory watched as the webhook watches them, the
-/// results as metrics beside the probes on `server.metricsListen`, until SIGTERM.
+/// between passes), the Namespaces, the inventory and the policy library followed as the
+/// webhook follows them, the results as metrics beside the probes on `server.metricsListen`,
+/// until SIGTERM; with `--lease`, only while holding it.
 fn run_continuous_audit(
     settings: Settings,
+    source: Source,
     installed: portcullis::policy::PolicySet,
     args: &AuditArgs,
     interval: std::time::Duration,
@@ -434,7 +438,7 @@ fn run_continuous_audit(
     let (metrics, audit_metrics) = Metrics::for_audit();
     let metrics = Arc::new(metrics);
     let runtime = runtime()?;
-    let (client, state, listener, mut writer) = runtime.block_on(async {
+    let (client, state, listener, mut writer, lease) = runtime.block_on(async {
         let client = audit_client(args.kubeconfig.as_deref()).await?;
         let namespaces: Arc<dyn NamespaceLabels> = Arc::new(KubeNamespaces::start(client.clone()));
         let pull_secrets = settings
@@ -461,7 +465,15 @@ fn run_continuous_audit(
         let listener = tokio::net::TcpListener::bind(settings.metrics_listen)
             .await
             .map_err(StartupError::ListenAddress)?;
-        Ok::<_, StartupError>((client, state, listener, writer))
+        let lease = match &args.lease {
+            None => None,
+            Some(lease) => {
+                let identity = audit::lease::identity();
+                tracing::info!(lease = %format!("{}/{}", lease.namespace, lease.name), %identity, "audit joins the lease");
+                Some(audit::lease::Lease::join(client.clone(), &lease.namespace, &lease.name, &identity).await?)
+            }
+        };
+        Ok::<_, StartupError>((client, state, listener, writer, lease))
     })?;
     let operations = listener.local_addr().map_err(StartupError::ListenAddress)?;
     let router = server::router::operations_router(state.clone());
@@ -471,11 +483,19 @@ fn run_continuous_audit(
         }
     });
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (stop_reloads, reloads_stopped) = tokio::sync::watch::channel(false);
     let stopping = stop.clone();
     runtime.spawn(async move {
         wait_for_signal().await;
         stopping.store(true, std::sync::atomic::Ordering::Release);
+        let _ = stop_reloads.send(true);
     });
+    runtime.spawn(server::reload_policies(
+        state.clone(),
+        settings.clone(),
+        source,
+        reloads_stopped,
+    ));
     tracing::info!(%operations, interval = %portcullis::duration::format(interval), "continuous audit: metrics and probes listening");
     let mut exporter = audit::continuous::Exporter::new(audit_metrics, ids, interval, std::time::SystemTime::now());
     let continuous = audit::continuous::Continuous {
@@ -485,8 +505,12 @@ fn run_continuous_audit(
         reviewer: &state.reviewer,
         online: !settings.trust.entries.is_empty(),
         interval,
+        lease: lease.as_ref(),
     };
     continuous.run(&mut exporter, writer.as_mut(), &stop);
+    if let Some(lease) = lease {
+        runtime.block_on(lease.release());
+    }
     tracing::info!("continuous audit stopped");
     Ok(0)
 }

@@ -114,6 +114,10 @@ pub struct AuditMetrics {
     pub started: Gauge<f64, AtomicU64>,
     pub interval: Gauge<f64, AtomicU64>,
     pub passes: Family<ResultLabels, Counter>,
+    /// 1 while this process audits (holds the lease, or needs none), 0 on standby.
+    pub leading: Gauge,
+    /// Objects decided again between passes because they changed.
+    pub changes: Counter,
 }
 
 impl AuditMetrics {
@@ -136,6 +140,8 @@ impl AuditMetrics {
             started: Gauge::default(),
             interval: Gauge::default(),
             passes: Family::default(),
+            leading: Gauge::default(),
+            changes: Counter::default(),
         };
         registry.register(
             "audit_violations",
@@ -176,6 +182,16 @@ impl AuditMetrics {
             "audit_passes",
             "Audit passes, by result: success, or failure (the cluster could not be listed)",
             metrics.passes.clone(),
+        );
+        registry.register(
+            "audit_leader",
+            "1 while this replica audits (it holds the audit's Lease, or runs without one), 0 on standby",
+            metrics.leading.clone(),
+        );
+        registry.register(
+            "audit_changes",
+            "Objects decided again between passes because a watch reported them created or changed",
+            metrics.changes.clone(),
         );
         for result in [true, false].map(success_label) {
             metrics.passes.get_or_create(&ResultLabels { result }).inc_by(0);

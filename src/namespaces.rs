@@ -2,6 +2,7 @@
 //! map offline (`check`) or in development.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -18,6 +19,11 @@ pub trait NamespaceLabels: Send + Sync {
     /// Whether the source has the full picture yet (readiness).
     fn ready(&self) -> bool {
         true
+    }
+    /// A digest of every namespace's `label` (its value or its absence): it changes when one
+    /// does.
+    fn label_digest(&self, _label: &str) -> u64 {
+        0
     }
 }
 
@@ -76,5 +82,16 @@ impl NamespaceLabels for KubeNamespaces {
 
     fn ready(&self) -> bool {
         self.synced.load(Ordering::Acquire)
+    }
+
+    fn label_digest(&self, label: &str) -> u64 {
+        // Summed, so that the store's order does not matter.
+        self.store.state().iter().fold(0u64, |sum, namespace| {
+            let mut hasher = DefaultHasher::new();
+            namespace.metadata.name.hash(&mut hasher);
+            let labels = namespace.metadata.labels.as_ref();
+            labels.and_then(|labels| labels.get(label)).hash(&mut hasher);
+            sum.wrapping_add(hasher.finish())
+        })
     }
 }

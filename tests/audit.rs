@@ -684,3 +684,173 @@ fn the_continuous_audit_exports_the_fleet_as_metrics_and_reports_and_follows_wha
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(log.contains("continuous audit stopped"), "{log}");
 }
+
+/// The value of the sample `series` (name and labels exactly) in a scrape.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.parse().ok())
+}
+
+#[test]
+fn the_continuous_audit_decides_changes_as_they_come_and_one_replica_holds_the_lease() {
+    let cluster = ControlPlane::start();
+    cluster.kubectl(&["create", "namespace", "team-a"]);
+    apply(
+        &cluster,
+        &pod("pinned", &format!("registry.example.com/team/web@{DIGEST}")),
+    );
+    // Compliant until the library gains a policy against it.
+    apply(
+        &cluster,
+        &pod("busybox", &format!("registry.example.com/library/busybox@{DIGEST}")),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    library(&policies, &[("pinned", PINNED)]);
+    let kubeconfig = cluster.kubeconfig.to_str().unwrap().to_string();
+    // Two replicas; an interval no test waits for: every pass after the first is caused.
+    let replica = |name: &str| {
+        let port = common::lab::pick_port();
+        let config = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(
+            &config,
+            format!(
+                "policies: {{ dirs: [{:?}], reloadInterval: 1s }}\nimages: {{ registries: {{ allow: [registry.example.com] }} }}\nserver: {{ metricsListen: \"127.0.0.1:{port}\" }}\n",
+                policies.display()
+            ),
+        )
+        .unwrap();
+        let log = dir.path().join(format!("{name}.log"));
+        let service = common::Service::spawn(
+            Path::new(env!("CARGO_BIN_EXE_portcullis")),
+            &[
+                "audit",
+                "--config",
+                config.to_str().unwrap(),
+                "--kubeconfig",
+                &kubeconfig,
+                "--interval",
+                "1h",
+                "--lease",
+                "default/portcullis-audit",
+            ],
+            &log,
+            std::process::Stdio::null(),
+        );
+        (service, port, log)
+    };
+    let (first, second) = (replica("first"), replica("second"));
+    let client = reqwest::blocking::Client::new();
+    let scrape = |port: u16| {
+        client
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .ok()
+            .and_then(|response| response.text().ok())
+            .unwrap_or_default()
+    };
+    let log_files = [first.2.clone(), second.2.clone()];
+    let logs = || {
+        log_files
+            .iter()
+            .map(|log| std::fs::read_to_string(log).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    };
+    let wait_for = |port: u16, what: &str, holds: &dyn Fn(&str) -> bool| {
+        common::try_poll(Duration::from_secs(60), Duration::from_millis(200), || {
+            Some(scrape(port)).filter(|text| holds(text))
+        })
+        .unwrap_or_else(|| panic!("{what}; last scrape:\n{}\nlogs:\n{}", scrape(port), logs()))
+    };
+    let value = |text: &str, series: &str| sample(text, series).unwrap_or(-1.0);
+    const LEADER: &str = "portcullis_audit_leader";
+    const PASSES: &str = r#"portcullis_audit_passes_total{result="success"}"#;
+    const PODS: &str = r#"portcullis_audit_objects{kind="Pod"}"#;
+    const CHANGES: &str = "portcullis_audit_changes_total";
+    let pinning = |level: &str| {
+        format!(r#"portcullis_audit_violations{{policy="audit.pinned",enforcement="deny",risk_level="{level}"}}"#)
+    };
+    let busybox = |level: &str| {
+        format!(r#"portcullis_audit_violations{{policy="audit.no_busybox",enforcement="deny",risk_level="{level}"}}"#)
+    };
+
+    // One replica leads and audits; the other stands by with zeros.
+    let leader = common::try_poll(Duration::from_secs(60), Duration::from_millis(200), || {
+        let (a, b) = (scrape(first.1), scrape(second.1));
+        match (value(&a, LEADER), value(&b, LEADER)) {
+            (1.0, 0.0) if value(&a, PASSES) == 1.0 => Some(0),
+            (0.0, 1.0) if value(&b, PASSES) == 1.0 => Some(1),
+            _ => None,
+        }
+    })
+    .unwrap_or_else(|| panic!("no replica leading; logs:\n{}", logs()));
+    let (active, standby) = match leader {
+        0 => (first, second),
+        _ => (second, first),
+    };
+    let text = scrape(active.1);
+    assert_eq!(value(&text, PODS), 2.0, "{text}");
+    let text = scrape(standby.1);
+    assert_eq!((value(&text, PASSES), value(&text, PODS)), (0.0, 0.0), "{text}");
+
+    // A new Pod is decided as the watch reports it, without a pass.
+    apply(&cluster, &pod("unpinned", "registry.example.com/team/web:1.0"));
+    let text = wait_for(active.1, "the new Pod decided", &|text| {
+        value(text, &pinning("high")) == 1.0 && value(text, PODS) == 3.0
+    });
+    assert_eq!(value(&text, PASSES), 1.0, "{text}");
+    let changes = value(&text, CHANGES);
+    assert!(changes >= 1.0, "{text}");
+    // A status update is not decided again: the Pod created after it (on the same watch, so
+    // seen after it) is the only change counted.
+    cluster.kubectl(&[
+        "patch",
+        "pod",
+        "unpinned",
+        "-n",
+        "team-a",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status": {"message": "status only"}}"#,
+    ]);
+    apply(
+        &cluster,
+        &pod("marker", &format!("registry.example.com/team/web@{DIGEST}")),
+    );
+    let text = wait_for(active.1, "the marker Pod decided", &|text| value(text, PODS) == 4.0);
+    assert_eq!(value(&text, CHANGES), changes + 1.0, "{text}");
+    // A deleted Pod leaves the numbers.
+    cluster.kubectl(&["delete", "pod", "unpinned", "-n", "team-a", "--wait=false"]);
+    let text = wait_for(active.1, "the deleted Pod gone", &|text| {
+        value(text, &pinning("high")) == 0.0 && value(text, PODS) == 3.0
+    });
+    assert_eq!(value(&text, PASSES), 1.0, "{text}");
+
+    // A new policy library: everything decided again.
+    library(&policies, &[("no_busybox", NO_BUSYBOX)]);
+    let text = wait_for(active.1, "a full pass with the new library", &|text| {
+        value(text, &busybox("high")) == 1.0
+    });
+    assert_eq!(value(&text, PASSES), 2.0, "{text}");
+    // A namespace's risk level: everything decided again.
+    cluster.kubectl(&["label", "namespace", "team-a", "portcullis.io/risk-level=low"]);
+    let text = wait_for(active.1, "a full pass at the new level", &|text| {
+        value(text, &busybox("low")) == 1.0 && value(text, &busybox("high")) == 0.0
+    });
+    assert_eq!(value(&text, PASSES), 3.0, "{text}");
+
+    // The active replica stops: it releases the lease and the standby takes over.
+    let active_log = active.2.clone();
+    active.0.stop();
+    let log = std::fs::read_to_string(&active_log).unwrap();
+    assert!(log.contains("audit lease released"), "{log}");
+    let text = wait_for(standby.1, "the standby leading", &|text| {
+        value(text, LEADER) == 1.0 && value(text, PASSES) == 1.0
+    });
+    assert_eq!(value(&text, PODS), 3.0, "{text}");
+    assert_eq!(value(&text, &busybox("low")), 1.0, "{text}");
+    standby.0.stop();
+}

@@ -388,7 +388,7 @@ fn audit_of_a_cluster_it_cannot_reach_is_an_error_not_a_clean_fleet() {
 }
 
 #[test]
-fn audit_refuses_a_rate_or_an_interval_out_of_range_and_reports_without_an_interval() {
+fn audit_refuses_a_rate_an_interval_or_a_lease_it_cannot_use_and_reports_or_a_lease_without_an_interval() {
     for (args, says) in [
         (&["--verifications-per-second", "0"][..], "not a rate from 0.1 to 1000"),
         (
@@ -397,6 +397,12 @@ fn audit_refuses_a_rate_or_an_interval_out_of_range_and_reports_without_an_inter
         ),
         (&["--interval", "500ms"][..], "out of range (1s to 24h)"),
         (&["--write-reports", "openreports"][..], "--interval"),
+        (&["--lease", "portcullis/audit"][..], "--interval"),
+        (&["--interval", "1m", "--lease", "audit"][..], "not NAMESPACE/NAME"),
+        (
+            &["--interval", "1m", "--lease", "Portcullis/audit"][..],
+            "not NAMESPACE/NAME",
+        ),
     ] {
         let output = portcullis(&[&["audit"][..], args].concat());
         assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));

@@ -37,6 +37,13 @@ pub struct Reviewer {
     verifier: Option<Arc<crate::images::verify::Verifier>>,
 }
 
+/// The policy library installed and the namespaces' risk levels (see [`Reviewer::revision`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revision {
+    library: u64,
+    risk_labels: u64,
+}
+
 /// A decision with what led to it, for metrics and logs.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -85,6 +92,15 @@ impl Reviewer {
 
     pub fn policies(&self) -> Arc<PolicySet> {
         self.policies.current()
+    }
+
+    /// What decides every object, as it stands: when it changes, decisions made before may
+    /// not hold (a continuous audit decides everything again).
+    pub fn revision(&self) -> Revision {
+        Revision {
+            library: self.policies.library_version(),
+            risk_labels: self.namespaces.label_digest(risk::LABEL),
+        }
     }
 
     /// Why the reviewer is not ready yet, if it isn't: the caches its decisions depend on.

@@ -2,10 +2,11 @@
 //! only as its result, and its findings handed to its controller when that was listed too.
 
 use std::collections::HashSet;
+use std::hash::{DefaultHasher, Hasher};
 
 use serde_json::Value;
 
-use super::listing::{ListError, Pages, Selection};
+use super::listing::{ListError, Listed, Pages, Selection};
 use super::what_if;
 use crate::admission::Reviewer;
 use crate::batch::{self, create_request, Document, ObjectError, ObjectResult};
@@ -36,11 +37,13 @@ pub struct Audited {
     /// they are reported there), only what the posture and the counts need is kept.
     pub reported: bool,
     pub result: ObjectResult,
+    /// The [`digest`] of the object as it was decided.
+    pub digest: u64,
 }
 
 impl Audited {
     /// Its findings belong to its controller: they are dropped here.
-    fn hand_over(&mut self) {
+    pub fn hand_over(&mut self) {
         self.reported = false;
         self.result.findings = Vec::new();
         self.result.applied = Vec::new();
@@ -83,6 +86,7 @@ impl<'a> Pass<'a> {
             let uid = text("/metadata/uid").unwrap_or_default();
             let controller = controller(&object).map(str::to_string);
             let kind = text("/kind").unwrap_or_default();
+            let digest = digest(&object);
             let request = create_request(object, format!("{USER}-{}", self.audited.len()), USER)
                 .map_err(|source| AuditError::Object { kind, source })?;
             let document = Document {
@@ -103,6 +107,7 @@ impl<'a> Pass<'a> {
                 controller,
                 reported: true,
                 result,
+                digest,
             };
             if self.is_listed(audited.controller.as_deref()) {
                 audited.hand_over();
@@ -132,6 +137,12 @@ impl<'a> Pass<'a> {
     }
 }
 
+/// A completed pass: every object decided, and the lists it read (where watches resume).
+pub struct Completed {
+    pub audited: Vec<Audited>,
+    pub listed: Vec<Listed>,
+}
+
 /// One audit pass over the cluster: the pages listed and each decided outside the runtime
 /// (verification blocks on it), then the pass finished.
 pub fn pass(
@@ -141,13 +152,54 @@ pub fn pass(
     installed: &Reviewer,
     proposal: Option<&Reviewer>,
     online: bool,
-) -> Result<Vec<Audited>, AuditError> {
+) -> Result<Completed, AuditError> {
     let mut pages = runtime.block_on(Pages::open(client, selection))?;
     let mut pass = Pass::new(installed, proposal, online.then_some(runtime));
     while let Some(page) = runtime.block_on(pages.next())? {
         pass.decide(page)?;
     }
-    Ok(pass.finish())
+    Ok(Completed {
+        audited: pass.finish(),
+        listed: pages.into_listed(),
+    })
+}
+
+/// What decides an object, as a digest: all of it but its `status` and the bookkeeping in its
+/// `metadata`, so that a status update (by far the most frequent change) is not decided again.
+pub fn digest(object: &Value) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    let mut feed = |key: &str, value: &Value| {
+        hasher.write(key.as_bytes());
+        let _ = serde_json::to_writer(HashWriter(&mut hasher), value);
+    };
+    for (key, value) in object.as_object().into_iter().flatten() {
+        match key.as_str() {
+            "status" => {}
+            "metadata" => {
+                for (key, value) in value.as_object().into_iter().flatten() {
+                    if !matches!(key.as_str(), "resourceVersion" | "managedFields" | "generation") {
+                        feed(key, value);
+                    }
+                }
+            }
+            _ => feed(key, value),
+        }
+    }
+    hasher.finish()
+}
+
+/// Serialized JSON fed to a hasher, never held.
+struct HashWriter<'a>(&'a mut DefaultHasher);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.write(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The uid of `object`'s controller: the owner reference marked `controller`.
@@ -162,8 +214,8 @@ pub fn controller(object: &Value) -> Option<&str> {
 }
 
 /// The objects whose findings are reported on themselves.
-pub fn reported(audited: &[Audited]) -> impl Iterator<Item = &Audited> {
-    audited.iter().filter(|audited| audited.reported)
+pub fn reported<'a>(audited: impl IntoIterator<Item = &'a Audited>) -> impl Iterator<Item = &'a Audited> {
+    audited.into_iter().filter(|audited| audited.reported)
 }
 
 #[cfg(test)]
@@ -250,6 +302,22 @@ mod tests {
         assert_eq!(audited[2].result.images.len(), 1);
         assert!(audited[2].result.applied.is_empty());
         assert_eq!(reported(&audited).count(), 4);
+    }
+
+    #[test]
+    fn the_digest_changes_with_what_is_decided_not_with_status_or_bookkeeping() {
+        let pod = object("Pod", "pod", None);
+        let mut updated = pod.clone();
+        updated["status"] = json!({"phase": "Running"});
+        updated["metadata"]["resourceVersion"] = json!("42");
+        updated["metadata"]["managedFields"] = json!([{"manager": "kubelet"}]);
+        assert_eq!(digest(&pod), digest(&updated));
+        let mut relabelled = pod.clone();
+        relabelled["metadata"]["labels"] = json!({"portcullis.io/risk-level": "low"});
+        assert_ne!(digest(&pod), digest(&relabelled));
+        let mut changed = pod.clone();
+        changed["spec"]["containers"][0]["image"] = json!("registry.example.com/app:2");
+        assert_ne!(digest(&pod), digest(&changed));
     }
 
     #[test]

@@ -9,12 +9,24 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use serde_json::Value;
+
+use super::audited::{digest, Completed};
+use super::changes::{Change, Watches};
+use super::fleet::Fleet;
+use super::lease::Lease;
 use super::writer::{ReportWriter, Written};
-use super::{listing, pass, Selection, Summary};
-use crate::admission::Reviewer;
+use super::{listing, pass, Pass, Selection, Summary};
+use crate::admission::{Reviewer, Revision};
 use crate::metrics::{AuditMetrics, FleetImageLabels, KindLabels, ViolationLabels};
 use crate::results::Enforcement;
 use crate::risk::RiskLevel;
+
+/// How often the audit looks at its lease, its stop flag and its watches when idle.
+const TICK: Duration = Duration::from_millis(100);
+/// Changes are published (metrics, reports) at most this often: a burst of changes is one
+/// rendering of the reports, not one per object.
+const SETTLE: Duration = Duration::from_secs(1);
 
 const POSTURES: [&str; 5] = ["running", "pinned", "signed", "sbom", "provenance"];
 
@@ -61,6 +73,34 @@ impl Exporter {
 
     /// A completed pass: its numbers replace the last pass's.
     pub fn completed(&mut self, summary: &Summary, took: Duration, at: SystemTime) {
+        self.updated(summary);
+        self.metrics.last_pass.set(epoch_seconds(at));
+        self.metrics.pass_duration.set(took.as_secs_f64());
+        self.metrics.record_pass(true);
+    }
+
+    /// The fleet changed between passes: the numbers as they are now.
+    pub fn updated(&mut self, summary: &Summary) {
+        self.learn(summary);
+        self.record(summary);
+    }
+
+    /// A pass that could not list the cluster: the last pass's numbers stay, its timestamp ages.
+    pub fn failed(&self) {
+        self.metrics.record_pass(false);
+    }
+
+    /// Auditing, or on standby: a standby's numbers are zeros (the active replica's count), so
+    /// that sums over replicas count each object once.
+    pub fn leading(&self, leading: bool) {
+        self.metrics.leading.set(i64::from(leading));
+        if !leading {
+            self.record(&Summary::default());
+        }
+    }
+
+    /// The label sets of `summary` are known from now on (a later pass sets them to zero).
+    fn learn(&mut self, summary: &Summary) {
         for (policy, enforcement, risk_level) in summary.violations.keys() {
             self.violations.insert(ViolationLabels {
                 policy: policy.clone(),
@@ -69,15 +109,6 @@ impl Exporter {
             });
         }
         self.kinds.extend(summary.kinds.keys().cloned());
-        self.record(summary);
-        self.metrics.last_pass.set(epoch_seconds(at));
-        self.metrics.pass_duration.set(took.as_secs_f64());
-        self.metrics.record_pass(true);
-    }
-
-    /// A pass that could not list the cluster: the last pass's numbers stay, its timestamp ages.
-    pub fn failed(&self) {
-        self.metrics.record_pass(false);
     }
 
     fn record(&self, summary: &Summary) {
@@ -132,28 +163,48 @@ pub struct Continuous<'a> {
     pub reviewer: &'a Reviewer,
     /// Verify images (trust entries configured).
     pub online: bool,
-    /// From the start of one pass to the start of the next (at once again when a pass took
-    /// longer).
+    /// From the start of one full pass to the start of the next (at once again when a pass
+    /// took longer).
     pub interval: Duration,
+    /// Audit only while holding it; without one, always.
+    pub lease: Option<&'a Lease>,
+}
+
+/// Where the audit stands between passes.
+struct Between<'s> {
+    exporter: &'s mut Exporter,
+    writer: Option<&'s mut ReportWriter>,
 }
 
 impl Continuous<'_> {
-    /// Runs passes until `stop` is set, waiting first for the reviewer to be ready (the
-    /// Namespaces, and the inventory when configured, synced); each pass's results go to the
-    /// metrics and, with a writer, to the reports.
-    pub fn run(&self, exporter: &mut Exporter, mut writer: Option<&mut ReportWriter>, stop: &AtomicBool) {
-        let wait = |until: Instant| {
-            while !stop.load(Ordering::Acquire) && Instant::now() < until {
-                std::thread::sleep(Duration::from_millis(100).min(until.saturating_duration_since(Instant::now())));
+    /// Runs until `stop` is set: waits for the lease (when there is one) and for the reviewer
+    /// to be ready (the Namespaces, and the inventory when configured, synced), then a full
+    /// pass, then each change its watches report decided as it comes, until the interval is
+    /// over or what decides everything changed (the policy library, a namespace's risk
+    /// level): then a full pass again. The results go to the metrics and, with a writer, to
+    /// the reports.
+    pub fn run(&self, exporter: &mut Exporter, writer: Option<&mut ReportWriter>, stop: &AtomicBool) {
+        let stopped = || stop.load(Ordering::Acquire);
+        let mut state = Between { exporter, writer };
+        let mut leading = false;
+        while !stopped() {
+            if self.leading() != leading {
+                leading = !leading;
+                state.exporter.leading(leading);
+                tracing::info!(leading, "audit lease {}", if leading { "acquired" } else { "not held" });
             }
-        };
-        while !stop.load(Ordering::Acquire) {
-            if let Some(reason) = self.reviewer.not_ready() {
-                tracing::info!(reason, "audit waits for its caches");
-                wait(Instant::now() + Duration::from_secs(1));
+            if !leading {
+                std::thread::sleep(TICK);
                 continue;
             }
+            if let Some(reason) = self.reviewer.not_ready() {
+                tracing::info!(reason, "audit waits for its caches");
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+            let revision = self.reviewer.revision();
             let started = Instant::now();
+            let due = started + self.interval;
             match pass(
                 self.runtime,
                 self.client,
@@ -162,14 +213,12 @@ impl Continuous<'_> {
                 None,
                 self.online,
             ) {
-                Ok(audited) => {
-                    let summary = Summary::of(&audited);
-                    let (took, at) = (started.elapsed(), SystemTime::now());
-                    exporter.completed(&summary, took, at);
-                    let written = match writer.as_deref_mut() {
-                        Some(writer) => self.runtime.block_on(writer.write(&audited, at)),
-                        None => Written::default(),
-                    };
+                Ok(Completed { audited, listed }) => {
+                    let mut fleet = Fleet::new(audited);
+                    let took = started.elapsed();
+                    let summary = Summary::of(fleet.iter());
+                    state.exporter.completed(&summary, took, SystemTime::now());
+                    let written = self.write(&mut state, &fleet);
                     tracing::info!(
                         objects = summary.objects,
                         denied = summary.denied,
@@ -180,13 +229,101 @@ impl Continuous<'_> {
                         reports_failed = written.failed,
                         "audit pass completed"
                     );
+                    let mut watches = Watches::start(self.runtime.handle(), listed);
+                    self.follow(&mut state, &mut fleet, &mut watches, due, revision, stop);
                 }
                 Err(error) => {
-                    exporter.failed();
+                    state.exporter.failed();
                     tracing::error!(%error, "audit pass failed; the next one starts on schedule");
+                    while !stopped() && self.leading() && Instant::now() < due {
+                        std::thread::sleep(TICK);
+                    }
                 }
             }
-            wait(started + self.interval);
+        }
+    }
+
+    fn leading(&self) -> bool {
+        self.lease.is_none_or(Lease::leading)
+    }
+
+    /// Decides each change as it comes until `due`, a stop, the lease lost, a watch that
+    /// cannot resume, or a new `revision`; the results published at most every [`SETTLE`].
+    fn follow(
+        &self,
+        state: &mut Between,
+        fleet: &mut Fleet,
+        watches: &mut Watches,
+        due: Instant,
+        revision: Revision,
+        stop: &AtomicBool,
+    ) {
+        let mut unpublished: Option<Instant> = None;
+        while !stop.load(Ordering::Acquire) && self.leading() && Instant::now() < due {
+            if self.reviewer.revision() != revision {
+                tracing::info!("the policy library or a namespace's risk level changed: a full pass");
+                break;
+            }
+            let changed = match watches.next(self.runtime, TICK) {
+                None => false,
+                Some(Change::Applied(object)) => self.decide(fleet, object, state.exporter),
+                Some(Change::Deleted { uid }) => fleet.remove(&uid),
+                Some(Change::Lost { kind }) => {
+                    tracing::info!(%kind, "a watch cannot resume: a full pass");
+                    break;
+                }
+            };
+            if changed && unpublished.is_none() {
+                unpublished = Some(Instant::now());
+            }
+            if unpublished.is_some_and(|since| since.elapsed() >= SETTLE) {
+                self.publish(state, fleet);
+                unpublished = None;
+            }
+        }
+        if unpublished.is_some() && self.leading() {
+            self.publish(state, fleet);
+        }
+    }
+
+    /// A created or changed object decided again, unless what decides it did not change (a
+    /// status update). Whether its result changed the fleet.
+    fn decide(&self, fleet: &mut Fleet, object: Value, exporter: &Exporter) -> bool {
+        let uid = object
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if fleet.holds(uid, digest(&object)) {
+            return false;
+        }
+        let mut pass = Pass::new(self.reviewer, None, self.online.then_some(self.runtime));
+        if let Err(error) = pass.decide(vec![object]) {
+            tracing::warn!(%error, "a changed object cannot be decided; the next pass tries again");
+            return false;
+        }
+        exporter.metrics.changes.inc();
+        for audited in pass.finish() {
+            fleet.update(audited);
+        }
+        true
+    }
+
+    /// The fleet as it is now, to the metrics and the reports.
+    fn publish(&self, state: &mut Between, fleet: &Fleet) {
+        state.exporter.updated(&Summary::of(fleet.iter()));
+        let written = self.write(state, fleet);
+        tracing::debug!(
+            reports_applied = written.applied,
+            reports_deleted = written.deleted,
+            reports_failed = written.failed,
+            "audit results updated"
+        );
+    }
+
+    fn write(&self, state: &mut Between, fleet: &Fleet) -> Written {
+        match state.writer.as_deref_mut() {
+            Some(writer) => self.runtime.block_on(writer.write(fleet.iter(), SystemTime::now())),
+            None => Written::default(),
         }
     }
 }

@@ -76,6 +76,17 @@ pub struct Pages {
     /// Where the current list goes on.
     continue_token: Option<String>,
     page: u32,
+    /// The lists answered so far, each at the version it was read at.
+    listed: Vec<Listed>,
+}
+
+/// A list as it was read: its resource, where, and the `resourceVersion` of the snapshot its
+/// pages came from (every page of a list is of one snapshot), which a watch resumes from.
+#[derive(Clone)]
+pub struct Listed {
+    pub resource: ApiResource,
+    pub api: Api<DynamicObject>,
+    pub resource_version: String,
 }
 
 impl Pages {
@@ -106,6 +117,7 @@ impl Pages {
             lists,
             continue_token: None,
             page,
+            listed: Vec::new(),
         }
     }
 
@@ -130,6 +142,11 @@ impl Pages {
         Ok(Some(objects.collect::<Result<_, _>>()?))
     }
 
+    /// The lists read so far (all of them once [`Pages::next`] gave `None`).
+    pub fn into_listed(self) -> Vec<Listed> {
+        self.listed
+    }
+
     /// The next non-empty page as the apiserver answered it, with the resource it lists.
     async fn next_listed(&mut self) -> Result<Option<(ApiResource, Vec<DynamicObject>)>, ListError> {
         while let Some((resource, api)) = self.lists.last() {
@@ -141,6 +158,13 @@ impl Pages {
                 kind: resource.kind.clone(),
                 source,
             })?;
+            if self.continue_token.is_none() {
+                self.listed.push(Listed {
+                    resource: resource.clone(),
+                    api: api.clone(),
+                    resource_version: page.metadata.resource_version.clone().unwrap_or_default(),
+                });
+            }
             let resource = resource.clone();
             self.continue_token = page.metadata.continue_.filter(|token| !token.is_empty());
             if self.continue_token.is_none() {
@@ -229,7 +253,7 @@ pub async fn inventory(client: &kube::Client, kinds: &[InventoryKind], page: u32
 
 /// An object as policies see it: with its `apiVersion` and `kind` (list items lack them) and
 /// without `metadata.managedFields` (bookkeeping no policy reads, often half the size).
-fn as_listed(mut object: DynamicObject, resource: &ApiResource) -> Result<Value, ListError> {
+pub fn as_listed(mut object: DynamicObject, resource: &ApiResource) -> Result<Value, ListError> {
     object.types = Some(TypeMeta {
         api_version: resource.api_version.clone(),
         kind: resource.kind.clone(),

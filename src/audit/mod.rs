@@ -8,7 +8,10 @@
 //! an orphan Pod or a bare ReplicaSet is reported itself.
 
 pub mod audited;
+pub mod changes;
 pub mod continuous;
+pub mod fleet;
+pub mod lease;
 pub mod listing;
 pub mod reports;
 pub mod summary;
@@ -17,7 +20,7 @@ pub mod writer;
 
 use crate::batch::{Change, ObjectResult};
 
-pub use audited::{controller, pass, reported, AuditError, Audited, Pass, USER};
+pub use audited::{controller, pass, reported, AuditError, Audited, Completed, Pass, USER};
 pub use listing::{inventory, namespaces, ListError, Pages, Selection, PAGE};
 pub use summary::Summary;
 

@@ -228,6 +228,7 @@ mod tests {
             controller: None,
             reported: true,
             result,
+            digest: 0,
         }
     }
 

@@ -36,12 +36,10 @@ pub struct ImageCounts {
 impl Summary {
     /// The numbers of an audit pass: every object counts by kind and its Pods' images in the
     /// posture; findings and denials count on the objects they are reported on.
-    pub fn of(audited: &[Audited]) -> Summary {
-        let mut summary = Summary {
-            objects: audited.len(),
-            ..Summary::default()
-        };
+    pub fn of<'a>(audited: impl IntoIterator<Item = &'a Audited>) -> Summary {
+        let mut summary = Summary::default();
         for Audited { result, reported, .. } in audited {
+            summary.objects += 1;
             *summary.kinds.entry(result.kind.clone()).or_default() += 1;
             if result.kind == "Pod" {
                 let counts = summary.images.entry(result.risk_level.clone()).or_default();
@@ -135,6 +133,7 @@ mod tests {
             controller: None,
             reported,
             result,
+            digest: 0,
         }
     }
 

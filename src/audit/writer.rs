@@ -82,7 +82,7 @@ impl ReportWriter {
     /// Writes the reports of a pass (`audited`, completed `at`): the changed ones applied, the
     /// ones no longer produced deleted. A write that fails is logged and retried at the next
     /// pass.
-    pub async fn write(&mut self, audited: &[Audited], at: SystemTime) -> Written {
+    pub async fn write<'a>(&mut self, audited: impl IntoIterator<Item = &'a Audited>, at: SystemTime) -> Written {
         let reports = render(self.format, super::reported(audited), at);
         let mut done = Written::default();
         let mut produced: HashMap<Key, Option<u64>> = HashMap::new();

@@ -1,7 +1,7 @@
 //! The policy set reviews use, rebuilt when either of its two sources changes: the policy
 //! library (hot reload) or the cluster inventory (Gatekeeper's `data.inventory`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -17,6 +17,8 @@ pub struct LivePolicies {
     /// atomic, not derived from `sources`: readiness probes must not wait on the lock a rebuild
     /// holds.
     awaiting_inventory: AtomicBool,
+    /// How many libraries replaced the first.
+    library_version: AtomicU64,
 }
 
 struct Sources {
@@ -34,6 +36,7 @@ impl LivePolicies {
                 inventory: None,
             }),
             awaiting_inventory: AtomicBool::new(false),
+            library_version: AtomicU64::new(0),
         }
     }
 
@@ -61,7 +64,13 @@ impl LivePolicies {
         };
         sources.library = library;
         self.installed.store(installed);
+        self.library_version.fetch_add(1, Ordering::AcqRel);
         Ok(())
+    }
+
+    /// Changes with each library installed (not with the inventory).
+    pub fn library_version(&self) -> u64 {
+        self.library_version.load(Ordering::Acquire)
     }
 
     /// A new inventory document (laid out as `gatekeeper::review::inventory` builds it), for

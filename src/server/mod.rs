@@ -274,7 +274,7 @@ async fn reload_certificates(
 }
 
 /// Polls the policy directories; a new set replaces the old only if it loads completely.
-async fn reload_policies(state: AppState, settings: Settings, source: Source, mut stop: watch::Receiver<bool>) {
+pub async fn reload_policies(state: AppState, settings: Settings, source: Source, mut stop: watch::Receiver<bool>) {
     if source == Source::Embedded {
         return;
     }
