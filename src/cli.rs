@@ -146,6 +146,10 @@ pub struct AuditArgs {
     /// (NAMESPACE/NAME), so that of several replicas one audits and another takes over.
     #[arg(long, env = "PORTCULLIS_AUDIT_LEASE", value_parser = lease_name, requires = "interval")]
     pub lease: Option<LeaseName>,
+    /// With --interval: metrics and probes listen address (overrides server.metricsListen, as
+    /// for `serve`), e.g. to run the audit beside the webhook on one host.
+    #[arg(long, env = "PORTCULLIS_METRICS_LISTEN", requires = "interval")]
+    pub metrics_listen: Option<String>,
 }
 
 /// A Lease's namespace and name.

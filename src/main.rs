@@ -317,7 +317,11 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<u8, StartupError> {
 }
 
 fn run_audit(cli: &Cli, args: &AuditArgs) -> Result<u8, StartupError> {
-    let mut settings = settings(cli, args.config.as_deref(), false, |_| {})?;
+    let mut settings = settings(cli, args.config.as_deref(), false, |config| {
+        if let Some(listen) = &args.metrics_listen {
+            config.server.metrics_listen = Some(listen.clone());
+        }
+    })?;
     if args.offline {
         settings.trust.entries.clear();
     }

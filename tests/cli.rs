@@ -388,7 +388,7 @@ fn audit_of_a_cluster_it_cannot_reach_is_an_error_not_a_clean_fleet() {
 }
 
 #[test]
-fn audit_refuses_a_rate_an_interval_or_a_lease_it_cannot_use_and_reports_or_a_lease_without_an_interval() {
+fn audit_refuses_a_rate_an_interval_a_lease_or_an_address_it_cannot_use_and_continuous_flags_without_an_interval() {
     for (args, says) in [
         (&["--verifications-per-second", "0"][..], "not a rate from 0.1 to 1000"),
         (
@@ -398,6 +398,11 @@ fn audit_refuses_a_rate_an_interval_or_a_lease_it_cannot_use_and_reports_or_a_le
         (&["--interval", "500ms"][..], "out of range (1s to 24h)"),
         (&["--write-reports", "openreports"][..], "--interval"),
         (&["--lease", "portcullis/audit"][..], "--interval"),
+        (&["--metrics-listen", "127.0.0.1:9191"][..], "--interval"),
+        (
+            &["--interval", "1m", "--metrics-listen", "localhost"][..],
+            "server.metricsListen: \"localhost\" is not an address",
+        ),
         (&["--interval", "1m", "--lease", "audit"][..], "not NAMESPACE/NAME"),
         (
             &["--interval", "1m", "--lease", "Portcullis/audit"][..],
