@@ -4,7 +4,7 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/portcullis/target
 export CARGO_TARGET_DIR
 CARGO ?= cargo
 
-.PHONY: vendor run test fmt lint unit integration test-tiers policy-test chart-check example-check static-check generate bench build
+.PHONY: vendor run test fmt lint unit integration test-tiers policy-test chart-check chart-package example-check static-check generate bench build
 
 ## The test tiers. Unit: the test binaries that need no tool from scripts/tools.sh (the router
 ## in-process, the TLS server on loopback sockets, the CLI and dashboards against the built binary,
@@ -67,6 +67,10 @@ example-check: vendor
 ## the script the Dockerfile runs, started with the image's config and answering a review.
 static-check: vendor
 	scripts/static-check.sh "$$(scripts/static-build.sh)"
+
+## The chart as published (dist/portcullis-VERSION.tgz): with the report CRDs in crds/.
+chart-package:
+	scripts/chart-check.sh package dist
 
 ## Rewrites the generated files: charts/portcullis/policies/ and deploy/portcullis.yaml.
 generate:

@@ -3,12 +3,17 @@
 #
 #   scripts/chart-check.sh            # check: lint, render, drift, schema (make chart-check)
 #   scripts/chart-check.sh generate   # rewrite the generated files (make generate)
+#   scripts/chart-check.sh package DIR  # the chart as published, with the report CRDs (make chart-package)
 #
 # Generated, never edited by hand:
 #   charts/portcullis/policies/   the default library (policies/) without its tests: Helm packs
 #                                 only files inside the chart, so the chart carries a copy
 #   deploy/portcullis.yaml        the chart rendered for `kubectl apply` (see render_deploy)
 # helm and promtool come from scripts/tools.sh (built once from the Go module proxy, then cached).
+#
+# Packaged, never committed: the published chart's crds/ holds the report CRDs of OpenReports
+# and of the wg-policy prototypes, taken at package time from their projects' modules (pinned in
+# scripts/tools.sh), as the crates of vendor.sh are: the repository holds no other project's files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,6 +58,24 @@ EOF
   } >"$1"
 }
 
+# package_chart DIR: DIR/portcullis-VERSION.tgz, the chart with crds/ added; prints its path.
+package_chart() {
+  local copy=$WORK/package/portcullis crds
+  crds=$(scripts/tools.sh report-crds)
+  mkdir -p "$copy" "$1"
+  cp -R "$CHART"/. "$copy"
+  mkdir -p "$copy/crds"
+  cp "$crds"/*.yaml "$copy/crds/"
+  "$HELM" package "$copy" --destination "$1" >"$WORK/package.log" 2>&1 ||
+    die "helm package:$(printf '\n%s' "$(cat "$WORK/package.log")")"
+  ls "$1"/portcullis-*.tgz
+}
+
+if [[ ${1:-check} == package ]]; then
+  [[ -n ${2:-} ]] || die "usage: $0 package DIR"
+  package_chart "$2"
+  exit 0
+fi
 if [[ ${1:-check} == generate ]]; then
   rm -rf "$CHART/policies"
   copy_library "$CHART/policies"
@@ -61,7 +84,7 @@ if [[ ${1:-check} == generate ]]; then
   echo "chart-check: regenerated $CHART/policies and $DEPLOY" >&2
   exit 0
 fi
-[[ ${1:-check} == check ]] || die "usage: $0 [check|generate]"
+[[ ${1:-check} == check ]] || die "usage: $0 [check|generate|package DIR]"
 
 failures=0
 fail() { echo "chart-check: FAIL: $*" >&2; failures=$((failures + 1)); }
@@ -74,6 +97,30 @@ render_deploy "$WORK/deploy.yaml"
 diff -u "$DEPLOY" "$WORK/deploy.yaml" >"$WORK/deploy.diff" 2>&1 ||
   fail "$DEPLOY differs from a fresh render (run make generate):$(printf '\n%s' "$(head -40 "$WORK/deploy.diff")")"
 
+# rule_writes FILE: the resources of every RBAC rule in FILE that grants more than get, list
+# and watch (rules in either YAML list style, as the templates write them).
+rule_writes() {
+  awk '
+    function flush() { if (write) for (r in res) print r; delete res; write = 0 }
+    function add(value) {
+      if (key == "verbs" && value !~ /^(get|list|watch)$/) write = 1
+      if (key == "resources") res[value] = 1
+    }
+    /^---/ || /^ *- apiGroups:/ { flush() }
+    match($0, /^ *-? *(apiGroups|resources|verbs|resourceNames):/) {
+      key = $0; sub(/^ *-? */, "", key); sub(/:.*/, "", key)
+      if (match($0, /\[.*\]/)) {
+        n = split(substr($0, RSTART + 1, RLENGTH - 2), items, /, */)
+        for (i = 1; i <= n; i++) add(items[i])
+      }
+      next
+    }
+    /^ *- / { v = $0; sub(/^ *- */, "", v); gsub(/"/, "", v); add(v); next }
+    /^ *[a-zA-Z]/ { key = "" }
+    END { flush() }
+  ' "$1"
+}
+
 # 2. Lint (warnings are failures) and render the default values and every documented variant.
 variants=(default "$CHART"/ci/*.yaml)
 for variant in "${variants[@]}"; do
@@ -83,13 +130,26 @@ for variant in "${variants[@]}"; do
   out=$WORK/$(basename "$variant" .yaml).yaml
   "$HELM" template "$RELEASE" "$CHART" --namespace "$NAMESPACE" "${args[@]}" >"$out" 2>"$WORK/template.log" ||
     fail "helm template ($variant):$(printf '\n%s' "$(cat "$WORK/template.log")")"
-  # portcullis's own RBAC is read-only, whatever the values.
+  # The webhook's RBAC is read-only, whatever the values.
   if "$HELM" template "$RELEASE" "$CHART" --namespace "$NAMESPACE" "${args[@]}" --show-only templates/rbac.yaml \
     >"$WORK/rbac.yaml" 2>/dev/null; then
     if grep -A3 '^  *verbs:' "$WORK/rbac.yaml" | grep -Eq '(create|update|patch|delete|deletecollection|escalate|bind|impersonate|\*)'; then
       fail "($variant) portcullis's RBAC grants a write verb"
     fi
   fi
+  # The audit writes its Lease and its reports, nothing else.
+  for reports in "" openreports policyreport; do
+    if "$HELM" template "$RELEASE" "$CHART" --namespace "$NAMESPACE" "${args[@]}" --set "audit.reports=$reports" \
+      --show-only templates/audit-rbac.yaml >"$WORK/audit-rbac.yaml" 2>/dev/null; then
+      writes=$(rule_writes "$WORK/audit-rbac.yaml" | sort -u | tr '\n' ' ')
+      case $reports in
+        "") want="leases " ;;
+        openreports) want="clusterreports leases reports " ;;
+        policyreport) want="clusterpolicyreports leases policyreports " ;;
+      esac
+      [[ $writes == "$want" ]] || fail "($variant, audit.reports=$reports) the audit's RBAC writes '$writes', not '$want'"
+    fi
+  done
 done
 
 # 3. Properties of the renders that the values promise.
@@ -113,12 +173,16 @@ expect "$d" 'resources: \[namespaces\]|- namespaces$' "namespace RBAC"
 expect "$d" '^kind: PodDisruptionBudget$' "a PodDisruptionBudget"
 expect "$d" 'readOnlyRootFilesystem: true' "a read-only root filesystem"
 expect "$d" 'caBundle: [A-Za-z0-9+/=]{100,}' "a generated caBundle"
-refuse "$d" 'kind: Role$|- secrets$' "Secret access without imagePullSecrets reading"
+refuse "$d" '- secrets$|resources: \[secrets\]' "Secret access without imagePullSecrets reading"
+expect "$d" "^            - $NAMESPACE/$RELEASE-audit\$" "the continuous audit holding its Lease (--lease)"
+expect "$d" '^            - audit$' "the continuous audit's Deployment"
+refuse "$d" '^            - --write-reports$' "report writing without audit.reports"
 m=$WORK/minimal-values.yaml
 expect "$m" '^      automountServiceAccountToken: false$' "no token without API features"
 refuse "$m" '^kind: ClusterRole(Binding)?$' "RBAC without API features"
 refuse "$m" '^kind: PodDisruptionBudget$' "a PodDisruptionBudget with one replica"
 refuse "$m" 'policies/library' "the chart's library when policies.library is false"
+refuse "$m" '^            - audit$' "the continuous audit when audit.enabled is false"
 u=$WORK/url-mode-values.yaml
 expect "$u" 'url: "https://127.0.0.1:8443/validate"' "clientConfig.url"
 refuse "$u" '^kind: (Deployment|Service|Secret)$' "in-cluster objects in webhook.url mode"
@@ -139,6 +203,8 @@ c=$WORK/cert-manager-values.yaml
 expect "$c" 'cert-manager.io/inject-ca-from: portcullis/portcullis-tls' "the cainjector annotation"
 expect "$c" 'grafana_dashboard: "1"' "the Grafana sidecar label"
 expect "$c" 'apiserver_admission_webhook_fail_open_count' "the fail-open alert"
+expect "$c" "^  name: $RELEASE-audit\$" "the audit's ServiceMonitor (job $RELEASE-audit, as PortcullisAuditStale expects)"
+expect "$c" "job=\"$RELEASE-audit\"" "PortcullisAuditStale on the audit's job"
 
 # 4. The schema (and the templates' own checks) refuse wrong values.
 reject() { # REASON ARGS...: helm template must fail, and say REASON
@@ -170,8 +236,22 @@ reject /policies/inventory/0/resource --set 'policies.inventory[0].version=v1,po
 reject /policies/inventory/0 --set 'policies.inventory[0].kind=Ingress'
 reject /webhook/extraRules/0/operations/0 --set 'webhook.extraRules[0].apiGroups={""},webhook.extraRules[0].apiVersions={v1},webhook.extraRules[0].resources={services},webhook.extraRules[0].operations={READ}'
 reject "invalid propertyName 'notes.txt'" --set-string 'policies.extra.notes\.txt=x'
+reject /audit/reports --set audit.reports=kyverno
+reject /audit/interval --set audit.interval=often
+reject /audit/verificationsPerSecond --set audit.verificationsPerSecond=0
+reject /audit/extraRules/0/verbs/0 --set 'audit.extraRules[0].apiGroups={""},audit.extraRules[0].resources={services},audit.extraRules[0].verbs={delete}'
+reject /audit/namespaces/0 --set 'audit.namespaces={Team_A}'
 
-# 5. The PrometheusRule's alerts: valid for Prometheus (`promtool check rules`) and each one
+# 5. The published package: lints, and carries the four report CRDs (none in the templates).
+package=$(package_chart "$WORK/dist")
+"$HELM" lint --strict "$package" >"$WORK/lint.log" 2>&1 || fail "helm lint --strict (package):$(printf '\n%s' "$(cat "$WORK/lint.log")")"
+"$HELM" show crds "$package" >"$WORK/crds.yaml"
+crd_names=$(sed -n 's/^  name: \(.*\)$/\1/p' "$WORK/crds.yaml" | sort | tr '\n' ' ')
+want_crds="clusterpolicyreports.wgpolicyk8s.io clusterreports.openreports.io policyreports.wgpolicyk8s.io reports.openreports.io "
+[[ $crd_names == "$want_crds" ]] || fail "the package's CRDs are '$crd_names', not '$want_crds'"
+refuse "$d" '^kind: CustomResourceDefinition$' "a CRD among the templates (Helm would own it)"
+
+# 6. The PrometheusRule's alerts: valid for Prometheus (`promtool check rules`) and each one
 # firing on what it is about and quiet otherwise (`promtool test rules`, tests/alerts/). The
 # rules are rendered with the cert-manager variant (every alert, in-cluster ones included).
 PROMTOOL=$(scripts/tools.sh promtool)
@@ -189,4 +269,4 @@ tested=$(grep -o 'alertname: [A-Za-z]*' tests/alerts/portcullis.test.yaml | sort
 if ((failures)); then
   die "$failures check(s) failed"
 fi
-echo "chart-check: ok (${#variants[@]} variants linted and rendered, $DEPLOY and $CHART/policies up to date, schema refusals checked, $alerts alerts unit-tested with promtool)" >&2
+echo "chart-check: ok (${#variants[@]} variants linted and rendered, $DEPLOY and $CHART/policies up to date, schema refusals checked, the package with its report CRDs, $alerts alerts unit-tested with promtool)" >&2

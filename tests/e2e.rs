@@ -22,7 +22,11 @@
 //!    webhook that answers after its timeout (`Fail`, then `Ignore`), the apiserver's metrics;
 //! 9. Gatekeeper (last: it changes the config): a ConstraintTemplate and Constraint shipped in
 //!    `policies.extra`, Ingresses sent through `webhook.extraRules`, `data.inventory` synced
-//!    with the chart's RBAC, following creations and deletions.
+//!    with the chart's RBAC, following creations and deletions;
+//! 10. the chart's continuous audit (after 9: it audits the Gatekeeper config too): two
+//!     processes on the audit Deployment's arguments and the audit ServiceAccount's token (so
+//!     the chart's audit RBAC is all they may do), one leading by the Lease and writing
+//!     OpenReports reports into the real CRDs, the other taking over when it stops.
 
 mod common;
 
@@ -65,7 +69,7 @@ fn the_chart_installed_into_a_real_apiserver_enforces_through_kubectl() {
         started.elapsed().as_secs_f64()
     );
     type Phase = fn(&mut Suite);
-    let phases: [(u32, &str, Phase); 7] = [
+    let phases: [(u32, &str, Phase); 8] = [
         (
             3,
             "chart variants pass kubectl apply --dry-run=server",
@@ -84,6 +88,11 @@ fn the_chart_installed_into_a_real_apiserver_enforces_through_kubectl() {
             9,
             "Gatekeeper policies and inventory from the chart",
             Suite::phase_9_gatekeeper,
+        ),
+        (
+            10,
+            "the chart's continuous audit: two replicas, one Lease, reports",
+            Suite::phase_10_continuous_audit,
         ),
     ];
     let mut failed = Vec::new();
@@ -300,8 +309,8 @@ impl Suite {
         let objects = documents(&rendered.stdout);
         let deployment = objects
             .iter()
-            .find(|o| o["kind"] == "Deployment")
-            .expect("a Deployment in-cluster");
+            .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == RELEASE)
+            .expect("the webhook's Deployment in-cluster");
         // The installed (webhook.url) config is the one the pods would run.
         let rendered_config = objects
             .iter()
@@ -379,14 +388,7 @@ impl Suite {
     /// ("address already in use" in its log; it is stopped then).
     fn try_start_portcullis(&mut self) -> bool {
         assert!(self.portcullis.is_none());
-        let token = self
-            .cluster
-            .kubectl(&["create", "token", RELEASE, "--namespace", RELEASE, "--duration", "2h"]);
-        let admin: Value = yaml_serde::from_str(&std::fs::read_to_string(&self.cluster.kubeconfig).unwrap()).unwrap();
-        let mut kubeconfig = admin;
-        kubeconfig["users"][0]["user"] = json!({"token": token.trim()});
-        let kubeconfig_path = self.work.path().join("portcullis.kubeconfig");
-        std::fs::write(&kubeconfig_path, serde_json::to_vec(&kubeconfig).unwrap()).unwrap();
+        let kubeconfig_path = self.token_kubeconfig(RELEASE);
         let config = self.root.join("config/config.yaml");
         let log = self.work.path().join("portcullis.log");
         let service = Service::spawn(
@@ -429,6 +431,20 @@ impl Suite {
         assert_eq!(self.portcullis_reviews(), 0.0, "a fresh process has reviewed nothing");
         self.calls_at_start = self.webhook_calls();
         true
+    }
+
+    /// A kubeconfig that authenticates as the ServiceAccount `name` of the release namespace
+    /// (a token from the apiserver), so that only the chart's RBAC grants what it can do.
+    fn token_kubeconfig(&self, name: &str) -> PathBuf {
+        let token = self
+            .cluster
+            .kubectl(&["create", "token", name, "--namespace", RELEASE, "--duration", "2h"]);
+        let mut kubeconfig: Value =
+            yaml_serde::from_str(&std::fs::read_to_string(&self.cluster.kubeconfig).unwrap()).unwrap();
+        kubeconfig["users"][0]["user"] = json!({"token": token.trim()});
+        let path = self.work.path().join(format!("{name}.kubeconfig"));
+        std::fs::write(&path, serde_json::to_vec(&kubeconfig).unwrap()).unwrap();
+        path
     }
 
     fn stop_portcullis(&mut self) {
@@ -1024,6 +1040,215 @@ impl Suite {
             synced.is_some(),
             "portcullis_inventory_objects counts the synced Ingresses"
         );
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // 10: the continuous audit as the chart deploys it.
+
+    fn phase_10_continuous_audit(&mut self) {
+        // The report CRDs of the chart as published (`make chart-package`), as Helm installs
+        // its crds/ on the first install.
+        let package = run(
+            Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/chart-check.sh"))
+                .arg("package")
+                .arg(self.work.path().join("dist")),
+        );
+        let crds = self.helm(&["show", "crds", &package]);
+        assert!(crds.ok && crds.stdout.contains("reports.openreports.io"), "{crds:?}");
+        let applied = self.kubectl(&["apply", "-f", "-"], Some(crds.stdout.as_bytes()));
+        assert!(applied.ok, "the package's CRDs: {applied:?}");
+        self.cluster
+            .kubectl(&["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]);
+        let variant = std::fs::read_to_string(Path::new(CHART).join("ci/gatekeeper-values.yaml")).unwrap();
+        let mut overrides: Value = yaml_serde::from_str(&variant).unwrap();
+        merge(
+            &mut overrides,
+            json!({"audit": {"reports": "openreports", "interval": "1m"}}),
+        );
+        let values = self.values(overrides);
+        let upgraded = self.helm_upgrade(&values);
+        assert!(upgraded.ok, "{upgraded:?}");
+        self.mount_chart_volumes(
+            &values,
+            &["config", "tls", "policies-library", "policies-extra", "trust"],
+        );
+
+        // What the chart runs in-cluster: the audit's ServiceAccount and RBAC applied as
+        // rendered (webhook.url mode renders no in-cluster objects), its Deployment's
+        // arguments run as they are.
+        let rendered = self.helm_release(
+            "template",
+            &values,
+            &["--set", "webhook.url=", "--set", "webhook.caBundle="],
+        );
+        assert!(rendered.ok, "helm template: {rendered:?}");
+        let objects = documents(&rendered.stdout);
+        let audit: Vec<&Value> = objects
+            .iter()
+            .filter(|o| o["metadata"]["labels"]["app.kubernetes.io/component"] == "audit")
+            .collect();
+        let access: Vec<&Value> = audit
+            .iter()
+            .copied()
+            .filter(|o| {
+                [
+                    "ServiceAccount",
+                    "ClusterRole",
+                    "ClusterRoleBinding",
+                    "Role",
+                    "RoleBinding",
+                ]
+                .contains(&o["kind"].as_str().unwrap_or_default())
+            })
+            .collect();
+        assert_eq!(access.len(), 5, "the audit's ServiceAccount and RBAC: {access:?}");
+        self.kubectl_ok(
+            &["apply", "-f", "-"],
+            &json!({"apiVersion": "v1", "kind": "List", "items": access}),
+        );
+        let deployment = audit
+            .iter()
+            .find(|o| o["kind"] == "Deployment")
+            .expect("the audit Deployment");
+        let audit_name = format!("{RELEASE}-audit");
+        assert_eq!(deployment["metadata"]["name"], audit_name.as_str());
+        let pod = &deployment["spec"]["template"]["spec"];
+        assert_eq!(pod["serviceAccountName"], audit_name.as_str());
+        let container = &pod["containers"][0];
+        let args: Vec<&str> = container["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        let lease = format!("{RELEASE}/{audit_name}");
+        for pair in [
+            ["--lease", lease.as_str()],
+            ["--write-reports", "openreports"],
+            ["--interval", "1m"],
+        ] {
+            assert!(args.windows(2).any(|w| w == pair), "{pair:?} in {args:?}");
+        }
+        // Its files are the webhook's, at the same paths (laid out above).
+        let webhook = objects
+            .iter()
+            .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == RELEASE)
+            .expect("the webhook Deployment");
+        let webhook_mounts = webhook["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+            .as_array()
+            .unwrap();
+        for mount in container["volumeMounts"].as_array().unwrap() {
+            assert!(
+                webhook_mounts.contains(mount),
+                "the audit mounts {mount} as the webhook does"
+            );
+        }
+
+        let kubeconfig = self.token_kubeconfig(&audit_name);
+        let mut replicas: Vec<(Option<Service>, u16, PathBuf)> = (0..2)
+            .map(|index| {
+                let port = pick_port();
+                let log = self.work.path().join(format!("audit-{index}.log"));
+                let service = Service::spawn(
+                    Path::new("env"),
+                    &[
+                        &[
+                            format!("KUBECONFIG={}", kubeconfig.display()),
+                            format!("PORTCULLIS_METRICS_LISTEN=127.0.0.1:{port}"),
+                            format!("HOSTNAME=audit-{index}"),
+                            env!("CARGO_BIN_EXE_portcullis").to_string(),
+                        ]
+                        .iter()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>()[..],
+                        &args[..],
+                    ]
+                    .concat(),
+                    &log,
+                    Stdio::null(),
+                );
+                (Some(service), port, log)
+            })
+            .collect();
+        let logs = |replicas: &[(Option<Service>, u16, PathBuf)]| {
+            replicas
+                .iter()
+                .map(|(_, _, log)| {
+                    format!(
+                        "--- {}:\n{}",
+                        log.display(),
+                        std::fs::read_to_string(log).unwrap_or_default()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let scrape = |port: u16| {
+            self.http
+                .get(format!("http://127.0.0.1:{port}/metrics"))
+                .send()
+                .and_then(|r| r.text())
+                .unwrap_or_default()
+        };
+        let leader = |text: &str| metric_sum(text, "portcullis_audit_leader", &[]);
+        let passes = |text: &str| metric_sum(text, "portcullis_audit_passes_total", &[("result", "success")]);
+
+        // One leads and completes a pass; the other stands by.
+        let active = try_poll(Duration::from_secs(90), Duration::from_millis(250), || {
+            let texts: Vec<String> = replicas.iter().map(|r| scrape(r.1)).collect();
+            let leading: Vec<usize> = (0..2).filter(|&i| leader(&texts[i]) == 1.0).collect();
+            match leading[..] {
+                [one]
+                    if passes(&texts[one]) >= 1.0
+                        && leader(&texts[1 - one]) == 0.0
+                        && texts[1 - one].contains("portcullis_audit_leader") =>
+                {
+                    Some(one)
+                }
+                _ => None,
+            }
+        })
+        .unwrap_or_else(|| panic!("no replica leading with a pass; logs:\n{}", logs(&replicas)));
+        let standby = 1 - active;
+        let text = scrape(replicas[active].1);
+        assert!(
+            metric_sum(&text, "portcullis_audit_objects", &[("kind", "Pod")]) >= 1.0,
+            "{text}"
+        );
+        assert!(
+            metric_sum(&text, "portcullis_audit_objects", &[("kind", "Ingress")]) == 2.0,
+            "the two Ingresses (the kind the Gatekeeper constraint selects) are audited: {text}"
+        );
+        assert_eq!(passes(&scrape(replicas[standby].1)), 0.0, "the standby audits nothing");
+        // Its reports, in the real CRDs, written with the audit's RBAC.
+        let reports = self.kubectl(
+            &[
+                "get",
+                "reports.openreports.io",
+                "--all-namespaces",
+                "-l",
+                "app.kubernetes.io/managed-by=portcullis",
+                "-o",
+                "name",
+            ],
+            None,
+        );
+        assert!(
+            reports.ok && !reports.stdout.trim().is_empty(),
+            "reports written: {reports:?}\n{}",
+            logs(&replicas)
+        );
+
+        // The active one stops: it releases the Lease and the standby takes over.
+        replicas[active].0.take().expect("running").stop();
+        let took_over = try_poll(Duration::from_secs(60), Duration::from_millis(250), || {
+            let text = scrape(replicas[standby].1);
+            (leader(&text) == 1.0 && passes(&text) >= 1.0).then_some(())
+        });
+        let all_logs = logs(&replicas);
+        replicas[standby].0.take().expect("running").stop();
+        assert!(took_over.is_some(), "the standby did not take over; logs:\n{all_logs}");
+        assert!(all_logs.contains("audit lease released"), "{all_logs}");
     }
 
     /// Creates `object` with `--dry-run=server` until the outcome is `ok` (bounded: 40 tries,

@@ -28,6 +28,25 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
+{{/* The continuous audit's pods: a name of their own, so that the webhook's selector (its
+Service, its PodDisruptionBudget) never picks them. */}}
+{{- define "portcullis.auditSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "portcullis.name" . }}-audit
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: audit
+{{- end -}}
+
+{{- define "portcullis.auditLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "portcullis.auditSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "portcullis.auditName" -}}
+{{- printf "%s-audit" (include "portcullis.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
 {{- define "portcullis.serviceAccountName" -}}
 {{- default (include "portcullis.fullname" .) .Values.serviceAccount.name -}}
 {{- end -}}
@@ -93,7 +112,7 @@ item's path puts the file back in its folder.
 {{- if .Values.prometheusRule.auditMetricSelector -}}
 {{- .Values.prometheusRule.auditMetricSelector -}}
 {{- else -}}
-{{- printf "job=%q, namespace=%q" (printf "%s-audit" (include "portcullis.fullname" .)) .Release.Namespace -}}
+{{- printf "job=%q, namespace=%q" (include "portcullis.auditName" .) .Release.Namespace -}}
 {{- end -}}
 {{- end -}}
 
@@ -145,4 +164,63 @@ item's path puts the file back in its folder.
 {{- $dirs = append $dirs (include "portcullis.path" (dict "root" . "sub" "policies/extra")) -}}
 {{- end -}}
 {{- toJson $dirs -}}
+{{- end -}}
+
+{{/* The files the webhook and the audit both read (beside the config): the policy libraries,
+the trust files, the registry credentials. */}}
+{{- define "portcullis.sharedVolumeMounts" -}}
+{{- if .Values.policies.library }}
+- name: policies-library
+  mountPath: {{ include "portcullis.path" (dict "root" . "sub" "policies/library") }}
+  readOnly: true
+{{- end }}
+{{- if .Values.policies.extra }}
+- name: policies-extra
+  mountPath: {{ include "portcullis.path" (dict "root" . "sub" "policies/extra") }}
+  readOnly: true
+{{- end }}
+{{- if or .Values.trust.keys .Values.trust.trustedRoot }}
+- name: trust
+  mountPath: {{ include "portcullis.path" (dict "root" . "sub" "trust") }}
+  readOnly: true
+{{- end }}
+{{- if .Values.registryCredentials.dockerConfigSecret }}
+- name: registry
+  mountPath: {{ include "portcullis.path" (dict "root" . "sub" "registry") }}
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "portcullis.sharedVolumes" -}}
+{{- $fullname := include "portcullis.fullname" . }}
+{{- if .Values.policies.library }}
+- name: policies-library
+  configMap:
+    name: {{ $fullname }}-policies
+{{- end }}
+{{- if .Values.policies.extra }}
+- name: policies-extra
+  configMap:
+    name: {{ $fullname }}-policies-extra
+{{- end }}
+{{- if or .Values.trust.keys .Values.trust.trustedRoot }}
+- name: trust
+  configMap:
+    name: {{ $fullname }}-trust
+    items:
+      {{- range $name, $_ := .Values.trust.keys }}
+      - { key: {{ printf "key.%s" $name | quote }}, path: {{ printf "keys/%s" $name | quote }} }
+      {{- end }}
+      {{- if .Values.trust.trustedRoot }}
+      - { key: trusted_root.json, path: trusted_root.json }
+      {{- end }}
+{{- end }}
+{{- with .Values.registryCredentials.dockerConfigSecret }}
+- name: registry
+  secret:
+    secretName: {{ . }}
+    defaultMode: 0440
+    items:
+      - { key: .dockerconfigjson, path: config.json }
+{{- end }}
 {{- end -}}
