@@ -15,8 +15,19 @@ use crate::policy::input::Request;
 pub struct Document {
     /// Where it came from: `file`, `file#N`, or `cluster`.
     pub origin: String,
+    /// Its place in a manifest file (none for the cluster's objects).
+    pub location: Option<Location>,
     /// The AdmissionRequest to decide.
     pub request: Value,
+}
+
+/// Where a manifest's object is: its file and, when known, the line it starts at (1-based), so
+/// that CI can show a finding on that line of the pull request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Location {
+    pub file: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
 }
 
 /// Why an object cannot become an AdmissionRequest.
@@ -86,6 +97,8 @@ fn plural(kind: &str) -> String {
 #[derive(Debug, Clone, Serialize)]
 pub struct ObjectResult {
     pub origin: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
     pub kind: String,
     pub namespace: String,
     pub name: String,
@@ -173,6 +186,7 @@ pub fn decide(reviewer: &Reviewer, document: &Document, facts: Facts) -> ObjectR
     } = Subject::of(&document.request);
     ObjectResult {
         origin: document.origin.clone(),
+        location: document.location.clone(),
         kind,
         namespace,
         name,

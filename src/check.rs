@@ -10,9 +10,14 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::admission::review;
-use crate::batch::{create_request, Document};
+use crate::batch::{create_request, Document, Location};
 use crate::namespaces::{Labels, NamespaceLabels, StaticNamespaces};
 use crate::risk::{self, RiskLevel};
+
+mod github;
+mod lines;
+
+pub use github::render_github;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot read the inputs:\n{}", .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
@@ -81,6 +86,9 @@ fn read_file(file: &Path) -> Result<Vec<Document>, String> {
             .map_err(|e| format!("{name}: document {}: {e}", index + 1))?;
         values.push((index, value));
     }
+    // Lines only when both readers see the same documents; a finding then never points at
+    // another object's line.
+    let lines = lines::document_lines(&text).filter(|lines| lines.len() == values.len());
     let many = values.len() > 1;
     let mut documents = Vec::new();
     for (index, value) in values {
@@ -89,26 +97,51 @@ fn read_file(file: &Path) -> Result<Vec<Document>, String> {
         } else {
             name.clone()
         };
-        for object in flatten(value) {
-            documents.push(to_request(object, &origin, documents.len()).map_err(|e| format!("{origin}: {e}"))?);
+        let positions = lines.as_ref().map(|lines| &lines[index]);
+        let objects = flatten(value);
+        for (item, object) in objects.objects.into_iter().enumerate() {
+            let line = positions.and_then(|p| match objects.list {
+                true => p.items.get(item).copied(),
+                false => p.root,
+            });
+            let location = Location {
+                file: name.clone(),
+                line,
+            };
+            documents
+                .push(to_request(object, &origin, location, documents.len()).map_err(|e| format!("{origin}: {e}"))?);
         }
     }
     Ok(documents)
 }
 
+/// The objects a document stands for.
+struct Objects {
+    objects: Vec<Value>,
+    /// They are a `List`'s items.
+    list: bool,
+}
+
 /// A `List` stands for its items; empty documents stand for nothing.
-fn flatten(value: Value) -> Vec<Value> {
+fn flatten(value: Value) -> Objects {
     match value {
-        Value::Null => Vec::new(),
-        Value::Object(ref map) if map.get("kind").and_then(Value::as_str) == Some("List") => {
-            map.get("items").and_then(Value::as_array).cloned().unwrap_or_default()
-        }
-        other => vec![other],
+        Value::Null => Objects {
+            objects: Vec::new(),
+            list: false,
+        },
+        Value::Object(ref map) if map.get("kind").and_then(Value::as_str) == Some("List") => Objects {
+            objects: map.get("items").and_then(Value::as_array).cloned().unwrap_or_default(),
+            list: true,
+        },
+        other => Objects {
+            objects: vec![other],
+            list: false,
+        },
     }
 }
 
 /// An AdmissionReview is taken as is; any other object becomes a synthetic CREATE request.
-fn to_request(object: Value, origin: &str, index: usize) -> Result<Document, String> {
+fn to_request(object: Value, origin: &str, location: Location, index: usize) -> Result<Document, String> {
     let request = if object.get("kind").and_then(Value::as_str) == Some("AdmissionReview") {
         let body = serde_json::to_vec(&object).map_err(|e| e.to_string())?;
         let review = review::parse(&body).map_err(|e| e.to_string())?;
@@ -118,6 +151,7 @@ fn to_request(object: Value, origin: &str, index: usize) -> Result<Document, Str
     };
     Ok(Document {
         origin: origin.to_string(),
+        location: Some(location),
         request,
     })
 }

@@ -64,6 +64,14 @@ pub enum Output {
     Json,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckOutput {
+    Text,
+    Json,
+    /// GitHub Actions workflow commands: each finding an annotation on its object's line.
+    Github,
+}
+
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// Config file (YAML), the same as the webhook's: registries, policies, enforcement, risk
@@ -77,8 +85,9 @@ pub struct CheckArgs {
     /// Namespace manifests among the inputs, else risk.default.
     #[arg(long, env = "PORTCULLIS_RISK_LEVEL")]
     pub risk_level: Option<String>,
+    /// text: a line per finding; json: the results; github: workflow commands (annotations).
     #[arg(long, value_enum, default_value = "text", env = "PORTCULLIS_OUTPUT")]
-    pub output: Output,
+    pub output: CheckOutput,
     /// Manifests that Gatekeeper templates see as `data.inventory` (repeatable), e.g. the
     /// cluster's objects exported with `kubectl get ingress -A -o yaml`; not checked themselves.
     #[arg(long = "inventory", env = "PORTCULLIS_INVENTORY", value_delimiter = ',')]

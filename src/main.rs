@@ -19,7 +19,7 @@ use portcullis::audit::{self, reports, AuditError};
 use portcullis::batch;
 use portcullis::check::InputErrors;
 use portcullis::cli::{
-    AuditArgs, AuditOutput, CheckArgs, Cli, Command, Output, ReportFormat, ServeArgs, TestArgs, VerifyArgs,
+    AuditArgs, AuditOutput, CheckArgs, CheckOutput, Cli, Command, Output, ReportFormat, ServeArgs, TestArgs, VerifyArgs,
 };
 use portcullis::config::{Config, ConfigErrors, NamespaceSource, Settings};
 use portcullis::images::pull_secrets::{PullSecretRefs, PullSecrets};
@@ -306,12 +306,13 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<u8, StartupError> {
     };
     let results = batch::evaluate(&reviewer, &documents, runtime.as_ref());
     match args.output {
-        Output::Text => {
-            print!("{}", batch::render_text(&results));
-            let denied = results.iter().filter(|r| !r.allowed).count();
-            eprintln!("checked {} object(s): {denied} denied", results.len());
-        }
-        Output::Json => println!("{}", batch::render_json(&results)),
+        CheckOutput::Text => print!("{}", batch::render_text(&results)),
+        CheckOutput::Github => print!("{}", check::render_github(&results)),
+        CheckOutput::Json => println!("{}", batch::render_json(&results)),
+    }
+    if args.output != CheckOutput::Json {
+        let denied = results.iter().filter(|r| !r.allowed).count();
+        eprintln!("checked {} object(s): {denied} denied", results.len());
     }
     Ok(batch::exit_code(&results) as u8)
 }

@@ -121,6 +121,66 @@ fn check_json_output() {
     assert_eq!(pod["findings"][0]["action"], "deny");
 }
 
+/// A Pod that only `pods.host_path` denies, in flow style (one line) for a List's items.
+fn host_path_pod(name: &str) -> String {
+    format!(
+        "{{apiVersion: v1, kind: Pod, metadata: {{name: {name}, namespace: team-a, labels: {{app.kubernetes.io/name: {name}, app.kubernetes.io/version: '1', portcullis.io/owner: rebecca.yu}}}}, \
+         spec: {{containers: [{{name: shell, image: 'registry.example.com/tools/shell@sha256:4958b267fba756f6fd9ff0a61bc7f4bf9243077ae3971b409a8eb787ee51aeeb', \
+         securityContext: {{allowPrivilegeEscalation: false}}, volumeMounts: [{{name: host, mountPath: /host}}]}}], volumes: [{{name: host, hostPath: {{path: /}}}}]}}}}"
+    )
+}
+
+#[test]
+fn check_points_each_finding_at_its_objects_file_and_line_as_github_annotations_and_in_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.yaml");
+    // Objects at lines 3 (a document after a comment), 8 and 10 (a List's items, a comment
+    // between them) and 12.
+    let text = format!(
+        "# the app\n---\n{}\n---\napiVersion: v1\nkind: List\nitems:\n- {}\n# the next item\n- {}\n---\n{}\n",
+        host_path_pod("solo"),
+        host_path_pod("first"),
+        host_path_pod("second"),
+        host_path_pod("last")
+    );
+    std::fs::write(&file, text).unwrap();
+    let path = file.to_str().unwrap();
+    let lines = [("solo", 3), ("first", 8), ("second", 10), ("last", 12)];
+
+    let output = portcullis(&["check", "--config", DEV_CONFIG, "--output", "github", path]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let text = stdout(&output);
+    let commands: Vec<&str> = text.lines().collect();
+    assert_eq!(commands.len(), 4, "{text}");
+    for ((name, line), command) in lines.iter().zip(&commands) {
+        // GitHub's syntax: ::error file=F,line=L,title=T::MESSAGE
+        let expected = format!("::error file={path},line={line},title=pods.host_path::Pod team-a/{name}: ");
+        assert!(command.starts_with(&expected), "{command}\n{expected}");
+    }
+    assert!(
+        stderr(&output).contains("checked 4 object(s): 4 denied"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = portcullis(&["check", "--config", DEV_CONFIG, "--output", "json", path]);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let found: Vec<(String, u64)> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert_eq!(r["location"]["file"], path);
+            (
+                r["name"].as_str().unwrap().to_string(),
+                r["location"]["line"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, u64)> = lines.iter().map(|(n, l)| (n.to_string(), *l)).collect();
+    assert_eq!(found, expected);
+}
+
 #[test]
 fn check_takes_an_admission_review_as_is() {
     let output = portcullis(&[

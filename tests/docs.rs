@@ -1,5 +1,6 @@
 //! The docs stay true: the input example in docs/policy-input.md is what portcullis builds for
-//! its request, and the example policy there gives the documented result on it.
+//! its request, and the example policy there gives the documented result on it; the GitHub
+//! annotations of docs/ci.md are what `check --output github` prints.
 
 mod common;
 
@@ -58,4 +59,25 @@ fn policy_input_example_is_what_portcullis_builds() {
     let results = set.evaluate(&built);
     let messages: Vec<&str> = results[0].deny.iter().map(|v| v.message.as_str()).collect();
     assert_eq!(messages, expected);
+}
+
+#[test]
+fn ci_github_example_is_what_check_prints() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/ci.md")).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["check", "--config", "examples/config/dev.yaml", "--output", "github"])
+        .args([
+            "tests/fixtures/manifests/bad/app.yaml",
+            "tests/fixtures/manifests/risk/",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("PORTCULLIS_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        block(&doc, "github-example"),
+        "docs/ci.md is out of date"
+    );
 }

@@ -91,6 +91,7 @@ impl<'a> Pass<'a> {
                 .map_err(|source| AuditError::Object { kind, source })?;
             let document = Document {
                 origin: "cluster".to_string(),
+                location: None,
                 request,
             };
             let facts = batch::facts(self.installed, &document, self.online);

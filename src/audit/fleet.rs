@@ -91,6 +91,7 @@ mod tests {
     fn audited(uid: &str, controller: Option<&str>, digest: u64) -> Audited {
         let result = ObjectResult {
             origin: "cluster".into(),
+            location: None,
             kind: "Pod".into(),
             namespace: "team-a".into(),
             name: uid.into(),

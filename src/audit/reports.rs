@@ -198,6 +198,7 @@ mod tests {
     fn decided(namespace: &str, kind: &str, findings: &[(&str, &'static str)], applied: &[(&str, bool)]) -> Audited {
         let result = ObjectResult {
             origin: "cluster".into(),
+            location: None,
             kind: kind.into(),
             namespace: namespace.into(),
             name: "x".into(),

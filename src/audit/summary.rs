@@ -109,6 +109,7 @@ mod tests {
     ) -> Audited {
         let result = ObjectResult {
             origin: "cluster".into(),
+            location: None,
             kind: kind.into(),
             namespace: "a".into(),
             name: "x".into(),

@@ -51,6 +51,7 @@ mod tests {
     fn result(allowed: bool, findings: Vec<FindingResult>) -> ObjectResult {
         ObjectResult {
             origin: "cluster".into(),
+            location: None,
             kind: "Pod".into(),
             namespace: "a".into(),
             name: "p".into(),

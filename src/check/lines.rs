@@ -1,0 +1,125 @@
+//! Where each object of a manifest file starts: the line of every document's root node and of
+//! every item of a `List`, so that a finding can point at its object in a pull request's diff.
+//! The values themselves are read by `yaml_serde`; this reads only the positions.
+
+use saphyr_parser::{Event, Parser};
+
+/// The first lines (1-based) of one document's objects.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DocumentLines {
+    /// The document's root node.
+    pub root: Option<usize>,
+    /// The items of its top-level `items` sequence (a `List`'s objects), in order.
+    pub items: Vec<usize>,
+}
+
+/// An open collection while the events are read.
+enum Frame {
+    /// A mapping: whether its next node is a key, and the last key read.
+    Mapping { at_key: bool, key: Option<String> },
+    /// A sequence: whether it is the root mapping's `items`.
+    Sequence { items: bool },
+}
+
+/// The lines of every document of `text`, in order; `None` when the text does not scan as YAML
+/// (the values' reader reports that).
+pub fn document_lines(text: &str) -> Option<Vec<DocumentLines>> {
+    let mut documents: Vec<DocumentLines> = Vec::new();
+    let mut stack: Vec<Frame> = Vec::new();
+    for event in Parser::new_from_str(text) {
+        let (event, span) = event.ok()?;
+        let line = span.start.line();
+        let node = matches!(
+            event,
+            Event::Scalar(..) | Event::Alias(_) | Event::MappingStart(..) | Event::SequenceStart(..)
+        );
+        // Where the node sits: a mapping's key or value, an item of `items`, or the root.
+        let mut in_items = false;
+        let mut is_items_value = false;
+        if node {
+            let depth = stack.len();
+            match stack.last_mut() {
+                None => {
+                    if let Some(document) = documents.last_mut() {
+                        document.root = Some(line);
+                    }
+                }
+                Some(Frame::Mapping { at_key, key }) => {
+                    if *at_key {
+                        *key = match &event {
+                            Event::Scalar(text, ..) => Some(text.to_string()),
+                            _ => None,
+                        };
+                    } else {
+                        is_items_value = depth == 1 && key.as_deref() == Some("items");
+                    }
+                    *at_key = !*at_key;
+                }
+                Some(Frame::Sequence { items }) => in_items = *items,
+            }
+        }
+        if in_items {
+            if let Some(document) = documents.last_mut() {
+                document.items.push(line);
+            }
+        }
+        match event {
+            Event::DocumentStart(_) => documents.push(DocumentLines::default()),
+            Event::MappingStart(..) => stack.push(Frame::Mapping {
+                at_key: true,
+                key: None,
+            }),
+            Event::SequenceStart(..) => stack.push(Frame::Sequence { items: is_items_value }),
+            Event::MappingEnd | Event::SequenceEnd => {
+                stack.pop();
+            }
+            _ => {}
+        }
+    }
+    Some(documents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(root: usize, items: &[usize]) -> DocumentLines {
+        DocumentLines {
+            root: Some(root),
+            items: items.to_vec(),
+        }
+    }
+
+    #[test]
+    fn each_document_starts_at_its_first_node() {
+        let text = "# a comment\napiVersion: v1\nkind: Pod\n---\n\n---\n# the second object\nkind: Pod\nmetadata:\n  name: b\n";
+        let found = document_lines(text).unwrap();
+        // The empty document counts (as for the values' reader, which gives it no object).
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert_eq!((&found[0], &found[2]), (&lines(2, &[]), &lines(8, &[])));
+    }
+
+    #[test]
+    fn a_leading_separator_starts_the_first_document() {
+        let found = document_lines("# c\n---\nkind: Pod\n").unwrap();
+        assert_eq!(found, vec![lines(3, &[])]);
+    }
+
+    #[test]
+    fn a_lists_items_start_at_their_dashes_nested_sequences_do_not_count() {
+        let text = "apiVersion: v1\nkind: List\nitems:\n- kind: Pod\n  spec:\n    containers:\n    - name: a\n    - name: b\n-   kind: Service\n    metadata: {name: s}\nmetadata:\n  items: [1, 2]\n";
+        assert_eq!(document_lines(text).unwrap(), vec![lines(1, &[4, 9])]);
+    }
+
+    #[test]
+    fn json_and_flow_lists_have_lines_too() {
+        let text =
+            "{\n  \"kind\": \"List\",\n  \"items\": [\n    {\"kind\": \"Pod\"},\n    {\"kind\": \"Pod\"}\n  ]\n}\n";
+        assert_eq!(document_lines(text).unwrap(), vec![lines(1, &[4, 5])]);
+    }
+
+    #[test]
+    fn text_that_does_not_scan_has_no_lines() {
+        assert_eq!(document_lines("a: [1, 2\n"), None);
+    }
+}
