@@ -32,7 +32,11 @@ KYVERNO_VERSION=v1.19.1
 # Prometheus and promtool, to scrape a live portcullis and to check and unit-test the chart's
 # rules (module v0.X.Y is Prometheus 3.X.Y).
 PROMETHEUS_VERSION=v0.316.0
-KNOWN="etcd kube-apiserver kubectl cosign crane helm opa gator vegeta registry crds report-crds prometheus promtool"
+# The readers of `check`'s CI outputs that CI systems use: Microsoft's SARIF validator (npm) and
+# junitparser (PyPI), each installed once into its own directory.
+SARIF_MULTITOOL_VERSION=5.7.0
+JUNITPARSER_VERSION=5.0.3
+KNOWN="etcd kube-apiserver kubectl cosign crane helm opa gator vegeta registry crds report-crds prometheus promtool sarif-multitool junitparser"
 
 ROOT=${PORTCULLIS_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/portcullis-tools}
 # Never fetch another toolchain; one module/build cache under ROOT so CI can cache it whole.
@@ -218,6 +222,40 @@ registry() {
   echo /usr/bin/docker-registry
 }
 
+# installed NAME VERSION BIN RECIPE: print ROOT/NAME-VERSION/BIN, running RECIPE DIR first
+# (into a temporary directory, moved in place when it succeeds) unless cached.
+installed() {
+  local name=$1 version=$2 bin=$3 recipe=$4 dir=$ROOT/$1-$2 lock
+  if [[ ! -x $dir/$bin ]]; then
+    mkdir -p "$ROOT/locks" "$ROOT/logs"
+    exec {lock}>"$ROOT/locks/$name-$version.lock"
+    flock "$lock"
+    if [[ ! -x $dir/$bin ]]; then
+      echo "tools.sh: installing $name $version (log: $ROOT/logs/$name-$version.log)" >&2
+      rm -rf "$dir.tmp" "$dir"
+      "$recipe" "$dir.tmp" >"$ROOT/logs/$name-$version.log" 2>&1 ||
+        die "installing $name failed; see $ROOT/logs/$name-$version.log"
+      mv "$dir.tmp" "$dir"
+    fi
+    exec {lock}>&-
+  fi
+  echo "$dir/$bin"
+}
+
+# The npm package's own launcher (bin.js) picks the platform binary; no install scripts run.
+recipe_sarif_multitool() {
+  mkdir -p "$1"
+  (cd "$1" && npm install --no-audit --no-fund --ignore-scripts "@microsoft/sarif-multitool@$SARIF_MULTITOOL_VERSION")
+  chmod u+x "$1"/node_modules/@microsoft/sarif-multitool-linux/Sarif.Multitool
+  ln -s node_modules/.bin/sarif-multitool "$1/sarif-multitool"
+}
+
+# A virtual environment with junitparser; prints its python.
+recipe_junitparser() {
+  python3 -m venv "$1"
+  "$1/bin/pip" install --quiet "junitparser==$JUNITPARSER_VERSION"
+}
+
 (($#)) || die "usage: $0 TOOL... (known: $KNOWN)"
 for tool in "$@"; do
   case $tool in
@@ -241,6 +279,8 @@ for tool in "$@"; do
   registry) registry ;;
   crds) crds ;;
   report-crds) report_crds ;;
+  sarif-multitool) installed sarif-multitool "$SARIF_MULTITOOL_VERSION" sarif-multitool recipe_sarif_multitool ;;
+  junitparser) installed junitparser "$JUNITPARSER_VERSION" bin/python recipe_junitparser ;;
   *) die "unknown tool '$tool' (known: $KNOWN)" ;;
   esac
 done

@@ -15,9 +15,13 @@ use crate::namespaces::{Labels, NamespaceLabels, StaticNamespaces};
 use crate::risk::{self, RiskLevel};
 
 mod github;
+mod junit;
 mod lines;
+mod sarif;
 
 pub use github::render_github;
+pub use junit::render_junit;
+pub use sarif::render_sarif;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot read the inputs:\n{}", .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]

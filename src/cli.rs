@@ -70,6 +70,10 @@ pub enum CheckOutput {
     Json,
     /// GitHub Actions workflow commands: each finding an annotation on its object's line.
     Github,
+    /// JUnit XML: a test suite per file, a test case per object and policy.
+    Junit,
+    /// SARIF 2.1.0: a rule per policy, a result per finding at its file and line.
+    Sarif,
 }
 
 #[derive(Debug, Args)]
@@ -85,9 +89,14 @@ pub struct CheckArgs {
     /// Namespace manifests among the inputs, else risk.default.
     #[arg(long, env = "PORTCULLIS_RISK_LEVEL")]
     pub risk_level: Option<String>,
-    /// text: a line per finding; json: the results; github: workflow commands (annotations).
+    /// text: a line per finding; json: the results; github: workflow commands (annotations);
+    /// junit and sarif for CI test reports and code scanning.
     #[arg(long, value_enum, default_value = "text", env = "PORTCULLIS_OUTPUT")]
     pub output: CheckOutput,
+    /// Write the --output format to this file instead; the text output then goes to stdout
+    /// (e.g. --output junit --output-file report.xml, and the findings in the job's log).
+    #[arg(long, env = "PORTCULLIS_OUTPUT_FILE")]
+    pub output_file: Option<PathBuf>,
     /// Manifests that Gatekeeper templates see as `data.inventory` (repeatable), e.g. the
     /// cluster's objects exported with `kubectl get ingress -A -o yaml`; not checked themselves.
     #[arg(long = "inventory", env = "PORTCULLIS_INVENTORY", value_delimiter = ',')]

@@ -60,6 +60,12 @@ enum StartupError {
     ListenAddress(#[source] std::io::Error),
     #[error(transparent)]
     DevCertificates(#[from] CertError),
+    #[error("cannot write {path}: {source}")]
+    OutputFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot read {path}: {source}")]
     ReadFile {
         path: String,
@@ -305,15 +311,25 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<u8, StartupError> {
         Some(runtime()?)
     };
     let results = batch::evaluate(&reviewer, &documents, runtime.as_ref());
-    match args.output {
-        CheckOutput::Text => print!("{}", batch::render_text(&results)),
-        CheckOutput::Github => print!("{}", check::render_github(&results)),
-        CheckOutput::Json => println!("{}", batch::render_json(&results)),
+    let rendered = match args.output {
+        CheckOutput::Text => batch::render_text(&results),
+        CheckOutput::Github => check::render_github(&results),
+        CheckOutput::Json => batch::render_json(&results) + "\n",
+        CheckOutput::Junit => check::render_junit(&results),
+        CheckOutput::Sarif => check::render_sarif(&results) + "\n",
+    };
+    match &args.output_file {
+        Some(path) => {
+            std::fs::write(path, rendered).map_err(|source| StartupError::OutputFile {
+                path: path.display().to_string(),
+                source,
+            })?;
+            print!("{}", batch::render_text(&results));
+        }
+        None => print!("{rendered}"),
     }
-    if args.output != CheckOutput::Json {
-        let denied = results.iter().filter(|r| !r.allowed).count();
-        eprintln!("checked {} object(s): {denied} denied", results.len());
-    }
+    let denied = results.iter().filter(|r| !r.allowed).count();
+    eprintln!("checked {} object(s): {denied} denied", results.len());
     Ok(batch::exit_code(&results) as u8)
 }
 

@@ -221,6 +221,20 @@ fn check_usage_and_load_errors_exit_2() {
     );
     let no_args = portcullis(&["check"]);
     assert_eq!(no_args.status.code(), Some(2));
+    let unwritable = portcullis(&[
+        "check",
+        "--output",
+        "junit",
+        "--output-file",
+        "/nonexistent/report.xml",
+        "tests/fixtures/manifests/good",
+    ]);
+    assert_eq!(unwritable.status.code(), Some(2), "a report CI would miss is an error");
+    assert!(
+        stderr(&unwritable).contains("cannot write /nonexistent/report.xml"),
+        "{}",
+        stderr(&unwritable)
+    );
 }
 
 /// `check` and the webhook reach the same decision on the same request.

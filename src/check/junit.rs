@@ -1,0 +1,261 @@
+//! `check --output junit`: JUnit XML as CI systems read it (Jenkins, GitLab, Azure, the test
+//! report actions): a test suite per file, a test case per object and policy that applied to it.
+
+use std::collections::BTreeMap;
+
+use quick_xml::events::{BytesDecl, BytesText, Event};
+use quick_xml::Writer;
+
+use crate::batch::{object_name, ObjectResult};
+
+/// How one policy ended for one object.
+struct Case<'a> {
+    policy: &'a str,
+    /// It could not be evaluated (fail closed: a denial with the reason).
+    error: bool,
+    denials: Vec<&'a str>,
+    /// Warnings and dry-run findings: the case passes, the messages stay in its output.
+    notes: Vec<String>,
+}
+
+/// The case of an object no policy applies to (a Namespace, say), so that it is still listed.
+const NO_POLICY: &str = "(no policy applies)";
+
+/// The cases of one object: every policy that applied, and any policy that found something.
+fn cases(result: &ObjectResult) -> Vec<Case<'_>> {
+    let mut cases: BTreeMap<&str, Case> = BTreeMap::new();
+    for applied in &result.applied {
+        cases.entry(&applied.policy).or_insert_with(|| Case {
+            policy: &applied.policy,
+            error: applied.error,
+            denials: Vec::new(),
+            notes: Vec::new(),
+        });
+    }
+    for finding in &result.findings {
+        let entry = cases.entry(&finding.policy).or_insert_with(|| Case {
+            policy: &finding.policy,
+            error: false,
+            denials: Vec::new(),
+            notes: Vec::new(),
+        });
+        match finding.action {
+            "deny" => entry.denials.push(&finding.message),
+            action => entry.notes.push(format!("{action}: {}", finding.message)),
+        }
+    }
+    if cases.is_empty() {
+        cases.insert(
+            NO_POLICY,
+            Case {
+                policy: NO_POLICY,
+                error: false,
+                denials: Vec::new(),
+                notes: Vec::new(),
+            },
+        );
+    }
+    cases.into_values().collect()
+}
+
+/// XML 1.0 cannot carry most control characters, escaped or not.
+fn xml_text(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\t' | '\n' | '\r' => c,
+            c if (c as u32) < 0x20 => '\u{FFFD}',
+            c => c,
+        })
+        .collect()
+}
+
+pub fn render_junit(results: &[ObjectResult]) -> String {
+    let mut files: BTreeMap<&str, Vec<&ObjectResult>> = BTreeMap::new();
+    for result in results {
+        let file = result
+            .location
+            .as_ref()
+            .map_or(result.origin.as_str(), |l| l.file.as_str());
+        files.entry(file).or_default().push(result);
+    }
+    let count = |results: &[&ObjectResult]| {
+        let cases: Vec<Case> = results.iter().flat_map(|r| cases(r)).collect();
+        let failures = cases.iter().filter(|c| !c.error && !c.denials.is_empty()).count();
+        let errors = cases.iter().filter(|c| c.error).count();
+        (cases.len(), failures, errors)
+    };
+    let all: Vec<&ObjectResult> = results.iter().collect();
+    let (tests, failures, errors) = count(&all);
+
+    let mut writer = Writer::new_with_indent(Vec::new(), b' ', 2);
+    let written: std::io::Result<()> = (|| {
+        writer.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+        writer
+            .create_element("testsuites")
+            .with_attributes([
+                ("name", "portcullis check"),
+                ("tests", tests.to_string().as_str()),
+                ("failures", failures.to_string().as_str()),
+                ("errors", errors.to_string().as_str()),
+            ])
+            .write_inner_content(|writer| {
+                for (file, results) in &files {
+                    let (tests, failures, errors) = count(results);
+                    writer
+                        .create_element("testsuite")
+                        .with_attributes([
+                            ("name", xml_text(file).as_str()),
+                            ("tests", tests.to_string().as_str()),
+                            ("failures", failures.to_string().as_str()),
+                            ("errors", errors.to_string().as_str()),
+                            ("skipped", "0"),
+                        ])
+                        .write_inner_content(|writer| {
+                            for result in results {
+                                write_cases(writer, file, result)?;
+                            }
+                            Ok(())
+                        })?;
+                }
+                Ok(())
+            })?;
+        Ok(())
+    })();
+    // Writing into a Vec cannot fail.
+    debug_assert!(written.is_ok());
+    let mut text = String::from_utf8(writer.into_inner()).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+fn write_cases(writer: &mut Writer<Vec<u8>>, file: &str, result: &ObjectResult) -> std::io::Result<()> {
+    let object = xml_text(&object_name(result));
+    let line = result.location.as_ref().and_then(|l| l.line).map(|l| l.to_string());
+    for case in cases(result) {
+        let mut attributes = vec![
+            ("classname", object.clone()),
+            ("name", xml_text(case.policy)),
+            ("file", xml_text(file)),
+        ];
+        if let Some(line) = &line {
+            attributes.push(("line", line.clone()));
+        }
+        let element = writer
+            .create_element("testcase")
+            .with_attributes(attributes.iter().map(|(k, v)| (*k, v.as_str())));
+        let failed = case.error || !case.denials.is_empty();
+        if !failed && case.notes.is_empty() {
+            element.write_empty()?;
+            continue;
+        }
+        element.write_inner_content(|writer| {
+            if failed {
+                let (tag, kind) = if case.error {
+                    ("error", "error")
+                } else {
+                    ("failure", "deny")
+                };
+                let message = xml_text(&case.denials.join("\n"));
+                writer
+                    .create_element(tag)
+                    .with_attributes([("message", message.as_str()), ("type", kind)])
+                    .write_text_content(BytesText::new(&message))?;
+            }
+            if !case.notes.is_empty() {
+                writer
+                    .create_element("system-out")
+                    .write_text_content(BytesText::new(&xml_text(&case.notes.join("\n"))))?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::{Applied, FindingResult, Location};
+
+    fn result(name: &str, findings: Vec<(&str, &'static str, &str)>, applied: &[(&str, bool)]) -> ObjectResult {
+        ObjectResult {
+            origin: "app.yaml".into(),
+            location: Some(Location {
+                file: "app.yaml".into(),
+                line: Some(3),
+            }),
+            kind: "Pod".into(),
+            namespace: "team-a".into(),
+            name: name.into(),
+            allowed: findings.iter().all(|f| f.1 != "deny"),
+            risk_level: "high".into(),
+            findings: findings
+                .into_iter()
+                .map(|(policy, action, message)| FindingResult {
+                    policy: policy.into(),
+                    action,
+                    message: message.into(),
+                    details: None,
+                    change: None,
+                })
+                .collect(),
+            images: vec![],
+            applied: applied
+                .iter()
+                .map(|(policy, error)| Applied {
+                    policy: policy.to_string(),
+                    error: *error,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_case_per_object_and_policy_with_failures_errors_and_notes() {
+        let text = render_junit(&[result(
+            "web",
+            vec![
+                ("pods.host_path", "deny", "no <hostPath> & co"),
+                ("images.digest_pinning", "warn", "pin it"),
+                ("broken", "deny", "policy broken failed: timeout"),
+            ],
+            &[
+                ("pods.host_path", false),
+                ("images.digest_pinning", false),
+                ("broken", true),
+                ("pods.privileged", false),
+            ],
+        )]);
+        assert!(text.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"portcullis check\" tests=\"4\" failures=\"1\" errors=\"1\">"), "{text}");
+        assert!(
+            text.contains("<testsuite name=\"app.yaml\" tests=\"4\" failures=\"1\" errors=\"1\" skipped=\"0\">"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "<testcase classname=\"Pod team-a/web\" name=\"pods.privileged\" file=\"app.yaml\" line=\"3\"/>"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("<failure message=\"no &lt;hostPath&gt; &amp; co\" type=\"deny\">no &lt;hostPath&gt; &amp; co</failure>"), "{text}");
+        assert!(
+            text.contains("<error message=\"policy broken failed: timeout\" type=\"error\">"),
+            "{text}"
+        );
+        assert!(text.contains("<system-out>warn: pin it</system-out>"), "{text}");
+    }
+
+    #[test]
+    fn an_object_no_policy_applies_to_is_still_a_case() {
+        let text = render_junit(&[result("web", vec![], &[])]);
+        assert!(text.contains("name=\"(no policy applies)\""), "{text}");
+        assert!(text.contains("tests=\"1\" failures=\"0\""), "{text}");
+    }
+
+    #[test]
+    fn control_characters_never_reach_the_xml() {
+        let text = render_junit(&[result("web", vec![("p", "deny", "bell\u{7}")], &[("p", false)])]);
+        assert!(text.contains("bell\u{FFFD}"), "{text}");
+        assert!(!text.contains('\u{7}'));
+    }
+}

@@ -1,0 +1,140 @@
+//! `check --output sarif`: SARIF 2.1.0, as code-scanning UIs (GitHub, GitLab, Azure DevOps)
+//! read it: a rule per policy, a result per finding at its object's file and line.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::batch::{object_name, ObjectResult};
+
+const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
+
+pub fn render_sarif(results: &[ObjectResult]) -> String {
+    // Every policy that applied or found something, so that a clean run still lists its rules.
+    let mut rules: BTreeMap<&str, usize> = BTreeMap::new();
+    for result in results {
+        let policies = result.applied.iter().map(|a| a.policy.as_str());
+        for policy in policies.chain(result.findings.iter().map(|f| f.policy.as_str())) {
+            rules.entry(policy).or_default();
+        }
+    }
+    for (index, slot) in rules.values_mut().enumerate() {
+        *slot = index;
+    }
+    let rule_list: Vec<Value> = rules
+        .keys()
+        .map(|id| {
+            json!({
+                "id": id,
+                "shortDescription": {"text": format!("portcullis policy {id}")},
+            })
+        })
+        .collect();
+    let found: Vec<Value> = results
+        .iter()
+        .flat_map(|result| {
+            let object = object_name(result);
+            let location = result.location.as_ref().map(|location| {
+                let mut physical = json!({"artifactLocation": {"uri": uri(&location.file)}});
+                if let Some(line) = location.line {
+                    physical["region"] = json!({"startLine": line});
+                }
+                json!({"physicalLocation": physical})
+            });
+            let rules = &rules;
+            result.findings.iter().map(move |finding| {
+                let level = match finding.action {
+                    "deny" => "error",
+                    "warn" => "warning",
+                    _ => "note",
+                };
+                json!({
+                    "ruleId": finding.policy,
+                    "ruleIndex": rules[finding.policy.as_str()],
+                    "level": level,
+                    "message": {"text": format!("{object}: {}", finding.message)},
+                    "locations": location.iter().cloned().collect::<Vec<_>>(),
+                })
+            })
+        })
+        .collect();
+    let log = json!({
+        "$schema": SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "portcullis",
+                "version": env!("CARGO_PKG_VERSION"),
+                "rules": rule_list,
+            }},
+            "results": found,
+        }],
+    });
+    serde_json::to_string_pretty(&log).unwrap_or_default()
+}
+
+/// A file path as a relative (or `file://` absolute) URI reference: the characters a URI
+/// cannot hold percent-encoded, `/` kept.
+fn uri(path: &str) -> String {
+    let mut out = String::new();
+    for byte in path.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => out.push(byte as char),
+            other => out.push_str(&format!("%{other:02X}")),
+        }
+    }
+    if path.starts_with('/') {
+        format!("file://{out}")
+    } else {
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::{Applied, FindingResult, Location};
+
+    #[test]
+    fn rules_for_every_policy_results_at_their_lines() {
+        let result = ObjectResult {
+            origin: "deploy/my app.yaml#2".into(),
+            location: Some(Location {
+                file: "deploy/my app.yaml".into(),
+                line: Some(7),
+            }),
+            kind: "Pod".into(),
+            namespace: "team-a".into(),
+            name: "web".into(),
+            allowed: false,
+            risk_level: "high".into(),
+            findings: vec![FindingResult {
+                policy: "pods.host_path".into(),
+                action: "deny",
+                message: "remove it".into(),
+                details: None,
+                change: None,
+            }],
+            images: vec![],
+            applied: ["images.latest_tag", "pods.host_path"]
+                .iter()
+                .map(|p| Applied {
+                    policy: p.to_string(),
+                    error: false,
+                })
+                .collect(),
+        };
+        let log: Value = serde_json::from_str(&render_sarif(&[result])).unwrap();
+        let run = &log["runs"][0];
+        assert_eq!(run["tool"]["driver"]["rules"][0]["id"], "images.latest_tag");
+        assert_eq!(run["tool"]["driver"]["rules"][1]["id"], "pods.host_path");
+        let found = &run["results"][0];
+        assert_eq!(found["ruleIndex"], 1);
+        assert_eq!(found["level"], "error");
+        assert_eq!(found["message"]["text"], "Pod team-a/web: remove it");
+        let physical = &found["locations"][0]["physicalLocation"];
+        assert_eq!(physical["artifactLocation"]["uri"], "deploy/my%20app.yaml");
+        assert_eq!(physical["region"]["startLine"], 7);
+        assert_eq!(uri("/abs/a b"), "file:///abs/a%20b");
+    }
+}
