@@ -74,6 +74,8 @@ pub enum CheckOutput {
     Junit,
     /// SARIF 2.1.0: a rule per policy, a result per finding at its file and line.
     Sarif,
+    /// A pull-request comment: the verdict and a table of what to change.
+    Markdown,
 }
 
 #[derive(Debug, Args)]
@@ -90,13 +92,17 @@ pub struct CheckArgs {
     #[arg(long, env = "PORTCULLIS_RISK_LEVEL")]
     pub risk_level: Option<String>,
     /// text: a line per finding; json: the results; github: workflow commands (annotations);
-    /// junit and sarif for CI test reports and code scanning.
+    /// junit and sarif for CI test reports and code scanning; markdown for a PR comment.
     #[arg(long, value_enum, default_value = "text", env = "PORTCULLIS_OUTPUT")]
     pub output: CheckOutput,
     /// Write the --output format to this file instead; the text output then goes to stdout
     /// (e.g. --output junit --output-file report.xml, and the findings in the job's log).
     #[arg(long, env = "PORTCULLIS_OUTPUT_FILE")]
     pub output_file: Option<PathBuf>,
+    /// Append the markdown summary (verdict and table) to this file; GitHub Actions sets
+    /// GITHUB_STEP_SUMMARY to its job summary's.
+    #[arg(long, env = "GITHUB_STEP_SUMMARY")]
+    pub summary: Option<PathBuf>,
     /// Manifests that Gatekeeper templates see as `data.inventory` (repeatable), e.g. the
     /// cluster's objects exported with `kubectl get ingress -A -o yaml`; not checked themselves.
     #[arg(long = "inventory", env = "PORTCULLIS_INVENTORY", value_delimiter = ',')]

@@ -297,6 +297,7 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<u8, StartupError> {
         None => None,
     };
     let (_, policies) = policies(&settings)?;
+    let metadata = check::metadata(&policies);
     let documents = check::read_inputs(&args.paths)?;
     let namespaces = check::namespace_source(&documents, risk_level);
     let reviewer = Reviewer::from_settings(&settings, policies, namespaces, Arc::new(Metrics::new()), None)?;
@@ -313,11 +314,18 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<u8, StartupError> {
     let results = batch::evaluate(&reviewer, &documents, runtime.as_ref());
     let rendered = match args.output {
         CheckOutput::Text => batch::render_text(&results),
-        CheckOutput::Github => check::render_github(&results),
+        CheckOutput::Github => check::render_github(&results, &metadata),
         CheckOutput::Json => batch::render_json(&results) + "\n",
         CheckOutput::Junit => check::render_junit(&results),
-        CheckOutput::Sarif => check::render_sarif(&results) + "\n",
+        CheckOutput::Sarif => check::render_sarif(&results, &metadata) + "\n",
+        CheckOutput::Markdown => check::render_markdown(&results, &metadata),
     };
+    if let Some(path) = &args.summary {
+        append(path, &check::render_markdown(&results, &metadata)).map_err(|source| StartupError::OutputFile {
+            path: path.display().to_string(),
+            source,
+        })?;
+    }
     match &args.output_file {
         Some(path) => {
             std::fs::write(path, rendered).map_err(|source| StartupError::OutputFile {
@@ -331,6 +339,13 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<u8, StartupError> {
     let denied = results.iter().filter(|r| !r.allowed).count();
     eprintln!("checked {} object(s): {denied} denied", results.len());
     Ok(batch::exit_code(&results) as u8)
+}
+
+/// Appends `text` to `path` (a job summary is shared by a job's steps).
+fn append(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    file.write_all(text.as_bytes())
 }
 
 fn run_audit(cli: &Cli, args: &AuditArgs) -> Result<u8, StartupError> {

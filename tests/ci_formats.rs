@@ -21,6 +21,7 @@ fn check(args: &[&str]) -> Output {
         .arg(MANIFESTS)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("PORTCULLIS_CONFIG")
+        .env_remove("GITHUB_STEP_SUMMARY")
         .output()
         .unwrap()
 }

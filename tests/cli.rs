@@ -17,6 +17,7 @@ fn portcullis(args: &[&str]) -> Output {
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("PORTCULLIS_CONFIG")
+        .env_remove("GITHUB_STEP_SUMMARY")
         .output()
         .unwrap()
 }
@@ -154,7 +155,8 @@ fn check_points_each_finding_at_its_objects_file_and_line_as_github_annotations_
     assert_eq!(commands.len(), 4, "{text}");
     for ((name, line), command) in lines.iter().zip(&commands) {
         // GitHub's syntax: ::error file=F,line=L,title=T::MESSAGE
-        let expected = format!("::error file={path},line={line},title=pods.host_path::Pod team-a/{name}: ");
+        let expected =
+            format!("::error file={path},line={line},title=No hostPath volumes (pods.host_path)::Pod team-a/{name}: ");
         assert!(command.starts_with(&expected), "{command}\n{expected}");
     }
     assert!(
@@ -179,6 +181,62 @@ fn check_points_each_finding_at_its_objects_file_and_line_as_github_annotations_
         .collect();
     let expected: Vec<(String, u64)> = lines.iter().map(|(n, l)| (n.to_string(), *l)).collect();
     assert_eq!(found, expected);
+}
+
+#[test]
+fn check_writes_the_markdown_verdict_as_output_or_appended_to_the_job_summary() {
+    let output = portcullis(&[
+        "check",
+        "--config",
+        DEV_CONFIG,
+        "--output",
+        "markdown",
+        "tests/fixtures/manifests/bad/app.yaml",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    assert!(
+        text.starts_with("### ❌ portcullis: 2 of 2 object(s) would be refused\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "| deny | `Pod team-a/debug-shell` | No hostPath volumes (`pods.host_path`) | Pod \"debug-shell\": volume \"host\" mounts"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("| `tests/fixtures/manifests/bad/app.yaml:22` |"),
+        "{text}"
+    );
+
+    // GitHub's job summary file: each run (each step) appends.
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("summary.md");
+    std::fs::write(&summary, "earlier step\n").unwrap();
+    for paths in ["tests/fixtures/manifests/good", "tests/fixtures/manifests/bad/app.yaml"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["check", "--config", DEV_CONFIG, "--output", "github", paths])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("PORTCULLIS_CONFIG")
+            .env("GITHUB_STEP_SUMMARY", &summary)
+            .output()
+            .unwrap();
+        assert!(
+            stdout(&output).is_empty() || stdout(&output).starts_with("::"),
+            "{}",
+            stdout(&output)
+        );
+    }
+    let written = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        written.starts_with("earlier step\n### ✅ portcullis: all 3 object(s) admitted\n"),
+        "{written}"
+    );
+    assert!(
+        written.contains("\n### ❌ portcullis: 2 of 2 object(s) would be refused\n"),
+        "{written}"
+    );
 }
 
 #[test]

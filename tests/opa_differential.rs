@@ -160,3 +160,54 @@ fn regorus_and_opa_agree_on_the_default_library() {
     );
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
 }
+
+/// Each default policy's METADATA annotation, as `opa inspect -a` reads it, is what portcullis
+/// shows: the same title, description and remediation, and every default policy has all three.
+#[test]
+fn opa_reads_the_same_policy_metadata() {
+    let settings = settings(CONFIG);
+    let library = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let source = Source::from_dirs(std::slice::from_ref(&library));
+    let policies = portcullis::admission::setup::load_policies(&source, &settings).unwrap();
+    let inspected = run(Command::new(tool("opa"))
+        .args(["inspect", "--annotations", "--format", "json"])
+        .arg(&library));
+    let inspected: Value = serde_json::from_str(&inspected).unwrap();
+    let by_package: BTreeMap<String, &Value> = inspected["annotations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["annotations"]["scope"] == "package")
+        .map(|a| {
+            let path: Vec<&str> = a["path"].as_array().unwrap()[1..]
+                .iter()
+                .map(|p| p["value"].as_str().unwrap())
+                .collect();
+            (path.join("."), &a["annotations"])
+        })
+        .collect();
+    for policy in policies.policies().iter().filter(|p| p.kind == PolicyKind::Native) {
+        let opa = by_package
+            .get(&policy.id)
+            .unwrap_or_else(|| panic!("opa finds no METADATA for {}", policy.id));
+        let ours = &policy.metadata;
+        assert!(
+            ours.title.is_some() && ours.description.is_some() && ours.remediation.is_some(),
+            "{}: {ours:?}",
+            policy.id
+        );
+        assert_eq!(opa["title"].as_str(), ours.title.as_deref(), "{}", policy.id);
+        assert_eq!(
+            opa["description"].as_str(),
+            ours.description.as_deref(),
+            "{}",
+            policy.id
+        );
+        assert_eq!(
+            opa["custom"]["remediation"].as_str(),
+            ours.remediation.as_deref(),
+            "{}",
+            policy.id
+        );
+    }
+}

@@ -1,11 +1,13 @@
 //! `check --output github`: GitHub Actions workflow commands, one per finding, so that each
 //! shows as an annotation on its object's line in the pull request's diff.
 
+use super::Metadata;
 use crate::batch::{object_name, ObjectResult};
 
 /// `::error` for a denial, `::warning` for a warning, `::notice` for a dry-run finding; the
-/// title is the policy id, the message names the object. Allowed objects print nothing.
-pub fn render_github<'a>(results: impl IntoIterator<Item = &'a ObjectResult>) -> String {
+/// title is the policy's own title with its id (the id alone without one), the message names
+/// the object. Allowed objects print nothing.
+pub fn render_github<'a>(results: impl IntoIterator<Item = &'a ObjectResult>, metadata: &Metadata) -> String {
     let mut out = String::new();
     for result in results {
         let mut properties = Vec::new();
@@ -23,7 +25,11 @@ pub fn render_github<'a>(results: impl IntoIterator<Item = &'a ObjectResult>) ->
                 _ => "notice",
             };
             let mut fields = properties.clone();
-            fields.push(format!("title={}", property(&finding.policy)));
+            let title = match metadata.get(&finding.policy).and_then(|m| m.title.as_deref()) {
+                Some(title) => format!("{title} ({})", finding.policy),
+                None => finding.policy.clone(),
+            };
+            fields.push(format!("title={}", property(&title)));
             out.push_str(&format!(
                 "::{command} {}::{}\n",
                 fields.join(","),
@@ -74,13 +80,33 @@ mod tests {
         }
     }
 
+    fn render_github_plain(results: &[ObjectResult]) -> String {
+        render_github(results, &Metadata::new())
+    }
+
+    #[test]
+    fn a_policys_title_leads_its_id() {
+        let metadata = Metadata::from([(
+            "pods.host_path".to_string(),
+            crate::policy::metadata::PolicyMetadata {
+                title: Some("No hostPath volumes".into()),
+                ..Default::default()
+            },
+        )]);
+        let text = render_github(&[result(None, vec![finding("pods.host_path", "deny", "m")])], &metadata);
+        assert_eq!(
+            text,
+            "::error title=No hostPath volumes (pods.host_path)::Deployment team-a/web: m\n"
+        );
+    }
+
     #[test]
     fn one_command_per_finding_on_the_objects_line() {
         let location = Location {
             file: "deploy/app.yaml".into(),
             line: Some(12),
         };
-        let text = render_github(&[result(
+        let text = render_github_plain(&[result(
             Some(location),
             vec![
                 finding("pods.host_path", "deny", "remove the hostPath volume"),
@@ -102,7 +128,7 @@ mod tests {
             file: "a,b:c%.yaml".into(),
             line: None,
         };
-        let text = render_github(&[result(
+        let text = render_github_plain(&[result(
             Some(location),
             vec![finding("x", "deny", "100% wrong:\r\nsee ::stop-commands::")],
         )]);
@@ -114,9 +140,9 @@ mod tests {
 
     #[test]
     fn an_allowed_object_or_one_without_a_file_prints_accordingly() {
-        assert_eq!(render_github(&[result(None, vec![])]), "");
+        assert_eq!(render_github_plain(&[result(None, vec![])]), "");
         assert_eq!(
-            render_github(&[result(None, vec![finding("x", "deny", "m")])]),
+            render_github_plain(&[result(None, vec![finding("x", "deny", "m")])]),
             "::error title=x::Deployment team-a/web: m\n"
         );
     }

@@ -5,11 +5,14 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
+use super::Metadata;
 use crate::batch::{object_name, ObjectResult};
 
 const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
 
-pub fn render_sarif(results: &[ObjectResult]) -> String {
+/// The rules carry the policies' own words where they have them: the title as the short
+/// description, the description as the full one, the remediation as the help.
+pub fn render_sarif(results: &[ObjectResult], metadata: &Metadata) -> String {
     // Every policy that applied or found something, so that a clean run still lists its rules.
     let mut rules: BTreeMap<&str, usize> = BTreeMap::new();
     for result in results {
@@ -24,10 +27,16 @@ pub fn render_sarif(results: &[ObjectResult]) -> String {
     let rule_list: Vec<Value> = rules
         .keys()
         .map(|id| {
-            json!({
-                "id": id,
-                "shortDescription": {"text": format!("portcullis policy {id}")},
-            })
+            let words = metadata.get(*id).cloned().unwrap_or_default();
+            let title = words.title.unwrap_or_else(|| format!("portcullis policy {id}"));
+            let mut rule = json!({"id": id, "shortDescription": {"text": title}});
+            if let Some(description) = words.description {
+                rule["fullDescription"] = json!({"text": description});
+            }
+            if let Some(remediation) = words.remediation {
+                rule["help"] = json!({"text": remediation});
+            }
+            rule
         })
         .collect();
     let found: Vec<Value> = results
@@ -124,10 +133,28 @@ mod tests {
                 })
                 .collect(),
         };
-        let log: Value = serde_json::from_str(&render_sarif(&[result])).unwrap();
+        let metadata = Metadata::from([(
+            "pods.host_path".to_string(),
+            crate::policy::metadata::PolicyMetadata {
+                title: Some("No hostPath volumes".into()),
+                description: Some("Pods do not mount files from the node.".into()),
+                remediation: Some("Use an emptyDir.".into()),
+            },
+        )]);
+        let log: Value = serde_json::from_str(&render_sarif(&[result], &metadata)).unwrap();
         let run = &log["runs"][0];
         assert_eq!(run["tool"]["driver"]["rules"][0]["id"], "images.latest_tag");
-        assert_eq!(run["tool"]["driver"]["rules"][1]["id"], "pods.host_path");
+        let rule = &run["tool"]["driver"]["rules"][1];
+        assert_eq!(rule["id"], "pods.host_path");
+        assert_eq!(rule["shortDescription"]["text"], "No hostPath volumes");
+        assert_eq!(
+            rule["fullDescription"]["text"],
+            "Pods do not mount files from the node."
+        );
+        assert_eq!(rule["help"]["text"], "Use an emptyDir.");
+        let plain = &run["tool"]["driver"]["rules"][0];
+        assert_eq!(plain["shortDescription"]["text"], "portcullis policy images.latest_tag");
+        assert!(plain.get("help").is_none());
         let found = &run["results"][0];
         assert_eq!(found["ruleIndex"], 1);
         assert_eq!(found["level"], "error");

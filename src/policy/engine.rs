@@ -18,6 +18,7 @@ use super::bundle::{Bundle, Module};
 use super::evaluator::{EngineChoice, EngineKind, Evaluator};
 use super::gatekeeper::{self, GatekeeperSet};
 use super::input::Input;
+use super::metadata::{package_metadata, PolicyMetadata};
 use super::rego::{configured_engine, input_document, to_regorus};
 use crate::results::{EvalError, PolicyResult, Violation};
 
@@ -32,6 +33,8 @@ pub struct Policy {
     pub engine: EngineKind,
     /// Why it is not compiled, when it could have been.
     pub interpreted_because: Option<String>,
+    /// Its title, description and remediation (a native package's METADATA annotation).
+    pub metadata: PolicyMetadata,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,7 +216,7 @@ impl PolicySet {
         }
         let modules: Vec<&Module> = bundle.modules.iter().collect();
         let (mut engine, data) = engine_with_data(&modules, &data, timeout)?;
-        let mut found = native_policies(&engine)?;
+        let mut found = native_policies(&engine, &modules)?;
         let gatekeeper = GatekeeperSet::build_on(&bundle.gatekeeper, timeout, choice)?;
         if found.is_empty() && gatekeeper.constraints().is_empty() {
             return Err(LoadError::NoPolicies);
@@ -288,6 +291,7 @@ impl PolicySet {
             kind: PolicyKind::Constraint,
             engine: gatekeeper.engine_of(c),
             interpreted_because: gatekeeper.interpreted_because(c),
+            metadata: PolicyMetadata::default(),
         }));
         Ok(PolicySet {
             policies,
@@ -461,8 +465,9 @@ impl PolicySet {
     }
 }
 
-/// The packages that declare `deny` or `warn`; a package split over several files is one.
-fn native_policies(engine: &regorus::Engine) -> Result<Vec<Found>, LoadError> {
+/// The packages that declare `deny` or `warn`; a package split over several files is one,
+/// its metadata from the first of its files that has a METADATA annotation.
+fn native_policies(engine: &regorus::Engine, modules: &[&Module]) -> Result<Vec<Found>, LoadError> {
     let mut found: Vec<Found> = Vec::new();
     let components = engine.get_policy_package_components().map_err(|e| LoadError::Compile {
         module: "packages".into(),
@@ -485,10 +490,21 @@ fn native_policies(engine: &regorus::Engine) -> Result<Vec<Found>, LoadError> {
             continue;
         }
         let id = component.components.join(".");
+        let source = component.source_file.to_string();
+        let metadata = match modules.iter().find(|m| m.name == source) {
+            Some(module) => package_metadata(&module.text).map_err(|message| LoadError::Compile {
+                module: source.clone(),
+                message,
+            })?,
+            None => None,
+        };
         match found.iter_mut().find(|f| f.policy.id == id) {
             Some(existing) => {
                 existing.policy.has_deny |= has_deny;
                 existing.policy.has_warn |= has_warn;
+                if existing.policy.metadata == PolicyMetadata::default() {
+                    existing.policy.metadata = metadata.unwrap_or_default();
+                }
             }
             None => found.push(Found {
                 policy: Policy {
@@ -498,6 +514,7 @@ fn native_policies(engine: &regorus::Engine) -> Result<Vec<Found>, LoadError> {
                     kind: PolicyKind::Native,
                     engine: EngineKind::Interpreter,
                     interpreted_because: None,
+                    metadata: metadata.unwrap_or_default(),
                 },
                 components: component.components.clone(),
             }),

@@ -8,6 +8,7 @@ pub mod evaluator;
 pub mod gatekeeper;
 pub mod input;
 pub mod live;
+pub mod metadata;
 pub mod rego;
 pub mod suite;
 pub mod test_result;

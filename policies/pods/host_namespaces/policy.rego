@@ -1,5 +1,11 @@
 # Deny pods that share the node's network, process or IPC namespace
 # (hostNetwork, hostPID, hostIPC set to true).
+
+# METADATA
+# title: "No host namespaces"
+# description: "Pods do not share the node's network, process or IPC namespace."
+# custom:
+#   remediation: "Remove hostNetwork, hostPID and hostIPC (or set them to false)."
 package pods.host_namespaces
 
 import data.lib.workload

@@ -1,4 +1,10 @@
 # Deny hostPath volumes: they give the pod the node's files.
+
+# METADATA
+# title: "No hostPath volumes"
+# description: "Pods do not mount files from the node."
+# custom:
+#   remediation: "Use an emptyDir, configMap, secret or persistentVolumeClaim volume instead of hostPath."
 package pods.host_path
 
 import data.lib.workload

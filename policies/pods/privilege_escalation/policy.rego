@@ -6,6 +6,12 @@
 # an explicit false, never a denial: most images work unchanged with it, but
 # denying every manifest that omits it would block apps that are otherwise
 # fine. An explicit false is silent.
+
+# METADATA
+# title: "No privilege escalation"
+# description: "Containers set allowPrivilegeEscalation: false."
+# custom:
+#   remediation: "Set securityContext.allowPrivilegeEscalation: false on every container."
 package pods.privilege_escalation
 
 import data.lib.workload

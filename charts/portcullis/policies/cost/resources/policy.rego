@@ -9,6 +9,12 @@
 # A value that is not a valid Kubernetes quantity is denied, and so is every
 # workload while the parameters in data.yaml are missing or invalid (fail
 # closed).
+
+# METADATA
+# title: "Containers set bounded resources"
+# description: "Every container sets CPU and memory requests and limits, within the platform's caps, at the risk levels that require it."
+# custom:
+#   remediation: "Set resources.requests and resources.limits for cpu and memory on every container, at or below the caps the message names."
 package cost.resources
 
 import data.lib.quantity

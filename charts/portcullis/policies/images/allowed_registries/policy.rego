@@ -8,6 +8,12 @@
 # does not match "registry.example.com.evil.io"), and the path segments must
 # be a prefix, in whole segments, of the image's repository.
 # An empty or missing allow-list denies every image (fail closed).
+
+# METADATA
+# title: "Images come from allowed registries"
+# description: "Every image is pulled from a registry (and repository path) on the platform's allow-list."
+# custom:
+#   remediation: "Use an image from one of the allowed registries, or ask the platform team to allow yours."
 package images.allowed_registries
 
 import data.lib.images

@@ -6,6 +6,12 @@
 # ":latest" and untagged images are left to images.latest_tag, which denies
 # them at every level with the same advice; reporting them here too would
 # show the user two messages for one fix.
+
+# METADATA
+# title: "Images are pinned to a digest"
+# description: "An image referenced by tag alone can change under the same name; a digest names exactly one build."
+# custom:
+#   remediation: "Reference the image by digest (name@sha256:...); the message gives the digest to pin when it knows it."
 package images.digest_pinning
 
 import data.lib.images

@@ -5,6 +5,12 @@
 # A ":latest" tag is denied even beside a digest ("nginx:latest@sha256:..."):
 # the runtime pulls the digest, but the manifest then says two different
 # things and a later edit that drops the digest silently floats again.
+
+# METADATA
+# title: "No :latest images"
+# description: "An image tagged :latest (or not tagged at all) runs whatever the tag points to when the pod starts."
+# custom:
+#   remediation: "Use a versioned tag pinned to its digest, e.g. name:1.4.2@sha256:..."
 package images.latest_tag
 
 import data.lib.images

@@ -1,6 +1,12 @@
 # Deny, at the risk levels in data.yaml (high by default), a signed image without verified SLSA
 # provenance from one of the trusted builders. Like images.sbom it speaks only about images
 # whose signature verified.
+
+# METADATA
+# title: "Signed images carry trusted provenance"
+# description: "A signed image carries a verified SLSA provenance attestation from a trusted builder, at the risk levels that require it."
+# custom:
+#   remediation: "Build the image in the trusted CI pipeline, which attests its provenance, and deploy that build's digest."
 package images.provenance
 
 import data.lib.images

@@ -1,6 +1,12 @@
 # Deny, at the risk levels in data.yaml (medium and high by default), a signed image without a
 # verified SBOM attestation. Unsigned or unverifiable images are images.signatures' business;
 # this policy speaks only about verified ones, so each problem is reported once.
+
+# METADATA
+# title: "Signed images carry an SBOM"
+# description: "A signed image carries a verified SBOM attestation, at the risk levels that require it."
+# custom:
+#   remediation: "Generate an SBOM in CI and attach it with cosign attest, then deploy that build's digest."
 package images.sbom
 
 import data.lib.images

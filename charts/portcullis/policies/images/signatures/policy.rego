@@ -5,6 +5,12 @@
 # It applies only when verification is on (data.portcullis.config.images.verification.enabled:
 # the config has trust entries and the run is not `check --offline`). Images on registries
 # outside the allow-list are "skipped" (never contacted) and left to images.allowed_registries.
+
+# METADATA
+# title: "Images are signed by a trusted key or identity"
+# description: "Every image's cosign signature verifies against the platform's trust policy."
+# custom:
+#   remediation: "Sign the image in the trusted CI pipeline (cosign sign) and deploy the signed digest; the message says what failed."
 package images.signatures
 
 import data.lib.images

@@ -8,6 +8,12 @@
 # cannot change labels, and the Pod was checked when it was created.
 #
 # Without a label list in data.yaml every workload is denied (fail closed).
+
+# METADATA
+# title: "Workloads carry the app's labels"
+# description: "Every workload carries the labels its app.yaml implies (name, version, owner by default)."
+# custom:
+#   remediation: "Add the missing labels from your app.yaml to the object's metadata.labels."
 package metadata.required_labels
 
 import data.lib.workload
