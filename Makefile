@@ -61,7 +61,8 @@ example-check: vendor
 	mkdir -p $(CARGO_TARGET_DIR)/examples
 	"$$(scripts/tools.sh kubectl)" kustomize examples/micro-app >$(CARGO_TARGET_DIR)/examples/micro-app.yaml
 	cd examples/micro-app && $(CARGO) run --locked --quiet -- check --offline \
-	  --config platform/portcullis.yaml $(CARGO_TARGET_DIR)/examples/micro-app.yaml platform/namespace.yaml
+	  --config platform/portcullis.yaml --app app.yaml --output markdown \
+	  $(CARGO_TARGET_DIR)/examples/micro-app.yaml platform/namespace.yaml
 
 ## What the Dockerfile builds, without a container engine: the static (musl) release binary from
 ## the script the Dockerfile runs, started with the image's config and answering a review.

@@ -16,6 +16,7 @@ use crate::policy::metadata::PolicyMetadata;
 use crate::policy::PolicySet;
 use crate::risk::{self, RiskLevel};
 
+mod app;
 mod github;
 mod junit;
 mod lines;
@@ -34,6 +35,7 @@ pub fn metadata(set: &PolicySet) -> Metadata {
         .collect()
 }
 
+pub use app::{add_findings, read_app, App, AppErrors, LABELS_POLICY};
 pub use github::render_github;
 pub use junit::render_junit;
 pub use markdown::render_markdown;

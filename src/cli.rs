@@ -103,6 +103,10 @@ pub struct CheckArgs {
     /// GITHUB_STEP_SUMMARY to its job summary's.
     #[arg(long, env = "GITHUB_STEP_SUMMARY")]
     pub summary: Option<PathBuf>,
+    /// The app's app.yaml (name, owner, risk_level, version, image): validated, its labels
+    /// required on every object and pod template, its risk level applied as the label's.
+    #[arg(long, env = "PORTCULLIS_APP")]
+    pub app: Option<PathBuf>,
     /// Manifests that Gatekeeper templates see as `data.inventory` (repeatable), e.g. the
     /// cluster's objects exported with `kubectl get ingress -A -o yaml`; not checked themselves.
     #[arg(long = "inventory", env = "PORTCULLIS_INVENTORY", value_delimiter = ',')]

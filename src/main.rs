@@ -60,6 +60,8 @@ enum StartupError {
     ListenAddress(#[source] std::io::Error),
     #[error(transparent)]
     DevCertificates(#[from] CertError),
+    #[error(transparent)]
+    App(#[from] check::AppErrors),
     #[error("cannot write {path}: {source}")]
     OutputFile {
         path: String,
@@ -296,9 +298,18 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<u8, StartupError> {
         Some(text) => Some(RiskLevel::parse(text).ok_or_else(|| StartupError::RiskLevel(text.clone()))?),
         None => None,
     };
+    let app = match &args.app {
+        Some(path) => Some(check::read_app(path, &settings.allowed_registries)?),
+        None => None,
+    };
     let (_, policies) = policies(&settings)?;
     let metadata = check::metadata(&policies);
-    let documents = check::read_inputs(&args.paths)?;
+    let mut documents = check::read_inputs(&args.paths)?;
+    // The labels as written; then the app's level as the label would give it.
+    let label_findings = app.as_ref().map(|app| app.label_findings(&documents));
+    if let Some(app) = &app {
+        app.apply_risk_level(&mut documents);
+    }
     let namespaces = check::namespace_source(&documents, risk_level);
     let reviewer = Reviewer::from_settings(&settings, policies, namespaces, Arc::new(Metrics::new()), None)?;
     if !args.inventory.is_empty() {
@@ -311,7 +322,10 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<u8, StartupError> {
     } else {
         Some(runtime()?)
     };
-    let results = batch::evaluate(&reviewer, &documents, runtime.as_ref());
+    let mut results = batch::evaluate(&reviewer, &documents, runtime.as_ref());
+    if let Some(findings) = label_findings {
+        check::add_findings(&mut results, findings);
+    }
     let rendered = match args.output {
         CheckOutput::Text => batch::render_text(&results),
         CheckOutput::Github => check::render_github(&results, &metadata),

@@ -240,6 +240,58 @@ fn check_writes_the_markdown_verdict_as_output_or_appended_to_the_job_summary() 
 }
 
 #[test]
+fn check_with_the_apps_app_yaml_validates_it_requires_its_labels_and_applies_its_risk_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let app = write(
+        "app.yaml",
+        "name: prototype\nowner: rebecca.yu\nrisk_level: high\nversion: 0.0.1\nimage:\n  repository: registry.example.com/micro-apps/prototype\n",
+    );
+    // A tag-only image only warns in the sandbox namespace (low); app.yaml raises it to high, and
+    // the labels do not say what app.yaml says.
+    let manifests = "tests/fixtures/manifests/risk";
+    let output = portcullis(&["check", "--config", DEV_CONFIG, "--app", &app, manifests]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("deny Deployment sandbox/prototype images.digest_pinning: "),
+        "the app's level, not the namespace's: {text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "deny Deployment sandbox/prototype app.labels: label portcullis.io/risk-level is missing; {app} says risk_level: \"high\""
+        )),
+        "{text}"
+    );
+    assert!(
+        !text.contains("Namespace sandbox app.labels"),
+        "Namespaces are the platform's: {text}"
+    );
+
+    let bad = write(
+        "bad.yaml",
+        "name: Proto\nowner: rebecca yu\nrisk_level: extreme\nversion: \"1\"\nimage:\n  repository: docker.io/library/nginx\n",
+    );
+    let output = portcullis(&["check", "--config", DEV_CONFIG, "--app", &bad, manifests]);
+    assert_eq!(output.status.code(), Some(2));
+    let said = stderr(&output);
+    for (line, field) in [
+        (1, "name"),
+        (2, "owner"),
+        (3, "risk_level"),
+        (4, "version"),
+        (6, "image.repository"),
+    ] {
+        assert!(said.contains(&format!("{bad}:{line}: {field}: ")), "{field}: {said}");
+    }
+    assert!(stdout(&output).is_empty(), "nothing is decided on an invalid app.yaml");
+}
+
+#[test]
 fn check_takes_an_admission_review_as_is() {
     let output = portcullis(&[
         "check",

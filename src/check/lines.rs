@@ -1,6 +1,9 @@
 //! Where each object of a manifest file starts: the line of every document's root node and of
-//! every item of a `List`, so that a finding can point at its object in a pull request's diff.
-//! The values themselves are read by `yaml_serde`; this reads only the positions.
+//! every item of a `List`, so that a finding can point at its object in a pull request's diff;
+//! and where each field of a file like app.yaml is, so that a problem names its line. The
+//! values themselves are read by `yaml_serde`; this reads only the positions.
+
+use std::collections::BTreeMap;
 
 use saphyr_parser::{Event, Parser};
 
@@ -79,6 +82,79 @@ pub fn document_lines(text: &str) -> Option<Vec<DocumentLines>> {
     Some(documents)
 }
 
+/// The line of every mapping key of the first document, by its dotted path (`image.repository`);
+/// keys inside sequences are not named. `None` when the text does not scan.
+pub fn field_lines(text: &str) -> Option<BTreeMap<String, usize>> {
+    /// An open mapping: its dotted path (`None` inside a sequence), whether its next node is a
+    /// key, and the last key; or an open sequence.
+    enum Open {
+        Mapping {
+            path: Option<String>,
+            at_key: bool,
+            key: String,
+        },
+        Sequence,
+    }
+    let join = |path: &str, key: &str| {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    let mut found = BTreeMap::new();
+    let mut stack: Vec<Open> = Vec::new();
+    let mut documents = 0;
+    for event in Parser::new_from_str(text) {
+        let (event, span) = event.ok()?;
+        if let Event::DocumentStart(_) = event {
+            documents += 1;
+            if documents > 1 {
+                break;
+            }
+        }
+        let node = matches!(
+            event,
+            Event::Scalar(..) | Event::Alias(_) | Event::MappingStart(..) | Event::SequenceStart(..)
+        );
+        // The path a mapping that starts here has.
+        let mut child = None;
+        if node {
+            match stack.last_mut() {
+                None => child = Some(String::new()),
+                Some(Open::Mapping { path, at_key, key }) => {
+                    if *at_key {
+                        *key = match &event {
+                            Event::Scalar(text, ..) => text.to_string(),
+                            _ => String::new(),
+                        };
+                        if let Some(path) = path {
+                            found.entry(join(path, key)).or_insert(span.start.line());
+                        }
+                    } else {
+                        child = path.as_deref().map(|path| join(path, key));
+                    }
+                    *at_key = !*at_key;
+                }
+                Some(Open::Sequence) => {}
+            }
+        }
+        match event {
+            Event::MappingStart(..) => stack.push(Open::Mapping {
+                path: child,
+                at_key: true,
+                key: String::new(),
+            }),
+            Event::SequenceStart(..) => stack.push(Open::Sequence),
+            Event::MappingEnd | Event::SequenceEnd => {
+                stack.pop();
+            }
+            _ => {}
+        }
+    }
+    Some(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,6 +192,23 @@ mod tests {
         let text =
             "{\n  \"kind\": \"List\",\n  \"items\": [\n    {\"kind\": \"Pod\"},\n    {\"kind\": \"Pod\"}\n  ]\n}\n";
         assert_eq!(document_lines(text).unwrap(), vec![lines(1, &[4, 5])]);
+    }
+
+    #[test]
+    fn fields_by_their_dotted_paths() {
+        let text = "# app\nname: a\nimage:\n  repository: r\n  tag: \"1\"\nlist:\n- x: 1\n---\nother: 2\n";
+        let found = field_lines(text).unwrap();
+        let expected: BTreeMap<String, usize> = [
+            ("name", 2),
+            ("image", 3),
+            ("image.repository", 4),
+            ("image.tag", 5),
+            ("list", 6),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        assert_eq!(found, expected);
     }
 
     #[test]
