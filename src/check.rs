@@ -12,8 +12,6 @@ use serde_json::Value;
 use crate::admission::review;
 use crate::batch::{create_request, Document, Location};
 use crate::namespaces::{Labels, NamespaceLabels, StaticNamespaces};
-use crate::policy::metadata::PolicyMetadata;
-use crate::policy::PolicySet;
 use crate::risk::{self, RiskLevel};
 
 mod app;
@@ -22,18 +20,6 @@ mod junit;
 mod lines;
 mod markdown;
 mod sarif;
-
-/// Each policy's metadata by id, for the outputs that show a policy's own words.
-pub type Metadata = BTreeMap<String, PolicyMetadata>;
-
-/// The metadata of every policy of `set` that has some.
-pub fn metadata(set: &PolicySet) -> Metadata {
-    set.policies()
-        .iter()
-        .filter(|policy| policy.metadata != PolicyMetadata::default())
-        .map(|policy| (policy.id.clone(), policy.metadata.clone()))
-        .collect()
-}
 
 pub use app::{add_findings, read_app, App, AppErrors, LABELS_POLICY};
 pub use github::render_github;

@@ -303,7 +303,7 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<u8, StartupError> {
         None => None,
     };
     let (_, policies) = policies(&settings)?;
-    let metadata = check::metadata(&policies);
+    let metadata = policies.metadata();
     let mut documents = check::read_inputs(&args.paths)?;
     // The labels as written; then the app's level as the label would give it.
     let label_findings = app.as_ref().map(|app| app.label_findings(&documents));

@@ -1,8 +1,8 @@
 //! `check --output github`: GitHub Actions workflow commands, one per finding, so that each
 //! shows as an annotation on its object's line in the pull request's diff.
 
-use super::Metadata;
 use crate::batch::{object_name, ObjectResult};
+use crate::policy::metadata::Metadata;
 
 /// `::error` for a denial, `::warning` for a warning, `::notice` for a dry-run finding; the
 /// title is the policy's own title with its id (the id alone without one), the message names

@@ -1,8 +1,8 @@
 //! `check --output markdown` and `--summary`: the result as a pull-request comment or a job
 //! summary, for people who read it rather than tools: the verdict first, then what to change.
 
-use super::Metadata;
 use crate::batch::{object_name, ObjectResult};
+use crate::policy::metadata::Metadata;
 
 /// A policy is shown by its title where it has one (its id beside), and its remediation follows
 /// the finding's message.

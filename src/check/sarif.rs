@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::Metadata;
 use crate::batch::{object_name, ObjectResult};
+use crate::policy::metadata::Metadata;
 
 const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
 

@@ -18,7 +18,7 @@ use super::bundle::{Bundle, Module};
 use super::evaluator::{EngineChoice, EngineKind, Evaluator};
 use super::gatekeeper::{self, GatekeeperSet};
 use super::input::Input;
-use super::metadata::{package_metadata, PolicyMetadata};
+use super::metadata::{package_metadata, Metadata, PolicyMetadata};
 use super::rego::{configured_engine, input_document, to_regorus};
 use crate::results::{EvalError, PolicyResult, Violation};
 
@@ -318,6 +318,15 @@ impl PolicySet {
 
     /// The ids findings and metrics name the set's policies by: every native policy's id, then
     /// `Kind/name` of every Gatekeeper constraint.
+    /// The metadata of every policy that has some, by id.
+    pub fn metadata(&self) -> Metadata {
+        self.policies
+            .iter()
+            .filter(|policy| policy.metadata != PolicyMetadata::default())
+            .map(|policy| (policy.id.clone(), policy.metadata.clone()))
+            .collect()
+    }
+
     pub fn ids(&self) -> Vec<String> {
         let native = self.policies.iter().map(|policy| policy.id.clone());
         native.chain(self.constraints().iter().map(|c| c.id())).collect()

@@ -2,6 +2,8 @@
 //! YAML-in-comments block `opa inspect` and Regal read): `title`, `description` and
 //! `custom.remediation`, which the CI outputs show beside a finding.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// What a policy says about itself; every field optional.
@@ -15,6 +17,9 @@ pub struct PolicyMetadata {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remediation: Option<String>,
 }
+
+/// Each policy's metadata by id, for the outputs that show a policy's own words.
+pub type Metadata = BTreeMap<String, PolicyMetadata>;
 
 #[derive(Deserialize)]
 struct Annotation {
