@@ -15,6 +15,7 @@ use crate::namespaces::{Labels, NamespaceLabels, StaticNamespaces};
 use crate::risk::{self, RiskLevel};
 
 mod app;
+pub mod gates;
 mod github;
 mod junit;
 mod lines;

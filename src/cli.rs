@@ -36,6 +36,27 @@ pub enum Command {
     /// Decide what runs in the cluster now with the webhook's policies; with --policies, what a
     /// proposed policy library would newly deny or stop denying (what-if).
     Audit(AuditArgs),
+    /// What a pull request of the app needs besides the checks at its risk level: the
+    /// approvals and the reviewers (the config's gates).
+    Gates(GatesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GatesArgs {
+    /// Config file (YAML): its gates and its registry allow-list (app.yaml is validated).
+    #[arg(long, env = "PORTCULLIS_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "text", env = "PORTCULLIS_OUTPUT")]
+    pub output: GatesOutput,
+    /// The app's app.yaml.
+    pub app: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GatesOutput {
+    Text,
+    Json,
+    Markdown,
 }
 
 #[derive(Debug, Args)]

@@ -31,6 +31,23 @@ pub struct Config {
     pub risk: RiskConfig,
     pub images: ImagesConfig,
     pub logging: LoggingConfig,
+    /// Per risk level, the human approvals a pull request needs (`portcullis gates`).
+    pub gates: BTreeMap<String, GateConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct GateConfig {
+    pub approvals: i64,
+    pub reviewers: Vec<String>,
+}
+
+/// What a pull request at one risk level needs besides the checks: approvals, and from whom.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Gate {
+    pub approvals: u32,
+    /// Reviewer teams or users (as the code host names them: `@org/team`); empty: anyone.
+    pub reviewers: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -216,6 +233,8 @@ pub struct Settings {
     pub trust: TrustPolicy,
     pub log_format: LogFormat,
     pub log_level: String,
+    /// The gate of each risk level, low to high (no approvals where the file says none).
+    pub gates: BTreeMap<RiskLevel, Gate>,
 }
 
 /// Every problem found in a config file, each on its own line.
@@ -367,6 +386,7 @@ impl Config {
             }
         };
         let trust = TrustPolicy::from_config(&self.images, &mut errors);
+        let gates = gates(&self.gates, &mut errors);
         let log_format = match self.logging.format.as_str() {
             "json" => LogFormat::Json,
             "text" => LogFormat::Text,
@@ -419,8 +439,47 @@ impl Config {
             trust,
             log_format,
             log_level: self.logging.level.clone(),
+            gates,
         })
     }
+}
+
+/// The three levels' gates; a level the file leaves out needs no approval. A higher level may
+/// never ask for fewer approvals than a lower one: that would lower the bar where it matters.
+fn gates(config: &BTreeMap<String, GateConfig>, errors: &mut Vec<String>) -> BTreeMap<RiskLevel, Gate> {
+    let mut gates: BTreeMap<RiskLevel, Gate> = RiskLevel::ALL.iter().map(|level| (*level, Gate::default())).collect();
+    for (key, gate) in config {
+        let Some(level) = RiskLevel::parse(key) else {
+            errors.push(format!("gates.{key}: not a risk level (low, medium, high)"));
+            continue;
+        };
+        if !(0..=20).contains(&gate.approvals) {
+            errors.push(format!(
+                "gates.{key}.approvals: {} is out of range (0 to 20)",
+                gate.approvals
+            ));
+        }
+        if gate.reviewers.iter().any(|r| r.trim().is_empty()) {
+            errors.push(format!("gates.{key}.reviewers: an empty name"));
+        }
+        gates.insert(
+            level,
+            Gate {
+                approvals: gate.approvals.clamp(0, 20) as u32,
+                reviewers: gate.reviewers.clone(),
+            },
+        );
+    }
+    for pair in RiskLevel::ALL.windows(2) {
+        let (lower, higher) = (&gates[&pair[0]], &gates[&pair[1]]);
+        if higher.approvals < lower.approvals {
+            errors.push(format!(
+                "gates.{}.approvals: {} is fewer than {}'s {}; a higher risk level never needs fewer approvals",
+                pair[1], higher.approvals, pair[0], lower.approvals
+            ));
+        }
+    }
+    gates
 }
 
 /// Each inventory kind names a version and a kind, once; Secrets are refused, since syncing
@@ -464,6 +523,36 @@ mod tests {
         assert_eq!(settings.policy_timeout, Duration::from_millis(500));
         assert!(settings.allowed_registries.is_empty());
         assert!(settings.policy_dirs.is_empty());
+    }
+
+    #[test]
+    fn gates_by_risk_level() {
+        let yaml = "gates: { medium: { approvals: 1 }, high: { approvals: 2, reviewers: ['@acme/security'] } }\nserver: { tls: { certFile: c, keyFile: k } }\n";
+        let settings = Config::from_yaml(yaml).unwrap().validate(false).unwrap();
+        assert_eq!(
+            settings.gates[&RiskLevel::Low],
+            Gate::default(),
+            "a level left out needs no approval"
+        );
+        assert_eq!(settings.gates[&RiskLevel::Medium].approvals, 1);
+        assert_eq!(
+            settings.gates[&RiskLevel::High].reviewers,
+            vec!["@acme/security".to_string()]
+        );
+
+        let yaml = "gates: { extreme: {}, low: { approvals: 3, reviewers: [''] }, medium: { approvals: 21 }, high: { approvals: 2 } }\n";
+        let errors = Config::from_yaml(yaml).unwrap().validate(false).unwrap_err().0;
+        for expected in [
+            "gates.extreme: not a risk level",
+            "gates.low.reviewers: an empty name",
+            "gates.medium.approvals: 21 is out of range",
+            "gates.high.approvals: 2 is fewer than medium's 20",
+        ] {
+            assert!(
+                errors.iter().any(|e| e.contains(expected)),
+                "missing {expected} in {errors:#?}"
+            );
+        }
     }
 
     #[test]

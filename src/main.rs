@@ -19,7 +19,8 @@ use portcullis::audit::{self, reports, AuditError};
 use portcullis::batch;
 use portcullis::check::InputErrors;
 use portcullis::cli::{
-    AuditArgs, AuditOutput, CheckArgs, CheckOutput, Cli, Command, Output, ReportFormat, ServeArgs, TestArgs, VerifyArgs,
+    AuditArgs, AuditOutput, CheckArgs, CheckOutput, Cli, Command, GatesArgs, GatesOutput, Output, ReportFormat,
+    ServeArgs, TestArgs, VerifyArgs,
 };
 use portcullis::config::{Config, ConfigErrors, NamespaceSource, Settings};
 use portcullis::images::pull_secrets::{PullSecretRefs, PullSecrets};
@@ -121,6 +122,7 @@ fn main() -> ExitCode {
         Command::Test(args) => run_tests(args),
         Command::Verify(args) => run_verify(&cli, args),
         Command::Audit(args) => run_audit(&cli, args),
+        Command::Gates(args) => run_gates(&cli, args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -326,16 +328,26 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<u8, StartupError> {
     if let Some(findings) = label_findings {
         check::add_findings(&mut results, findings);
     }
+    // The verdict and table, then, with --app, what the pull request needs at the app's level.
+    let markdown = || {
+        let gates = app.as_ref().map(|app| {
+            format!(
+                "\n{}",
+                check::gates::render_markdown(app, &settings.gates[&app.risk_level])
+            )
+        });
+        check::render_markdown(&results, &metadata) + &gates.unwrap_or_default()
+    };
     let rendered = match args.output {
         CheckOutput::Text => batch::render_text(&results),
         CheckOutput::Github => check::render_github(&results, &metadata),
         CheckOutput::Json => batch::render_json(&results) + "\n",
         CheckOutput::Junit => check::render_junit(&results),
         CheckOutput::Sarif => check::render_sarif(&results, &metadata) + "\n",
-        CheckOutput::Markdown => check::render_markdown(&results, &metadata),
+        CheckOutput::Markdown => markdown(),
     };
     if let Some(path) = &args.summary {
-        append(path, &check::render_markdown(&results, &metadata)).map_err(|source| StartupError::OutputFile {
+        append(path, &markdown()).map_err(|source| StartupError::OutputFile {
             path: path.display().to_string(),
             source,
         })?;
@@ -353,6 +365,21 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<u8, StartupError> {
     let denied = results.iter().filter(|r| !r.allowed).count();
     eprintln!("checked {} object(s): {denied} denied", results.len());
     Ok(batch::exit_code(&results) as u8)
+}
+
+fn run_gates(cli: &Cli, args: &GatesArgs) -> Result<u8, StartupError> {
+    let settings = settings(cli, args.config.as_deref(), false, |_| {})?;
+    let app = check::read_app(&args.app, &settings.allowed_registries)?;
+    let gate = &settings.gates[&app.risk_level];
+    print!(
+        "{}",
+        match args.output {
+            GatesOutput::Text => check::gates::render_text(&app, gate),
+            GatesOutput::Json => check::gates::render_json(&app, gate),
+            GatesOutput::Markdown => check::gates::render_markdown(&app, gate),
+        }
+    );
+    Ok(0)
 }
 
 /// Appends `text` to `path` (a job summary is shared by a job's steps).

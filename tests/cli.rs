@@ -292,6 +292,59 @@ fn check_with_the_apps_app_yaml_validates_it_requires_its_labels_and_applies_its
 }
 
 #[test]
+fn gates_say_what_a_pull_request_needs_at_the_apps_risk_level() {
+    // As the app's CI runs it: from the app's root, where the config's paths are relative.
+    let in_app = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(args)
+            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/micro-app"))
+            .env_remove("PORTCULLIS_CONFIG")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .output()
+            .unwrap()
+    };
+    let config = "platform/portcullis.yaml";
+    let output = in_app(&["gates", "--config", config, "app.yaml"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        "where2eat (risk level medium): the checks and 1 approval(s) from @acme/platform\n"
+    );
+    let output = in_app(&["gates", "--config", config, "--output", "json", "app.yaml"]);
+    let document: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(document["approvals"], 1);
+    assert_eq!(document["reviewers"], serde_json::json!(["@acme/platform"]));
+    assert_eq!(document["risk_level"], "medium");
+
+    // check's markdown ends with them when it knows the app.
+    let output = in_app(&[
+        "check",
+        "--offline",
+        "--config",
+        config,
+        "--app",
+        "app.yaml",
+        "--output",
+        "markdown",
+        "platform/namespace.yaml",
+    ]);
+    assert!(
+        stdout(&output).ends_with(
+            "\n**Gates at risk level medium** (from `app.yaml`): the checks and 1 approval(s) from `@acme/platform`.\n"
+        ),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("app.yaml");
+    std::fs::write(&bad, "name: x\n").unwrap();
+    let output = in_app(&["gates", "--config", config, bad.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2), "an invalid app.yaml has no gates");
+}
+
+#[test]
 fn check_takes_an_admission_review_as_is() {
     let output = portcullis(&[
         "check",
