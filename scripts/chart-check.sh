@@ -236,6 +236,8 @@ reject /policies/inventory/0/resource --set 'policies.inventory[0].version=v1,po
 reject /policies/inventory/0 --set 'policies.inventory[0].kind=Ingress'
 reject /webhook/extraRules/0/operations/0 --set 'webhook.extraRules[0].apiGroups={""},webhook.extraRules[0].apiVersions={v1},webhook.extraRules[0].resources={services},webhook.extraRules[0].operations={READ}'
 reject "invalid propertyName 'notes.txt'" --set-string 'policies.extra.notes\.txt=x'
+reject /config/gates/high/approvals --set config.gates.high.approvals=21
+reject "additional properties 'extreme'" --set config.gates.extreme.approvals=1
 reject /audit/reports --set audit.reports=kyverno
 reject /audit/interval --set audit.interval=often
 reject /audit/verificationsPerSecond --set audit.verificationsPerSecond=0
