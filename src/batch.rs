@@ -260,6 +260,47 @@ pub fn exit_code(results: &[ObjectResult]) -> i32 {
     i32::from(results.iter().any(|r| !r.allowed))
 }
 
+/// Results for the renderers' unit tests: a Pod `team-a/NAME` of `app.yaml`, line 3.
+#[cfg(test)]
+pub mod sample {
+    use super::*;
+
+    pub fn finding(policy: &str, action: &'static str, message: &str) -> FindingResult {
+        FindingResult {
+            policy: policy.into(),
+            action,
+            message: message.into(),
+            details: None,
+            change: None,
+        }
+    }
+
+    /// With these findings (policy, action, message) and applied policies (policy, error).
+    pub fn result(name: &str, findings: &[(&str, &'static str, &str)], applied: &[(&str, bool)]) -> ObjectResult {
+        ObjectResult {
+            origin: "app.yaml".into(),
+            location: Some(Location {
+                file: "app.yaml".into(),
+                line: Some(3),
+            }),
+            kind: "Pod".into(),
+            namespace: "team-a".into(),
+            name: name.into(),
+            allowed: findings.iter().all(|f| f.1 != "deny"),
+            risk_level: "high".into(),
+            findings: findings.iter().map(|(p, a, m)| finding(p, a, m)).collect(),
+            images: vec![],
+            applied: applied
+                .iter()
+                .map(|(policy, error)| Applied {
+                    policy: policy.to_string(),
+                    error: *error,
+                })
+                .collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -53,30 +53,13 @@ fn property(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{FindingResult, Location};
+    use crate::batch::{sample, Location};
 
-    fn finding(policy: &str, action: &'static str, message: &str) -> FindingResult {
-        FindingResult {
-            policy: policy.into(),
-            action,
-            message: message.into(),
-            details: None,
-            change: None,
-        }
-    }
-
-    fn result(location: Option<Location>, findings: Vec<FindingResult>) -> ObjectResult {
+    /// `web`'s result with `findings`, at `location`.
+    fn result(location: Option<Location>, findings: &[(&str, &'static str, &str)]) -> ObjectResult {
         ObjectResult {
-            origin: "deploy/app.yaml#2".into(),
             location,
-            kind: "Deployment".into(),
-            namespace: "team-a".into(),
-            name: "web".into(),
-            allowed: false,
-            risk_level: "high".into(),
-            findings,
-            images: vec![],
-            applied: vec![],
+            ..sample::result("web", findings, &[])
         }
     }
 
@@ -93,10 +76,10 @@ mod tests {
                 ..Default::default()
             },
         )]);
-        let text = render_github(&[result(None, vec![finding("pods.host_path", "deny", "m")])], &metadata);
+        let text = render_github(&[result(None, &[("pods.host_path", "deny", "m")])], &metadata);
         assert_eq!(
             text,
-            "::error title=No hostPath volumes (pods.host_path)::Deployment team-a/web: m\n"
+            "::error title=No hostPath volumes (pods.host_path)::Pod team-a/web: m\n"
         );
     }
 
@@ -108,17 +91,17 @@ mod tests {
         };
         let text = render_github_plain(&[result(
             Some(location),
-            vec![
-                finding("pods.host_path", "deny", "remove the hostPath volume"),
-                finding("images.digest_pinning", "warn", "pin it"),
-                finding("K8sRequiredLabels/owner", "dryrun", "add an owner label"),
+            &[
+                ("pods.host_path", "deny", "remove the hostPath volume"),
+                ("images.digest_pinning", "warn", "pin it"),
+                ("K8sRequiredLabels/owner", "dryrun", "add an owner label"),
             ],
         )]);
         assert_eq!(
             text,
-            "::error file=deploy/app.yaml,line=12,title=pods.host_path::Deployment team-a/web: remove the hostPath volume\n\
-             ::warning file=deploy/app.yaml,line=12,title=images.digest_pinning::Deployment team-a/web: pin it\n\
-             ::notice file=deploy/app.yaml,line=12,title=K8sRequiredLabels/owner::Deployment team-a/web: add an owner label\n"
+            "::error file=deploy/app.yaml,line=12,title=pods.host_path::Pod team-a/web: remove the hostPath volume\n\
+             ::warning file=deploy/app.yaml,line=12,title=images.digest_pinning::Pod team-a/web: pin it\n\
+             ::notice file=deploy/app.yaml,line=12,title=K8sRequiredLabels/owner::Pod team-a/web: add an owner label\n"
         );
     }
 
@@ -130,20 +113,20 @@ mod tests {
         };
         let text = render_github_plain(&[result(
             Some(location),
-            vec![finding("x", "deny", "100% wrong:\r\nsee ::stop-commands::")],
+            &[("x", "deny", "100% wrong:\r\nsee ::stop-commands::")],
         )]);
         assert_eq!(
             text,
-            "::error file=a%2Cb%3Ac%25.yaml,title=x::Deployment team-a/web: 100%25 wrong:%0D%0Asee ::stop-commands::\n"
+            "::error file=a%2Cb%3Ac%25.yaml,title=x::Pod team-a/web: 100%25 wrong:%0D%0Asee ::stop-commands::\n"
         );
     }
 
     #[test]
     fn an_allowed_object_or_one_without_a_file_prints_accordingly() {
-        assert_eq!(render_github_plain(&[result(None, vec![])]), "");
+        assert_eq!(render_github_plain(&[result(None, &[])]), "");
         assert_eq!(
-            render_github_plain(&[result(None, vec![finding("x", "deny", "m")])]),
-            "::error title=x::Deployment team-a/web: m\n"
+            render_github_plain(&[result(None, &[("x", "deny", "m")])]),
+            "::error title=x::Pod team-a/web: m\n"
         );
     }
 }

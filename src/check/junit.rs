@@ -175,46 +175,13 @@ fn write_cases(writer: &mut Writer<Vec<u8>>, file: &str, result: &ObjectResult) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{Applied, FindingResult, Location};
-
-    fn result(name: &str, findings: Vec<(&str, &'static str, &str)>, applied: &[(&str, bool)]) -> ObjectResult {
-        ObjectResult {
-            origin: "app.yaml".into(),
-            location: Some(Location {
-                file: "app.yaml".into(),
-                line: Some(3),
-            }),
-            kind: "Pod".into(),
-            namespace: "team-a".into(),
-            name: name.into(),
-            allowed: findings.iter().all(|f| f.1 != "deny"),
-            risk_level: "high".into(),
-            findings: findings
-                .into_iter()
-                .map(|(policy, action, message)| FindingResult {
-                    policy: policy.into(),
-                    action,
-                    message: message.into(),
-                    details: None,
-                    change: None,
-                })
-                .collect(),
-            images: vec![],
-            applied: applied
-                .iter()
-                .map(|(policy, error)| Applied {
-                    policy: policy.to_string(),
-                    error: *error,
-                })
-                .collect(),
-        }
-    }
+    use crate::batch::sample::result;
 
     #[test]
     fn a_case_per_object_and_policy_with_failures_errors_and_notes() {
         let text = render_junit(&[result(
             "web",
-            vec![
+            &[
                 ("pods.host_path", "deny", "no <hostPath> & co"),
                 ("images.digest_pinning", "warn", "pin it"),
                 ("broken", "deny", "policy broken failed: timeout"),
@@ -247,14 +214,14 @@ mod tests {
 
     #[test]
     fn an_object_no_policy_applies_to_is_still_a_case() {
-        let text = render_junit(&[result("web", vec![], &[])]);
+        let text = render_junit(&[result("web", &[], &[])]);
         assert!(text.contains("name=\"(no policy applies)\""), "{text}");
         assert!(text.contains("tests=\"1\" failures=\"0\""), "{text}");
     }
 
     #[test]
     fn control_characters_never_reach_the_xml() {
-        let text = render_junit(&[result("web", vec![("p", "deny", "bell\u{7}")], &[("p", false)])]);
+        let text = render_junit(&[result("web", &[("p", "deny", "bell\u{7}")], &[("p", false)])]);
         assert!(text.contains("bell\u{FFFD}"), "{text}");
         assert!(!text.contains('\u{7}'));
     }

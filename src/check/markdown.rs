@@ -70,33 +70,10 @@ fn cell(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{FindingResult, Location};
+    use crate::batch::sample;
 
-    fn result(name: &str, findings: Vec<(&str, &'static str, &str)>) -> ObjectResult {
-        ObjectResult {
-            origin: "app.yaml#1".into(),
-            location: Some(Location {
-                file: "app.yaml".into(),
-                line: Some(4),
-            }),
-            kind: "Pod".into(),
-            namespace: "team-a".into(),
-            name: name.into(),
-            allowed: findings.iter().all(|f| f.1 != "deny"),
-            risk_level: "high".into(),
-            findings: findings
-                .into_iter()
-                .map(|(policy, action, message)| FindingResult {
-                    policy: policy.into(),
-                    action,
-                    message: message.into(),
-                    details: None,
-                    change: None,
-                })
-                .collect(),
-            images: vec![],
-            applied: vec![],
-        }
+    fn result(name: &str, findings: &[(&str, &'static str, &str)]) -> ObjectResult {
+        sample::result(name, findings, &[])
     }
 
     #[test]
@@ -111,8 +88,8 @@ mod tests {
         )]);
         let text = render_markdown(
             &[
-                result("a", vec![("images.digest_pinning", "warn", "pin it")]),
-                result("b", vec![("pods.host_path", "deny", "remove | the\nvolume")]),
+                result("a", &[("images.digest_pinning", "warn", "pin it")]),
+                result("b", &[("pods.host_path", "deny", "remove | the\nvolume")]),
             ],
             &metadata,
         );
@@ -120,8 +97,8 @@ mod tests {
             text,
             "### ❌ portcullis: 1 of 2 object(s) would be refused\n\n\
              | result | object | policy | what to change | where |\n|---|---|---|---|---|\n\
-             | deny | `Pod team-a/b` | No hostPath volumes (`pods.host_path`) | remove \\| the<br>volume<br>How to fix: Use an emptyDir. | `app.yaml:4` |\n\
-             | warn | `Pod team-a/a` | `images.digest_pinning` | pin it | `app.yaml:4` |\n\
+             | deny | `Pod team-a/b` | No hostPath volumes (`pods.host_path`) | remove \\| the<br>volume<br>How to fix: Use an emptyDir. | `app.yaml:3` |\n\
+             | warn | `Pod team-a/a` | `images.digest_pinning` | pin it | `app.yaml:3` |\n\
              \n1 warning(s) (`warn`, `dryrun`) do not block the merge; fix them before the policy is enforced.\n"
         );
     }
@@ -129,7 +106,7 @@ mod tests {
     #[test]
     fn a_clean_run_says_so() {
         assert_eq!(
-            render_markdown(&[result("a", vec![])], &Metadata::new()),
+            render_markdown(&[result("a", &[])], &Metadata::new()),
             "### ✅ portcullis: all 1 object(s) admitted\n\nNo policy finds anything to change.\n"
         );
     }

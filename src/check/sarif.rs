@@ -102,36 +102,20 @@ fn uri(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{Applied, FindingResult, Location};
+    use crate::batch::{sample, Location};
 
     #[test]
     fn rules_for_every_policy_results_at_their_lines() {
         let result = ObjectResult {
-            origin: "deploy/my app.yaml#2".into(),
             location: Some(Location {
                 file: "deploy/my app.yaml".into(),
                 line: Some(7),
             }),
-            kind: "Pod".into(),
-            namespace: "team-a".into(),
-            name: "web".into(),
-            allowed: false,
-            risk_level: "high".into(),
-            findings: vec![FindingResult {
-                policy: "pods.host_path".into(),
-                action: "deny",
-                message: "remove it".into(),
-                details: None,
-                change: None,
-            }],
-            images: vec![],
-            applied: ["images.latest_tag", "pods.host_path"]
-                .iter()
-                .map(|p| Applied {
-                    policy: p.to_string(),
-                    error: false,
-                })
-                .collect(),
+            ..sample::result(
+                "web",
+                &[("pods.host_path", "deny", "remove it")],
+                &[("images.latest_tag", false), ("pods.host_path", false)],
+            )
         };
         let metadata = Metadata::from([(
             "pods.host_path".to_string(),
