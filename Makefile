@@ -56,13 +56,14 @@ chart-check:
 	scripts/chart-check.sh
 
 ## The micro-app template (examples/micro-app) as its CI checks it: the rendered kustomization
-## is admitted by the current default policies.
+## is admitted by the current default policies with its app.yaml, and its gates are printed.
 example-check: vendor
 	mkdir -p $(CARGO_TARGET_DIR)/examples
 	"$$(scripts/tools.sh kubectl)" kustomize examples/micro-app >$(CARGO_TARGET_DIR)/examples/micro-app.yaml
 	cd examples/micro-app && $(CARGO) run --locked --quiet -- check --offline \
 	  --config platform/portcullis.yaml --app app.yaml --output markdown \
 	  $(CARGO_TARGET_DIR)/examples/micro-app.yaml platform/namespace.yaml
+	cd examples/micro-app && $(CARGO) run --locked --quiet -- gates --config platform/portcullis.yaml app.yaml
 
 ## What the Dockerfile builds, without a container engine: the static (musl) release binary from
 ## the script the Dockerfile runs, started with the image's config and answering a review.
