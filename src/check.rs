@@ -22,7 +22,7 @@ mod lines;
 mod markdown;
 mod sarif;
 
-pub use app::{add_findings, read_app, App, AppErrors, LABELS_POLICY};
+pub use app::{add_findings, read_app, App, AppErrors};
 pub use github::render_github;
 pub use junit::render_junit;
 pub use markdown::render_markdown;

@@ -15,7 +15,7 @@ use crate::images::ImageReference;
 use crate::risk::{self, RiskLevel};
 
 /// The id of the label check in findings and reports.
-pub const LABELS_POLICY: &str = "app.labels";
+const LABELS_POLICY: &str = "app.labels";
 
 /// A valid app.yaml.
 #[derive(Debug, Clone, PartialEq, Eq)]
