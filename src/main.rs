@@ -307,8 +307,8 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<u8, StartupError> {
     let (_, policies) = policies(&settings)?;
     let metadata = policies.metadata();
     let mut documents = check::read_inputs(&args.paths)?;
-    // The labels as written; then the app's level as the label would give it.
-    let label_findings = app.as_ref().map(|app| app.label_findings(&documents));
+    // The labels and images as written; then the app's level as the label would give it.
+    let app_findings = app.as_ref().map(|app| app.findings(&documents));
     if let Some(app) = &app {
         app.apply_risk_level(&mut documents);
     }
@@ -325,7 +325,7 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<u8, StartupError> {
         Some(runtime()?)
     };
     let mut results = batch::evaluate(&reviewer, &documents, runtime.as_ref());
-    if let Some(findings) = label_findings {
+    if let Some(findings) = app_findings {
         check::add_findings(&mut results, findings);
     }
     // The verdict and table, then, with --app, what the pull request needs at the app's level.

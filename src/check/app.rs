@@ -13,9 +13,11 @@ use crate::batch::{Document, FindingResult, ObjectResult};
 use crate::images::pattern::AllowList;
 use crate::images::ImageReference;
 use crate::risk::{self, RiskLevel};
+use crate::workload::workload_kind;
 
-/// The id of the label check in findings and reports.
+/// The ids of the checks app.yaml adds, in findings and reports.
 const LABELS_POLICY: &str = "app.labels";
+const IMAGE_POLICY: &str = "app.image";
 
 /// A valid app.yaml.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +26,10 @@ pub struct App {
     pub owner: String,
     pub risk_level: RiskLevel,
     pub version: String,
+    /// `image.repository`, normalised (`registry/repository`).
     pub repository: String,
+    /// `image.tag`, when app.yaml names one.
+    pub tag: Option<String>,
     pub file: String,
 }
 
@@ -110,15 +115,29 @@ pub fn read_app(path: &Path, allowed: &[String]) -> Result<App, AppErrors> {
         )),
         Ok(_) => None,
     });
+    let tag = match value.pointer("/image/tag") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(tag)) if !tag.is_empty() => Some(tag.clone()),
+        Some(other) => {
+            let line = at.get("image.tag").map(|l| format!(":{l}")).unwrap_or_default();
+            problems.push(format!(
+                "{file}{line}: image.tag: {other} is not a tag; write it as a string (\"0.1.0\")"
+            ));
+            None
+        }
+    };
     if !problems.is_empty() {
         return Err(fail(problems));
     }
+    let repository =
+        ImageReference::parse(&repository).map_or(repository, |i| format!("{}/{}", i.registry, i.repository));
     Ok(App {
         name,
         owner,
         risk_level: RiskLevel::parse(&risk_text).unwrap_or(RiskLevel::High),
         version,
         repository,
+        tag,
         file,
     })
 }
@@ -174,35 +193,37 @@ impl App {
     }
 
     /// For each document as written (before [`App::apply_risk_level`]), a denial for every
-    /// label app.yaml implies that its object (or pod template) lacks or gives another value.
-    /// Namespaces are the platform's, not the app's: never checked.
-    pub fn label_findings(&self, documents: &[Document]) -> Vec<Vec<FindingResult>> {
+    /// label app.yaml implies that its object (or pod template) lacks or gives another value,
+    /// and for a workload that does not run app.yaml's image. Namespaces are the platform's,
+    /// not the app's: never checked.
+    pub fn findings(&self, documents: &[Document]) -> Vec<Vec<FindingResult>> {
         documents
             .iter()
-            .map(|document| self.object_label_findings(&document.request))
+            .map(|document| self.object_findings(&document.request))
             .collect()
     }
 
-    fn object_label_findings(&self, request: &Value) -> Vec<FindingResult> {
+    fn object_findings(&self, request: &Value) -> Vec<FindingResult> {
         let Some(object) = request.get("object").filter(|o| o.is_object()) else {
             return Vec::new();
         };
         if object.get("kind").and_then(Value::as_str) == Some("Namespace") {
             return Vec::new();
         }
-        let mut places = vec![("", object.pointer("/metadata/labels"))];
-        for (place, pointer) in [
-            (" on the pod template", "/spec/template/metadata"),
-            (
-                " on the job template's pod template",
-                "/spec/jobTemplate/spec/template/metadata",
-            ),
-        ] {
-            if let Some(metadata) = object.pointer(pointer) {
-                places.push((place, metadata.get("labels")));
+        let mut places = vec![(String::new(), object.pointer("/metadata/labels"))];
+        // A controller's pod template: the pod spec's parent (a Pod is its own template).
+        let workload = object.get("kind").and_then(Value::as_str).and_then(workload_kind);
+        let template = workload.and_then(|w| w.pod_spec_pointer.strip_suffix("/spec"));
+        if let Some(template) = template.filter(|t| !t.is_empty()) {
+            if let Some(metadata) = object.pointer(&format!("{template}/metadata")) {
+                let path = workload.map_or("", |w| w.pod_spec_path.trim_end_matches(".spec"));
+                places.push((format!(" on the pod template ({path})"), metadata.get("labels")));
             }
         }
         let mut findings = Vec::new();
+        if let Some(spec) = workload.and_then(|w| object.pointer(w.pod_spec_pointer)) {
+            findings.extend(self.image_findings(spec));
+        }
         for (on, labels) in places {
             let labels: BTreeMap<&str, &str> = labels
                 .and_then(Value::as_object)
@@ -210,6 +231,7 @@ impl App {
                 .unwrap_or_default();
             for (label, field, want) in self.labels() {
                 let file = &self.file;
+                let on = on.as_str();
                 let message = match labels.get(label) {
                     Some(found) if *found == want => continue,
                     Some(found) => {
@@ -232,7 +254,62 @@ impl App {
     }
 }
 
-/// Adds each object's label findings to its result (in the documents' order).
+impl App {
+    /// A workload runs the app's image: at least one container (or init container) from
+    /// image.repository, and with image.tag set, each of those at that tag (a digest beside it
+    /// is the release pin). Sidecars of other repositories are not the app's business here.
+    fn image_findings(&self, spec: &Value) -> Vec<FindingResult> {
+        let images: Vec<(&str, Option<ImageReference>)> = ["containers", "initContainers"]
+            .iter()
+            .filter_map(|field| spec.get(field).and_then(Value::as_array))
+            .flatten()
+            .filter_map(|container| container.get("image").and_then(Value::as_str))
+            .map(|text| (text, ImageReference::parse(text).ok()))
+            .collect();
+        let ours: Vec<(&str, ImageReference)> = images
+            .iter()
+            .filter_map(|(text, image)| {
+                let image = image.as_ref()?;
+                (format!("{}/{}", image.registry, image.repository) == self.repository).then(|| (*text, image.clone()))
+            })
+            .collect();
+        let finding = |message: String| FindingResult {
+            policy: IMAGE_POLICY.to_string(),
+            action: "deny",
+            message,
+            details: None,
+            change: None,
+        };
+        if ours.is_empty() {
+            let running: Vec<&str> = images.iter().map(|(text, _)| *text).collect();
+            return vec![finding(format!(
+                "no container runs {} ({} says image.repository: {:?}); it runs {}",
+                self.repository,
+                self.file,
+                self.repository,
+                if running.is_empty() {
+                    "no image".to_string()
+                } else {
+                    running.join(", ")
+                }
+            ))];
+        }
+        let Some(tag) = &self.tag else {
+            return Vec::new();
+        };
+        ours.iter()
+            .filter(|(_, image)| image.tag.as_deref() != Some(tag.as_str()))
+            .map(|(text, _)| {
+                finding(format!(
+                    "image {text} is not tagged {tag:?}, which {} says image.tag: {tag:?}; make them agree",
+                    self.file
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Adds each object's app.yaml findings to its result (in the documents' order).
 pub fn add_findings(results: &mut [ObjectResult], findings: Vec<Vec<FindingResult>>) {
     for (result, findings) in results.iter_mut().zip(findings) {
         result.allowed &= findings.iter().all(|f| f.action != "deny");
@@ -299,6 +376,75 @@ mod tests {
         for field in ["owner", "risk_level", "version", "image.repository"] {
             assert!(problems.contains(&format!("{field}: is required")), "{problems}");
         }
+    }
+
+    fn app() -> App {
+        App {
+            name: "web".into(),
+            owner: "rebecca.yu".into(),
+            risk_level: RiskLevel::Medium,
+            version: "1.0.0".into(),
+            repository: "registry.example.com/micro-apps/web".into(),
+            tag: Some("1.0.0".into()),
+            file: "app.yaml".into(),
+        }
+    }
+
+    /// The findings of `object` as `check` reads it.
+    fn findings_of(object: Value) -> Vec<String> {
+        let request = serde_json::json!({ "object": object });
+        app()
+            .object_findings(&request)
+            .into_iter()
+            .map(|f| format!("{}: {}", f.policy, f.message))
+            .collect()
+    }
+
+    fn labelled() -> Value {
+        serde_json::json!({"app.kubernetes.io/name": "web", "app.kubernetes.io/version": "1.0.0",
+                           "portcullis.io/owner": "rebecca.yu", "portcullis.io/risk-level": "medium"})
+    }
+
+    #[test]
+    fn a_workload_runs_the_apps_image_at_its_tag() {
+        let deployment = |images: &[&str]| {
+            let containers: Vec<Value> = images
+                .iter()
+                .map(|i| serde_json::json!({"name": "c", "image": i}))
+                .collect();
+            serde_json::json!({"kind": "Deployment", "metadata": {"labels": labelled()},
+                "spec": {"template": {"metadata": {"labels": labelled()}, "spec": {"containers": containers}}}})
+        };
+        let pinned = "registry.example.com/micro-apps/web:1.0.0@sha256:4958b267fba756f6fd9ff0a61bc7f4bf9243077ae3971b409a8eb787ee51aeeb";
+        assert!(
+            findings_of(deployment(&[pinned, "registry.example.com/proxy:2"])).is_empty(),
+            "a sidecar is fine"
+        );
+        let other = findings_of(deployment(&["registry.example.com/micro-apps/other:1.0.0"]));
+        assert_eq!(other.len(), 1);
+        assert!(
+            other[0].starts_with("app.image: no container runs registry.example.com/micro-apps/web"),
+            "{other:?}"
+        );
+        let old = findings_of(deployment(&["registry.example.com/micro-apps/web:0.9.0"]));
+        assert!(old[0].contains("is not tagged \"1.0.0\""), "{old:?}");
+        // A Service runs nothing: no image to check.
+        assert!(findings_of(serde_json::json!({"kind": "Service", "metadata": {"labels": labelled()}})).is_empty());
+    }
+
+    #[test]
+    fn a_pod_templates_labels_are_checked_where_its_kind_keeps_them() {
+        let template = serde_json::json!({"kind": "PodTemplate", "metadata": {"labels": labelled()},
+            "template": {"metadata": {"labels": {}}, "spec": {"containers": [{"name": "c", "image": "registry.example.com/micro-apps/web:1.0.0"}]}}});
+        let found = findings_of(template);
+        assert_eq!(found.len(), 4, "{found:?}");
+        assert!(
+            found[0].contains("is missing on the pod template (template)"),
+            "{found:?}"
+        );
+        let pod = serde_json::json!({"kind": "Pod", "metadata": {"labels": labelled()},
+            "spec": {"containers": [{"name": "c", "image": "registry.example.com/micro-apps/web:1.0.0"}]}});
+        assert!(findings_of(pod).is_empty(), "a Pod is its own template");
     }
 
     #[test]

@@ -58,6 +58,7 @@ mod tests {
             risk_level: RiskLevel::High,
             version: "0.1.0".into(),
             repository: "registry.example.com/micro-apps/where2eat".into(),
+            tag: Some("0.1.0".into()),
             file: "app.yaml".into(),
         }
     }
