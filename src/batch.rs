@@ -260,7 +260,8 @@ pub fn exit_code(results: &[ObjectResult]) -> i32 {
     i32::from(results.iter().any(|r| !r.allowed))
 }
 
-/// Results for the renderers' unit tests: a Pod `team-a/NAME` of `app.yaml`, line 3.
+/// Results for unit tests (the CI renderers, the audit's reports and what-if): a Pod
+/// `team-a/NAME` of `app.yaml`, line 3.
 #[cfg(test)]
 pub mod sample {
     use super::*;

@@ -193,7 +193,7 @@ fn category(policy: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{Applied, FindingResult};
+    use crate::batch::sample;
 
     fn decided(namespace: &str, kind: &str, findings: &[(&str, &'static str)], applied: &[(&str, bool)]) -> Audited {
         let result = ObjectResult {
@@ -201,27 +201,13 @@ mod tests {
             location: None,
             kind: kind.into(),
             namespace: namespace.into(),
-            name: "x".into(),
             allowed: findings.is_empty(),
             risk_level: "low".into(),
             findings: findings
                 .iter()
-                .map(|(policy, action)| FindingResult {
-                    policy: policy.to_string(),
-                    action,
-                    message: format!("{policy} says no"),
-                    details: None,
-                    change: None,
-                })
+                .map(|(policy, action)| sample::finding(policy, action, &format!("{policy} says no")))
                 .collect(),
-            images: vec![],
-            applied: applied
-                .iter()
-                .map(|(policy, error)| Applied {
-                    policy: policy.to_string(),
-                    error: *error,
-                })
-                .collect(),
+            ..sample::result("x", &[], applied)
         };
         Audited {
             api_version: "v1".into(),

@@ -37,29 +37,13 @@ pub fn compare(before: ObjectResult, after: ObjectResult) -> ObjectResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn finding(policy: &str, action: &'static str, message: &str) -> FindingResult {
-        FindingResult {
-            policy: policy.into(),
-            action,
-            message: message.into(),
-            details: None,
-            change: None,
-        }
-    }
+    use crate::batch::sample::{self, finding};
 
     fn result(allowed: bool, findings: Vec<FindingResult>) -> ObjectResult {
         ObjectResult {
-            origin: "cluster".into(),
-            location: None,
-            kind: "Pod".into(),
-            namespace: "a".into(),
-            name: "p".into(),
             allowed,
-            risk_level: "high".into(),
             findings,
-            images: vec![],
-            applied: vec![],
+            ..sample::result("p", &[], &[])
         }
     }
 
