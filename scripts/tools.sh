@@ -156,56 +156,33 @@ go_mod_dir() {
   echo "$d"
 }
 
-# report-crds: print a directory with the report CRDs, copied once from the module zips.
-report_crds() {
-  local dir=$ROOT/report-crds-openreports-$OPENREPORTS_VERSION-kyverno-$KYVERNO_VERSION lock openreports kyverno
-  if [[ ! -d $dir ]]; then
-    mkdir -p "$ROOT/locks"
-    exec {lock}>"$ROOT/locks/report-crds.lock"
-    flock "$lock"
-    if [[ ! -d $dir ]]; then
-      echo "tools.sh: fetching the report CRDs (OpenReports $OPENREPORTS_VERSION, Kyverno $KYVERNO_VERSION)" >&2
-      openreports=$(go_mod_dir "github.com/openreports/reports-api@$OPENREPORTS_VERSION")
-      kyverno=$(go_mod_dir "github.com/kyverno/kyverno@$KYVERNO_VERSION")
-      rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
-      cp "$openreports"/config/crd/openreports.io_*.yaml "$kyverno"/config/crds/policyreport/wgpolicyk8s.io_*.yaml "$dir.tmp/"
-      chmod 644 "$dir.tmp"/*.yaml # the module cache is read-only
-      grep -q 'kind: CustomResourceDefinition' "$dir.tmp/openreports.io_reports.yaml" "$dir.tmp/wgpolicyk8s.io_policyreports.yaml" ||
-        die "unexpected report CRD layout"
-      mv "$dir.tmp" "$dir"
-    fi
-    exec {lock}>&-
-  fi
-  echo "$dir"
+# recipe_report_crds DIR: the report CRDs, copied from the module zips.
+recipe_report_crds() {
+  local openreports kyverno
+  openreports=$(go_mod_dir "github.com/openreports/reports-api@$OPENREPORTS_VERSION")
+  kyverno=$(go_mod_dir "github.com/kyverno/kyverno@$KYVERNO_VERSION")
+  mkdir -p "$1"
+  cp "$openreports"/config/crd/openreports.io_*.yaml "$kyverno"/config/crds/policyreport/wgpolicyk8s.io_*.yaml "$1/"
+  chmod 644 "$1"/*.yaml # the module cache is read-only
+  grep -q 'kind: CustomResourceDefinition' "$1/openreports.io_reports.yaml" "$1/wgpolicyk8s.io_policyreports.yaml" ||
+    die "unexpected report CRD layout"
 }
 
-# crds: print a directory of CRD manifests (one YAML file each), copied once from the module
-# zips of cert-manager and prometheus-operator, then cached by their versions.
-crds() {
-  local dir=$ROOT/crds-cert-manager-$CERT_MANAGER_VERSION-prometheus-operator-$PROMETHEUS_OPERATOR_VERSION lock
-  if [[ ! -d $dir ]]; then
-    mkdir -p "$ROOT/locks"
-    exec {lock}>"$ROOT/locks/crds.lock"
-    flock "$lock"
-    if [[ ! -d $dir ]]; then
-      echo "tools.sh: fetching CRDs (cert-manager $CERT_MANAGER_VERSION, prometheus-operator $PROMETHEUS_OPERATOR_VERSION)" >&2
-      local cm po f
-      cm=$(go_mod_dir "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION")
-      po=$(go_mod_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")
-      rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
-      # cert-manager's plain CRDs (deploy/charts/... holds the same as Helm templates).
-      for f in "$cm"/deploy/crds/*.yaml; do cp "$f" "$dir.tmp/"; done
-      # The variant without field descriptions, small enough for client-side apply.
-      for f in servicemonitors prometheusrules; do
-        cp "$po/example/prometheus-operator-crd/monitoring.coreos.com_$f.yaml" "$dir.tmp/"
-      done
-      chmod 644 "$dir.tmp"/*.yaml # the module cache is read-only
-      grep -q 'kind: CustomResourceDefinition' "$dir.tmp/cert-manager.io_certificates.yaml" || die "unexpected cert-manager CRD layout"
-      mv "$dir.tmp" "$dir"
-    fi
-    exec {lock}>&-
-  fi
-  echo "$dir"
+# recipe_crds DIR: CRD manifests (one YAML file each) copied from the module zips of
+# cert-manager and prometheus-operator.
+recipe_crds() {
+  local cm po f
+  cm=$(go_mod_dir "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION")
+  po=$(go_mod_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")
+  mkdir -p "$1"
+  # cert-manager's plain CRDs (deploy/charts/... holds the same as Helm templates).
+  for f in "$cm"/deploy/crds/*.yaml; do cp "$f" "$1/"; done
+  # The variant without field descriptions, small enough for client-side apply.
+  for f in servicemonitors prometheusrules; do
+    cp "$po/example/prometheus-operator-crd/monitoring.coreos.com_$f.yaml" "$1/"
+  done
+  chmod 644 "$1"/*.yaml # the module cache is read-only
+  grep -q 'kind: CustomResourceDefinition' "$1/cert-manager.io_certificates.yaml" || die "unexpected cert-manager CRD layout"
 }
 
 # Debian's CNCF distribution registry; apt-get update only when the first install fails.
@@ -222,24 +199,30 @@ registry() {
   echo /usr/bin/docker-registry
 }
 
-# installed NAME VERSION BIN RECIPE: print ROOT/NAME-VERSION/BIN, running RECIPE DIR first
-# (into a temporary directory, moved in place when it succeeds) unless cached.
+# installed NAME VERSION BIN RECIPE: print ROOT/NAME-VERSION/BIN (the directory itself when BIN
+# is empty), running RECIPE DIR first (into a temporary directory, moved in place when it
+# succeeds) unless cached.
 installed() {
-  local name=$1 version=$2 bin=$3 recipe=$4 dir=$ROOT/$1-$2 lock
+  local name=$1 version=$2 bin=$3 recipe=$4 dir=$ROOT/$1-$2 lock rc=0
+  local log=$ROOT/logs/$name-$version.log
   if [[ ! -x $dir/$bin ]]; then
     mkdir -p "$ROOT/locks" "$ROOT/logs"
     exec {lock}>"$ROOT/locks/$name-$version.lock"
     flock "$lock"
     if [[ ! -x $dir/$bin ]]; then
-      echo "tools.sh: installing $name $version (log: $ROOT/logs/$name-$version.log)" >&2
+      echo "tools.sh: installing $name $version (log: $log)" >&2
       rm -rf "$dir.tmp" "$dir"
-      "$recipe" "$dir.tmp" >"$ROOT/logs/$name-$version.log" 2>&1 ||
-        die "installing $name failed; see $ROOT/logs/$name-$version.log"
+      # Not `recipe || die`: that context would silently disable set -e inside the recipe.
+      set +e
+      (set -e && "$recipe" "$dir.tmp") >"$log" 2>&1
+      rc=$?
+      set -e
+      ((rc == 0)) || die "installing $name failed; see $log"
       mv "$dir.tmp" "$dir"
     fi
     exec {lock}>&-
   fi
-  echo "$dir/$bin"
+  echo "$dir${bin:+/$bin}"
 }
 
 # The npm package's own launcher (bin.js) picks the platform binary; no install scripts run.
@@ -277,8 +260,8 @@ for tool in "$@"; do
   promtool) go_tool promtool "$PROMETHEUS_VERSION" recipe_install \
     "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION" ;;
   registry) registry ;;
-  crds) crds ;;
-  report-crds) report_crds ;;
+  crds) installed crds "cert-manager-$CERT_MANAGER_VERSION-prometheus-operator-$PROMETHEUS_OPERATOR_VERSION" "" recipe_crds ;;
+  report-crds) installed report-crds "openreports-$OPENREPORTS_VERSION-kyverno-$KYVERNO_VERSION" "" recipe_report_crds ;;
   sarif-multitool) installed sarif-multitool "$SARIF_MULTITOOL_VERSION" sarif-multitool recipe_sarif_multitool ;;
   junitparser) installed junitparser "$JUNITPARSER_VERSION" bin/python recipe_junitparser ;;
   *) die "unknown tool '$tool' (known: $KNOWN)" ;;

@@ -135,6 +135,26 @@ pub struct FindingResult {
     pub change: Option<Change>,
 }
 
+impl FindingResult {
+    /// A finding with no details, outside a what-if.
+    pub fn new(policy: &str, action: &'static str, message: String) -> FindingResult {
+        FindingResult {
+            policy: policy.to_string(),
+            action,
+            message,
+            details: None,
+            change: None,
+        }
+    }
+}
+
+impl ObjectResult {
+    /// The file the object came from (its origin, such as `cluster`, when it has none).
+    pub fn file(&self) -> &str {
+        self.location.as_ref().map_or(&self.origin, |location| &location.file)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Change {
@@ -267,13 +287,7 @@ pub mod sample {
     use super::*;
 
     pub fn finding(policy: &str, action: &'static str, message: &str) -> FindingResult {
-        FindingResult {
-            policy: policy.into(),
-            action,
-            message: message.into(),
-            details: None,
-            change: None,
-        }
+        FindingResult::new(policy, action, message.to_string())
     }
 
     /// With these findings (policy, action, message) and applied policies (policy, error).

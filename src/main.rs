@@ -328,8 +328,9 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<u8, StartupError> {
     if let Some(findings) = app_findings {
         check::add_findings(&mut results, findings);
     }
-    // The verdict and table, then, with --app, what the pull request needs at the app's level.
-    let markdown = || {
+    // The verdict and table, then, with --app, what the pull request needs at the app's level;
+    // rendered once for the output and the summary.
+    let markdown = (args.output == CheckOutput::Markdown || args.summary.is_some()).then(|| {
         let gates = app.as_ref().map(|app| {
             format!(
                 "\n{}",
@@ -337,17 +338,17 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<u8, StartupError> {
             )
         });
         check::render_markdown(&results, &metadata) + &gates.unwrap_or_default()
-    };
+    });
     let rendered = match args.output {
         CheckOutput::Text => batch::render_text(&results),
         CheckOutput::Github => check::render_github(&results, &metadata),
         CheckOutput::Json => batch::render_json(&results) + "\n",
         CheckOutput::Junit => check::render_junit(&results),
         CheckOutput::Sarif => check::render_sarif(&results, &metadata) + "\n",
-        CheckOutput::Markdown => markdown(),
+        CheckOutput::Markdown => markdown.clone().unwrap_or_default(),
     };
-    if let Some(path) = &args.summary {
-        append(path, &markdown()).map_err(|source| StartupError::OutputFile {
+    if let (Some(path), Some(markdown)) = (&args.summary, &markdown) {
+        append(path, markdown).map_err(|source| StartupError::OutputFile {
             path: path.display().to_string(),
             source,
         })?;

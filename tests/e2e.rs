@@ -1149,24 +1149,18 @@ impl Suite {
             .map(|index| {
                 let port = pick_port();
                 let log = self.work.path().join(format!("audit-{index}.log"));
-                let service = Service::spawn(
-                    Path::new("env"),
-                    &[
-                        &[
-                            format!("KUBECONFIG={}", kubeconfig.display()),
-                            format!("PORTCULLIS_METRICS_LISTEN=127.0.0.1:{port}"),
-                            format!("HOSTNAME=audit-{index}"),
-                            env!("CARGO_BIN_EXE_portcullis").to_string(),
-                        ]
-                        .iter()
-                        .map(String::as_str)
-                        .collect::<Vec<_>>()[..],
-                        &args[..],
-                    ]
-                    .concat(),
-                    &log,
-                    Stdio::null(),
-                );
+                let environment = [
+                    format!("KUBECONFIG={}", kubeconfig.display()),
+                    format!("PORTCULLIS_METRICS_LISTEN=127.0.0.1:{port}"),
+                    format!("HOSTNAME=audit-{index}"),
+                ];
+                let command: Vec<&str> = environment
+                    .iter()
+                    .map(String::as_str)
+                    .chain([env!("CARGO_BIN_EXE_portcullis")])
+                    .chain(args.iter().copied())
+                    .collect();
+                let service = Service::spawn(Path::new("env"), &command, &log, Stdio::null());
                 (Some(service), port, log)
             })
             .collect();

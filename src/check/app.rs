@@ -9,6 +9,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::lines;
+use crate::admission::extract;
 use crate::batch::{Document, FindingResult, ObjectResult};
 use crate::images::pattern::AllowList;
 use crate::images::ImageReference;
@@ -51,12 +52,14 @@ pub fn read_app(path: &Path, allowed: &[String]) -> Result<App, AppErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| fail(vec![e.to_string()]))?;
     let value: Value = yaml_serde::from_str(&text).map_err(|e| fail(vec![format!("not YAML: {e}")]))?;
     let at = lines::field_lines(&text).unwrap_or_default();
+    // A problem of the field at `path`, at its line where it has one.
+    let at_field = |path: &str, problem: String| match at.get(path) {
+        Some(line) => format!("{file}:{line}: {path}: {problem}"),
+        None => format!("{file}: {path}: {problem}"),
+    };
     let mut problems = Vec::new();
     let mut field = |path: &str, check: &dyn Fn(&str) -> Option<String>| -> String {
-        let place = |problem: String| match at.get(path) {
-            Some(line) => format!("{file}:{line}: {path}: {problem}"),
-            None => format!("{file}: {path}: {problem}"),
-        };
+        let place = |problem: String| at_field(path, problem);
         let found = path.split('.').try_fold(&value, |v, key| v.get(key));
         match found {
             None | Some(Value::Null) => {
@@ -119,9 +122,9 @@ pub fn read_app(path: &Path, allowed: &[String]) -> Result<App, AppErrors> {
         None | Some(Value::Null) => None,
         Some(Value::String(tag)) if !tag.is_empty() => Some(tag.clone()),
         Some(other) => {
-            let line = at.get("image.tag").map(|l| format!(":{l}")).unwrap_or_default();
-            problems.push(format!(
-                "{file}{line}: image.tag: {other} is not a tag; write it as a string (\"0.1.0\")"
+            problems.push(at_field(
+                "image.tag",
+                format!("{other} is not a tag; write it as a string (\"0.1.0\")"),
             ));
             None
         }
@@ -129,8 +132,7 @@ pub fn read_app(path: &Path, allowed: &[String]) -> Result<App, AppErrors> {
     if !problems.is_empty() {
         return Err(fail(problems));
     }
-    let repository =
-        ImageReference::parse(&repository).map_or(repository, |i| format!("{}/{}", i.registry, i.repository));
+    let repository = ImageReference::parse(&repository).map_or(repository, |image| image.name());
     Ok(App {
         name,
         owner,
@@ -221,8 +223,8 @@ impl App {
             }
         }
         let mut findings = Vec::new();
-        if let Some(spec) = workload.and_then(|w| object.pointer(w.pod_spec_pointer)) {
-            findings.extend(self.image_findings(spec));
+        if workload.is_some() {
+            findings.extend(self.image_findings(request));
         }
         for (on, labels) in places {
             let labels: BTreeMap<&str, &str> = labels
@@ -241,57 +243,31 @@ impl App {
                         format!("label {label} is missing{on}; {file} says {field}: {want:?}, so add {label}: {want:?}")
                     }
                 };
-                findings.push(FindingResult {
-                    policy: LABELS_POLICY.to_string(),
-                    action: "deny",
-                    message,
-                    details: None,
-                    change: None,
-                });
+                findings.push(FindingResult::new(LABELS_POLICY, "deny", message));
             }
         }
         findings
     }
-}
 
-impl App {
-    /// A workload runs the app's image: at least one container (or init container) from
-    /// image.repository, and with image.tag set, each of those at that tag (a digest beside it
-    /// is the release pin). Sidecars of other repositories are not the app's business here.
-    fn image_findings(&self, spec: &Value) -> Vec<FindingResult> {
-        let images: Vec<(&str, Option<ImageReference>)> = ["containers", "initContainers"]
-            .iter()
-            .filter_map(|field| spec.get(field).and_then(Value::as_array))
-            .flatten()
-            .filter_map(|container| container.get("image").and_then(Value::as_str))
-            .map(|text| (text, ImageReference::parse(text).ok()))
-            .collect();
+    /// A workload runs the app's image: at least one of its images (as the webhook extracts
+    /// them) from image.repository, and with image.tag set, each of those at that tag (a digest
+    /// beside it is the release pin). Sidecars of other repositories are not the app's business.
+    fn image_findings(&self, request: &Value) -> Vec<FindingResult> {
+        let images: Vec<String> = extract::images(request).into_iter().map(|found| found.image).collect();
         let ours: Vec<(&str, ImageReference)> = images
             .iter()
-            .filter_map(|(text, image)| {
-                let image = image.as_ref()?;
-                (format!("{}/{}", image.registry, image.repository) == self.repository).then(|| (*text, image.clone()))
-            })
+            .filter_map(|text| Some((text.as_str(), ImageReference::parse(text).ok()?)))
+            .filter(|(_, image)| image.name() == self.repository)
             .collect();
-        let finding = |message: String| FindingResult {
-            policy: IMAGE_POLICY.to_string(),
-            action: "deny",
-            message,
-            details: None,
-            change: None,
-        };
+        let deny = |message: String| FindingResult::new(IMAGE_POLICY, "deny", message);
         if ours.is_empty() {
-            let running: Vec<&str> = images.iter().map(|(text, _)| *text).collect();
-            return vec![finding(format!(
-                "no container runs {} ({} says image.repository: {:?}); it runs {}",
-                self.repository,
-                self.file,
-                self.repository,
-                if running.is_empty() {
-                    "no image".to_string()
-                } else {
-                    running.join(", ")
-                }
+            let running = match images.is_empty() {
+                true => "no image".to_string(),
+                false => images.join(", "),
+            };
+            return vec![deny(format!(
+                "no container runs {} ({} says image.repository: {:?}); it runs {running}",
+                self.repository, self.file, self.repository
             ))];
         }
         let Some(tag) = &self.tag else {
@@ -300,7 +276,7 @@ impl App {
         ours.iter()
             .filter(|(_, image)| image.tag.as_deref() != Some(tag.as_str()))
             .map(|(text, _)| {
-                finding(format!(
+                deny(format!(
                     "image {text} is not tagged {tag:?}, which {} says image.tag: {tag:?}; make them agree",
                     self.file
                 ))

@@ -21,41 +21,53 @@ struct Case<'a> {
 /// The case of an object no policy applies to (a Namespace, say), so that it is still listed.
 const NO_POLICY: &str = "(no policy applies)";
 
+impl<'a> Case<'a> {
+    fn new(policy: &'a str, error: bool) -> Case<'a> {
+        Case {
+            policy,
+            error,
+            denials: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    fn failed(&self) -> bool {
+        !self.error && !self.denials.is_empty()
+    }
+}
+
 /// The cases of one object: every policy that applied, and any policy that found something.
 fn cases(result: &ObjectResult) -> Vec<Case<'_>> {
     let mut cases: BTreeMap<&str, Case> = BTreeMap::new();
     for applied in &result.applied {
-        cases.entry(&applied.policy).or_insert_with(|| Case {
-            policy: &applied.policy,
-            error: applied.error,
-            denials: Vec::new(),
-            notes: Vec::new(),
-        });
+        cases
+            .entry(&applied.policy)
+            .or_insert_with(|| Case::new(&applied.policy, applied.error));
     }
     for finding in &result.findings {
-        let entry = cases.entry(&finding.policy).or_insert_with(|| Case {
-            policy: &finding.policy,
-            error: false,
-            denials: Vec::new(),
-            notes: Vec::new(),
-        });
+        let entry = cases
+            .entry(&finding.policy)
+            .or_insert_with(|| Case::new(&finding.policy, false));
         match finding.action {
             "deny" => entry.denials.push(&finding.message),
             action => entry.notes.push(format!("{action}: {}", finding.message)),
         }
     }
     if cases.is_empty() {
-        cases.insert(
-            NO_POLICY,
-            Case {
-                policy: NO_POLICY,
-                error: false,
-                denials: Vec::new(),
-                notes: Vec::new(),
-            },
-        );
+        cases.insert(NO_POLICY, Case::new(NO_POLICY, false));
     }
     cases.into_values().collect()
+}
+
+/// One file's objects, each with its cases.
+type Suite<'a> = Vec<(&'a ObjectResult, Vec<Case<'a>>)>;
+
+/// Tests, failures and errors of `suites`' cases.
+fn count<'a>(suites: impl IntoIterator<Item = &'a Suite<'a>>) -> (usize, usize, usize) {
+    let cases: Vec<&Case> = suites.into_iter().flatten().flat_map(|(_, cases)| cases).collect();
+    let failures = cases.iter().filter(|c| c.failed()).count();
+    let errors = cases.iter().filter(|c| c.error).count();
+    (cases.len(), failures, errors)
 }
 
 /// XML 1.0 cannot carry most control characters, escaped or not.
@@ -70,22 +82,12 @@ fn xml_text(text: &str) -> String {
 }
 
 pub fn render_junit(results: &[ObjectResult]) -> String {
-    let mut files: BTreeMap<&str, Vec<&ObjectResult>> = BTreeMap::new();
+    // Each object's cases, worked out once for the counts and the cases written.
+    let mut files: BTreeMap<&str, Suite> = BTreeMap::new();
     for result in results {
-        let file = result
-            .location
-            .as_ref()
-            .map_or(result.origin.as_str(), |l| l.file.as_str());
-        files.entry(file).or_default().push(result);
+        files.entry(result.file()).or_default().push((result, cases(result)));
     }
-    let count = |results: &[&ObjectResult]| {
-        let cases: Vec<Case> = results.iter().flat_map(|r| cases(r)).collect();
-        let failures = cases.iter().filter(|c| !c.error && !c.denials.is_empty()).count();
-        let errors = cases.iter().filter(|c| c.error).count();
-        (cases.len(), failures, errors)
-    };
-    let all: Vec<&ObjectResult> = results.iter().collect();
-    let (tests, failures, errors) = count(&all);
+    let (tests, failures, errors) = count(files.values());
 
     let mut writer = Writer::new_with_indent(Vec::new(), b' ', 2);
     let written: std::io::Result<()> = (|| {
@@ -99,8 +101,8 @@ pub fn render_junit(results: &[ObjectResult]) -> String {
                 ("errors", errors.to_string().as_str()),
             ])
             .write_inner_content(|writer| {
-                for (file, results) in &files {
-                    let (tests, failures, errors) = count(results);
+                for (file, suite) in &files {
+                    let (tests, failures, errors) = count([suite]);
                     writer
                         .create_element("testsuite")
                         .with_attributes([
@@ -111,8 +113,8 @@ pub fn render_junit(results: &[ObjectResult]) -> String {
                             ("skipped", "0"),
                         ])
                         .write_inner_content(|writer| {
-                            for result in results {
-                                write_cases(writer, file, result)?;
+                            for (result, cases) in suite {
+                                write_cases(writer, file, result, cases)?;
                             }
                             Ok(())
                         })?;
@@ -128,10 +130,10 @@ pub fn render_junit(results: &[ObjectResult]) -> String {
     text
 }
 
-fn write_cases(writer: &mut Writer<Vec<u8>>, file: &str, result: &ObjectResult) -> std::io::Result<()> {
+fn write_cases(writer: &mut Writer<Vec<u8>>, file: &str, result: &ObjectResult, cases: &[Case]) -> std::io::Result<()> {
     let object = xml_text(&object_name(result));
     let line = result.location.as_ref().and_then(|l| l.line).map(|l| l.to_string());
-    for case in cases(result) {
+    for case in cases {
         let mut attributes = vec![
             ("classname", object.clone()),
             ("name", xml_text(case.policy)),
@@ -143,7 +145,7 @@ fn write_cases(writer: &mut Writer<Vec<u8>>, file: &str, result: &ObjectResult) 
         let element = writer
             .create_element("testcase")
             .with_attributes(attributes.iter().map(|(k, v)| (*k, v.as_str())));
-        let failed = case.error || !case.denials.is_empty();
+        let failed = case.error || case.failed();
         if !failed && case.notes.is_empty() {
             element.write_empty()?;
             continue;

@@ -16,65 +16,86 @@ pub struct DocumentLines {
     pub items: Vec<usize>,
 }
 
+/// One document's positions: its objects' lines, and where each of its fields is.
+#[derive(Default)]
+struct Scanned {
+    lines: DocumentLines,
+    /// Every mapping key outside sequences, by its dotted path (`image.repository`).
+    fields: BTreeMap<String, usize>,
+}
+
 /// An open collection while the events are read.
-enum Frame {
-    /// A mapping: whether its next node is a key, and the last key read.
-    Mapping { at_key: bool, key: Option<String> },
+enum Open {
+    /// A mapping: its dotted path (`None` inside a sequence), whether its next node is a key,
+    /// and the last key read.
+    Mapping {
+        path: Option<String>,
+        at_key: bool,
+        key: String,
+    },
     /// A sequence: whether it is the root mapping's `items`.
     Sequence { items: bool },
 }
 
-/// The lines of every document of `text`, in order; `None` when the text does not scan as YAML
-/// (the values' reader reports that).
-pub fn document_lines(text: &str) -> Option<Vec<DocumentLines>> {
-    let mut documents: Vec<DocumentLines> = Vec::new();
-    let mut stack: Vec<Frame> = Vec::new();
+/// Every document of `text` in order, from one walk over its events; `None` when the text does
+/// not scan as YAML (the values' reader reports that).
+fn scan(text: &str) -> Option<Vec<Scanned>> {
+    let join = |path: &str, key: &str| match path {
+        "" => key.to_string(),
+        path => format!("{path}.{key}"),
+    };
+    let mut documents: Vec<Scanned> = Vec::new();
+    let mut stack: Vec<Open> = Vec::new();
     for event in Parser::new_from_str(text) {
         let (event, span) = event.ok()?;
         let line = span.start.line();
-        let node = matches!(
-            event,
-            Event::Scalar(..) | Event::Alias(_) | Event::MappingStart(..) | Event::SequenceStart(..)
-        );
-        // Where the node sits: a mapping's key or value, an item of `items`, or the root.
-        let mut in_items = false;
-        let mut is_items_value = false;
-        if node {
-            let depth = stack.len();
-            match stack.last_mut() {
-                None => {
-                    if let Some(document) = documents.last_mut() {
-                        document.root = Some(line);
-                    }
-                }
-                Some(Frame::Mapping { at_key, key }) => {
-                    if *at_key {
-                        *key = match &event {
-                            Event::Scalar(text, ..) => Some(text.to_string()),
-                            _ => None,
-                        };
-                    } else {
-                        is_items_value = depth == 1 && key.as_deref() == Some("items");
-                    }
-                    *at_key = !*at_key;
-                }
-                Some(Frame::Sequence { items }) => in_items = *items,
-            }
-        }
-        if in_items {
-            if let Some(document) = documents.last_mut() {
-                document.items.push(line);
-            }
-        }
         match event {
-            Event::DocumentStart(_) => documents.push(DocumentLines::default()),
-            Event::MappingStart(..) => stack.push(Frame::Mapping {
-                at_key: true,
-                key: None,
-            }),
-            Event::SequenceStart(..) => stack.push(Frame::Sequence { items: is_items_value }),
+            Event::DocumentStart(_) => documents.push(Scanned::default()),
             Event::MappingEnd | Event::SequenceEnd => {
                 stack.pop();
+            }
+            Event::Scalar(..) | Event::Alias(_) | Event::MappingStart(..) | Event::SequenceStart(..) => {
+                let Some(document) = documents.last_mut() else {
+                    continue;
+                };
+                // Where the node sits decides the path a collection that starts here has.
+                let mut child = None;
+                match stack.last_mut() {
+                    None => {
+                        document.lines.root = Some(line);
+                        child = Some(String::new());
+                    }
+                    Some(Open::Mapping { path, at_key, key }) => {
+                        if *at_key {
+                            *key = match &event {
+                                Event::Scalar(text, ..) => text.to_string(),
+                                _ => String::new(),
+                            };
+                            if let Some(path) = path {
+                                document.fields.entry(join(path, key)).or_insert(line);
+                            }
+                        } else {
+                            child = path.as_deref().map(|path| join(path, key));
+                        }
+                        *at_key = !*at_key;
+                    }
+                    Some(Open::Sequence { items }) => {
+                        if *items {
+                            document.lines.items.push(line);
+                        }
+                    }
+                }
+                match event {
+                    Event::MappingStart(..) => stack.push(Open::Mapping {
+                        path: child,
+                        at_key: true,
+                        key: String::new(),
+                    }),
+                    Event::SequenceStart(..) => stack.push(Open::Sequence {
+                        items: child.as_deref() == Some("items"),
+                    }),
+                    _ => {}
+                }
             }
             _ => {}
         }
@@ -82,77 +103,22 @@ pub fn document_lines(text: &str) -> Option<Vec<DocumentLines>> {
     Some(documents)
 }
 
+/// The lines of every document of `text`, in order; `None` when the text does not scan as YAML
+/// (the values' reader reports that).
+pub fn document_lines(text: &str) -> Option<Vec<DocumentLines>> {
+    Some(scan(text)?.into_iter().map(|document| document.lines).collect())
+}
+
 /// The line of every mapping key of the first document, by its dotted path (`image.repository`);
 /// keys inside sequences are not named. `None` when the text does not scan.
 pub fn field_lines(text: &str) -> Option<BTreeMap<String, usize>> {
-    /// An open mapping: its dotted path (`None` inside a sequence), whether its next node is a
-    /// key, and the last key; or an open sequence.
-    enum Open {
-        Mapping {
-            path: Option<String>,
-            at_key: bool,
-            key: String,
-        },
-        Sequence,
-    }
-    let join = |path: &str, key: &str| {
-        if path.is_empty() {
-            key.to_string()
-        } else {
-            format!("{path}.{key}")
-        }
-    };
-    let mut found = BTreeMap::new();
-    let mut stack: Vec<Open> = Vec::new();
-    let mut documents = 0;
-    for event in Parser::new_from_str(text) {
-        let (event, span) = event.ok()?;
-        if let Event::DocumentStart(_) = event {
-            documents += 1;
-            if documents > 1 {
-                break;
-            }
-        }
-        let node = matches!(
-            event,
-            Event::Scalar(..) | Event::Alias(_) | Event::MappingStart(..) | Event::SequenceStart(..)
-        );
-        // The path a mapping that starts here has.
-        let mut child = None;
-        if node {
-            match stack.last_mut() {
-                None => child = Some(String::new()),
-                Some(Open::Mapping { path, at_key, key }) => {
-                    if *at_key {
-                        *key = match &event {
-                            Event::Scalar(text, ..) => text.to_string(),
-                            _ => String::new(),
-                        };
-                        if let Some(path) = path {
-                            found.entry(join(path, key)).or_insert(span.start.line());
-                        }
-                    } else {
-                        child = path.as_deref().map(|path| join(path, key));
-                    }
-                    *at_key = !*at_key;
-                }
-                Some(Open::Sequence) => {}
-            }
-        }
-        match event {
-            Event::MappingStart(..) => stack.push(Open::Mapping {
-                path: child,
-                at_key: true,
-                key: String::new(),
-            }),
-            Event::SequenceStart(..) => stack.push(Open::Sequence),
-            Event::MappingEnd | Event::SequenceEnd => {
-                stack.pop();
-            }
-            _ => {}
-        }
-    }
-    Some(found)
+    Some(
+        scan(text)?
+            .into_iter()
+            .next()
+            .map(|document| document.fields)
+            .unwrap_or_default(),
+    )
 }
 
 #[cfg(test)]

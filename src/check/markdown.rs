@@ -31,12 +31,9 @@ pub fn render_markdown(results: &[ObjectResult], metadata: &Metadata) -> String 
         .filter(|(_, f)| f.action == "deny")
         .chain(findings.iter().filter(|(_, f)| f.action != "deny"));
     for (result, finding) in ordered {
-        let place = match &result.location {
-            Some(location) => match location.line {
-                Some(line) => format!("`{}:{line}`", location.file),
-                None => format!("`{}`", location.file),
-            },
-            None => format!("`{}`", result.origin),
+        let place = match result.location.as_ref().and_then(|location| location.line) {
+            Some(line) => format!("`{}:{line}`", result.file()),
+            None => format!("`{}`", result.file()),
         };
         let words = metadata.get(&finding.policy);
         let policy = match words.and_then(|m| m.title.as_deref()) {

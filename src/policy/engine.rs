@@ -316,8 +316,6 @@ impl PolicySet {
         self.gatekeeper.constraints()
     }
 
-    /// The ids findings and metrics name the set's policies by: every native policy's id, then
-    /// `Kind/name` of every Gatekeeper constraint.
     /// The metadata of every policy that has some, by id.
     pub fn metadata(&self) -> Metadata {
         self.policies
@@ -327,6 +325,8 @@ impl PolicySet {
             .collect()
     }
 
+    /// The ids findings and metrics name the set's policies by: every native policy's id, then
+    /// `Kind/name` of every Gatekeeper constraint.
     pub fn ids(&self) -> Vec<String> {
         let native = self.policies.iter().map(|policy| policy.id.clone());
         native.chain(self.constraints().iter().map(|c| c.id())).collect()
