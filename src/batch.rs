@@ -133,6 +133,9 @@ pub struct FindingResult {
     /// Under a proposed policy set (what-if): whether the proposal brings, ends or keeps it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub change: Option<Change>,
+    /// The PolicyException (`namespace/name`) that turned a denial into this warning.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub excused_by: Option<String>,
 }
 
 impl FindingResult {
@@ -144,6 +147,7 @@ impl FindingResult {
             message,
             details: None,
             change: None,
+            excused_by: None,
         }
     }
 }
@@ -221,6 +225,7 @@ pub fn decide(reviewer: &Reviewer, document: &Document, facts: Facts) -> ObjectR
                 message: f.message.clone(),
                 details: f.details.clone(),
                 change: None,
+                excused_by: f.excused_by.clone(),
             })
             .collect(),
         images,

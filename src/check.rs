@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::admission::review;
 use crate::batch::{create_request, Document, Location};
+use crate::exceptions::{self, PolicyException, StaticExceptions};
 use crate::namespaces::{Labels, NamespaceLabels, StaticNamespaces};
 use crate::risk::{self, RiskLevel};
 
@@ -188,6 +189,39 @@ pub fn namespace_source(documents: &[Document], risk_level: Option<RiskLevel>) -
     Arc::new(StaticNamespaces(known))
 }
 
+/// PolicyException manifests among the inputs, as the cluster would hold them; one that is
+/// not valid is an input error (the cluster's admission policy would refuse it too).
+pub fn exception_source(documents: &[Document], max_days: u32) -> Result<StaticExceptions, InputErrors> {
+    let now = jiff::Timestamp::now();
+    let mut valid = Vec::new();
+    let mut errors = Vec::new();
+    for document in documents {
+        let Some(object) = document.request.get("object") else {
+            continue;
+        };
+        if object.get("kind").and_then(Value::as_str) != Some(exceptions::KIND) {
+            continue;
+        }
+        // Where it would be created: a manifest without a namespace lands in the default one.
+        let mut object = object.clone();
+        object["metadata"]["namespace"] = document.request["namespace"].clone();
+        match PolicyException::parse(&object, max_days, now) {
+            Ok(exception) => valid.push(exception),
+            Err(error) => {
+                let at = match &document.location {
+                    Some(Location { file, line: Some(line) }) => format!("{file}:{line}"),
+                    _ => document.origin.clone(),
+                };
+                errors.push(format!("{at}: {error}"));
+            }
+        }
+    }
+    match errors.is_empty() {
+        true => Ok(StaticExceptions::new(valid, 0)),
+        false => Err(InputErrors(errors)),
+    }
+}
+
 /// Every namespace at the level given on the command line.
 struct FixedLevel(RiskLevel);
 
@@ -215,6 +249,30 @@ mod tests {
         assert!(documents[1].origin.ends_with("all.yaml#3"), "{}", documents[1].origin);
         let namespaces = namespace_source(&documents, None);
         assert_eq!(namespaces.labels("a").get(risk::LABEL).map(String::as_str), Some("low"));
+    }
+
+    #[test]
+    fn exceptions_among_the_inputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("exceptions.yaml");
+        let spec = "spec: {policies: [pods.host_path], match: {kinds: [Pod]}, expiresAt: '2099-01-01T00:00:00Z', ticket: OPS-1}";
+        let text = format!(
+            "apiVersion: portcullis.io/v1alpha1\nkind: PolicyException\nmetadata: {{name: a, namespace: team-a}}\nspec: {{policies: [pods.host_path], match: {{kinds: [Pod]}}, expiresAt: '2027-02-01T00:00:00Z', ticket: OPS-1}}\n---\napiVersion: portcullis.io/v1alpha1\nkind: PolicyException\nmetadata: {{name: b}}\n{spec}\n"
+        );
+        std::fs::write(&file, text).unwrap();
+        let documents = read_inputs(&[file.clone()]).unwrap();
+        let errors = exception_source(&documents, 366).unwrap_err().0;
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with(&format!(
+                "{}:6: PolicyException default/b: spec.expiresAt",
+                file.display()
+            )),
+            "{errors:?}"
+        );
+        use crate::exceptions::ExceptionSource;
+        let exceptions = exception_source(&documents[..1], 366).unwrap();
+        assert_eq!(exceptions.in_namespace("team-a")[0].name, "a");
     }
 
     #[test]

@@ -33,6 +33,27 @@ pub struct Config {
     pub logging: LoggingConfig,
     /// Per risk level, the human approvals a pull request needs (`portcullis gates`).
     pub gates: BTreeMap<String, GateConfig>,
+    pub exceptions: ExceptionsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ExceptionsConfig {
+    /// Where `serve` and the audit read PolicyExceptions: `kubernetes` (a watch; the CRD must
+    /// be installed, as the chart does) or `none` (the default). `check` reads them from its
+    /// inputs either way.
+    pub source: String,
+    /// The longest an exception may run, from its creation to its `expiresAt`.
+    pub max_days: i64,
+}
+
+impl Default for ExceptionsConfig {
+    fn default() -> Self {
+        ExceptionsConfig {
+            source: "none".into(),
+            max_days: i64::from(crate::exceptions::DEFAULT_MAX_DAYS),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -235,12 +256,18 @@ pub struct Settings {
     pub log_level: String,
     /// The gate of each risk level, low to high (no approvals where the file says none).
     pub gates: BTreeMap<RiskLevel, Gate>,
+    /// `serve` and the audit watch PolicyExceptions.
+    pub exceptions_watched: bool,
+    pub exceptions_max_days: u32,
 }
 
 /// Every problem found in a config file, each on its own line.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration:\n{}", .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
 pub struct ConfigErrors(pub Vec<String>);
+
+/// An exception longer than a year is a policy change, not an exception.
+const MAX_EXCEPTION_DAYS: i64 = 366;
 
 /// Largest body we accept: the apiserver's own request limit is about 3 MiB per object.
 const MAX_BODY_CAP: i64 = 64 * 1024 * 1024;
@@ -387,6 +414,20 @@ impl Config {
         };
         let trust = TrustPolicy::from_config(&self.images, &mut errors);
         let gates = gates(&self.gates, &mut errors);
+        let exceptions_watched = match self.exceptions.source.as_str() {
+            "kubernetes" => true,
+            "none" => false,
+            other => {
+                errors.push(format!("exceptions.source: {other:?} is not one of kubernetes, none"));
+                false
+            }
+        };
+        if !(1..=MAX_EXCEPTION_DAYS).contains(&self.exceptions.max_days) {
+            errors.push(format!(
+                "exceptions.maxDays: {} is out of range (1 to {MAX_EXCEPTION_DAYS})",
+                self.exceptions.max_days
+            ));
+        }
         let log_format = match self.logging.format.as_str() {
             "json" => LogFormat::Json,
             "text" => LogFormat::Text,
@@ -440,6 +481,8 @@ impl Config {
             log_format,
             log_level: self.logging.level.clone(),
             gates,
+            exceptions_watched,
+            exceptions_max_days: self.exceptions.max_days as u32,
         })
     }
 }
@@ -564,6 +607,7 @@ enforcement: { pods.host_path: ignore }
 images: { registries: { allow: ["https://ghcr.io", "Registry.Example.com"] } }
 logging: { format: xml, level: inf }
 server: { listen: nowhere }
+exceptions: { source: crd, maxDays: 400 }
 "#;
         let errors = Config::from_yaml(yaml).unwrap().validate(false).unwrap_err().0;
         for expected in [
@@ -578,13 +622,15 @@ server: { listen: nowhere }
             "logging.format",
             "logging.level",
             "server.listen",
+            "exceptions.source",
+            "exceptions.maxDays: 400 is out of range (1 to 366)",
         ] {
             assert!(
                 errors.iter().any(|e| e.contains(expected)),
                 "missing {expected} in {errors:#?}"
             );
         }
-        assert_eq!(errors.len(), 11, "{errors:#?}");
+        assert_eq!(errors.len(), 13, "{errors:#?}");
     }
 
     #[test]

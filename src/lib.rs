@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod document;
 pub mod duration;
+pub mod exceptions;
 pub mod images;
 pub mod inventory;
 pub mod metrics;

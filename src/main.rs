@@ -23,6 +23,8 @@ use portcullis::cli::{
     ServeArgs, TestArgs, VerifyArgs,
 };
 use portcullis::config::{Config, ConfigErrors, NamespaceSource, Settings};
+use portcullis::exceptions::watch::KubeExceptions;
+use portcullis::exceptions::{self, ExceptionSource, StaticExceptions};
 use portcullis::images::pull_secrets::{PullSecretRefs, PullSecrets};
 use portcullis::images::verify::{status_label, Verifier, VerifierError};
 use portcullis::images::{ImageReference, ReferenceError};
@@ -202,7 +204,11 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8, StartupError> {
             None
         };
         let metrics = Arc::new(Metrics::new());
-        let reviewer = Reviewer::from_settings(&settings, policies, namespaces, metrics.clone(), pull_secrets)?;
+        let mut reviewer = Reviewer::from_settings(&settings, policies, namespaces, metrics.clone(), pull_secrets)?;
+        if settings.exceptions_watched {
+            let client = api.get_for("exceptions.source").await?;
+            reviewer = reviewer.with_exceptions(watched_exceptions(client, &settings, &metrics));
+        }
         let state = server::app_state_from(&settings, reviewer, metrics);
         if !settings.inventory.is_empty() {
             let client = api.get_for("policies.inventory").await?;
@@ -247,6 +253,13 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8, StartupError> {
         Ok::<(), StartupError>(server.run(shutdown_rx).await?)
     })?;
     Ok(0)
+}
+
+/// PolicyExceptions followed by a watch, their metrics kept up to date.
+fn watched_exceptions(client: kube::Client, settings: &Settings, metrics: &Arc<Metrics>) -> Arc<dyn ExceptionSource> {
+    let source: Arc<dyn ExceptionSource> = Arc::new(KubeExceptions::start(client, settings.exceptions_max_days));
+    exceptions::watch::publish(source.clone(), metrics.clone());
+    source
 }
 
 /// The Kubernetes client of `serve`, built on first use from the in-cluster config or
@@ -313,7 +326,9 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<u8, StartupError> {
         app.apply_risk_level(&mut documents);
     }
     let namespaces = check::namespace_source(&documents, risk_level);
-    let reviewer = Reviewer::from_settings(&settings, policies, namespaces, Arc::new(Metrics::new()), None)?;
+    let exceptions = check::exception_source(&documents, settings.exceptions_max_days)?;
+    let reviewer = Reviewer::from_settings(&settings, policies, namespaces, Arc::new(Metrics::new()), None)?
+        .with_exceptions(Arc::new(exceptions));
     if !args.inventory.is_empty() {
         let inventory = check::read_inventory(&args.inventory).map_err(StartupError::InventoryInputs)?;
         reviewer.replace_inventory(inventory)?;
@@ -426,11 +441,17 @@ fn run_audit(cli: &Cli, args: &AuditArgs) -> Result<u8, StartupError> {
             .collect(),
     };
     let runtime = runtime()?;
-    let (client, namespaces, inventory) = runtime.block_on(async {
+    let (client, namespaces, exceptions, inventory) = runtime.block_on(async {
         let client = audit_client(args.kubeconfig.as_deref()).await?;
         let namespaces = audit::namespaces(&client, audit::PAGE)
             .await
             .map_err(AuditError::List)?;
+        let exceptions = match settings.exceptions_watched {
+            true => audit::exceptions(&client, audit::PAGE, settings.exceptions_max_days)
+                .await
+                .map_err(AuditError::List)?,
+            false => StaticExceptions::default(),
+        };
         let inventory = match settings.inventory.is_empty() {
             true => None,
             false => Some(
@@ -439,7 +460,7 @@ fn run_audit(cli: &Cli, args: &AuditArgs) -> Result<u8, StartupError> {
                     .map_err(AuditError::List)?,
             ),
         };
-        Ok::<_, StartupError>((client, namespaces, inventory))
+        Ok::<_, StartupError>((client, namespaces, exceptions, inventory))
     })?;
     let pull_secrets = settings
         .trust
@@ -447,10 +468,14 @@ fn run_audit(cli: &Cli, args: &AuditArgs) -> Result<u8, StartupError> {
         .then(|| Arc::new(PullSecrets::new(client.clone())));
     let namespaces = Arc::new(namespaces);
     let metrics = Arc::new(Metrics::new());
-    let reviewer = Reviewer::from_settings(&settings, installed, namespaces.clone(), metrics.clone(), pull_secrets)?;
+    let exceptions: Arc<dyn ExceptionSource> = Arc::new(exceptions);
+    let reviewer = Reviewer::from_settings(&settings, installed, namespaces.clone(), metrics.clone(), pull_secrets)?
+        .with_exceptions(exceptions.clone());
     // The proposal decides on the facts the installed reviewer gathered: each image verified once.
     let proposal = match proposed {
-        Some(set) => Some(Reviewer::from_settings(&settings, set, namespaces, metrics, None)?),
+        Some(set) => {
+            Some(Reviewer::from_settings(&settings, set, namespaces, metrics, None)?.with_exceptions(exceptions))
+        }
         None => None,
     };
     if let Some(inventory) = inventory {
@@ -523,7 +548,10 @@ fn run_continuous_audit(
             .trust
             .read_pull_secrets
             .then(|| Arc::new(PullSecrets::new(client.clone())));
-        let reviewer = Reviewer::from_settings(&settings, installed, namespaces, metrics.clone(), pull_secrets)?;
+        let mut reviewer = Reviewer::from_settings(&settings, installed, namespaces, metrics.clone(), pull_secrets)?;
+        if settings.exceptions_watched {
+            reviewer = reviewer.with_exceptions(watched_exceptions(client.clone(), &settings, &metrics));
+        }
         let state = server::app_state_from(&settings, reviewer, metrics.clone());
         if !settings.inventory.is_empty() {
             InventorySync::start(client.clone(), &settings.inventory)

@@ -228,6 +228,19 @@ fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ExceptionLabels {
+    pub policy: String,
+    /// `active` or `expired`.
+    pub state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ExceptionObjectLabels {
+    pub namespace: String,
+    pub name: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
@@ -244,6 +257,10 @@ pub struct Metrics {
     verification_duration: Histogram,
     cache_requests: Family<ResultLabels, Counter>,
     images_admitted: Family<AdmittedLabels, Counter>,
+    exceptions: Family<ExceptionLabels, Gauge>,
+    exceptions_refused: Gauge,
+    exception_expiry: Family<ExceptionObjectLabels, Gauge>,
+    findings_excused: Family<PolicyLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -373,6 +390,30 @@ impl Metrics {
                 version: env!("CARGO_PKG_VERSION"),
             })
             .set(1);
+        let exceptions = Family::<ExceptionLabels, Gauge>::default();
+        registry.register(
+            "exceptions",
+            "PolicyExceptions by the policy they name and their state (active, expired)",
+            exceptions.clone(),
+        );
+        let exceptions_refused = Gauge::default();
+        registry.register(
+            "exceptions_refused",
+            "PolicyException objects that cover nothing because they are not valid (the log says why)",
+            exceptions_refused.clone(),
+        );
+        let exception_expiry = Family::<ExceptionObjectLabels, Gauge>::default();
+        registry.register(
+            "exception_expiry_timestamp_seconds",
+            "When each PolicyException expires, in seconds since the epoch",
+            exception_expiry.clone(),
+        );
+        let findings_excused = Family::<PolicyLabels, Counter>::default();
+        registry.register(
+            "findings_excused",
+            "Denials a PolicyException turned into warnings, by policy",
+            findings_excused.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -389,6 +430,10 @@ impl Metrics {
             verification_duration,
             cache_requests,
             images_admitted,
+            exceptions,
+            exceptions_refused,
+            exception_expiry,
+            findings_excused,
         }
     }
 
@@ -496,6 +541,42 @@ impl Metrics {
                 result: success_label(success),
             })
             .inc();
+    }
+
+    /// One denial a PolicyException turned into a warning.
+    pub fn record_excused(&self, policy: &str) {
+        self.findings_excused
+            .get_or_create(&PolicyLabels {
+                policy: policy.to_string(),
+            })
+            .inc();
+    }
+
+    /// The exceptions as they stand: counts by (policy, state), the refused objects, and each
+    /// exception's expiry (namespace, name, Unix seconds). Series of deleted ones disappear.
+    pub fn set_exceptions(
+        &self,
+        by_policy: &[(String, &'static str, usize)],
+        refused: usize,
+        expiries: &[(String, String, i64)],
+    ) {
+        self.exceptions.clear();
+        for (policy, state, count) in by_policy {
+            let labels = ExceptionLabels {
+                policy: policy.clone(),
+                state,
+            };
+            self.exceptions.get_or_create(&labels).set(*count as i64);
+        }
+        self.exceptions_refused.set(refused as i64);
+        self.exception_expiry.clear();
+        for (namespace, name, at) in expiries {
+            let labels = ExceptionObjectLabels {
+                namespace: namespace.clone(),
+                name: name.clone(),
+            };
+            self.exception_expiry.get_or_create(&labels).set(*at);
+        }
     }
 
     /// The registry in Prometheus text format.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::document::Document;
+use crate::exceptions::{ExceptionSource, PolicyException, StaticExceptions, Target};
 use crate::images::pull_secrets::PullSecretRefs;
 use crate::images::{ImageFacts, ImageReference, VerificationStatus};
 use crate::metrics::{yes_no, AdmittedLabels, Metrics, RequestLabels};
@@ -34,6 +35,7 @@ pub struct Reviewer {
     enforcement: BTreeMap<String, Enforcement>,
     risk_default: RiskLevel,
     namespaces: Arc<dyn NamespaceLabels>,
+    exceptions: Arc<dyn ExceptionSource>,
     verifier: Option<Arc<crate::images::verify::Verifier>>,
 }
 
@@ -42,6 +44,7 @@ pub struct Reviewer {
 pub struct Revision {
     library: u64,
     risk_labels: u64,
+    exceptions: u64,
 }
 
 /// A decision with what led to it, for metrics and logs.
@@ -64,8 +67,19 @@ impl Reviewer {
             enforcement,
             risk_default,
             namespaces,
+            exceptions: Arc::new(StaticExceptions::default()),
             verifier: None,
         }
+    }
+
+    /// Excuses findings with the exceptions of `source` (none by default).
+    pub fn with_exceptions(mut self, source: Arc<dyn ExceptionSource>) -> Reviewer {
+        self.exceptions = source;
+        self
+    }
+
+    pub fn exceptions(&self) -> &Arc<dyn ExceptionSource> {
+        &self.exceptions
     }
 
     /// Verifies image signatures with `verifier` (serve, and check when online).
@@ -100,6 +114,7 @@ impl Reviewer {
         Revision {
             library: self.policies.library_version(),
             risk_labels: self.namespaces.label_digest(risk::LABEL),
+            exceptions: self.exceptions.digest(jiff::Timestamp::now()),
         }
     }
 
@@ -107,6 +122,8 @@ impl Reviewer {
     pub fn not_ready(&self) -> Option<&'static str> {
         if !self.namespaces.ready() {
             Some("namespace cache not synced")
+        } else if !self.exceptions.ready() {
+            Some("PolicyException cache not synced")
         } else if !self.policies.ready() {
             Some("inventory not synced")
         } else {
@@ -151,7 +168,9 @@ impl Reviewer {
                 )),
             }
         }
+        let excusing = self.excusing(request, &namespace);
         Facts {
+            excusing,
             pull_secrets: PullSecretRefs {
                 namespace: namespace.clone(),
                 names: extract::pull_secret_names(request),
@@ -162,6 +181,30 @@ impl Reviewer {
             native,
             images,
         }
+    }
+
+    /// The active exceptions of the namespace whose `match` selects the request's object.
+    fn excusing(&self, request: &impl Document, namespace: &str) -> Vec<Arc<PolicyException>> {
+        let mut candidates = self.exceptions.in_namespace(namespace);
+        if candidates.is_empty() {
+            return candidates;
+        }
+        let labels: BTreeMap<String, String> = request
+            .at("/object/metadata/labels")
+            .and_then(Document::fields)
+            .into_iter()
+            .flatten()
+            .filter_map(|(key, value)| Some((key.to_string(), value.text()?.to_string())))
+            .collect();
+        let subject = Subject::of(request);
+        let target = Target {
+            kind: &subject.kind,
+            name: &subject.name,
+            labels: &labels,
+        };
+        let now = jiff::Timestamp::now();
+        candidates.retain(|exception| exception.active(now) && exception.matches(target));
+        candidates
     }
 
     /// Adds signature verification facts to every image, concurrently, within `deadline`.
@@ -187,7 +230,8 @@ impl Reviewer {
     /// [`Reviewer::evaluate`], every evaluation also stopped at `deadline`.
     pub fn evaluate_before(&self, request: Request, facts: Facts, deadline: Option<std::time::Instant>) -> Outcome {
         let results = self.policies.current().evaluate_before(&facts.input(request), deadline);
-        let decision = decision::aggregate(facts.native, &results, &self.enforcement, facts.risk_level);
+        let excusing = facts.bound_exceptions();
+        let decision = decision::aggregate(facts.native, &results, &self.enforcement, &excusing, facts.risk_level);
         Outcome {
             decision,
             results,
@@ -207,9 +251,25 @@ pub struct Facts {
     pub images: Vec<(ImageFacts, ImageReference)>,
     /// The pod spec's imagePullSecrets, for registry access.
     pub pull_secrets: PullSecretRefs,
+    /// Active exceptions that select the object, their digests not yet compared.
+    excusing: Vec<Arc<PolicyException>>,
 }
 
 impl Facts {
+    /// The exceptions that excuse the object as its images are now (digests known after
+    /// verification count as well as pinned ones).
+    fn bound_exceptions(&self) -> Vec<Arc<PolicyException>> {
+        if self.excusing.is_empty() {
+            return Vec::new();
+        }
+        let digests: Vec<Option<&str>> = self
+            .images
+            .iter()
+            .map(|(image, _)| image.digest.as_deref().or(image.resolved_digest.as_deref()))
+            .collect();
+        self.excusing.iter().filter(|e| e.binds(&digests)).cloned().collect()
+    }
+
     fn input<'a>(&self, request: Request<'a>) -> Input<'a> {
         let images: Vec<&ImageFacts> = self.images.iter().map(|(image, _)| image).collect();
         Input::new(
@@ -278,6 +338,11 @@ impl Outcome {
         if self.decision.allowed {
             for image in &self.images {
                 metrics.record_admitted_image(admitted_labels(self.decision.risk_level, image));
+            }
+        }
+        for finding in &self.decision.findings {
+            if finding.excused_by.is_some() {
+                metrics.record_excused(&finding.policy);
             }
         }
         for result in &self.results {

@@ -92,6 +92,16 @@ fn audit_annotations(decision: &Decision) -> Map<String, Value> {
             annotations.insert(key.into(), json!(ids.join(",")));
         }
     }
+    // `policy=namespace/name` for each excused policy: who said "not yet", for the audit log.
+    let mut excused: Vec<String> = decision
+        .findings
+        .iter()
+        .filter_map(|f| Some(format!("{}={}", f.policy, f.excused_by.as_ref()?)))
+        .collect();
+    excused.dedup();
+    if !excused.is_empty() {
+        annotations.insert("excused-by".into(), json!(excused.join(",")));
+    }
     if !decision.findings.is_empty() {
         annotations.insert("risk-level".into(), json!(decision.risk_level.as_str()));
     }

@@ -261,7 +261,9 @@ impl Continuous<'_> {
         let mut unpublished: Option<Instant> = None;
         while !stop.load(Ordering::Acquire) && self.leading() && Instant::now() < due {
             if self.reviewer.revision() != revision {
-                tracing::info!("the policy library or a namespace's risk level changed: a full pass");
+                tracing::info!(
+                    "the policy library, a namespace's risk level or a PolicyException changed: a full pass"
+                );
                 break;
             }
             let changed = match watches.next(self.runtime, TICK) {

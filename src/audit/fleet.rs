@@ -97,13 +97,7 @@ mod tests {
             name: uid.into(),
             allowed: false,
             risk_level: "high".into(),
-            findings: vec![FindingResult {
-                policy: "p".into(),
-                action: "deny",
-                message: "no".into(),
-                details: None,
-                change: None,
-            }],
+            findings: vec![FindingResult::new("p", "deny", "no".into())],
             images: vec![],
             applied: vec![],
         };

@@ -12,6 +12,7 @@ use kube::discovery::{verbs, Discovery, Scope};
 use serde_json::Value;
 
 use crate::config::InventoryKind;
+use crate::exceptions::{watch, StaticExceptions};
 use crate::namespaces::StaticNamespaces;
 use crate::policy::gatekeeper::matcher::Match;
 use crate::policy::gatekeeper::review;
@@ -191,6 +192,21 @@ pub async fn namespaces(client: &kube::Client, page: u32) -> Result<StaticNamesp
         }
     }
     Ok(StaticNamespaces(labels))
+}
+
+/// Every PolicyException, listed in pages, read as the webhook reads them.
+pub async fn exceptions(client: &kube::Client, page: u32, max_days: u32) -> Result<StaticExceptions, ListError> {
+    let mut pages = Pages::all(client, vec![watch::resource()], page);
+    let mut objects = Vec::new();
+    while let Some((_, listed)) = pages.next_listed().await? {
+        for object in listed {
+            objects.push(serde_json::to_value(object).map_err(|source| ListError::Encode {
+                kind: crate::exceptions::KIND.to_string(),
+                source,
+            })?);
+        }
+    }
+    Ok(StaticExceptions::read(&objects, max_days, jiff::Timestamp::now()))
 }
 
 /// The kinds the cluster serves, beyond `audited`, that a constraint selects: listable, never

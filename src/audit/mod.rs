@@ -21,7 +21,7 @@ pub mod writer;
 use crate::batch::{Change, ObjectResult};
 
 pub use audited::{controller, pass, reported, AuditError, Audited, Completed, Pass, USER};
-pub use listing::{inventory, namespaces, ListError, Pages, Selection, PAGE};
+pub use listing::{exceptions, inventory, namespaces, ListError, Pages, Selection, PAGE};
 pub use summary::Summary;
 
 /// Exit status: without a proposal 1 when a reported object is denied; with one, 1 when the

@@ -117,13 +117,7 @@ mod tests {
             risk_level: "low".into(),
             findings: findings
                 .iter()
-                .map(|(policy, action)| FindingResult {
-                    policy: policy.to_string(),
-                    action,
-                    message: "m".into(),
-                    details: None,
-                    change: None,
-                })
+                .map(|(policy, action)| FindingResult::new(policy, action, "m".into()))
                 .collect(),
             images,
             applied: vec![],

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::exceptions::PolicyException;
 use crate::results::Enforcement;
 use crate::risk::RiskLevel;
 
@@ -17,6 +18,8 @@ pub struct Finding {
     /// Structured context from the policy (a Gatekeeper violation's `details`), for `check`'s
     /// JSON output; never in the admission response or the logs, which carry messages only.
     pub details: Option<serde_json::Value>,
+    /// The exception (`namespace/name`) that turned this denial into a warning.
+    pub excused_by: Option<String>,
 }
 
 impl Finding {
@@ -27,6 +30,7 @@ impl Finding {
             action,
             message,
             details: None,
+            excused_by: None,
         }
     }
 }
@@ -68,11 +72,14 @@ impl Decision {
     }
 }
 
-/// Combines native findings and policy results under the configured overrides.
+/// Combines native findings and policy results under the configured overrides; a denial
+/// that one of `exceptions` covers becomes a warning that names it. Native findings and
+/// evaluation errors are never excused: what could not be read is never allowed.
 pub fn aggregate(
     native: Vec<Finding>,
     results: &[PolicyResult],
     overrides: &BTreeMap<String, Enforcement>,
+    exceptions: &[std::sync::Arc<PolicyException>],
     risk_level: RiskLevel,
 ) -> Decision {
     let mut findings = native;
@@ -93,11 +100,25 @@ pub fn aggregate(
                 format!("policy could not be evaluated ({error}); {consequence}"),
             ));
         }
-        findings.extend(result.deny.iter().map(|violation| Finding {
-            policy: result.id.clone(),
-            action: configured,
-            message: violation.message.clone(),
-            details: violation.details.clone(),
+        let excuse = match configured {
+            Enforcement::Deny => exceptions.iter().find(|exception| exception.covers(&result.id)),
+            _ => None,
+        };
+        findings.extend(result.deny.iter().map(|violation| match excuse {
+            None => Finding {
+                policy: result.id.clone(),
+                action: configured,
+                message: violation.message.clone(),
+                details: violation.details.clone(),
+                excused_by: None,
+            },
+            Some(exception) => Finding {
+                policy: result.id.clone(),
+                action: Enforcement::Warn,
+                message: format!("{} {}", violation.message, exception.note()),
+                details: violation.details.clone(),
+                excused_by: Some(exception.key()),
+            },
         }));
         // A warn rule never blocks; dryrun silences it too.
         let warn_action = if configured == Enforcement::DryRun {
@@ -110,6 +131,7 @@ pub fn aggregate(
             action: warn_action,
             message: violation.message.clone(),
             details: violation.details.clone(),
+            excused_by: None,
         }));
     }
     // Deterministic order: by policy id, then message, whatever order Rego's sets gave.
@@ -146,6 +168,7 @@ mod tests {
             vec![],
             &[result("a", &["no"], &[], None), result("b", &[], &["hm"], None)],
             &BTreeMap::new(),
+            &[],
             RiskLevel::High,
         );
         assert!(!d.allowed);
@@ -163,6 +186,7 @@ mod tests {
             vec![],
             &[result("a", &["no"], &[], None), result("b", &["no"], &["w"], None)],
             &overrides,
+            &[],
             RiskLevel::Low,
         );
         assert!(d.allowed);
@@ -176,12 +200,18 @@ mod tests {
         dry.enforcement = Some(Enforcement::DryRun);
         let mut warn = result("K8sX/b", &["hm"], &[], None);
         warn.enforcement = Some(Enforcement::Warn);
-        let d = aggregate(vec![], &[dry.clone(), warn.clone()], &BTreeMap::new(), RiskLevel::High);
+        let d = aggregate(
+            vec![],
+            &[dry.clone(), warn.clone()],
+            &BTreeMap::new(),
+            &[],
+            RiskLevel::High,
+        );
         assert!(d.allowed);
         assert_eq!(d.policies(Enforcement::DryRun), ["K8sX/a"]);
         assert_eq!(d.policies(Enforcement::Warn), ["K8sX/b"]);
         let overrides = BTreeMap::from([("K8sX/a".to_string(), Enforcement::Deny)]);
-        let d = aggregate(vec![], &[dry, warn], &overrides, RiskLevel::High);
+        let d = aggregate(vec![], &[dry, warn], &overrides, &[], RiskLevel::High);
         assert_eq!(d.policies(Enforcement::Deny), ["K8sX/a"]);
     }
 
@@ -196,6 +226,7 @@ mod tests {
                 Some(EvalError::Timeout(Duration::from_millis(5))),
             )],
             &BTreeMap::new(),
+            &[],
             RiskLevel::High,
         );
         assert!(!d.allowed);
@@ -208,11 +239,44 @@ mod tests {
     }
 
     #[test]
+    fn exceptions_turn_covered_denials_into_warnings() {
+        let object = serde_json::json!({"metadata": {"name": "shell", "namespace": "team-a"},
+            "spec": {"policies": ["a", "c"], "match": {"kinds": ["Pod"]}, "expiresAt": "2027-01-15T00:00:00Z", "ticket": "OPS-1"}});
+        let now = "2026-12-01T00:00:00Z".parse().unwrap();
+        let exception = std::sync::Arc::new(PolicyException::parse(&object, 90, now).unwrap());
+        let d = aggregate(
+            vec![Finding::new("native", Enforcement::Deny, "unreadable".into())],
+            &[
+                result("a", &["no"], &[], None),
+                result("b", &["no"], &[], None),
+                result("c", &[], &[], Some(EvalError::Timeout(Duration::from_millis(5)))),
+            ],
+            &BTreeMap::new(),
+            &[exception],
+            RiskLevel::High,
+        );
+        assert_eq!(
+            d.policies(Enforcement::Deny),
+            ["b", "c", "native"],
+            "errors and native checks stay denied"
+        );
+        let excused: Vec<_> = d.warnings().collect();
+        assert_eq!(excused.len(), 1);
+        assert_eq!(excused[0].policy, "a");
+        assert_eq!(excused[0].excused_by.as_deref(), Some("team-a/shell"));
+        assert_eq!(
+            excused[0].message,
+            "no (excused by PolicyException team-a/shell until 2027-01-15T00:00:00Z, ticket OPS-1)"
+        );
+    }
+
+    #[test]
     fn no_findings_allows() {
         let d = aggregate(
             vec![],
             &[result("a", &[], &[], None)],
             &BTreeMap::new(),
+            &[],
             RiskLevel::High,
         );
         assert!(d.allowed && d.findings.is_empty());

@@ -1,0 +1,104 @@
+//! Exceptions in the cluster: a watch of `PolicyException` objects, parsed once per change and
+//! read from memory on the request path (no restart, no ConfigMap).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+
+use super::{Census, ExceptionSource, PolicyException, StaticExceptions, API_VERSION, KIND};
+use crate::metrics::Metrics;
+
+/// How often the exception metrics are worked out again (an exception expires between
+/// changes, so a change alone is not enough).
+const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The PolicyException resource (the chart installs its CRD).
+pub fn resource() -> ApiResource {
+    let (group, version) = API_VERSION.split_once('/').unwrap_or_default();
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, KIND), "policyexceptions")
+}
+
+pub struct KubeExceptions {
+    current: Arc<ArcSwap<StaticExceptions>>,
+    synced: Arc<AtomicBool>,
+}
+
+impl KubeExceptions {
+    /// Starts the watch in the background; `ready()` turns true after the first full list.
+    /// Every change parses the whole set again: exceptions are few, requests many.
+    pub fn start(client: kube::Client, max_days: u32) -> KubeExceptions {
+        let resource = resource();
+        let api: Api<DynamicObject> = Api::all_with(client, &resource);
+        let writer = reflector::store::Writer::new(resource);
+        let store = writer.as_reader();
+        let stream = reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
+        let current = Arc::new(ArcSwap::from_pointee(StaticExceptions::default()));
+        let synced = Arc::new(AtomicBool::new(false));
+        let (target, flag) = (current.clone(), synced.clone());
+        tokio::spawn(async move {
+            stream
+                .for_each(|event| {
+                    match event {
+                        Ok(watcher::Event::InitDone) => {
+                            rebuild(&store, &target, max_days);
+                            flag.store(true, Ordering::Release);
+                        }
+                        // Within the first list, wait for its end: a half-read set excuses less.
+                        Ok(_) if flag.load(Ordering::Acquire) => rebuild(&store, &target, max_days),
+                        Ok(_) => {}
+                        Err(error) => tracing::warn!(%error, "PolicyException watch error; retrying"),
+                    }
+                    async {}
+                })
+                .await;
+        });
+        KubeExceptions { current, synced }
+    }
+}
+
+fn rebuild(store: &Store<DynamicObject>, target: &ArcSwap<StaticExceptions>, max_days: u32) {
+    let objects: Vec<serde_json::Value> = store
+        .state()
+        .iter()
+        .filter_map(|object| serde_json::to_value(object.as_ref()).ok())
+        .collect();
+    let exceptions = StaticExceptions::read(&objects, max_days, Timestamp::now());
+    tracing::info!(
+        exceptions = objects.len() - exceptions.refused,
+        refused = exceptions.refused,
+        "PolicyExceptions read"
+    );
+    target.store(Arc::new(exceptions));
+}
+
+impl ExceptionSource for KubeExceptions {
+    fn in_namespace(&self, namespace: &str) -> Vec<Arc<PolicyException>> {
+        self.current.load().in_namespace(namespace)
+    }
+
+    fn all(&self) -> (Vec<Arc<PolicyException>>, usize) {
+        self.current.load().all()
+    }
+
+    fn ready(&self) -> bool {
+        self.synced.load(Ordering::Acquire)
+    }
+}
+
+/// Keeps the exception metrics of `source` up to date, in the background.
+pub fn publish(source: Arc<dyn ExceptionSource>, metrics: Arc<Metrics>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PUBLISH_EVERY);
+        loop {
+            tick.tick().await;
+            Census::of(source.as_ref(), Timestamp::now()).publish(&metrics);
+        }
+    });
+}
