@@ -199,7 +199,7 @@ pub fn exception_source(documents: &[Document], max_days: u32) -> Result<StaticE
         let Some(object) = document.request.get("object") else {
             continue;
         };
-        if object.get("kind").and_then(Value::as_str) != Some(exceptions::KIND) {
+        if !exceptions::is_exception(object) {
             continue;
         }
         // Where it would be created: a manifest without a namespace lands in the default one.
@@ -256,11 +256,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("exceptions.yaml");
         let spec = "spec: {policies: [pods.host_path], match: {kinds: [Pod]}, expiresAt: '2099-01-01T00:00:00Z', ticket: OPS-1}";
+        let kyverno = "apiVersion: kyverno.io/v2\nkind: PolicyException\nmetadata: {name: k}\nspec: {}\n";
         let text = format!(
-            "apiVersion: portcullis.io/v1alpha1\nkind: PolicyException\nmetadata: {{name: a, namespace: team-a}}\nspec: {{policies: [pods.host_path], match: {{kinds: [Pod]}}, expiresAt: '2027-02-01T00:00:00Z', ticket: OPS-1}}\n---\napiVersion: portcullis.io/v1alpha1\nkind: PolicyException\nmetadata: {{name: b}}\n{spec}\n"
+            "apiVersion: portcullis.io/v1alpha1\nkind: PolicyException\nmetadata: {{name: a, namespace: team-a}}\nspec: {{policies: [pods.host_path], match: {{kinds: [Pod]}}, expiresAt: '2027-02-01T00:00:00Z', ticket: OPS-1}}\n---\napiVersion: portcullis.io/v1alpha1\nkind: PolicyException\nmetadata: {{name: b}}\n{spec}\n---\n{kyverno}"
         );
         std::fs::write(&file, text).unwrap();
-        let documents = read_inputs(&[file.clone()]).unwrap();
+        let documents = read_inputs(std::slice::from_ref(&file)).unwrap();
         let errors = exception_source(&documents, 366).unwrap_err().0;
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(
@@ -271,7 +272,7 @@ mod tests {
             "{errors:?}"
         );
         use crate::exceptions::ExceptionSource;
-        let exceptions = exception_source(&documents[..1], 366).unwrap();
+        let exceptions = exception_source(&[documents[0].clone(), documents[2].clone()], 366).unwrap();
         assert_eq!(exceptions.in_namespace("team-a")[0].name, "a");
     }
 

@@ -24,7 +24,7 @@ use portcullis::cli::{
 };
 use portcullis::config::{Config, ConfigErrors, NamespaceSource, Settings};
 use portcullis::exceptions::watch::KubeExceptions;
-use portcullis::exceptions::{self, ExceptionSource, StaticExceptions};
+use portcullis::exceptions::{ExceptionSource, StaticExceptions};
 use portcullis::images::pull_secrets::{PullSecretRefs, PullSecrets};
 use portcullis::images::verify::{status_label, Verifier, VerifierError};
 use portcullis::images::{ImageReference, ReferenceError};
@@ -257,9 +257,11 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8, StartupError> {
 
 /// PolicyExceptions followed by a watch, their metrics kept up to date.
 fn watched_exceptions(client: kube::Client, settings: &Settings, metrics: &Arc<Metrics>) -> Arc<dyn ExceptionSource> {
-    let source: Arc<dyn ExceptionSource> = Arc::new(KubeExceptions::start(client, settings.exceptions_max_days));
-    exceptions::watch::publish(source.clone(), metrics.clone());
-    source
+    Arc::new(KubeExceptions::start(
+        client,
+        settings.exceptions_max_days,
+        metrics.clone(),
+    ))
 }
 
 /// The Kubernetes client of `serve`, built on first use from the in-cluster config or

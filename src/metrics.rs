@@ -237,8 +237,8 @@ pub struct ExceptionLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ExceptionObjectLabels {
-    pub namespace: String,
-    pub name: String,
+    /// `namespace/name` (a `namespace` label would clash with the scrape target's).
+    pub exception: String,
 }
 
 pub struct Metrics {
@@ -553,12 +553,12 @@ impl Metrics {
     }
 
     /// The exceptions as they stand: counts by (policy, state), the refused objects, and each
-    /// exception's expiry (namespace, name, Unix seconds). Series of deleted ones disappear.
+    /// exception's expiry (`namespace/name`, Unix seconds). Series of deleted ones disappear.
     pub fn set_exceptions(
         &self,
         by_policy: &[(String, &'static str, usize)],
         refused: usize,
-        expiries: &[(String, String, i64)],
+        expiries: &[(String, i64)],
     ) {
         self.exceptions.clear();
         for (policy, state, count) in by_policy {
@@ -570,10 +570,9 @@ impl Metrics {
         }
         self.exceptions_refused.set(refused as i64);
         self.exception_expiry.clear();
-        for (namespace, name, at) in expiries {
+        for (exception, at) in expiries {
             let labels = ExceptionObjectLabels {
-                namespace: namespace.clone(),
-                name: name.clone(),
+                exception: exception.clone(),
             };
             self.exception_expiry.get_or_create(&labels).set(*at);
         }

@@ -854,3 +854,66 @@ fn the_continuous_audit_decides_changes_as_they_come_and_one_replica_holds_the_l
     assert_eq!(value(&text, &busybox("low")), 1.0, "{text}");
     standby.0.stop();
 }
+
+#[test]
+fn the_audit_honours_the_clusters_policy_exceptions_as_the_webhook_does() {
+    let cluster = ControlPlane::start();
+    cluster.kubectl(&["create", "namespace", "team-a"]);
+    cluster.install_exception_crd();
+    for name in ["excused", "denied"] {
+        apply(&cluster, &pod(name, "registry.example.com/shop:1.0"));
+    }
+    let exception = |name: &str, expires: &str| {
+        json!({"apiVersion": "portcullis.io/v1alpha1", "kind": "PolicyException",
+            "metadata": {"name": name, "namespace": "team-a"},
+            "spec": {"policies": ["audit.pinned"], "match": {"kinds": ["Pod"], "names": ["excused", "denied"]},
+                "expiresAt": expires, "ticket": "OPS-1"}})
+    };
+    let soon = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() + 86400).unwrap();
+    let mut active = exception("unpinned-until-release", &soon.to_string());
+    active["spec"]["match"]["names"] = json!(["excused"]);
+    apply(&cluster, &active);
+    apply(&cluster, &exception("ended", "2026-01-01T00:00:00Z"));
+
+    let dir = tempfile::tempdir().unwrap();
+    library(dir.path(), &[("pinned", PINNED)]);
+    let config = dir.path().join("config.yaml");
+    let policies = format!("policies: {{dirs: [{:?}]}}\n", dir.path().display());
+    std::fs::write(&config, format!("{policies}exceptions: {{source: kubernetes}}\n")).unwrap();
+    let (output, report) = audit(&cluster, &config, &[]);
+    assert_eq!(output.status.code(), Some(1), "the other Pod is still denied: {report}");
+    let result = |name: &str| {
+        report["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {report}"))
+            .clone()
+    };
+    let excused = result("excused");
+    assert_eq!(excused["allowed"], true, "{report}");
+    assert_eq!(excused["findings"][0]["action"], "warn", "{report}");
+    assert_eq!(
+        excused["findings"][0]["excused_by"], "team-a/unpinned-until-release",
+        "{report}"
+    );
+    let denied = result("denied");
+    assert_eq!(
+        denied["allowed"], false,
+        "an expired exception covers nothing: {report}"
+    );
+    assert_eq!(denied["findings"][0]["action"], "deny", "{report}");
+
+    // Without exceptions.source the same cluster is audited without them.
+    std::fs::write(&config, policies).unwrap();
+    let (_, report) = audit(&cluster, &config, &[]);
+    assert!(
+        report["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["allowed"] == false),
+        "{report}"
+    );
+}

@@ -184,6 +184,76 @@ fn check_points_each_finding_at_its_objects_file_and_line_as_github_annotations_
 }
 
 #[test]
+fn check_applies_policy_exceptions_among_its_inputs_and_refuses_invalid_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("pods.yaml"),
+        format!("{}\n---\n{}\n", host_path_pod("debug-shell"), host_path_pod("other")),
+    )
+    .unwrap();
+    let digest = "sha256:4958b267fba756f6fd9ff0a61bc7f4bf9243077ae3971b409a8eb787ee51aeeb";
+    let exception = |name: &str, pod: &str, expires: &str, images: &str| {
+        format!(
+            "apiVersion: portcullis.io/v1alpha1\nkind: PolicyException\nmetadata: {{name: {name}, namespace: team-a}}\n\
+             spec: {{policies: [pods.host_path], match: {{kinds: [Pod], names: [{pod}]}}, images: [{images}], expiresAt: '{expires}', ticket: OPS-4711}}\n"
+        )
+    };
+    let soon = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() + 86400)
+        .unwrap()
+        .to_string();
+    let exceptions = dir.path().join("exceptions.yaml");
+    // debug-shell: excused while it runs this digest; other: its exception has ended.
+    std::fs::write(
+        &exceptions,
+        format!(
+            "{}---\n{}",
+            exception("debug-shell", "debug-shell", &soon, digest),
+            exception("ended", "other", "2026-01-01T00:00:00Z", "")
+        ),
+    )
+    .unwrap();
+    let path = dir.path().to_str().unwrap();
+    let output = portcullis(&["check", "--config", DEV_CONFIG, path]);
+    assert_eq!(output.status.code(), Some(1), "other is denied: {}", stderr(&output));
+    let text = stdout(&output);
+    let excused = text
+        .lines()
+        .find(|l| l.contains("Pod team-a/debug-shell"))
+        .unwrap_or_default();
+    assert!(
+        excused.contains("warn Pod team-a/debug-shell pods.host_path: ")
+            && excused.contains(&format!(
+                "(excused by PolicyException team-a/debug-shell until {soon}, ticket OPS-4711)"
+            )),
+        "{text}"
+    );
+    assert!(text.contains("deny Pod team-a/other pods.host_path: "), "{text}");
+
+    // Bound to another digest: the next build is not excused.
+    let next = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    std::fs::write(&exceptions, exception("debug-shell", "debug-shell", &soon, next)).unwrap();
+    let output = portcullis(&["check", "--config", DEV_CONFIG, path]);
+    assert!(!stdout(&output).contains("excused"), "{}", stdout(&output));
+
+    // One the cluster's admission policy would refuse is an input error, with its line.
+    std::fs::write(
+        &exceptions,
+        format!(
+            "# too long\n{}",
+            exception("forever", "debug-shell", "2099-01-01T00:00:00Z", digest)
+        ),
+    )
+    .unwrap();
+    let output = portcullis(&["check", "--config", DEV_CONFIG, path]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let expected = format!(
+        "{}:2: PolicyException team-a/forever: spec.expiresAt 2099-01-01T00:00:00Z is more than 90 days after now",
+        exceptions.display()
+    );
+    assert!(stderr(&output).contains(&expected), "{}", stderr(&output));
+}
+
+#[test]
 fn check_writes_the_markdown_verdict_as_output_or_appended_to_the_job_summary() {
     let output = portcullis(&[
         "check",

@@ -1,7 +1,8 @@
 //! The Grafana dashboard and the PrometheusRule of the Helm chart use only metrics that
 //! portcullis exports: the built binary serves, answers reviews that produce every family
 //! (an allowed review whose image verification meets a closed registry port, a denied one, an
-//! unreadable one, a policy reload that succeeds and one that fails), and every `portcullis_*`
+//! unreadable one, one a PolicyException excuses, read from a real kube-apiserver, a policy
+//! reload that succeeds and one that fails), and every `portcullis_*`
 //! name in the dashboard's queries and the rules' expressions must be a series of the live
 //! `/metrics`, with every label the query selects or groups by.
 //!
@@ -19,6 +20,7 @@ use std::path::Path;
 
 use regex::Regex;
 
+use common::cluster::ControlPlane;
 use common::monitoring::{chart, dashboard_queries, live_portcullis, scrape_until, start_audit};
 
 /// Labels Prometheus adds to every scraped series (the scrape target's), not portcullis.
@@ -139,7 +141,8 @@ fn dashboard_and_alerts_use_only_exported_metrics() {
         .contains_key("portcullis_admission_duration_seconds_bucket"));
 
     let dir = tempfile::tempdir().unwrap();
-    let (_portcullis, webhook) = live_portcullis(dir.path());
+    let cluster = ControlPlane::start();
+    let (_portcullis, webhook) = live_portcullis(dir.path(), &cluster);
     let scrape = format!("{webhook}{}", audit_scrape(dir.path()));
     let exported = parse_scrape(&scrape);
     assert!(exported.contains_key("portcullis_fleet_images"), "{scrape}");

@@ -16,6 +16,9 @@
 //!    micro-app template of examples/;
 //! 5. what is never sent (kube-system, the release namespace, the opt-out label), risk levels,
 //!    the namespace label guard;
+//! 11. PolicyExceptions (after 5): the chart's CRD and admission policy, exceptions created
+//!     with kubectl turning denials into warnings (not when expired, not for another digest),
+//!     their metrics, and `check` deciding the same manifests the same way;
 //! 7. certificate rotation while kubectl keeps creating pods;
 //! 8. portcullis's review count equals the apiserver's count of calls to its webhook;
 //! 6. fail closed (it stops portcullis and repoints the webhook): portcullis stopped, a
@@ -69,7 +72,7 @@ fn the_chart_installed_into_a_real_apiserver_enforces_through_kubectl() {
         started.elapsed().as_secs_f64()
     );
     type Phase = fn(&mut Suite);
-    let phases: [(u32, &str, Phase); 8] = [
+    let phases: [(u32, &str, Phase); 9] = [
         (
             3,
             "chart variants pass kubectl apply --dry-run=server",
@@ -77,6 +80,7 @@ fn the_chart_installed_into_a_real_apiserver_enforces_through_kubectl() {
         ),
         (4, "admission through kubectl", Suite::phase_4_admission),
         (5, "scope and risk levels", Suite::phase_5_scope),
+        (11, "PolicyExceptions from the chart's CRD", Suite::phase_11_exceptions),
         (
             7,
             "certificate rotation under load",
@@ -758,6 +762,175 @@ impl Suite {
             "jsonpath={.metadata.labels.portcullis\\.io/risk-level}",
         ]);
         assert_eq!(level, "high");
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // 11: PolicyExceptions.
+
+    fn phase_11_exceptions(&mut self) {
+        let signed = self.images.signed.clone();
+        let unsigned = self.images.unsigned.clone();
+        let digest = signed.split_once('@').unwrap().1.to_string();
+        let crd = self.kubectl(&["get", "crd", "policyexceptions.portcullis.io"], None);
+        assert!(crd.ok, "the chart installs the CRD: {crd:?}");
+
+        let host_path = self.fixture_object("manifests/bad/app.yaml", 1, "high", &signed);
+        let privileged = |suite: &mut Suite, image: &str| {
+            let mut pod = suite.pod("high", image);
+            pod["spec"]["containers"][0]["securityContext"] = json!({"privileged": true});
+            pod
+        };
+        let ended = privileged(self, &signed);
+        let this_build = privileged(self, &signed);
+        let next_build = privileged(self, &unsigned);
+        let name = |object: &Value| object["metadata"]["name"].as_str().unwrap().to_string();
+        let in_days = |days: i64| {
+            let now = jiff::Timestamp::now().as_second();
+            jiff::Timestamp::from_second(now + days * 86400).unwrap().to_string()
+        };
+        let exception = |name: &str, policy: &str, objects: &[String], expires: String| {
+            json!({"apiVersion": "portcullis.io/v1alpha1", "kind": "PolicyException",
+                "metadata": {"name": name, "namespace": "high"},
+                "spec": {"policies": [policy], "match": {"kinds": ["Pod"], "names": objects},
+                    "expiresAt": expires, "ticket": "OPS-4711", "reason": "until the migration"}})
+        };
+        let mut bound = exception(
+            "this-build",
+            "pods.privileged",
+            &[name(&this_build), name(&next_build)],
+            in_days(30),
+        );
+        bound["spec"]["images"] = json!([digest]);
+        // The expired one first: once the last is seen, the watch has read them all.
+        let exceptions = [
+            exception("ended", "pods.privileged", &[name(&ended)], in_days(-1)),
+            bound,
+            exception("debug-shell", "pods.host_path", &[name(&host_path)], in_days(30)),
+        ];
+        let list = json!({"apiVersion": "v1", "kind": "List", "items": exceptions});
+        self.kubectl_ok(&["apply", "-f", "-"], &list);
+
+        // The host-path Pod is admitted once the webhook has read its exception, with a warning
+        // that says which exception excused what.
+        let excused = try_poll(Duration::from_secs(20), Duration::from_millis(250), || {
+            let created = self.create(&host_path, true);
+            created.ok.then_some(created)
+        })
+        .expect("the exception is honoured within 20 s");
+        // kubectl prints a long warning over several lines; read it as one.
+        let warnings = |outcome: &Outcome| outcome.stderr.replace("\nWarning:   ", " ");
+        let warned = warnings(&excused);
+        assert!(
+            warned.lines().any(|l| l.starts_with("Warning: pods.host_path: ")
+                && l.contains("mounts the path")
+                && l.contains("(excused by PolicyException high/debug-shell until ")
+                && l.ends_with(", ticket OPS-4711)")),
+            "{excused:?}"
+        );
+        // Expired: it covers nothing. Bound to a digest: that build only.
+        let denial = self.denied_both_ways(&ended, "pods.privileged");
+        assert!(!denial.contains("excused"), "{denial}");
+        let admitted = self.create(&this_build, true);
+        assert!(admitted.ok, "the bound digest is excused: {admitted:?}");
+        assert!(
+            warnings(&admitted).contains("(excused by PolicyException high/this-build until "),
+            "{admitted:?}"
+        );
+        let refused = self.create(&next_build, true);
+        assert!(
+            !refused.ok && refused.stderr.contains("\n- pods.privileged: "),
+            "another digest is not excused: {refused:?}"
+        );
+
+        // check decides the same manifests, exceptions among them, the same way.
+        let dir = self.work.path().join("exceptions-check");
+        std::fs::create_dir_all(&dir).unwrap();
+        let manifests = json!({"apiVersion": "v1", "kind": "List",
+            "items": [&host_path, &ended, &this_build, &next_build]});
+        std::fs::write(dir.join("pods.json"), manifests.to_string()).unwrap();
+        std::fs::write(dir.join("exceptions.json"), list.to_string()).unwrap();
+        let config = self.root.join("config/config.yaml");
+        let checked = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["check", "--config", config.to_str().unwrap(), "--risk-level", "high"])
+            .args(["--output", "json", dir.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(checked.status.code(), Some(1), "denials: exit 1: {checked:?}");
+        let report: Value = serde_json::from_slice(&checked.stdout).unwrap_or_else(|_| panic!("{checked:?}"));
+        let allowed = |object: &Value| {
+            let found = report["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["name"] == object["metadata"]["name"])
+                .unwrap_or_else(|| panic!("{} in {report}", name(object)));
+            found["allowed"].as_bool().unwrap()
+        };
+        assert_eq!(
+            [&host_path, &ended, &this_build, &next_build].map(allowed),
+            [true, false, true, false],
+            "{report}"
+        );
+
+        // The metrics: active and expired by policy, the denials excused.
+        let scraped = try_poll(Duration::from_secs(30), Duration::from_millis(250), || {
+            let text = self
+                .http
+                .get(format!("http://127.0.0.1:{}/metrics", self.metrics_port))
+                .send()
+                .and_then(|r| r.text())
+                .ok()?;
+            let count = |policy: &str, state: &str| {
+                metric_sum(&text, "portcullis_exceptions", &[("policy", policy), ("state", state)])
+            };
+            (count("pods.host_path", "active") == 1.0
+                && count("pods.privileged", "active") == 1.0
+                && count("pods.privileged", "expired") == 1.0)
+                .then_some(text)
+        })
+        .expect("the exception metrics within 30 s");
+        assert!(
+            metric_sum(
+                &scraped,
+                "portcullis_findings_excused_total",
+                &[("policy", "pods.host_path")]
+            ) >= 1.0,
+            "{scraped}"
+        );
+        assert_eq!(
+            metric_sum(
+                &scraped,
+                "portcullis_exception_expiry_timestamp_seconds",
+                &[("exception", "high/ended")]
+            )
+            .signum(),
+            1.0
+        );
+
+        // The chart's admission policy: no exception without a ticket, none longer than allowed.
+        let mut no_ticket = exception("no-ticket", "pods.host_path", &[], in_days(1));
+        no_ticket["spec"]["ticket"] = json!(" ");
+        no_ticket["spec"]["match"]["names"] = json!(["x"]);
+        let refused = self.create(&no_ticket, false);
+        assert!(
+            !refused.ok && refused.stderr.contains("every PolicyException names the ticket"),
+            "{refused:?}"
+        );
+        let too_long = exception("too-long", "pods.host_path", &["x".to_string()], in_days(91));
+        let refused = self.create(&too_long, false);
+        assert!(
+            !refused.ok && refused.stderr.contains("a PolicyException may run at most 90 days"),
+            "{refused:?}"
+        );
+
+        // Deleted: the denial is back.
+        self.kubectl_ok(&["delete", "-f", "-"], &list);
+        let back = try_poll(Duration::from_secs(20), Duration::from_millis(250), || {
+            let created = self.create(&host_path, true);
+            (!created.ok).then_some(created)
+        })
+        .expect("the deletion is followed within 20 s");
+        assert!(back.stderr.contains("- pods.host_path: "), "{back:?}");
     }
 
     // ---------------------------------------------------------------------------------------

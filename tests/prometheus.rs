@@ -1,6 +1,6 @@
 //! The dashboard and the alerts against a real Prometheus (built from the Go module proxy by
-//! `scripts/tools.sh`) scraping a live webhook that has answered real reviews and a live
-//! continuous audit of a real kube-apiserver: every panel query of the dashboard returns series,
+//! `scripts/tools.sh`) scraping a live webhook that has answered real reviews and reads a
+//! PolicyException from a real kube-apiserver, and a live continuous audit of that cluster: every panel query of the dashboard returns series,
 //! its variable finds the namespace, every rule of the chart's PrometheusRule evaluates without
 //! error in Prometheus's own rule manager, and every `portcullis_*` selector a rule reads has
 //! series. `tests/dashboards.rs` checks the names and labels; this checks the PromQL.
@@ -66,16 +66,15 @@ fn prometheus_evaluates_every_dashboard_query_and_rule_on_live_portcullis_series
     let dir = tempfile::tempdir().unwrap();
     // The webhook, after reviews allowed, denied and unreadable, verification against a closed
     // registry port, and policy reloads that succeed and fail.
-    let (portcullis, _) = live_portcullis(dir.path());
+    let cluster = ControlPlane::start();
+    let (portcullis, _) = live_portcullis(dir.path(), &cluster);
     let webhook = portcullis
         .metrics
         .trim_start_matches("http://")
         .trim_end_matches("/metrics")
         .to_string();
 
-    // The continuous audit of a cluster with a Pod the default library denies.
-    let cluster = ControlPlane::start();
-    cluster.kubectl(&["create", "namespace", "team-a"]);
+    // The continuous audit of the same cluster, with a Pod the default library denies.
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "team-a"},
                      "spec": {"containers": [{"name": "app", "image": "registry.example.com/team/web:1.0"}]}});
     let created = cluster.kubectl_output(&["create", "-f", "-"], Some(pod.to_string().as_bytes()));
@@ -158,7 +157,7 @@ fn prometheus_evaluates_every_dashboard_query_and_rule_on_live_portcullis_series
         .flat_map(|g| g["rules"].as_array().unwrap())
         .map(|r| r["name"].as_str().unwrap())
         .collect();
-    assert_eq!(alerts.len(), 11, "{alerts:?}\n{}", log_text());
+    assert_eq!(alerts.len(), 12, "{alerts:?}\n{}", log_text());
 
     // Every portcullis selector the rules read has series.
     let text = std::fs::read_to_string(&rules).unwrap();

@@ -183,6 +183,24 @@ mod tests {
     }
 
     #[test]
+    fn excused_denials_are_recorded_with_their_exception() {
+        let mut d = decision(&[
+            ("a.one", Enforcement::Warn, "fix one (excused)"),
+            ("a.one", Enforcement::Warn, "fix it again (excused)"),
+            ("b.two", Enforcement::Warn, "fix two (excused)"),
+        ]);
+        for (finding, by) in d.findings.iter_mut().zip(["team-a/x", "team-a/x", "team-a/y"]) {
+            finding.excused_by = Some(by.to_string());
+        }
+        let answer = respond("u", "Pod", &d);
+        assert_eq!(answer["response"]["allowed"], true);
+        assert_eq!(
+            answer["response"]["auditAnnotations"]["excused-by"],
+            "a.one=team-a/x,b.two=team-a/y"
+        );
+    }
+
+    #[test]
     fn allowed_without_findings_is_minimal() {
         let answer = respond("u", "Pod", &decision(&[]));
         assert_eq!(answer["response"], json!({"uid": "u", "allowed": true}));

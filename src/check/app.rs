@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::lines;
 use crate::admission::extract;
 use crate::batch::{Document, FindingResult, ObjectResult};
+use crate::exceptions;
 use crate::images::pattern::AllowList;
 use crate::images::ImageReference;
 use crate::risk::{self, RiskLevel};
@@ -196,8 +197,8 @@ impl App {
 
     /// For each document as written (before [`App::apply_risk_level`]), a denial for every
     /// label app.yaml implies that its object (or pod template) lacks or gives another value,
-    /// and for a workload that does not run app.yaml's image. Namespaces are the platform's,
-    /// not the app's: never checked.
+    /// and for a workload that does not run app.yaml's image. Namespaces and PolicyExceptions
+    /// are the platform's, not the app's: never checked.
     pub fn findings(&self, documents: &[Document]) -> Vec<Vec<FindingResult>> {
         documents
             .iter()
@@ -209,7 +210,7 @@ impl App {
         let Some(object) = request.get("object").filter(|o| o.is_object()) else {
             return Vec::new();
         };
-        if object.get("kind").and_then(Value::as_str) == Some("Namespace") {
+        if object.get("kind").and_then(Value::as_str) == Some("Namespace") || exceptions::is_exception(object) {
             return Vec::new();
         }
         let mut places = vec![(String::new(), object.pointer("/metadata/labels"))];
@@ -421,6 +422,19 @@ mod tests {
         let pod = serde_json::json!({"kind": "Pod", "metadata": {"labels": labelled()},
             "spec": {"containers": [{"name": "c", "image": "registry.example.com/micro-apps/web:1.0.0"}]}});
         assert!(findings_of(pod).is_empty(), "a Pod is its own template");
+    }
+
+    #[test]
+    fn the_platforms_objects_carry_no_app_labels() {
+        for object in [
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}),
+            serde_json::json!({"apiVersion": "portcullis.io/v1alpha1", "kind": "PolicyException", "metadata": {"name": "x"}}),
+        ] {
+            assert!(findings_of(object.clone()).is_empty(), "{object}");
+        }
+        let kyverno =
+            serde_json::json!({"apiVersion": "kyverno.io/v2", "kind": "PolicyException", "metadata": {"name": "x"}});
+        assert_eq!(findings_of(kyverno).len(), 4, "another project's kind is an app object");
     }
 
     #[test]

@@ -214,6 +214,16 @@ impl PolicyException {
     }
 }
 
+/// Whether `object` is a portcullis PolicyException (Kyverno has a kind of the same name).
+pub fn is_exception(object: &Value) -> bool {
+    object.get("kind").and_then(Value::as_str) == Some(KIND)
+        && object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .and_then(|version| version.split_once('/'))
+            .is_some_and(|(group, _)| Some(group) == API_VERSION.split_once('/').map(|(group, _)| group))
+}
+
 fn is_digest(text: &str) -> bool {
     text.strip_prefix("sha256:")
         .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
@@ -303,8 +313,8 @@ pub struct Census {
     pub by_policy: BTreeMap<(String, bool), usize>,
     /// Objects that cover nothing because they are not valid.
     pub refused: usize,
-    /// (namespace, name) -> expiry, Unix seconds, for the alert on exceptions about to end.
-    pub expiries: BTreeMap<(String, String), i64>,
+    /// `namespace/name` -> expiry, Unix seconds, for the alert on exceptions about to end.
+    pub expiries: BTreeMap<String, i64>,
 }
 
 impl Census {
@@ -321,10 +331,9 @@ impl Census {
                     .entry((policy.clone(), exception.active(now)))
                     .or_default() += 1;
             }
-            census.expiries.insert(
-                (exception.namespace.clone(), exception.name.clone()),
-                exception.expires_at.as_second(),
-            );
+            census
+                .expiries
+                .insert(exception.key(), exception.expires_at.as_second());
         }
         census
     }
@@ -335,11 +344,7 @@ impl Census {
             .iter()
             .map(|((policy, active), count)| (policy.clone(), if *active { "active" } else { "expired" }, *count))
             .collect();
-        let expiries: Vec<(String, String, i64)> = self
-            .expiries
-            .iter()
-            .map(|((namespace, name), at)| (namespace.clone(), name.clone(), *at))
-            .collect();
+        let expiries: Vec<(String, i64)> = self.expiries.iter().map(|(key, at)| (key.clone(), *at)).collect();
         metrics.set_exceptions(&by_policy, self.refused, &expiries);
     }
 }

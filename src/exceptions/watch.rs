@@ -32,8 +32,10 @@ pub struct KubeExceptions {
 
 impl KubeExceptions {
     /// Starts the watch in the background; `ready()` turns true after the first full list.
-    /// Every change parses the whole set again: exceptions are few, requests many.
-    pub fn start(client: kube::Client, max_days: u32) -> KubeExceptions {
+    /// Every change parses the whole set again (exceptions are few, requests many) and
+    /// publishes the exception metrics, which are also worked out again every
+    /// [`PUBLISH_EVERY`] for the exceptions that expire meanwhile.
+    pub fn start(client: kube::Client, max_days: u32, metrics: Arc<Metrics>) -> KubeExceptions {
         let resource = resource();
         let api: Api<DynamicObject> = Api::all_with(client, &resource);
         let writer = reflector::store::Writer::new(resource);
@@ -41,23 +43,35 @@ impl KubeExceptions {
         let stream = reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
         let current = Arc::new(ArcSwap::from_pointee(StaticExceptions::default()));
         let synced = Arc::new(AtomicBool::new(false));
-        let (target, flag) = (current.clone(), synced.clone());
+        let (target, flag, published) = (current.clone(), synced.clone(), metrics.clone());
+        let refresh = move |store: &Store<DynamicObject>, target: &ArcSwap<StaticExceptions>| {
+            rebuild(store, target, max_days);
+            Census::of(target.load().as_ref(), Timestamp::now()).publish(&published);
+        };
         tokio::spawn(async move {
             stream
                 .for_each(|event| {
                     match event {
                         Ok(watcher::Event::InitDone) => {
-                            rebuild(&store, &target, max_days);
+                            refresh(&store, &target);
                             flag.store(true, Ordering::Release);
                         }
                         // Within the first list, wait for its end: a half-read set excuses less.
-                        Ok(_) if flag.load(Ordering::Acquire) => rebuild(&store, &target, max_days),
+                        Ok(_) if flag.load(Ordering::Acquire) => refresh(&store, &target),
                         Ok(_) => {}
                         Err(error) => tracing::warn!(%error, "PolicyException watch error; retrying"),
                     }
                     async {}
                 })
                 .await;
+        });
+        let source = current.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PUBLISH_EVERY);
+            loop {
+                tick.tick().await;
+                Census::of(source.load().as_ref(), Timestamp::now()).publish(&metrics);
+            }
         });
         KubeExceptions { current, synced }
     }
@@ -90,15 +104,4 @@ impl ExceptionSource for KubeExceptions {
     fn ready(&self) -> bool {
         self.synced.load(Ordering::Acquire)
     }
-}
-
-/// Keeps the exception metrics of `source` up to date, in the background.
-pub fn publish(source: Arc<dyn ExceptionSource>, metrics: Arc<Metrics>) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(PUBLISH_EVERY);
-        loop {
-            tick.tick().await;
-            Census::of(source.as_ref(), Timestamp::now()).publish(&metrics);
-        }
-    });
 }

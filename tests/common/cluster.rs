@@ -111,6 +111,41 @@ impl ControlPlane {
     }
 }
 
+impl ControlPlane {
+    /// The PolicyException CRD as the chart installs it (`templates/exceptions.yaml`), ready
+    /// for objects.
+    pub fn install_exception_crd(&self) {
+        let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/portcullis");
+        let rendered = Command::new(tool("helm"))
+            .args([
+                "template",
+                "portcullis",
+                chart,
+                "--show-only",
+                "templates/exceptions.yaml",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            rendered.status.success(),
+            "{}",
+            String::from_utf8_lossy(&rendered.stderr)
+        );
+        let text = String::from_utf8(rendered.stdout).unwrap();
+        let crd = text
+            .split("\n---")
+            .find(|document| document.contains("kind: CustomResourceDefinition"))
+            .expect("the chart's CRD");
+        let applied = self.kubectl_output(&["apply", "-f", "-"], Some(crd.as_bytes()));
+        assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
+        self.kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "crd/policyexceptions.portcullis.io",
+        ]);
+    }
+}
+
 impl Drop for ControlPlane {
     fn drop(&mut self) {
         let _ = Command::new(script()).arg("stop").arg(self.dir.path()).output();

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::cluster::ControlPlane;
 use super::{fixture, pod_request, review, try_poll, Service};
 
 pub fn chart() -> PathBuf {
@@ -50,6 +51,11 @@ pub struct Portcullis {
 
 impl Portcullis {
     pub fn start(dir: &Path, config: &str) -> Portcullis {
+        Portcullis::start_with(dir, config, None)
+    }
+
+    /// [`Portcullis::start`], reading the cluster of `kubeconfig` when given.
+    pub fn start_with(dir: &Path, config: &str, kubeconfig: Option<&Path>) -> Portcullis {
         let config_path = dir.join("config.yaml");
         std::fs::write(&config_path, config).unwrap();
         let state = dir.join("state");
@@ -66,7 +72,14 @@ impl Portcullis {
             "127.0.0.1:0",
         ];
         let log = dir.join("portcullis.log");
-        let mut service = Service::spawn(Path::new(env!("CARGO_BIN_EXE_portcullis")), &args, &log, Stdio::piped());
+        let kubeconfig = kubeconfig.map(|path| format!("KUBECONFIG={}", path.display()));
+        let command: Vec<&str> = kubeconfig
+            .iter()
+            .map(String::as_str)
+            .chain([env!("CARGO_BIN_EXE_portcullis")])
+            .chain(args)
+            .collect();
+        let mut service = Service::spawn(Path::new("env"), &command, &log, Stdio::piped());
         // `--dev` prints the URLs once both listeners are bound (the readiness signal).
         let stdout = service.child.stdout.take().unwrap();
         let (lines, received) = mpsc::channel();
@@ -151,8 +164,23 @@ pub fn copy_library(source: &Path, dest: &Path) {
     }
 }
 
+/// The PolicyException `live_portcullis` reads from its cluster: it excuses the host-path Pod
+/// `excused-dind` of team-a and expires in three days (so the expiry alert fires).
+fn exception() -> Value {
+    let expires = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() + 3 * 86400).unwrap();
+    serde_json::json!({"apiVersion": "portcullis.io/v1alpha1", "kind": "PolicyException",
+        "metadata": {"name": "dind-until-migration", "namespace": "team-a"},
+        "spec": {"policies": ["pods.host_path"], "match": {"kinds": ["Pod"], "names": ["excused-dind"]},
+            "expiresAt": expires.to_string(), "ticket": "OPS-4711"}})
+}
+
 /// Starts portcullis and produces every family: returns it running, and its last scrape.
-pub fn live_portcullis(dir: &Path) -> (Portcullis, String) {
+/// Its PolicyExceptions come from `cluster` (the CRD installed, one exception created).
+pub fn live_portcullis(dir: &Path, cluster: &ControlPlane) -> (Portcullis, String) {
+    cluster.install_exception_crd();
+    let _ = cluster.kubectl_output(&["create", "namespace", "team-a"], None);
+    let created = cluster.kubectl_output(&["apply", "-f", "-"], Some(exception().to_string().as_bytes()));
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
     let library = dir.join("policies");
     copy_library(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"), &library);
     let key = rcgen::KeyPair::generate().unwrap();
@@ -174,12 +202,14 @@ pub fn live_portcullis(dir: &Path) -> (Portcullis, String) {
 enforcement: {{ images.signatures: warn }}
 risk: {{ default: low }}
 policies: {{ dirs: [{library}], reloadInterval: 100ms }}
+exceptions: {{ source: kubernetes }}
 logging: {{ format: json }}
 ",
         key = key_path.display(),
         library = library.display(),
     );
-    let portcullis = Portcullis::start(dir, &config);
+    let portcullis = Portcullis::start_with(dir, &config, Some(&cluster.kubeconfig));
+    portcullis.wait_for_metric("portcullis_exceptions{policy=\"pods.host_path\",state=\"active\"} 1");
 
     let image = format!("{registry}/micro-apps/app@sha256:{}", "a".repeat(64));
     let (status, answer) = portcullis.post(review(pod_request(&[&image])));
@@ -188,6 +218,18 @@ logging: {{ format: json }}
     let (status, answer) = portcullis.post(fixture("reviews/policy/pod-hostpath.json"));
     assert_eq!(status, 200);
     assert_eq!(answer["response"]["allowed"], false, "{answer}");
+    let mut excused: Value = serde_json::from_slice(&fixture("reviews/policy/pod-hostpath.json")).unwrap();
+    excused["request"]["name"] = serde_json::json!("excused-dind");
+    excused["request"]["object"]["metadata"]["name"] = serde_json::json!("excused-dind");
+    let (status, answer) = portcullis.post(serde_json::to_vec(&excused).unwrap());
+    assert_eq!(status, 200);
+    // Its host path excused (its registry is still not allowed here).
+    let annotations = &answer["response"]["auditAnnotations"];
+    assert_eq!(
+        annotations["excused-by"], "pods.host_path=team-a/dind-until-migration",
+        "{answer}"
+    );
+    assert_eq!(annotations["denied-by"], "images.allowed_registries", "{answer}");
     let (status, _) = portcullis.post(b"{not an admission review".to_vec());
     assert_eq!(status, 400);
 

@@ -129,6 +129,9 @@ item's path puts the file back in its folder.
   "policies" (dict
     "dirs" (include "portcullis.policyDirs" . | fromJsonArray)
     "reloadInterval" .Values.policies.reloadInterval) -}}
+{{- if .Values.exceptions.enabled -}}
+{{- $_ := set $owned "exceptions" (dict "source" "kubernetes" "maxDays" (int .Values.exceptions.maxDays)) -}}
+{{- end -}}
 {{- if .Values.policies.inventory -}}
 {{- $kinds := list -}}
 {{- range .Values.policies.inventory -}}
