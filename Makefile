@@ -61,7 +61,7 @@ example-check: vendor
 	mkdir -p $(CARGO_TARGET_DIR)/examples
 	"$$(scripts/tools.sh kubectl)" kustomize examples/micro-app >$(CARGO_TARGET_DIR)/examples/micro-app.yaml
 	cd examples/micro-app && $(CARGO) run --locked --quiet -- check --offline \
-	  --config platform/portcullis.yaml --app app.yaml --output markdown \
+	  --config platform/portcullis.yaml --app app.yaml --output markdown --kustomize-dir . \
 	  $(CARGO_TARGET_DIR)/examples/micro-app.yaml platform/namespace.yaml
 	cd examples/micro-app && $(CARGO) run --locked --quiet -- gates --config platform/portcullis.yaml app.yaml
 

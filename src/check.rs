@@ -60,6 +60,86 @@ pub fn read_inputs(paths: &[PathBuf]) -> Result<Vec<Document>, InputErrors> {
     }
 }
 
+/// The annotation kustomize writes with `buildMetadata: [originAnnotations]`: where an object
+/// came from, as YAML (`path: k8s/deployment.yaml`, and `repo`/`ref` for a remote base).
+const ORIGIN_ANNOTATION: &str = "config.kubernetes.io/origin";
+
+/// Points each object kustomize marked with its origin at its source file under `root` (the
+/// directory it built) and the line the object starts at there, so that CI annotates the file
+/// the pull request changed. Objects from a remote base or a generator keep their place in the
+/// rendered output; a source file that cannot be read is an input error (a wrong `root`).
+pub fn point_at_origins(documents: &mut [Document], root: &Path) -> Result<(), InputErrors> {
+    let mut sources: HashMap<PathBuf, Vec<Document>> = HashMap::new();
+    let mut errors = Vec::new();
+    for document in documents.iter_mut() {
+        let object = &document.request["object"];
+        let Some(path) = object
+            .pointer("/metadata/annotations")
+            .and_then(|annotations| annotations.get(ORIGIN_ANNOTATION))
+            .and_then(Value::as_str)
+            .and_then(local_origin)
+        else {
+            continue;
+        };
+        // `--kustomize-dir .` gives the paths CI annotates: relative to the checkout.
+        let joined = root.join(&path);
+        let source = joined.strip_prefix(".").map_or(joined.clone(), Path::to_path_buf);
+        if !sources.contains_key(&source) {
+            match read_file(&source) {
+                Ok(found) => sources.insert(source.clone(), found),
+                Err(error) => {
+                    errors.push(format!("{}: its origin {error}", document.origin));
+                    continue;
+                }
+            };
+        }
+        if let Some(location) = source_of(object, &sources[&source]) {
+            document.location = Some(location);
+        }
+    }
+    match errors.is_empty() {
+        true => Ok(()),
+        false => Err(InputErrors(errors)),
+    }
+}
+
+/// The local path of an origin annotation (none for a remote base or a generated object).
+fn local_origin(annotation: &str) -> Option<String> {
+    let origin: Value = yaml_serde::from_str(annotation).ok()?;
+    match origin.get("repo") {
+        Some(_) => None,
+        None => origin.get("path").and_then(Value::as_str).map(str::to_string),
+    }
+}
+
+/// Where `rendered` is among its source file's objects: the one of its kind with its name (a
+/// `namePrefix` or `nameSuffix` around it), or the file's only object of its kind.
+fn source_of(rendered: &Value, source: &[Document]) -> Option<Location> {
+    let text = |object: &Value, pointer: &str| object.pointer(pointer).and_then(Value::as_str).map(str::to_string);
+    let (kind, name) = (
+        text(rendered, "/kind")?,
+        text(rendered, "/metadata/name").unwrap_or_default(),
+    );
+    let same_kind: Vec<(&Document, String)> = source
+        .iter()
+        .filter(|document| text(&document.request["object"], "/kind").as_deref() == Some(kind.as_str()))
+        .map(|document| {
+            (
+                document,
+                text(&document.request["object"], "/metadata/name").unwrap_or_default(),
+            )
+        })
+        .collect();
+    let named = same_kind
+        .iter()
+        .filter(|(_, original)| !original.is_empty() && name.contains(original.as_str()))
+        .max_by_key(|(_, original)| original.len());
+    match (named, same_kind.as_slice()) {
+        (Some((document, _)), _) | (None, [(document, _)]) => document.location.clone(),
+        _ => None,
+    }
+}
+
 /// `data.inventory` for Gatekeeper templates from manifests, e.g. a `kubectl get -o yaml`
 /// export of the cluster, laid out as the cluster sync lays it out (an object without a
 /// namespace is cluster-scoped there).
@@ -274,6 +354,56 @@ mod tests {
         use crate::exceptions::ExceptionSource;
         let exceptions = exception_source(&[documents[0].clone(), documents[2].clone()], 366).unwrap();
         assert_eq!(exceptions.in_namespace("team-a")[0].name, "a");
+    }
+
+    #[test]
+    fn kustomize_origins_point_findings_at_the_source_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("k8s")).unwrap();
+        std::fs::write(
+            dir.path().join("k8s/app.yaml"),
+            "# the app\napiVersion: v1\nkind: Service\nmetadata: {name: web}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: worker}\n",
+        )
+        .unwrap();
+        let rendered = dir.path().join("rendered.yaml");
+        let object = |kind: &str, api: &str, name: &str, origin: &str| {
+            format!("apiVersion: {api}\nkind: {kind}\nmetadata:\n  name: {name}\n  annotations:\n    config.kubernetes.io/origin: |\n      {origin}\n")
+        };
+        std::fs::write(
+            &rendered,
+            [
+                object("Deployment", "apps/v1", "shop-worker", "path: k8s/app.yaml"),
+                object("Service", "v1", "shop-web", "path: k8s/app.yaml"),
+                object(
+                    "Deployment",
+                    "apps/v1",
+                    "remote",
+                    "path: base/x.yaml\n      repo: https://example.com/x",
+                ),
+            ]
+            .join("---\n"),
+        )
+        .unwrap();
+        let mut documents = read_inputs(std::slice::from_ref(&rendered)).unwrap();
+        point_at_origins(&mut documents, dir.path()).unwrap();
+        let source = dir.path().join("k8s/app.yaml").display().to_string();
+        let at = |file: &str, line| {
+            Some(Location {
+                file: file.to_string(),
+                line: Some(line),
+            })
+        };
+        assert_eq!(documents[0].location, at(&source, 10), "the worker, under its prefix");
+        assert_eq!(documents[1].location, at(&source, 2), "the only Service");
+        let rendered_file = rendered.display().to_string();
+        assert_eq!(
+            documents[2].location,
+            at(&rendered_file, 17),
+            "a remote base stays where it was rendered"
+        );
+
+        let err = point_at_origins(&mut documents, &dir.path().join("elsewhere")).unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
     }
 
     #[test]

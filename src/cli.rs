@@ -136,6 +136,11 @@ pub struct CheckArgs {
     /// policy does not apply (for pull requests whose images are not pushed yet).
     #[arg(long, env = "PORTCULLIS_OFFLINE", value_parser = clap::builder::BoolishValueParser::new())]
     pub offline: bool,
+    /// The directory kustomize built the manifests from, with `buildMetadata:
+    /// [originAnnotations]` in its kustomization: each finding then points at its object's
+    /// source file and line under it, not at the rendered output.
+    #[arg(long, env = "PORTCULLIS_KUSTOMIZE_DIR")]
+    pub kustomize_dir: Option<PathBuf>,
     /// YAML/JSON files or directories of manifests (multi-document YAML, Lists, AdmissionReviews).
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,

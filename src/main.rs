@@ -322,6 +322,9 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<u8, StartupError> {
     let (_, policies) = policies(&settings)?;
     let metadata = policies.metadata();
     let mut documents = check::read_inputs(&args.paths)?;
+    if let Some(dir) = &args.kustomize_dir {
+        check::point_at_origins(&mut documents, dir)?;
+    }
     // The labels and images as written; then the app's level as the label would give it.
     let app_findings = app.as_ref().map(|app| app.findings(&documents));
     if let Some(app) = &app {

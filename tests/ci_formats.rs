@@ -186,3 +186,80 @@ fn sarif_is_accepted_by_microsofts_validator_with_a_result_per_finding() {
             .is_file());
     }
 }
+
+/// Copies `from` into `to`, directories and all.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn kustomize_output_is_annotated_on_the_source_files_line() {
+    // The micro-app example as a pull request would change it: a hostPath volume added to its
+    // Deployment, under a name prefix.
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("micro-app");
+    copy_tree(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/micro-app"), &app);
+    let deployment = app.join("k8s/deployment.yaml");
+    let text = std::fs::read_to_string(&deployment).unwrap();
+    let text = format!(
+        "# the app's Deployment\n{}\n      volumes:\n        - name: host\n          hostPath: {{path: /}}\n",
+        text.trim_end()
+    );
+    std::fs::write(&deployment, text).unwrap();
+    let kustomization = app.join("kustomization.yaml");
+    let text = std::fs::read_to_string(&kustomization).unwrap();
+    std::fs::write(&kustomization, format!("{text}namePrefix: shop-\n")).unwrap();
+
+    let rendered = Command::new(tool("kubectl"))
+        .arg("kustomize")
+        .arg(&app)
+        .output()
+        .unwrap();
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let manifests = dir.path().join("manifests.yaml");
+    std::fs::write(&manifests, &rendered.stdout).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args([
+            "check",
+            "--offline",
+            "--config",
+            "platform/portcullis.yaml",
+            "--output",
+            "github",
+        ])
+        .args(["--kustomize-dir", "."])
+        .arg(&manifests)
+        .arg("platform/namespace.yaml")
+        .current_dir(&app)
+        .env_remove("PORTCULLIS_CONFIG")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let annotations = String::from_utf8(output.stdout).unwrap();
+    // Line 2 of k8s/deployment.yaml: the Deployment, after the comment the change added.
+    let expected = "::error file=k8s/deployment.yaml,line=2,title=No hostPath volumes (pods.host_path)::Deployment where2eat/shop-where2eat: ";
+    assert!(
+        annotations.lines().any(|line| line.starts_with(expected)),
+        "{expected}\n{annotations}"
+    );
+    assert!(!annotations.contains("manifests.yaml"), "{annotations}");
+}
