@@ -308,6 +308,8 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<u8, StartupError> {
             config.policies.dirs = args.policies.iter().map(|p| p.display().to_string()).collect();
         }
     })?;
+    // The gates list what the config applies in the cluster, whether or not this run verifies.
+    let verifying = !settings.trust.entries.is_empty();
     if args.offline {
         settings.trust.entries.clear();
     }
@@ -352,9 +354,10 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<u8, StartupError> {
     // rendered once for the output and the summary.
     let markdown = (args.output == CheckOutput::Markdown || args.summary.is_some()).then(|| {
         let gates = app.as_ref().map(|app| {
+            let at = check::gates::policies_at(&reviewer.policies(), &settings.enforcement, verifying, app.risk_level);
             format!(
                 "\n{}",
-                check::gates::render_markdown(app, &settings.gates[&app.risk_level])
+                check::gates::render_markdown(app, &settings.gates[&app.risk_level], &at)
             )
         });
         check::render_markdown(&results, &metadata) + &gates.unwrap_or_default()
@@ -391,13 +394,16 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<u8, StartupError> {
 fn run_gates(cli: &Cli, args: &GatesArgs) -> Result<u8, StartupError> {
     let settings = settings(cli, args.config.as_deref(), false, |_| {})?;
     let app = check::read_app(&args.app, &settings.allowed_registries)?;
+    let (_, policies) = policies(&settings)?;
     let gate = &settings.gates[&app.risk_level];
+    let verifying = !settings.trust.entries.is_empty();
+    let policies = check::gates::policies_at(&policies, &settings.enforcement, verifying, app.risk_level);
     print!(
         "{}",
         match args.output {
-            GatesOutput::Text => check::gates::render_text(&app, gate),
-            GatesOutput::Json => check::gates::render_json(&app, gate),
-            GatesOutput::Markdown => check::gates::render_markdown(&app, gate),
+            GatesOutput::Text => check::gates::render_text(&app, gate, &policies),
+            GatesOutput::Json => check::gates::render_json(&app, gate, &policies),
+            GatesOutput::Markdown => check::gates::render_markdown(&app, gate, &policies),
         }
     );
     Ok(0)

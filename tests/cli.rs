@@ -376,15 +376,39 @@ fn gates_say_what_a_pull_request_needs_at_the_apps_risk_level() {
     let config = "platform/portcullis.yaml";
     let output = in_app(&["gates", "--config", config, "app.yaml"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert_eq!(
-        stdout(&output),
-        "where2eat (risk level medium): the checks and 1 approval(s) from @acme/platform\n"
+    let text = stdout(&output);
+    assert!(
+        text.starts_with(
+            "where2eat (risk level medium): the checks and 1 approval(s) from @acme/platform\n\
+             the checks at risk level medium: 10 policies (10 deny)\n"
+        ),
+        "{text}"
+    );
+    // The SBOM policy's data names medium, the cost policy's low only; the platform's config
+    // verifies images, so the policies on verified images are listed.
+    assert!(
+        text.contains("\n  deny   images.sbom\n") && text.contains("\n  deny   images.signatures\n"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("cost.resources") && !text.contains("images.provenance"),
+        "{text}"
     );
     let output = in_app(&["gates", "--config", config, "--output", "json", "app.yaml"]);
     let document: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(document["approvals"], 1);
     assert_eq!(document["reviewers"], serde_json::json!(["@acme/platform"]));
     assert_eq!(document["risk_level"], "medium");
+    let sbom = document["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "images.sbom")
+        .cloned();
+    assert_eq!(
+        sbom,
+        Some(serde_json::json!({"id": "images.sbom", "title": "Signed images carry an SBOM", "action": "deny"}))
+    );
 
     // check's markdown ends with them when it knows the app.
     let output = in_app(&[
@@ -399,9 +423,10 @@ fn gates_say_what_a_pull_request_needs_at_the_apps_risk_level() {
         "platform/namespace.yaml",
     ]);
     assert!(
-        stdout(&output).ends_with(
-            "\n**Gates at risk level medium** (from `app.yaml`): the checks and 1 approval(s) from `@acme/platform`.\n"
-        ),
+        stdout(&output).contains(
+            "\n**Gates at risk level medium** (from `app.yaml`): the checks and 1 approval(s) from `@acme/platform`.\n\
+             \n<details><summary>The checks at risk level medium: 10 policies (10 deny)</summary>\n"
+        ) && stdout(&output).ends_with("| No privileged containers (`pods.privileged`) | deny |\n\n</details>\n"),
         "{}{}",
         stdout(&output),
         stderr(&output)

@@ -60,7 +60,7 @@ pub fn render_markdown(results: &[ObjectResult], metadata: &Metadata) -> String 
 }
 
 /// A table cell: `|` would end it and a line break would end the table.
-fn cell(text: &str) -> String {
+pub fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace("\r\n", "<br>").replace('\n', "<br>")
 }
 

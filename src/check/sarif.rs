@@ -123,6 +123,7 @@ mod tests {
                 title: Some("No hostPath volumes".into()),
                 description: Some("Pods do not mount files from the node.".into()),
                 remediation: Some("Use an emptyDir.".into()),
+                ..Default::default()
             },
         )]);
         let log: Value = serde_json::from_str(&render_sarif(&[result], &metadata)).unwrap();

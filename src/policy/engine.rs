@@ -18,6 +18,7 @@ use super::bundle::{Bundle, Module};
 use super::evaluator::{EngineChoice, EngineKind, Evaluator};
 use super::gatekeeper::{self, GatekeeperSet};
 use super::input::Input;
+use super::levels::Levels;
 use super::metadata::{package_metadata, Metadata, PolicyMetadata};
 use super::rego::{configured_engine, input_document, to_regorus};
 use crate::results::{EvalError, PolicyResult, Violation};
@@ -35,6 +36,8 @@ pub struct Policy {
     pub interpreted_because: Option<String>,
     /// Its title, description and remediation (a native package's METADATA annotation).
     pub metadata: PolicyMetadata,
+    /// The risk levels it applies at, from its data (a native policy; every level otherwise).
+    pub levels: Levels,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,8 +218,12 @@ impl PolicySet {
             }
         }
         let modules: Vec<&Module> = bundle.modules.iter().collect();
-        let (mut engine, data) = engine_with_data(&modules, &data, timeout)?;
+        let (mut engine, engine_data) = engine_with_data(&modules, &data, timeout)?;
         let mut found = native_policies(&engine, &modules)?;
+        for found in &mut found {
+            found.policy.levels = Levels::of(&data, &found.policy.id);
+        }
+        let data = engine_data;
         let gatekeeper = GatekeeperSet::build_on(&bundle.gatekeeper, timeout, choice)?;
         if found.is_empty() && gatekeeper.constraints().is_empty() {
             return Err(LoadError::NoPolicies);
@@ -292,6 +299,7 @@ impl PolicySet {
             engine: gatekeeper.engine_of(c),
             interpreted_because: gatekeeper.interpreted_because(c),
             metadata: PolicyMetadata::default(),
+            levels: Levels::default(),
         }));
         Ok(PolicySet {
             policies,
@@ -524,6 +532,7 @@ fn native_policies(engine: &regorus::Engine, modules: &[&Module]) -> Result<Vec<
                     engine: EngineKind::Interpreter,
                     interpreted_because: None,
                     metadata: metadata.unwrap_or_default(),
+                    levels: Levels::default(),
                 },
                 components: component.components.clone(),
             }),

@@ -16,6 +16,10 @@ pub struct PolicyMetadata {
     /// What to change so that the policy passes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remediation: Option<String>,
+    /// It judges verified images (`custom.requires_verification`): it applies only where image
+    /// verification is on.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub requires_verification: bool,
 }
 
 /// Each policy's metadata by id, for the outputs that show a policy's own words.
@@ -32,6 +36,8 @@ struct Annotation {
 #[derive(Deserialize, Default)]
 struct Custom {
     remediation: Option<String>,
+    #[serde(default)]
+    requires_verification: bool,
 }
 
 /// The package's METADATA block in `text`: the comment lines after `# METADATA` that end right
@@ -63,6 +69,7 @@ pub fn package_metadata(text: &str) -> Result<Option<PolicyMetadata>, String> {
         title: annotation.title,
         description: annotation.description,
         remediation: annotation.custom.remediation,
+        requires_verification: annotation.custom.requires_verification,
     }))
 }
 
@@ -79,6 +86,7 @@ mod tests {
                 title: Some("No hostPath volumes".into()),
                 description: Some("They give the pod the node's files.".into()),
                 remediation: Some("Use an emptyDir.".into()),
+                requires_verification: false,
             })
         );
     }

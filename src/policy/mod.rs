@@ -7,6 +7,7 @@ pub mod engine;
 pub mod evaluator;
 pub mod gatekeeper;
 pub mod input;
+pub mod levels;
 pub mod live;
 pub mod metadata;
 pub mod rego;

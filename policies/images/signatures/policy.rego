@@ -11,6 +11,7 @@
 # description: "Every image's cosign signature verifies against the platform's trust policy."
 # custom:
 #   remediation: "Sign the image in the trusted CI pipeline (cosign sign) and deploy the signed digest; the message says what failed."
+#   requires_verification: true
 package images.signatures
 
 import data.lib.images

@@ -7,6 +7,7 @@
 # description: "A signed image carries a verified SLSA provenance attestation from a trusted builder, at the risk levels that require it."
 # custom:
 #   remediation: "Build the image in the trusted CI pipeline, which attests its provenance, and deploy that build's digest."
+#   requires_verification: true
 package images.provenance
 
 import data.lib.images

@@ -7,6 +7,7 @@
 # description: "A signed image carries a verified SBOM attestation, at the risk levels that require it."
 # custom:
 #   remediation: "Generate an SBOM in CI and attach it with cosign attest, then deploy that build's digest."
+#   requires_verification: true
 package images.sbom
 
 import data.lib.images
