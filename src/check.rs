@@ -81,9 +81,7 @@ pub fn point_at_origins(documents: &mut [Document], root: &Path) -> Result<(), I
         else {
             continue;
         };
-        // `--kustomize-dir .` gives the paths CI annotates: relative to the checkout.
-        let joined = root.join(&path);
-        let source = joined.strip_prefix(".").map_or(joined.clone(), Path::to_path_buf);
+        let source = lexical(&root.join(&path));
         if !sources.contains_key(&source) {
             match read_file(&source) {
                 Ok(found) => sources.insert(source.clone(), found),
@@ -101,6 +99,23 @@ pub fn point_at_origins(documents: &mut [Document], root: &Path) -> Result<(), I
         true => Ok(()),
         false => Err(InputErrors(errors)),
     }
+}
+
+/// `path` with `.` and `..` resolved without the file system: an overlay's base is written
+/// `../base/app.yaml`, and CI annotates the file as the checkout names it (`base/app.yaml`).
+fn lexical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// The local path of an origin annotation (none for a remote base or a generated object).
@@ -283,9 +298,8 @@ pub fn exception_source(documents: &[Document], max_days: u32) -> Result<StaticE
             continue;
         }
         // Where it would be created: a manifest without a namespace lands in the default one.
-        let mut object = object.clone();
-        object["metadata"]["namespace"] = document.request["namespace"].clone();
-        match PolicyException::parse(&object, max_days, now) {
+        let namespace = document.request["namespace"].as_str().unwrap_or_default();
+        match PolicyException::parse_in(object, namespace, max_days, now) {
             Ok(exception) => valid.push(exception),
             Err(error) => {
                 let at = match &document.location {
@@ -404,6 +418,22 @@ mod tests {
 
         let err = point_at_origins(&mut documents, &dir.path().join("elsewhere")).unwrap_err();
         assert_eq!(err.0.len(), 2, "{err}");
+        // An overlay's base, from the overlay's directory.
+        let overlay = dir.path().join("overlays/prod");
+        std::fs::create_dir_all(&overlay).unwrap();
+        std::fs::write(
+            &rendered,
+            object("Deployment", "apps/v1", "web", "path: ../../k8s/app.yaml"),
+        )
+        .unwrap();
+        let mut documents = read_inputs(std::slice::from_ref(&rendered)).unwrap();
+        point_at_origins(&mut documents, &overlay).unwrap();
+        assert_eq!(documents[0].location, at(&source, 6));
+        assert_eq!(
+            lexical(Path::new("./deploy/overlays/prod/../../base/./x.yaml")),
+            Path::new("deploy/base/x.yaml")
+        );
+        assert_eq!(lexical(Path::new("../x.yaml")), Path::new("../x.yaml"));
     }
 
     #[test]

@@ -261,6 +261,9 @@ pub struct Metrics {
     exceptions_refused: Gauge,
     exception_expiry: Family<ExceptionObjectLabels, Gauge>,
     findings_excused: Family<PolicyLabels, Counter>,
+    /// The exception series last published, so that the next publication removes only those
+    /// that are gone (a scrape never sees the families emptied).
+    exception_series: std::sync::Mutex<(Vec<ExceptionLabels>, Vec<ExceptionObjectLabels>)>,
 }
 
 impl Default for Metrics {
@@ -434,6 +437,7 @@ impl Metrics {
             exceptions_refused,
             exception_expiry,
             findings_excused,
+            exception_series: Default::default(),
         }
     }
 
@@ -560,22 +564,39 @@ impl Metrics {
         refused: usize,
         expiries: &[(String, i64)],
     ) {
-        self.exceptions.clear();
-        for (policy, state, count) in by_policy {
-            let labels = ExceptionLabels {
-                policy: policy.clone(),
-                state,
-            };
-            self.exceptions.get_or_create(&labels).set(*count as i64);
+        let mut published = self
+            .exception_series
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let counts: Vec<ExceptionLabels> = by_policy
+            .iter()
+            .map(|(policy, state, count)| {
+                let labels = ExceptionLabels {
+                    policy: policy.clone(),
+                    state,
+                };
+                self.exceptions.get_or_create(&labels).set(*count as i64);
+                labels
+            })
+            .collect();
+        let ends: Vec<ExceptionObjectLabels> = expiries
+            .iter()
+            .map(|(exception, at)| {
+                let labels = ExceptionObjectLabels {
+                    exception: exception.clone(),
+                };
+                self.exception_expiry.get_or_create(&labels).set(*at);
+                labels
+            })
+            .collect();
+        for gone in published.0.iter().filter(|labels| !counts.contains(labels)) {
+            self.exceptions.remove(gone);
+        }
+        for gone in published.1.iter().filter(|labels| !ends.contains(labels)) {
+            self.exception_expiry.remove(gone);
         }
         self.exceptions_refused.set(refused as i64);
-        self.exception_expiry.clear();
-        for (exception, at) in expiries {
-            let labels = ExceptionObjectLabels {
-                exception: exception.clone(),
-            };
-            self.exception_expiry.get_or_create(&labels).set(*at);
-        }
+        *published = (counts, ends);
     }
 
     /// The registry in Prometheus text format.
@@ -598,6 +619,30 @@ pub fn yes_no(value: bool) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn exception_series_of_deleted_exceptions_go_the_others_stay() {
+        let metrics = super::Metrics::new();
+        let policy = |state| vec![("pods.host_path".to_string(), state, 1)];
+        metrics.set_exceptions(
+            &policy("active"),
+            0,
+            &[("team-a/a".into(), 10), ("team-a/b".into(), 20)],
+        );
+        metrics.set_exceptions(&policy("expired"), 2, &[("team-a/b".into(), 20)]);
+        let text = metrics.encode();
+        assert!(
+            text.contains("portcullis_exceptions{policy=\"pods.host_path\",state=\"expired\"} 1"),
+            "{text}"
+        );
+        assert!(!text.contains("state=\"active\""), "{text}");
+        assert!(
+            text.contains("portcullis_exception_expiry_timestamp_seconds{exception=\"team-a/b\"} 20"),
+            "{text}"
+        );
+        assert!(!text.contains("team-a/a"), "{text}");
+        assert!(text.contains("portcullis_exceptions_refused 2"), "{text}");
+    }
+
     use super::*;
 
     #[test]

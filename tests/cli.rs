@@ -233,7 +233,12 @@ fn check_applies_policy_exceptions_among_its_inputs_and_refuses_invalid_ones() {
     let next = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
     std::fs::write(&exceptions, exception("debug-shell", "debug-shell", &soon, next)).unwrap();
     let output = portcullis(&["check", "--config", DEV_CONFIG, path]);
-    assert!(!stdout(&output).contains("excused"), "{}", stdout(&output));
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("deny Pod team-a/debug-shell pods.host_path: ") && !text.contains("excused"),
+        "{text}"
+    );
 
     // One the cluster's admission policy would refuse is an input error, with its line.
     std::fs::write(

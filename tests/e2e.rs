@@ -897,15 +897,14 @@ impl Suite {
             ) >= 1.0,
             "{scraped}"
         );
-        assert_eq!(
-            metric_sum(
-                &scraped,
-                "portcullis_exception_expiry_timestamp_seconds",
-                &[("exception", "high/ended")]
-            )
-            .signum(),
-            1.0
+        // The expired one's end, a day before now (to the second its manifest said).
+        let ended_at = metric_sum(
+            &scraped,
+            "portcullis_exception_expiry_timestamp_seconds",
+            &[("exception", "high/ended")],
         );
+        let day_ago = (jiff::Timestamp::now().as_second() - 86400) as f64;
+        assert!((ended_at - day_ago).abs() < 120.0, "{ended_at} vs {day_ago}: {scraped}");
 
         // The chart's admission policy: no exception without a ticket, none longer than allowed.
         let mut no_ticket = exception("no-ticket", "pods.host_path", &[], in_days(1));
@@ -921,6 +920,14 @@ impl Suite {
         assert!(
             !refused.ok && refused.stderr.contains("a PolicyException may run at most 90 days"),
             "{refused:?}"
+        );
+
+        let mut no_values = exception("no-values", "pods.host_path", &["x".to_string()], in_days(1));
+        no_values["spec"]["match"]["labelSelector"] = json!({"matchExpressions": [{"key": "app", "operator": "In"}]});
+        let refused = self.create(&no_values, false);
+        assert!(
+            !refused.ok && refused.stderr.contains("In and NotIn need values"),
+            "the CRD's schema: {refused:?}"
         );
 
         // Deleted: the denial is back.

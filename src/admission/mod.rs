@@ -78,10 +78,6 @@ impl Reviewer {
         self
     }
 
-    pub fn exceptions(&self) -> &Arc<dyn ExceptionSource> {
-        &self.exceptions
-    }
-
     /// Verifies image signatures with `verifier` (serve, and check when online).
     pub fn with_verifier(mut self, verifier: Arc<crate::images::verify::Verifier>) -> Reviewer {
         self.verifier = Some(verifier);
@@ -168,7 +164,7 @@ impl Reviewer {
                 )),
             }
         }
-        let excusing = self.excusing(request, &namespace);
+        let excusing = self.excusing(request, &namespace, &images);
         Facts {
             excusing,
             pull_secrets: PullSecretRefs {
@@ -183,11 +179,19 @@ impl Reviewer {
         }
     }
 
-    /// The active exceptions of the namespace whose `match` selects the request's object.
-    fn excusing(&self, request: &impl Document, namespace: &str) -> Vec<Arc<PolicyException>> {
+    /// The active exceptions of the namespace whose `match` selects the request's object and
+    /// whose digests (if any) bind its images: digests pinned in the references only, since a
+    /// tag resolved now may point at another build when the kubelet pulls it. A Namespace is
+    /// never excused by an exception inside it.
+    fn excusing(
+        &self,
+        request: &impl Document,
+        namespace: &str,
+        images: &[(ImageFacts, ImageReference)],
+    ) -> Vec<Arc<PolicyException>> {
         let mut candidates = self.exceptions.in_namespace(namespace);
-        if candidates.is_empty() {
-            return candidates;
+        if candidates.is_empty() || extract::object_kind(request) == "Namespace" {
+            return Vec::new();
         }
         let labels: BTreeMap<String, String> = request
             .at("/object/metadata/labels")
@@ -202,8 +206,9 @@ impl Reviewer {
             name: &subject.name,
             labels: &labels,
         };
+        let digests: Vec<Option<&str>> = images.iter().map(|(image, _)| image.digest.as_deref()).collect();
         let now = jiff::Timestamp::now();
-        candidates.retain(|exception| exception.active(now) && exception.matches(target));
+        candidates.retain(|exception| exception.active(now) && exception.matches(target) && exception.binds(&digests));
         candidates
     }
 
@@ -230,8 +235,13 @@ impl Reviewer {
     /// [`Reviewer::evaluate`], every evaluation also stopped at `deadline`.
     pub fn evaluate_before(&self, request: Request, facts: Facts, deadline: Option<std::time::Instant>) -> Outcome {
         let results = self.policies.current().evaluate_before(&facts.input(request), deadline);
-        let excusing = facts.bound_exceptions();
-        let decision = decision::aggregate(facts.native, &results, &self.enforcement, &excusing, facts.risk_level);
+        let decision = decision::aggregate(
+            facts.native,
+            &results,
+            &self.enforcement,
+            &facts.excusing,
+            facts.risk_level,
+        );
         Outcome {
             decision,
             results,
@@ -251,25 +261,11 @@ pub struct Facts {
     pub images: Vec<(ImageFacts, ImageReference)>,
     /// The pod spec's imagePullSecrets, for registry access.
     pub pull_secrets: PullSecretRefs,
-    /// Active exceptions that select the object, their digests not yet compared.
+    /// The active exceptions that select the object and its images.
     excusing: Vec<Arc<PolicyException>>,
 }
 
 impl Facts {
-    /// The exceptions that excuse the object as its images are now (digests known after
-    /// verification count as well as pinned ones).
-    fn bound_exceptions(&self) -> Vec<Arc<PolicyException>> {
-        if self.excusing.is_empty() {
-            return Vec::new();
-        }
-        let digests: Vec<Option<&str>> = self
-            .images
-            .iter()
-            .map(|(image, _)| image.digest.as_deref().or(image.resolved_digest.as_deref()))
-            .collect();
-        self.excusing.iter().filter(|e| e.binds(&digests)).cloned().collect()
-    }
-
     fn input<'a>(&self, request: Request<'a>) -> Input<'a> {
         let images: Vec<&ImageFacts> = self.images.iter().map(|(image, _)| image).collect();
         Input::new(

@@ -47,10 +47,17 @@ pub fn policies_at(
                 PolicyKind::Native if !policy.has_deny || policy.levels.warns.contains(&level) => Enforcement::Warn,
                 PolicyKind::Native => Enforcement::Deny,
             };
+            // As decisions apply an override: to a policy's denials; its warnings stay
+            // warnings unless it is set to dryrun.
+            let action = match (own, overrides.get(&policy.id)) {
+                (Enforcement::Warn, Some(Enforcement::DryRun)) => Enforcement::DryRun,
+                (Enforcement::Warn, _) => Enforcement::Warn,
+                (own, set) => set.copied().unwrap_or(own),
+            };
             PolicyAt {
                 id: policy.id.clone(),
                 title: policy.metadata.title.clone(),
-                action: overrides.get(&policy.id).copied().unwrap_or(own).as_str(),
+                action: action.as_str(),
             }
         })
         .collect()
@@ -220,7 +227,15 @@ mod tests {
         for verified in ["images.signatures", "images.sbom", "images.provenance"] {
             assert!(!offline.contains_key(verified), "{verified} judges verified images");
         }
-        let overrides = BTreeMap::from([("pods.host_path".to_string(), Enforcement::DryRun)]);
+        let overrides = BTreeMap::from([
+            ("pods.host_path".to_string(), Enforcement::DryRun),
+            ("images.digest_pinning".to_string(), Enforcement::Deny),
+        ]);
         assert_eq!(at(RiskLevel::High, &overrides, true)["pods.host_path"], "dryrun");
+        assert_eq!(
+            at(RiskLevel::Low, &overrides, true)["images.digest_pinning"],
+            "warn",
+            "an override sets denials; the policy only warns at low"
+        );
     }
 }

@@ -18,6 +18,8 @@ use serde_json::Value;
 
 use crate::metrics::Metrics;
 
+pub const GROUP: &str = "portcullis.io";
+pub const VERSION: &str = "v1alpha1";
 pub const API_VERSION: &str = "portcullis.io/v1alpha1";
 pub const KIND: &str = "PolicyException";
 
@@ -65,11 +67,26 @@ impl PolicyException {
     /// Reads a `PolicyException` object. Its span (expiry minus creation, or minus `now` for a
     /// manifest not yet created) may be at most `max_days` days.
     pub fn parse(object: &Value, max_days: u32, now: Timestamp) -> Result<PolicyException, ExceptionError> {
+        let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str);
+        PolicyException::parse_in(object, namespace.unwrap_or_default(), max_days, now)
+    }
+
+    /// [`PolicyException::parse`] for an object that will be created in `namespace` (a
+    /// manifest given to `check`, whose namespace may be implied).
+    pub fn parse_in(
+        object: &Value,
+        namespace: &str,
+        max_days: u32,
+        now: Timestamp,
+    ) -> Result<PolicyException, ExceptionError> {
         let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str).unwrap_or_default();
-        let (namespace, name) = (text("/metadata/namespace"), text("/metadata/name"));
+        let name = text("/metadata/name");
         let mut problems = Vec::new();
         if name.is_empty() {
             problems.push("metadata.name is missing".to_string());
+        }
+        if namespace.is_empty() {
+            problems.push("metadata.namespace is missing: an exception covers objects of its namespace".to_string());
         }
         let mut list = |field: &str, required: bool| -> Vec<String> {
             let pointer = format!("/spec/{}", field.replace('.', "/"));
@@ -141,7 +158,11 @@ impl PolicyException {
             },
         };
         if let Some(at) = expires_at {
-            let created = text("/metadata/creationTimestamp").parse::<Timestamp>().unwrap_or(now);
+            // Never later than now: in a manifest the creation time is whatever its author
+            // wrote, and a future one would stretch the span.
+            let created = text("/metadata/creationTimestamp")
+                .parse::<Timestamp>()
+                .map_or(now, |created| created.min(now));
             let longest = SignedDuration::from_hours(24 * i64::from(max_days));
             if at.duration_since(created) > longest {
                 problems.push(format!(
@@ -221,7 +242,7 @@ pub fn is_exception(object: &Value) -> bool {
             .get("apiVersion")
             .and_then(Value::as_str)
             .and_then(|version| version.split_once('/'))
-            .is_some_and(|(group, _)| Some(group) == API_VERSION.split_once('/').map(|(group, _)| group))
+            .is_some_and(|(group, _)| group == GROUP)
 }
 
 fn is_digest(text: &str) -> bool {
@@ -371,6 +392,11 @@ mod tests {
     }
 
     #[test]
+    fn the_api_version_is_its_group_and_version() {
+        assert_eq!(API_VERSION, format!("{GROUP}/{VERSION}"));
+    }
+
+    #[test]
     fn a_valid_exception_matches_its_objects() {
         let exception = PolicyException::parse(&object(valid_spec()), 90, now()).unwrap();
         assert_eq!(exception.key(), "team-a/debug-shell");
@@ -449,9 +475,22 @@ mod tests {
         assert!(PolicyException::parse(&object(spec.clone()), 120, now()).is_ok());
         let mut created = object(spec);
         created["metadata"]["creationTimestamp"] = json!("2027-01-01T00:00:00Z");
+        let error = PolicyException::parse(&created, 90, now()).unwrap_err();
         assert!(
-            PolicyException::parse(&created, 90, now()).is_ok(),
-            "75 days after its creation"
+            error.problems[0].contains("after now"),
+            "a creation in the future counts as now: {error}"
+        );
+        let mut early = object(valid_spec());
+        early["metadata"]["creationTimestamp"] = json!("2026-09-01T00:00:00Z");
+        let error = PolicyException::parse(&early, 90, now()).unwrap_err();
+        assert!(
+            error.problems[0].contains("after its creation"),
+            "136 days since its creation: {error}"
+        );
+        let missing = PolicyException::parse_in(&object(valid_spec()), "", 90, now()).unwrap_err();
+        assert_eq!(
+            missing.problems,
+            ["metadata.namespace is missing: an exception covers objects of its namespace"]
         );
     }
 

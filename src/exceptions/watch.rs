@@ -12,7 +12,7 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 
-use super::{Census, ExceptionSource, PolicyException, StaticExceptions, API_VERSION, KIND};
+use super::{Census, ExceptionSource, PolicyException, StaticExceptions, GROUP, KIND, VERSION};
 use crate::metrics::Metrics;
 
 /// How often the exception metrics are worked out again (an exception expires between
@@ -21,8 +21,7 @@ const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// The PolicyException resource (the chart installs its CRD).
 pub fn resource() -> ApiResource {
-    let (group, version) = API_VERSION.split_once('/').unwrap_or_default();
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, KIND), "policyexceptions")
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, VERSION, KIND), "policyexceptions")
 }
 
 pub struct KubeExceptions {
@@ -56,9 +55,10 @@ impl KubeExceptions {
                             refresh(&store, &target);
                             flag.store(true, Ordering::Release);
                         }
-                        // Within the first list, wait for its end: a half-read set excuses less.
-                        Ok(_) if flag.load(Ordering::Acquire) => refresh(&store, &target),
-                        Ok(_) => {}
+                        Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) => refresh(&store, &target),
+                        // A list (the first, or a relist) is read whole at its end: the store
+                        // swaps it in then, and a half-read set would excuse less.
+                        Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
                         Err(error) => tracing::warn!(%error, "PolicyException watch error; retrying"),
                     }
                     async {}
@@ -78,14 +78,16 @@ impl KubeExceptions {
 }
 
 fn rebuild(store: &Store<DynamicObject>, target: &ArcSwap<StaticExceptions>, max_days: u32) {
-    let objects: Vec<serde_json::Value> = store
-        .state()
+    let state = store.state();
+    let objects: Vec<serde_json::Value> = state
         .iter()
         .filter_map(|object| serde_json::to_value(object.as_ref()).ok())
         .collect();
-    let exceptions = StaticExceptions::read(&objects, max_days, Timestamp::now());
+    let mut exceptions = StaticExceptions::read(&objects, max_days, Timestamp::now());
+    // One that cannot even be written out again covers nothing either, and is counted.
+    exceptions.refused += state.len() - objects.len();
     tracing::info!(
-        exceptions = objects.len() - exceptions.refused,
+        exceptions = state.len() - exceptions.refused,
         refused = exceptions.refused,
         "PolicyExceptions read"
     );

@@ -218,12 +218,12 @@ impl PolicySet {
             }
         }
         let modules: Vec<&Module> = bundle.modules.iter().collect();
-        let (mut engine, engine_data) = engine_with_data(&modules, &data, timeout)?;
+        let levels = |id: &str| Levels::of(&data, id);
+        let (mut engine, data) = engine_with_data(&modules, &data, timeout)?;
         let mut found = native_policies(&engine, &modules)?;
         for found in &mut found {
-            found.policy.levels = Levels::of(&data, &found.policy.id);
+            found.policy.levels = levels(&found.policy.id);
         }
-        let data = engine_data;
         let gatekeeper = GatekeeperSet::build_on(&bundle.gatekeeper, timeout, choice)?;
         if found.is_empty() && gatekeeper.constraints().is_empty() {
             return Err(LoadError::NoPolicies);
