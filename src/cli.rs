@@ -136,6 +136,11 @@ pub struct CheckArgs {
     /// policy does not apply (for pull requests whose images are not pushed yet).
     #[arg(long, env = "PORTCULLIS_OFFLINE", value_parser = clap::builder::BoolishValueParser::new())]
     pub offline: bool,
+    /// Registry logins (a docker config.json) for verification; default: the config's
+    /// images.verification.dockerConfig, else $DOCKER_CONFIG/config.json, else
+    /// ~/.docker/config.json, as docker and cosign read them.
+    #[arg(long, env = "PORTCULLIS_DOCKER_CONFIG")]
+    pub docker_config: Option<PathBuf>,
     /// The directory kustomize built the manifests from, with `buildMetadata:
     /// [originAnnotations]` in its kustomization: each finding then points at its object's
     /// source file and line under it, not at the rendered output.
@@ -271,6 +276,9 @@ pub struct VerifyArgs {
     pub config: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "text", env = "PORTCULLIS_OUTPUT")]
     pub output: Output,
+    /// Registry logins (a docker config.json); default as for `check`.
+    #[arg(long, env = "PORTCULLIS_DOCKER_CONFIG")]
+    pub docker_config: Option<PathBuf>,
     /// The image, e.g. registry.example.com/team/app@sha256:... or ...:1.0 (resolved to a digest).
     pub image: String,
 }

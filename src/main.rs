@@ -264,6 +264,28 @@ fn watched_exceptions(client: kube::Client, settings: &Settings, metrics: &Arc<M
     ))
 }
 
+/// The registry logins of a command run where a person or CI job runs it (`check`, `verify`):
+/// `flag`, else the config's, else the docker config docker and cosign would read
+/// (`$DOCKER_CONFIG/config.json`, `~/.docker/config.json`) when there is one. `serve` and the
+/// audit read only what their config names.
+fn use_docker_config(config: &mut Config, flag: Option<&Path>) {
+    let verification = &mut config.images.verification;
+    if let Some(path) = flag {
+        verification.docker_config = Some(path.display().to_string());
+        return;
+    }
+    if verification.docker_config.is_some() {
+        return;
+    }
+    let directory = std::env::var_os("DOCKER_CONFIG")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".docker")));
+    let found = directory
+        .map(|dir| dir.join("config.json"))
+        .filter(|file| file.is_file());
+    verification.docker_config = found.map(|file| file.display().to_string());
+}
+
 /// The Kubernetes client of `serve`, built on first use from the in-cluster config or
 /// KUBECONFIG, then shared (one connection pool for the watches and the Secret reads).
 #[derive(Default)]
@@ -306,6 +328,10 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<u8, StartupError> {
     let mut settings = settings(cli, args.config.as_deref(), false, |config| {
         if !args.policies.is_empty() {
             config.policies.dirs = args.policies.iter().map(|p| p.display().to_string()).collect();
+        }
+        // Offline, no registry is asked: no login is read either.
+        if !args.offline {
+            use_docker_config(config, args.docker_config.as_deref());
         }
     })?;
     // The gates list what the config applies in the cluster, whether or not this run verifies.
@@ -659,7 +685,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, StartupError> {
 }
 
 fn run_verify(cli: &Cli, args: &VerifyArgs) -> Result<u8, StartupError> {
-    let settings = settings(cli, args.config.as_deref(), false, |_| {})?;
+    let settings = settings(cli, args.config.as_deref(), false, |config| {
+        use_docker_config(config, args.docker_config.as_deref());
+    })?;
     if settings.trust.entries.is_empty() {
         return Err(StartupError::NoTrustPolicy);
     }

@@ -130,3 +130,69 @@ async fn credentials_never_go_to_another_host() {
         "the token was used at C: {to_c:?}"
     );
 }
+
+#[test]
+fn verify_and_check_read_the_login_docker_and_cosign_would_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let private = PrivateRegistry::start(dir.path());
+    let config = dir.path().join("portcullis.yaml");
+    std::fs::write(&config, private.config("")).unwrap();
+    let empty_home = dir.path().join("home");
+    std::fs::create_dir_all(&empty_home).unwrap();
+    let portcullis = |args: &[&str], env: &[(&str, &std::path::Path)]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
+        command.args(args).env_remove("DOCKER_CONFIG").env("HOME", &empty_home);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command.output().unwrap()
+    };
+    let verify = |extra: &[&str], env: &[(&str, &std::path::Path)]| {
+        let mut args = vec!["verify", "--config", config.to_str().unwrap(), "--output", "json"];
+        args.extend(extra);
+        args.push(&private.image);
+        let output = portcullis(&args, env);
+        let document: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stderr)));
+        document["verification"]["status"].as_str().unwrap().to_string()
+    };
+    assert_eq!(verify(&[], &[]), "error", "no login anywhere: the registry refuses");
+    assert_eq!(verify(&[], &[("DOCKER_CONFIG", &private.docker_config)]), "verified");
+    let file = private.docker_config.join("config.json");
+    assert_eq!(verify(&["--docker-config", file.to_str().unwrap()], &[]), "verified");
+    let home = dir.path().join("user");
+    std::fs::create_dir_all(home.join(".docker")).unwrap();
+    std::fs::copy(&file, home.join(".docker/config.json")).unwrap();
+    assert_eq!(verify(&[], &[("HOME", &home)]), "verified", "~/.docker/config.json");
+
+    // check, online, with the login from DOCKER_CONFIG: the signed image is admitted.
+    let manifest = dir.path().join("pod.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: app, namespace: team-a}}\nspec: {{containers: [{{name: app, image: '{}'}}]}}\n",
+            private.image
+        ),
+    )
+    .unwrap();
+    let check = |env: &[(&str, &std::path::Path)]| {
+        let args = [
+            "check",
+            "--config",
+            config.to_str().unwrap(),
+            "--output",
+            "json",
+            manifest.to_str().unwrap(),
+        ];
+        let output = portcullis(&args, env);
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stderr)));
+        let findings = report["results"][0]["findings"].as_array().unwrap().clone();
+        findings.iter().any(|f| f["policy"] == "images.signatures")
+    };
+    assert!(check(&[]), "without the login the signature cannot be read");
+    assert!(
+        !check(&[("DOCKER_CONFIG", &private.docker_config)]),
+        "with it, the image is verified"
+    );
+}
