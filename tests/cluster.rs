@@ -263,3 +263,83 @@ async fn gatekeeper_inventory_is_synced_from_the_cluster() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_pod_spec_without_pull_secrets_uses_its_service_accounts_as_the_kubelet_does() {
+    let cluster = ControlPlane::start();
+    let dir = tempfile::tempdir().unwrap();
+    let private = PrivateRegistry::start(dir.path());
+    cluster.kubectl(&["create", "namespace", "team-a"]);
+    cluster.kubectl(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "private-registry",
+        "--namespace=team-a",
+        &format!("--docker-server={}", private.registry),
+        &format!("--docker-username={PRIVATE_USER}"),
+        &format!("--docker-password={PRIVATE_PASSWORD}"),
+    ]);
+    cluster.kubectl(&["create", "serviceaccount", "builder", "--namespace=team-a"]);
+    cluster.kubectl(&[
+        "patch",
+        "serviceaccount",
+        "builder",
+        "--namespace=team-a",
+        "-p",
+        r#"{"imagePullSecrets": [{"name": "private-registry"}]}"#,
+    ]);
+    let pull_secrets = Arc::new(PullSecrets::new(cluster.client().await));
+    let settings = settings(&private.config("imagePullSecrets: true"));
+    let policies = portcullis::admission::setup::load_policies(&Source::Embedded, &settings).unwrap();
+    let state = portcullis::server::app_state_with(
+        &settings,
+        policies,
+        namespaces(&[("team-a", "low")]),
+        Some(pull_secrets),
+    )
+    .unwrap();
+    // A Deployment: its pod template has no pull secrets (the apiserver adds the
+    // ServiceAccount's to Pods only), and its pods will pull with the ServiceAccount's.
+    let decide = |account: Option<&str>, secrets: &[&str]| {
+        let pod = pod_request(&[&private.image]);
+        let mut spec = pod["object"]["spec"].clone();
+        if let Some(account) = account {
+            spec["serviceAccountName"] = json!(account);
+        }
+        if !secrets.is_empty() {
+            spec["imagePullSecrets"] = secrets.iter().map(|name| json!({"name": name})).collect();
+        }
+        let request = json!({
+            "uid": "uid-sa", "operation": "CREATE", "namespace": "team-a",
+            "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+            "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+            "userInfo": {"username": "flux"},
+            "object": {"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "web", "namespace": "team-a", "labels": pod["object"]["metadata"]["labels"]},
+                "spec": {"selector": {"matchLabels": {"app": "web"}},
+                    "template": {"metadata": {"labels": {"app": "web"}}, "spec": spec}}}
+        });
+        let state = state.clone();
+        async move { post(&state, "/validate?timeout=10s", review(request)).await.1 }
+    };
+    // Refusals first (never cached): the default ServiceAccount has no pull secret, a missing
+    // one is skipped, and a pod spec that names its own secrets does not get the account's.
+    for (account, secrets) in [
+        (None, &[][..]),
+        (Some("missing"), &[]),
+        (Some("builder"), &["other"][..]),
+    ] {
+        let answer = decide(account, secrets).await;
+        assert_eq!(
+            answer["response"]["allowed"], false,
+            "{account:?} {secrets:?}: {answer}"
+        );
+        assert!(message(&answer).contains("401"), "{account:?}: {}", message(&answer));
+    }
+    let answer = decide(Some("builder"), &[]).await;
+    assert_eq!(
+        answer["response"]["allowed"], true,
+        "the ServiceAccount's pull secret: {answer}"
+    );
+}

@@ -22,6 +22,23 @@ pub fn pull_secret_names(request: &impl Document) -> Vec<String> {
         .collect()
 }
 
+/// The ServiceAccount the pod spec runs as: `serviceAccountName` (or the deprecated
+/// `serviceAccount`), else `default`, as the apiserver fills it in; empty for a kind without
+/// a pod spec.
+pub fn service_account_name(request: &impl Document) -> String {
+    let kind = match request.text_of("subResource") {
+        Some("ephemeralcontainers") => "Pod",
+        _ => object_kind(request),
+    };
+    let Some(spec) = pod_spec_location(kind).and_then(|(pointer, _)| request.field("object")?.at(pointer)) else {
+        return String::new();
+    };
+    let named = spec
+        .text_of("serviceAccountName")
+        .or_else(|| spec.text_of("serviceAccount"));
+    named.filter(|name| !name.is_empty()).unwrap_or("default").to_string()
+}
+
 /// Where the pod spec lives in each kind, as a JSON pointer and the matching field path.
 fn pod_spec_location(kind: &str) -> Option<(&'static str, &'static str)> {
     workload_kind(kind).map(|workload| (workload.pod_spec_pointer, workload.pod_spec_path))
@@ -112,6 +129,16 @@ mod tests {
         let other =
             serde_json::json!({"kind": {"kind": "ConfigMap"}, "object": {"spec": {"imagePullSecrets": secrets}}});
         assert!(pull_secret_names(&other).is_empty());
+    }
+
+    #[test]
+    fn the_service_account_a_pod_spec_runs_as() {
+        let deployment = serde_json::json!({"kind": {"kind": "Deployment"}, "object": {"spec": {"template": {"spec": {"serviceAccountName": "builder"}}}}});
+        assert_eq!(service_account_name(&deployment), "builder");
+        let pod = serde_json::json!({"kind": {"kind": "Pod"}, "object": {"spec": {"containers": []}}});
+        assert_eq!(service_account_name(&pod), "default");
+        let config_map = serde_json::json!({"kind": {"kind": "ConfigMap"}, "object": {}});
+        assert_eq!(service_account_name(&config_map), "");
     }
     use serde_json::json;
 

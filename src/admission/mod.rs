@@ -170,6 +170,7 @@ impl Reviewer {
             pull_secrets: PullSecretRefs {
                 namespace: namespace.clone(),
                 names: extract::pull_secret_names(request),
+                service_account: extract::service_account_name(request),
             },
             namespace,
             namespace_labels,

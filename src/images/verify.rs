@@ -209,7 +209,7 @@ impl Verifier {
     /// to be made (a cached verdict needs none).
     async fn registry_for(&self, pull: &PullSecretRefs) -> std::borrow::Cow<'_, Registry> {
         match &self.pull_secrets {
-            Some(secrets) if !pull.names.is_empty() => {
+            Some(secrets) if !pull.names.is_empty() || !pull.service_account.is_empty() => {
                 std::borrow::Cow::Owned(self.registry.with_credentials(&secrets.credentials(pull).await))
             }
             _ => std::borrow::Cow::Borrowed(&self.registry),
