@@ -5,7 +5,9 @@
 //! - every request has a timeout and every body a size bound;
 //! - a redirect to a loopback, link-local or metadata address is refused unless that host is
 //!   itself allowed, and credentials never follow a redirect to another host;
-//! - outcomes are kept apart: "not there" (404) is not "registry down".
+//! - outcomes are kept apart: "not there" (404) is not "registry down";
+//! - a pull token is asked for once per registry, repository and credential, and reused
+//!   until it expires (never for another credential: the key holds its fingerprint).
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -20,6 +22,11 @@ use super::reference::ImageReference;
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 /// Largest manifest read.
 const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+/// A token's life when its service does not say (the distribution spec's default).
+const DEFAULT_TOKEN_LIFE: Duration = Duration::from_secs(60);
+/// A token is not used in the last part of its life: a request sent just before it expires
+/// would come back 401.
+const TOKEN_MARGIN: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegistryError {
@@ -38,6 +45,8 @@ pub enum RegistryError {
     Timeout { registry: String },
     #[error("registry {registry} sent more data than allowed")]
     TooLarge { registry: String },
+    #[error("registry {registry}'s token service answered without a token")]
+    NoToken { registry: String },
     #[error("registry {registry} sent content that does not match its digest: {what}")]
     Mismatch { registry: String, what: String },
     /// The HTTP client itself could not be built (a startup error).
@@ -54,8 +63,28 @@ pub enum Lookup {
 
 enum Authorization {
     Basic(Basic),
-    Bearer(String),
+    Bearer(Token),
 }
+
+/// A pull token and how long it may be used (the cache drops it then).
+#[derive(Clone)]
+struct Token {
+    value: String,
+    life: Duration,
+}
+
+/// Each cached token lives as long as its service said.
+struct TokenLife;
+
+impl moka::Expiry<TokenKey, Token> for TokenLife {
+    fn expire_after_create(&self, _: &TokenKey, token: &Token, _: std::time::Instant) -> Option<Duration> {
+        Some(token.life)
+    }
+}
+
+/// Whose token it is: the registry, the repository, and the credential it was asked with (a
+/// fingerprint of it, or none for an anonymous token).
+type TokenKey = (String, String, Option<String>);
 
 /// A registry client bound to the allow-list.
 #[derive(Clone)]
@@ -65,6 +94,8 @@ pub struct Registry {
     insecure: Vec<String>,
     credentials: Credentials,
     metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    /// Shared by this client's copies with other credentials (their keys differ).
+    tokens: moka::future::Cache<TokenKey, Token>,
 }
 
 impl Registry {
@@ -110,6 +141,10 @@ impl Registry {
             insecure,
             credentials,
             metrics,
+            tokens: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .expire_after(TokenLife)
+                .build(),
         })
     }
 
@@ -213,9 +248,17 @@ impl Registry {
         }
         let url = format!("{}/v2/{}/{path}", self.base(&image.registry), image.repository);
         let request = || self.http.get(&url).header(reqwest::header::ACCEPT, MANIFEST_ACCEPT);
-        let mut response = self.send(&image.registry, request()).await?;
+        let key = self.token_key(image);
+        let cached = self.tokens.get(&key).await;
+        let mut response = match &cached {
+            Some(token) => self.send(&image.registry, request().bearer_auth(&token.value)).await?,
+            None => self.send(&image.registry, request()).await?,
+        };
         if response.status() == reqwest::StatusCode::UNAUTHORIZED {
-            match self.answer_challenge(image, &response).await? {
+            if cached.is_some() {
+                self.tokens.invalidate(&key).await;
+            }
+            match self.answer_challenge(image, &response, key).await? {
                 Some(Authorization::Basic(basic)) => {
                     response = self
                         .send(
@@ -225,7 +268,7 @@ impl Registry {
                         .await?;
                 }
                 Some(Authorization::Bearer(token)) => {
-                    response = self.send(&image.registry, request().bearer_auth(token)).await?;
+                    response = self.send(&image.registry, request().bearer_auth(&token.value)).await?;
                 }
                 None => {}
             }
@@ -256,6 +299,7 @@ impl Registry {
         &self,
         image: &ImageReference,
         challenge: &reqwest::Response,
+        key: TokenKey,
     ) -> Result<Option<Authorization>, RegistryError> {
         let header = challenge
             .headers()
@@ -296,8 +340,26 @@ impl Registry {
         if let Some(service) = field("service") {
             query.push(("service".into(), service));
         }
-        let mut request = self.http.get(realm.clone()).query(&query);
-        if let Some(basic) = credentials.filter(|_| own_host) {
+        let basic = credentials.filter(|_| own_host);
+        // Requests that meet the challenge together wait for one token.
+        let token = self
+            .tokens
+            .try_get_with(key, self.request_token(image, realm, &query, basic))
+            .await
+            .map_err(|error| (*error).clone())?;
+        Ok(Some(Authorization::Bearer(token)))
+    }
+
+    /// Asks the token service for a pull token.
+    async fn request_token(
+        &self,
+        image: &ImageReference,
+        realm: reqwest::Url,
+        query: &[(String, String)],
+        basic: Option<&Basic>,
+    ) -> Result<Token, RegistryError> {
+        let mut request = self.http.get(realm).query(query);
+        if let Some(basic) = basic {
             request = request.basic_auth(&basic.username, Some(&basic.password));
         }
         let response = self.send(&image.registry, request).await?;
@@ -310,11 +372,33 @@ impl Registry {
         }
         let body = read_bounded(response, 64 * 1024, &image.registry).await?;
         let token: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        Ok(token
+        let life = token
+            .get("expires_in")
+            .and_then(serde_json::Value::as_u64)
+            .map_or(DEFAULT_TOKEN_LIFE, Duration::from_secs);
+        let value = token
             .get("token")
             .or_else(|| token.get("access_token"))
             .and_then(|t| t.as_str())
-            .map(|t| Authorization::Bearer(t.to_string())))
+            .ok_or_else(|| RegistryError::NoToken {
+                registry: image.registry.clone(),
+            })?;
+        Ok(Token {
+            value: value.to_string(),
+            life: life.saturating_sub(TOKEN_MARGIN),
+        })
+    }
+
+    /// The cache key of `image`'s pull token with this client's credential for its registry.
+    fn token_key(&self, image: &ImageReference) -> TokenKey {
+        let credential = self.credentials.for_registry(&image.registry).map(|basic| {
+            let mut hasher = Sha256::new();
+            hasher.update(basic.username.as_bytes());
+            hasher.update([0]);
+            hasher.update(basic.password.as_bytes());
+            hex::encode(hasher.finalize())
+        });
+        (image.registry.clone(), image.repository.clone(), credential)
     }
 
     async fn send(&self, registry: &str, request: reqwest::RequestBuilder) -> Result<reqwest::Response, RegistryError> {
@@ -432,5 +516,37 @@ mod tests {
             registry.manifest(&prefix_trick, "1").await,
             Err(RegistryError::NotAllowed(_))
         ));
+    }
+
+    #[test]
+    fn a_token_belongs_to_its_repository_and_credential() {
+        let registry = Registry::new(
+            AllowList::new(&["registry.example.com".into()]),
+            vec![],
+            Credentials::default(),
+            Duration::from_secs(1),
+            None,
+        )
+        .unwrap();
+        let login = |password: &str| {
+            let config =
+                format!(r#"{{"auths": {{"registry.example.com": {{"username": "ci", "password": "{password}"}}}}}}"#);
+            registry.with_credentials(&Credentials::parse(config.as_bytes(), "test").unwrap())
+        };
+        let app = ImageReference::parse("registry.example.com/team/app:1").unwrap();
+        let other = ImageReference::parse("registry.example.com/team/other:1").unwrap();
+        let anonymous = registry.token_key(&app);
+        assert_eq!(anonymous.2, None);
+        assert_ne!(anonymous, registry.token_key(&other), "another repository");
+        let (a, b) = (login("a").token_key(&app), login("b").token_key(&app));
+        assert!(
+            a.2.is_some() && a != b && a != anonymous,
+            "each credential its own token"
+        );
+        assert_eq!(
+            a.2.map(|fingerprint| fingerprint.len()),
+            Some(64),
+            "a SHA-256, never the password"
+        );
     }
 }
