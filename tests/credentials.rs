@@ -1,5 +1,8 @@
-//! Registry credentials from a docker config: a registry that requires a login (Debian's
-//! docker-registry with htpasswd), and proof that credentials go only to the host they are for.
+//! Registry access as fleets need it, against Debian's docker-registry: credentials from a
+//! docker config (a registry that requires a login, with htpasswd; the login `check` and
+//! `verify` find as docker does), proof that credentials go only to the host they are for,
+//! pull tokens from a real token auth kept and reused, and a registry that asks to come back
+//! (429 with Retry-After, through a proxy in front of it).
 
 mod common;
 
@@ -344,4 +347,114 @@ async fn a_pull_token_is_asked_for_once_per_repository_and_reused_until_it_expir
     let verification = verify(other).await;
     assert_eq!(verification.status, VerificationStatus::Unsigned, "{verification:?}");
     assert_eq!(*issued.lock().unwrap() - before, 2, "another repository: its own token");
+}
+
+/// A proxy in front of `registry` that answers the first `throttled` requests 429 with
+/// `Retry-After: retry_after`, then forwards each request (method, path, Accept) and its
+/// answer. Returns its address and how many requests it received.
+fn throttling_proxy(registry: String, throttled: usize, retry_after: &'static str) -> (String, Arc<Mutex<usize>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let received = Arc::new(Mutex::new(0));
+    let count = received.clone();
+    std::thread::spawn(move || {
+        let client = reqwest::blocking::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        for stream in listener.incoming().flatten() {
+            stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            while reader.read_line(&mut head).is_ok_and(|n| n > 2) && !head.ends_with("\r\n\r\n") {}
+            let seen = {
+                let mut count = count.lock().unwrap();
+                *count += 1;
+                *count
+            };
+            let mut stream = stream;
+            if seen <= throttled {
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 429 Too Many Requests\r\nRetry-After: {retry_after}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                continue;
+            }
+            let mut words = head.split_whitespace();
+            let (method, path) = (words.next().unwrap_or("GET"), words.next().unwrap_or("/"));
+            let accept = head
+                .lines()
+                .find_map(|line| line.strip_prefix("accept: ").or_else(|| line.strip_prefix("Accept: ")))
+                .unwrap_or("*/*");
+            let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            let answer = client
+                .request(method, format!("http://{registry}{path}"))
+                .header("Accept", accept)
+                .send()
+                .unwrap();
+            let status = answer.status();
+            let mut out = format!(
+                "HTTP/1.1 {} {}\r\n",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            );
+            for name in ["content-type", "docker-content-digest"] {
+                if let Some(value) = answer.headers().get(name).and_then(|v| v.to_str().ok()) {
+                    out.push_str(&format!("{name}: {value}\r\n"));
+                }
+            }
+            let body = answer.bytes().unwrap();
+            out.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", body.len()));
+            let _ = stream.write_all(out.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    (addr, received)
+}
+
+#[tokio::test]
+async fn a_registry_that_asks_to_come_back_is_retried_when_it_says_within_the_deadline() {
+    let lab = common::lab::Lab::start();
+    lab.generate_key("trusted");
+    let pushed = lab.push("throttled", "micro/app", "1", "throttled build");
+    lab.sign("trusted.key", &pushed);
+    let config = |proxy: &str| {
+        format!(
+            "images:\n  registries: {{ allow: [\"{proxy}\"], insecure: [\"{proxy}\"] }}\n  trust:\n    - name: all\n      images: [\"{proxy}/**\"]\n      authorities: [{{ name: k, key: {{ path: {} }} }}]\n",
+            lab.key("trusted").display()
+        )
+    };
+    let verify_through = |proxy: String| {
+        let settings = settings(&config(&proxy));
+        let image = pushed.replace(&lab.registry, &proxy);
+        async move {
+            let metrics = Arc::new(Metrics::new());
+            let verifier = Verifier::new(settings.trust.clone(), metrics.clone()).unwrap();
+            let image = ImageReference::parse(&image).unwrap();
+            let started = std::time::Instant::now();
+            let deadline = started + Duration::from_secs(10);
+            let verification = verifier
+                .verify(&image, &PullSecretRefs::default(), deadline)
+                .await
+                .verification;
+            (verification, started.elapsed(), metrics.encode())
+        }
+    };
+
+    // Two 429s saying "in a second" (the verification's first requests, sent together): waited
+    // for, then the answers.
+    let (proxy, received) = throttling_proxy(lab.registry.clone(), 2, "1");
+    let (verification, took, metrics) = verify_through(proxy.clone()).await;
+    assert_eq!(verification.status, VerificationStatus::Verified, "{verification:?}");
+    assert!(took >= Duration::from_secs(1), "it waited as asked: {took:?}");
+    let throttled = format!("portcullis_registry_requests_total{{registry=\"{proxy}\",code=\"429\"}} 2");
+    assert!(metrics.contains(&throttled), "{metrics}");
+    assert!(*received.lock().unwrap() > 2);
+
+    // "In two minutes": past what a review may wait, so not waited for at all.
+    let (proxy, _) = throttling_proxy(lab.registry.clone(), usize::MAX, "120");
+    let (verification, took, _) = verify_through(proxy).await;
+    assert_eq!(verification.status, VerificationStatus::Error, "{verification:?}");
+    assert!(verification.reason.contains("429"), "{}", verification.reason);
+    assert!(took < Duration::from_secs(3), "not waited for: {took:?}");
 }

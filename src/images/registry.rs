@@ -24,6 +24,10 @@ const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, applicat
 const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 /// A token's life when its service does not say (the distribution spec's default).
 const DEFAULT_TOKEN_LIFE: Duration = Duration::from_secs(60);
+/// Retries of one request that a registry asked to come back to (429, 503 with Retry-After).
+const MAX_RETRIES: u32 = 2;
+/// The longest `Retry-After` waited for: an admission has seconds, not minutes.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(2);
 /// A token is not used in the last part of its life: a request sent just before it expires
 /// would come back 401.
 const TOKEN_MARGIN: Duration = Duration::from_secs(5);
@@ -401,18 +405,51 @@ impl Registry {
         (image.registry.clone(), image.repository.clone(), credential)
     }
 
-    async fn send(&self, registry: &str, request: reqwest::RequestBuilder) -> Result<reqwest::Response, RegistryError> {
-        let outcome = request.send().await;
-        let code = match &outcome {
-            Ok(response) => response.status().as_u16().to_string(),
-            Err(e) if e.is_timeout() => "timeout".into(),
-            Err(_) => "error".into(),
-        };
-        if let Some(metrics) = &self.metrics {
-            metrics.record_registry_request(registry, &code);
+    /// Sends `request`; a 429 or 503 that says when to come back (`Retry-After`, within
+    /// [`MAX_RETRY_WAIT`]) is retried then, at most [`MAX_RETRIES`] times. Every attempt is
+    /// counted. The verification's deadline bounds the whole: a wait never outlives it.
+    async fn send(
+        &self,
+        registry: &str,
+        mut request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let mut retries = 0;
+        loop {
+            let next = request.try_clone();
+            let outcome = request.send().await;
+            let code = match &outcome {
+                Ok(response) => response.status().as_u16().to_string(),
+                Err(e) if e.is_timeout() => "timeout".into(),
+                Err(_) => "error".into(),
+            };
+            if let Some(metrics) = &self.metrics {
+                metrics.record_registry_request(registry, &code);
+            }
+            let wait = match &outcome {
+                Ok(response) if matches!(response.status().as_u16(), 429 | 503) => retry_after(response.headers()),
+                _ => None,
+            };
+            match (wait.filter(|wait| *wait <= MAX_RETRY_WAIT), next) {
+                (Some(wait), Some(next)) if retries < MAX_RETRIES => {
+                    tracing::debug!(%registry, %code, wait_ms = wait.as_millis() as u64, "registry asked to retry");
+                    tokio::time::sleep(wait).await;
+                    retries += 1;
+                    request = next;
+                }
+                _ => return outcome.map_err(|e| transport_error(registry, &e)),
+            }
         }
-        outcome.map_err(|e| transport_error(registry, &e))
     }
+}
+
+/// How long a `Retry-After` header asks to wait: delta-seconds, or an HTTP date.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
+    Some(Duration::try_from(at.duration_since(jiff::Timestamp::now())).unwrap_or(Duration::ZERO))
 }
 
 async fn read_bounded(mut response: reqwest::Response, limit: usize, registry: &str) -> Result<Vec<u8>, RegistryError> {
@@ -516,6 +553,32 @@ mod tests {
             registry.manifest(&prefix_trick, "1").await,
             Err(RegistryError::NotAllowed(_))
         ));
+    }
+
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date() {
+        let headers = |value: &str| {
+            let mut map = reqwest::header::HeaderMap::new();
+            map.insert(reqwest::header::RETRY_AFTER, value.parse().unwrap());
+            map
+        };
+        assert_eq!(retry_after(&headers("1")), Some(Duration::from_secs(1)));
+        let soon = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(30);
+        let date = jiff::fmt::rfc2822::DateTimePrinter::new()
+            .timestamp_to_rfc9110_string(&soon)
+            .unwrap();
+        let wait = retry_after(&headers(&date)).unwrap();
+        assert!(
+            wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
+            "{date}: {wait:?}"
+        );
+        assert_eq!(
+            retry_after(&headers("Sun, 06 Nov 1994 08:49:37 GMT")),
+            Some(Duration::ZERO),
+            "past"
+        );
+        assert_eq!(retry_after(&headers("soon")), None);
+        assert_eq!(retry_after(&reqwest::header::HeaderMap::new()), None);
     }
 
     #[test]
