@@ -333,10 +333,12 @@ impl Registry {
             Some(port) => format!("{}:{port}", realm.host_str().unwrap_or_default()),
             None => realm.host_str().unwrap_or_default().to_string(),
         };
-        // The token service is contacted only if it is the registry itself, or allowed too.
-        let own_host = realm_host.eq_ignore_ascii_case(&image.registry);
-        let allowed = self.allow.allows_host(&realm_host.to_ascii_lowercase())
-            || is_registry_token_service(&image.registry, &realm_host);
+        // The token service is contacted only if it is the registry's own (its host, or Docker
+        // Hub's auth.docker.io for docker.io), or allowed too; the registry's credentials go
+        // only to its own.
+        let own_host =
+            realm_host.eq_ignore_ascii_case(&image.registry) || is_registry_token_service(&image.registry, &realm_host);
+        let allowed = self.allow.allows_host(&realm_host.to_ascii_lowercase());
         if !own_host && !allowed {
             return Err(RegistryError::NotAllowed(realm_host));
         }
@@ -489,8 +491,9 @@ fn transport_error(registry: &str, error: &reqwest::Error) -> RegistryError {
 }
 
 /// Token services that well-known registries run on another host.
+/// A registry whose token service lives on another host of its own: Docker Hub's.
 fn is_registry_token_service(registry: &str, realm_host: &str) -> bool {
-    matches!((registry, realm_host), ("docker.io", "auth.docker.io"))
+    registry == "docker.io" && realm_host.eq_ignore_ascii_case("auth.docker.io")
 }
 
 /// Loopback, link-local (cloud metadata lives there), unspecified, or `localhost`.
@@ -553,6 +556,14 @@ mod tests {
             registry.manifest(&prefix_trick, "1").await,
             Err(RegistryError::NotAllowed(_))
         ));
+    }
+
+    #[test]
+    fn docker_hubs_token_service_is_its_own_and_no_one_elses() {
+        assert!(is_registry_token_service("docker.io", "auth.docker.io"));
+        assert!(is_registry_token_service("docker.io", "AUTH.docker.io"));
+        assert!(!is_registry_token_service("ghcr.io", "auth.docker.io"));
+        assert!(!is_registry_token_service("docker.io", "auth.docker.io.evil.io"));
     }
 
     #[test]
