@@ -200,6 +200,8 @@ s=$WORK/supply-chain-values.yaml
 expect "$s" '^kind: Role$' "a Role per imagePullSecrets namespace"
 refuse "$s" '^    - secrets$' "a cluster-wide Secret grant (the ClusterRole's list form)"
 expect "$s" '^        imagePullSecrets: true$' "imagePullSecrets reading turned on in the config"
+expect "$s" '^          registry.example.com: /etc/portcullis/trust/registry-ca/registry.example.com.pem$' "the registry's CA file in the config"
+expect "$s" 'key: "ca.registry.example.com.pem", path: "registry-ca/registry.example.com.pem"' "the registry's CA mounted"
 expect "$s" 'max_cpu: "2"' "policy parameters merged into data.yaml"
 expect "$s" 'team.no_default_namespace.policy.rego: \|' "the extra policy"
 g=$WORK/gatekeeper-values.yaml
@@ -255,6 +257,7 @@ reject /audit/verificationsPerSecond --set audit.verificationsPerSecond=0
 reject /audit/extraRules/0/verbs/0 --set 'audit.extraRules[0].apiGroups={""},audit.extraRules[0].resources={services},audit.extraRules[0].verbs={delete}'
 reject /audit/namespaces/0 --set 'audit.namespaces={Team_A}'
 reject /exceptions/maxDays --set exceptions.maxDays=400
+reject /trust/registryCAs --set-string 'trust.registryCAs.registry\.example\.com=not a certificate'
 reject /exceptions/editors/0/kind --set 'exceptions.editors[0].kind=Robot,exceptions.editors[0].name=x'
 
 # 5. The published package: lints, and carries the four report CRDs (none in the templates).

@@ -16,6 +16,7 @@ use serde_json::json;
 
 use common::lab::PrivateRegistry;
 use common::*;
+use portcullis::config::Config;
 use portcullis::images::pull_secrets::PullSecretRefs;
 use portcullis::images::verify::Verifier;
 use portcullis::images::{ImageReference, VerificationStatus};
@@ -457,4 +458,91 @@ async fn a_registry_that_asks_to_come_back_is_retried_when_it_says_within_the_de
     assert_eq!(verification.status, VerificationStatus::Error, "{verification:?}");
     assert!(verification.reason.contains("429"), "{}", verification.reason);
     assert!(took < Duration::from_secs(3), "not waited for: {took:?}");
+}
+
+#[tokio::test]
+async fn a_registry_with_a_private_ca_is_trusted_for_its_host_only() {
+    let lab = common::lab::Lab::start();
+    lab.generate_key("trusted");
+    let pushed = lab.push("tls", "micro/app", "1", "served over TLS");
+    lab.sign("trusted.key", &pushed);
+    // The same storage, served over HTTPS with a certificate of a private CA.
+    let bundle = portcullis::server::certs::generate(&["127.0.0.1"]).unwrap();
+    let tls = lab.dir.path().join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    std::fs::write(tls.join("cert.pem"), &bundle.cert).unwrap();
+    std::fs::write(tls.join("key.pem"), &bundle.key).unwrap();
+    std::fs::write(tls.join("ca.pem"), &bundle.ca_cert).unwrap();
+    std::fs::write(
+        tls.join("other-ca.pem"),
+        portcullis::server::certs::generate(&["x"]).unwrap().ca_cert,
+    )
+    .unwrap();
+    let config = tls.join("registry.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nstorage: {{filesystem: {{rootdirectory: {}}}}}\nhttp: {{addr: 127.0.0.1:0, tls: {{certificate: {}, key: {}}}}}\nlog: {{level: error}}\n",
+            lab.dir.path().join("data").display(),
+            tls.join("cert.pem").display(),
+            tls.join("key.pem").display()
+        ),
+    )
+    .unwrap();
+    let service = common::lab::Service::spawn(
+        &common::lab::tool("registry"),
+        &["serve", config.to_str().unwrap()],
+        &tls.join("registry.log"),
+        std::process::Stdio::null(),
+    );
+    let port = try_poll(Duration::from_secs(10), Duration::from_millis(50), || {
+        common::lab::listening_port(&service)
+    })
+    .expect("the TLS registry listens");
+    let registry = format!("127.0.0.1:{port}");
+    let image = pushed.replace(&lab.registry, &registry);
+    let verify_with = |ca: Option<&str>| {
+        let ca_files = ca
+            .map(|file| format!(", caFiles: {{\"{registry}\": {}}}", tls.join(file).display()))
+            .unwrap_or_default();
+        let yaml = format!(
+            "images:\n  registries: {{ allow: [\"{registry}\"]{ca_files} }}\n  trust:\n    - name: all\n      images: [\"{registry}/**\"]\n      authorities: [{{ name: k, key: {{ path: {} }} }}]\n",
+            lab.key("trusted").display()
+        );
+        let image = image.clone();
+        async move { verify(&yaml, &image).await }
+    };
+    let without = verify_with(None).await;
+    assert_eq!(
+        without.status,
+        VerificationStatus::Error,
+        "a certificate of an unknown CA: {without:?}"
+    );
+    let wrong = verify_with(Some("other-ca.pem")).await;
+    assert_eq!(wrong.status, VerificationStatus::Error, "another CA: {wrong:?}");
+    let with = verify_with(Some("ca.pem")).await;
+    assert_eq!(with.status, VerificationStatus::Verified, "its CA: {with:?}");
+
+    let errors = Config::from_yaml(&format!(
+        "images:\n  registries: {{ allow: [\"{registry}\"], caFiles: {{\"{registry}\": /nonexistent.pem, \"elsewhere.example.com\": {}}} }}\n",
+        tls.join("key.pem").display()
+    ))
+    .unwrap()
+    .validate(false)
+    .unwrap_err()
+    .0;
+    assert!(
+        errors.iter().any(|e| e.contains("cannot read \"/nonexistent.pem\"")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("\"elsewhere.example.com\" is not on images.registries.allow")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|e| e.contains("holds no PEM certificate")),
+        "{errors:?}"
+    );
 }

@@ -24,6 +24,9 @@ pub struct RegistriesConfig {
     pub allow: Vec<String>,
     /// Registries spoken to over plain HTTP (local registries only).
     pub insecure: Vec<String>,
+    /// Registry host (`host[:port]`) -> a PEM file of the CA certificates its TLS certificate
+    /// chains to, trusted for that host only, beside the public roots.
+    pub ca_files: std::collections::BTreeMap<String, String>,
 }
 
 /// One trust entry: image patterns and the authorities trusted for them.

@@ -94,6 +94,8 @@ type TokenKey = (String, String, Option<String>);
 #[derive(Clone)]
 pub struct Registry {
     http: reqwest::Client,
+    /// Host -> a client that also trusts that host's private CA.
+    with_ca: std::collections::BTreeMap<String, reqwest::Client>,
     allow: AllowList,
     insecure: Vec<String>,
     credentials: Credentials,
@@ -103,44 +105,23 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// A client for the allow-list; `cas` are the private CAs trusted for one host each.
     pub fn new(
         allow: AllowList,
         insecure: Vec<String>,
         credentials: Credentials,
         timeout: Duration,
+        cas: &std::collections::BTreeMap<String, Vec<u8>>,
         metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
     ) -> Result<Registry, RegistryError> {
-        let redirect_allow = allow.clone();
-        let http = reqwest::Client::builder()
-            .use_rustls_tls()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
-                if attempt.previous().len() >= 5 {
-                    return attempt.error("too many redirects");
-                }
-                let host = attempt.url().host_str().unwrap_or_default().to_ascii_lowercase();
-                let with_port = match attempt.url().port() {
-                    Some(port) => format!("{host}:{port}"),
-                    None => host.clone(),
-                };
-                if internal_address(&host)
-                    && !redirect_allow.allows_host(&with_port)
-                    && !redirect_allow.allows_host(&host)
-                {
-                    return attempt.error(format!("redirect to internal address {host} refused"));
-                }
-                let downgrade =
-                    attempt.url().scheme() == "http" && attempt.previous().iter().any(|u| u.scheme() == "https");
-                if downgrade {
-                    return attempt.error("redirect from HTTPS to plain HTTP refused");
-                }
-                attempt.follow()
-            }))
-            .build()
-            .map_err(|e| RegistryError::Client(e.to_string()))?;
+        let http = http_client(&allow, timeout, None)?;
+        let with_ca = cas
+            .iter()
+            .map(|(host, pem)| Ok((host.clone(), http_client(&allow, timeout, Some(pem))?)))
+            .collect::<Result<_, RegistryError>>()?;
         Ok(Registry {
             http,
+            with_ca,
             allow,
             insecure,
             credentials,
@@ -150,6 +131,15 @@ impl Registry {
                 .expire_after(TokenLife)
                 .build(),
         })
+    }
+
+    /// The client for `url`: the one trusting its host's private CA, if it has one.
+    fn client(&self, url: &reqwest::Url) -> &reqwest::Client {
+        let host = match url.port() {
+            Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+            None => url.host_str().unwrap_or_default().to_string(),
+        };
+        self.with_ca.get(&host.to_ascii_lowercase()).unwrap_or(&self.http)
     }
 
     /// This client with `first` tried before its own credentials (a workload's pull secrets).
@@ -251,7 +241,15 @@ impl Registry {
             return Err(RegistryError::NotAllowed(image.registry.clone()));
         }
         let url = format!("{}/v2/{}/{path}", self.base(&image.registry), image.repository);
-        let request = || self.http.get(&url).header(reqwest::header::ACCEPT, MANIFEST_ACCEPT);
+        let parsed = reqwest::Url::parse(&url).map_err(|e| RegistryError::Unreachable {
+            registry: image.registry.clone(),
+            reason: e.to_string(),
+        })?;
+        let http = self.client(&parsed);
+        let request = || {
+            http.get(parsed.clone())
+                .header(reqwest::header::ACCEPT, MANIFEST_ACCEPT)
+        };
         let key = self.token_key(image);
         let cached = self.tokens.get(&key).await;
         let mut response = match &cached {
@@ -364,7 +362,7 @@ impl Registry {
         query: &[(String, String)],
         basic: Option<&Basic>,
     ) -> Result<Token, RegistryError> {
-        let mut request = self.http.get(realm).query(query);
+        let mut request = self.client(&realm).get(realm.clone()).query(query);
         if let Some(basic) = basic {
             request = request.basic_auth(&basic.username, Some(&basic.password));
         }
@@ -452,6 +450,44 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     }
     let at = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
     Some(Duration::try_from(at.duration_since(jiff::Timestamp::now())).unwrap_or(Duration::ZERO))
+}
+
+/// The HTTP client every registry request goes through, with the redirect rules above; with
+/// `ca`, its certificates are trusted beside the public roots.
+fn http_client(allow: &AllowList, timeout: Duration, ca: Option<&[u8]>) -> Result<reqwest::Client, RegistryError> {
+    let redirect_allow = allow.clone();
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= 5 {
+                return attempt.error("too many redirects");
+            }
+            let host = attempt.url().host_str().unwrap_or_default().to_ascii_lowercase();
+            let with_port = match attempt.url().port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host.clone(),
+            };
+            if internal_address(&host) && !redirect_allow.allows_host(&with_port) && !redirect_allow.allows_host(&host)
+            {
+                return attempt.error(format!("redirect to internal address {host} refused"));
+            }
+            let downgrade =
+                attempt.url().scheme() == "http" && attempt.previous().iter().any(|u| u.scheme() == "https");
+            if downgrade {
+                return attempt.error("redirect from HTTPS to plain HTTP refused");
+            }
+            attempt.follow()
+        }));
+    if let Some(pem) = ca {
+        let certificates =
+            reqwest::Certificate::from_pem_bundle(pem).map_err(|e| RegistryError::Client(e.to_string()))?;
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    builder.build().map_err(|e| RegistryError::Client(e.to_string()))
 }
 
 async fn read_bounded(mut response: reqwest::Response, limit: usize, registry: &str) -> Result<Vec<u8>, RegistryError> {
@@ -543,6 +579,7 @@ mod tests {
             vec![],
             Credentials::default(),
             Duration::from_secs(1),
+            &Default::default(),
             None,
         )
         .unwrap();
@@ -599,6 +636,7 @@ mod tests {
             vec![],
             Credentials::default(),
             Duration::from_secs(1),
+            &Default::default(),
             None,
         )
         .unwrap();

@@ -20,6 +20,8 @@ pub struct TrustPolicy {
     pub entries: Vec<TrustEntry>,
     pub allow: AllowList,
     pub insecure: Vec<String>,
+    /// Registry host -> the PEM of the private CAs trusted for it (`images.registries.caFiles`).
+    pub registry_cas: std::collections::BTreeMap<String, Vec<u8>>,
     /// The Sigstore trusted root, for keyless authorities.
     pub trusted_root: Option<Arc<ManualTrustRoot<'static>>>,
     /// Hash of the trusted root file: part of the cache key.
@@ -138,6 +140,20 @@ impl TrustPolicy {
                 ));
             }
         }
+        let mut registry_cas = std::collections::BTreeMap::new();
+        for (host, path) in &config.registries.ca_files {
+            let field = format!("images.registries.caFiles.{host}");
+            if !allow.allows_host(&host.to_ascii_lowercase()) {
+                errors.push(format!("{field}: {host:?} is not on images.registries.allow"));
+            }
+            match std::fs::read(path) {
+                Ok(pem) if reqwest::Certificate::from_pem_bundle(&pem).is_ok_and(|certs| !certs.is_empty()) => {
+                    registry_cas.insert(host.to_ascii_lowercase(), pem);
+                }
+                Ok(_) => errors.push(format!("{field}: {path:?} holds no PEM certificate")),
+                Err(e) => errors.push(format!("{field}: cannot read {path:?}: {e}")),
+            }
+        }
         let mut trusted_root_version = String::new();
         let trusted_root = config.trusted_root.as_ref().and_then(|path| match std::fs::read(path) {
             Ok(bytes) => match super::trusted_root::parse(&bytes) {
@@ -193,6 +209,7 @@ impl TrustPolicy {
                 .iter()
                 .map(|h| h.to_ascii_lowercase())
                 .collect(),
+            registry_cas,
             trusted_root,
             trusted_root_version,
             cache_ttl,

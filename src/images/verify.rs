@@ -74,6 +74,7 @@ impl Verifier {
             policy.insecure.clone(),
             policy.credentials.clone(),
             policy.registry_timeout,
+            &policy.registry_cas,
             Some(metrics.clone()),
         )?;
         let (success, failure) = (policy.cache_ttl, policy.failure_cache_ttl);

@@ -142,6 +142,15 @@ item's path puts the file back in its folder.
 {{- if .Values.trust.trustedRoot -}}
 {{- $_ := set $owned "images" (dict "trustedRoot" (include "portcullis.path" (dict "root" . "sub" "trust/trusted_root.json"))) -}}
 {{- end -}}
+{{- if .Values.trust.registryCAs -}}
+{{- $files := dict -}}
+{{- range $host, $_ := .Values.trust.registryCAs -}}
+{{- $_ := set $files $host (include "portcullis.path" (dict "root" $ "sub" (printf "trust/registry-ca/%s" (include "portcullis.registryCAFile" $host)))) -}}
+{{- end -}}
+{{- $images := default dict $owned.images -}}
+{{- $_ := set $images "registries" (dict "caFiles" $files) -}}
+{{- $_ := set $owned "images" $images -}}
+{{- end -}}
 {{- $verification := dict -}}
 {{- if .Values.registryCredentials.dockerConfigSecret -}}
 {{- $_ := set $verification "dockerConfig" (include "portcullis.path" (dict "root" . "sub" "registry/config.json")) -}}
@@ -182,7 +191,7 @@ the trust files, the registry credentials. */}}
   mountPath: {{ include "portcullis.path" (dict "root" . "sub" "policies/extra") }}
   readOnly: true
 {{- end }}
-{{- if or .Values.trust.keys .Values.trust.trustedRoot }}
+{{- if or .Values.trust.keys .Values.trust.trustedRoot .Values.trust.registryCAs }}
 - name: trust
   mountPath: {{ include "portcullis.path" (dict "root" . "sub" "trust") }}
   readOnly: true
@@ -206,7 +215,7 @@ the trust files, the registry credentials. */}}
   configMap:
     name: {{ $fullname }}-policies-extra
 {{- end }}
-{{- if or .Values.trust.keys .Values.trust.trustedRoot }}
+{{- if or .Values.trust.keys .Values.trust.trustedRoot .Values.trust.registryCAs }}
 - name: trust
   configMap:
     name: {{ $fullname }}-trust
@@ -217,6 +226,10 @@ the trust files, the registry credentials. */}}
       {{- if .Values.trust.trustedRoot }}
       - { key: trusted_root.json, path: trusted_root.json }
       {{- end }}
+      {{- range $host, $_ := .Values.trust.registryCAs }}
+      {{- $file := include "portcullis.registryCAFile" $host }}
+      - { key: {{ printf "ca.%s" $file | quote }}, path: {{ printf "registry-ca/%s" $file | quote }} }
+      {{- end }}
 {{- end }}
 {{- with .Values.registryCredentials.dockerConfigSecret }}
 - name: registry
@@ -226,4 +239,9 @@ the trust files, the registry credentials. */}}
     items:
       - { key: .dockerconfigjson, path: config.json }
 {{- end }}
+{{- end -}}
+
+{{/* A registry host (`host:port`) as a file and ConfigMap key name: `:` is not allowed there. */}}
+{{- define "portcullis.registryCAFile" -}}
+{{- printf "%s.pem" (replace ":" "_" .) -}}
 {{- end -}}
