@@ -413,12 +413,19 @@ fn throttling_proxy(registry: String, throttled: usize, retry_after: &'static st
     (addr, received)
 }
 
-#[tokio::test]
-async fn a_registry_that_asks_to_come_back_is_retried_when_it_says_within_the_deadline() {
+/// The lab's registry with one image, `micro/app:1` holding `content`, signed with the lab's
+/// key `trusted`; the image pinned.
+fn lab_with_a_signed_image(content: &str) -> (common::lab::Lab, String) {
     let lab = common::lab::Lab::start();
     lab.generate_key("trusted");
-    let pushed = lab.push("throttled", "micro/app", "1", "throttled build");
+    let pushed = lab.push("signed", "micro/app", "1", content);
     lab.sign("trusted.key", &pushed);
+    (lab, pushed)
+}
+
+#[tokio::test]
+async fn a_registry_that_asks_to_come_back_is_retried_when_it_says_within_the_deadline() {
+    let (lab, pushed) = lab_with_a_signed_image("throttled build");
     let config = |proxy: &str| {
         format!(
             "images:\n  registries: {{ allow: [\"{proxy}\"], insecure: [\"{proxy}\"] }}\n  trust:\n    - name: all\n      images: [\"{proxy}/**\"]\n      authorities: [{{ name: k, key: {{ path: {} }} }}]\n",
@@ -462,10 +469,7 @@ async fn a_registry_that_asks_to_come_back_is_retried_when_it_says_within_the_de
 
 #[tokio::test]
 async fn a_registry_with_a_private_ca_is_trusted_for_its_host_only() {
-    let lab = common::lab::Lab::start();
-    lab.generate_key("trusted");
-    let pushed = lab.push("tls", "micro/app", "1", "served over TLS");
-    lab.sign("trusted.key", &pushed);
+    let (lab, pushed) = lab_with_a_signed_image("served over TLS");
     // The same storage, served over HTTPS with a certificate of a private CA.
     let bundle = portcullis::server::certs::generate(&["127.0.0.1"]).unwrap();
     let tls = lab.dir.path().join("tls");
