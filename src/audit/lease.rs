@@ -33,7 +33,9 @@ impl Lease {
         let manager = LeaseManagerBuilder::new(client, name)
             .with_namespace(namespace)
             .with_identity(identity)
-            .with_field_manager("portcullis-audit")
+            // One per replica: server-side apply sees no conflict between two writes of one
+            // manager, so a shared one let a second replica take a held Lease and both lead.
+            .with_field_manager(format!("portcullis-audit-{identity}"))
             .with_duration(DURATION_SECONDS)
             .with_grace(RENEW_BEFORE_SECONDS)
             .build()
