@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use common::lab::tool;
+use common::lab::{run, tool};
 
 const DEV_CONFIG: &str = "examples/config/dev.yaml";
 const MANIFESTS: &str = "tests/fixtures/manifests";
@@ -187,27 +187,13 @@ fn sarif_is_accepted_by_microsofts_validator_with_a_result_per_finding() {
     }
 }
 
-/// Copies `from` into `to`, directories and all.
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn kustomize_output_is_annotated_on_the_source_files_line() {
     // The micro-app example as a pull request would change it: a hostPath volume added to its
     // Deployment, under a name prefix.
     let dir = tempfile::tempdir().unwrap();
     let app = dir.path().join("micro-app");
-    copy_tree(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/micro-app"), &app);
+    common::copy_tree(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/micro-app"), &app);
     let deployment = app.join("k8s/deployment.yaml");
     let text = std::fs::read_to_string(&deployment).unwrap();
     let text = format!(
@@ -219,18 +205,9 @@ fn kustomize_output_is_annotated_on_the_source_files_line() {
     let text = std::fs::read_to_string(&kustomization).unwrap();
     std::fs::write(&kustomization, format!("{text}namePrefix: shop-\n")).unwrap();
 
-    let rendered = Command::new(tool("kubectl"))
-        .arg("kustomize")
-        .arg(&app)
-        .output()
-        .unwrap();
-    assert!(
-        rendered.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rendered.stderr)
-    );
+    let rendered = run(Command::new(tool("kubectl")).arg("kustomize").arg(&app));
     let manifests = dir.path().join("manifests.yaml");
-    std::fs::write(&manifests, &rendered.stdout).unwrap();
+    std::fs::write(&manifests, rendered).unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args([
             "check",

@@ -18,6 +18,7 @@ use portcullis::images::pull_secrets::PullSecrets;
 use portcullis::inventory::InventorySync;
 use portcullis::namespaces::{KubeNamespaces, NamespaceLabels};
 use portcullis::policy::Source;
+use portcullis::server::AppState;
 
 /// Polls `condition`, bounded to 20 s.
 async fn eventually<F: std::future::Future<Output = bool>>(what: &str, condition: impl Fn() -> F) {
@@ -85,39 +86,47 @@ async fn namespace_levels_come_from_a_cached_watch_of_the_cluster() {
     );
 }
 
+/// A `kubernetes.io/dockerconfigjson` Secret `name` in team-a with the private registry's login,
+/// written for `server`.
+fn pull_secret(cluster: &ControlPlane, name: &str, server: &str) {
+    cluster.kubectl(&[
+        "create",
+        "secret",
+        "docker-registry",
+        name,
+        "--namespace=team-a",
+        &format!("--docker-server={server}"),
+        &format!("--docker-username={PRIVATE_USER}"),
+        &format!("--docker-password={PRIVATE_PASSWORD}"),
+    ]);
+}
+
+/// The webhook's state verifying the private registry's images (team-a at risk level low),
+/// reading workloads' pull secrets from `cluster` as a user of the API (not the process-wide
+/// KUBECONFIG of another test).
+async fn reading_pull_secrets(cluster: &ControlPlane, private: &PrivateRegistry) -> AppState {
+    let pull_secrets = Arc::new(PullSecrets::new(cluster.client().await));
+    let settings = settings(&private.config("imagePullSecrets: true"));
+    let policies = portcullis::admission::setup::load_policies(&Source::Embedded, &settings).unwrap();
+    portcullis::server::app_state_with(
+        &settings,
+        policies,
+        namespaces(&[("team-a", "low")]),
+        Some(pull_secrets),
+    )
+    .unwrap()
+}
+
 #[tokio::test]
 async fn image_pull_secrets_are_read_from_the_cluster_and_used_for_their_registry_only() {
     let cluster = ControlPlane::start();
     let dir = tempfile::tempdir().unwrap();
     let private = PrivateRegistry::start(dir.path());
     cluster.kubectl(&["create", "namespace", "team-a"]);
-    let secret = |name: &str, server: &str| {
-        cluster.kubectl(&[
-            "create",
-            "secret",
-            "docker-registry",
-            name,
-            "--namespace=team-a",
-            &format!("--docker-server={server}"),
-            &format!("--docker-username={PRIVATE_USER}"),
-            &format!("--docker-password={PRIVATE_PASSWORD}"),
-        ]);
-    };
-    secret("private-registry", &private.registry);
+    pull_secret(&cluster, "private-registry", &private.registry);
     // The right login, written for another host: never sent to this registry.
-    secret("other-registry", "registry.example.com");
-    // Read as a user of the API (not the process-wide KUBECONFIG of the other test).
-    let pull_secrets = Arc::new(PullSecrets::new(cluster.client().await));
-
-    let settings = settings(&private.config("imagePullSecrets: true"));
-    let policies = portcullis::admission::setup::load_policies(&Source::Embedded, &settings).unwrap();
-    let state = portcullis::server::app_state_with(
-        &settings,
-        policies,
-        namespaces(&[("team-a", "low")]),
-        Some(pull_secrets),
-    )
-    .unwrap();
+    pull_secret(&cluster, "other-registry", "registry.example.com");
+    let state = reading_pull_secrets(&cluster, &private).await;
     let decide_with = |secrets: &[&str]| {
         let mut request = pod_request(&[&private.image]);
         request["object"]["spec"]["imagePullSecrets"] = secrets.iter().map(|name| json!({"name": name})).collect();
@@ -270,16 +279,7 @@ async fn a_pod_spec_without_pull_secrets_uses_its_service_accounts_as_the_kubele
     let dir = tempfile::tempdir().unwrap();
     let private = PrivateRegistry::start(dir.path());
     cluster.kubectl(&["create", "namespace", "team-a"]);
-    cluster.kubectl(&[
-        "create",
-        "secret",
-        "docker-registry",
-        "private-registry",
-        "--namespace=team-a",
-        &format!("--docker-server={}", private.registry),
-        &format!("--docker-username={PRIVATE_USER}"),
-        &format!("--docker-password={PRIVATE_PASSWORD}"),
-    ]);
+    pull_secret(&cluster, "private-registry", &private.registry);
     cluster.kubectl(&["create", "serviceaccount", "builder", "--namespace=team-a"]);
     cluster.kubectl(&[
         "patch",
@@ -289,16 +289,7 @@ async fn a_pod_spec_without_pull_secrets_uses_its_service_accounts_as_the_kubele
         "-p",
         r#"{"imagePullSecrets": [{"name": "private-registry"}]}"#,
     ]);
-    let pull_secrets = Arc::new(PullSecrets::new(cluster.client().await));
-    let settings = settings(&private.config("imagePullSecrets: true"));
-    let policies = portcullis::admission::setup::load_policies(&Source::Embedded, &settings).unwrap();
-    let state = portcullis::server::app_state_with(
-        &settings,
-        policies,
-        namespaces(&[("team-a", "low")]),
-        Some(pull_secrets),
-    )
-    .unwrap();
+    let state = reading_pull_secrets(&cluster, &private).await;
     // A Deployment: its pod template has no pull secrets (the apiserver adds the
     // ServiceAccount's to Pods only), and its pods will pull with the ServiceAccount's.
     let decide = |account: Option<&str>, secrets: &[&str]| {

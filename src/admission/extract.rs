@@ -7,12 +7,8 @@ use crate::workload::workload_kind;
 
 /// The `imagePullSecrets` names of the reviewed object's pod spec, in order.
 pub fn pull_secret_names(request: &impl Document) -> Vec<String> {
-    let kind = match request.text_of("subResource") {
-        Some("ephemeralcontainers") => "Pod",
-        _ => object_kind(request),
-    };
-    let spec = pod_spec_location(kind).and_then(|(pointer, _)| request.field("object")?.at(pointer));
-    spec.and_then(|spec| spec.field("imagePullSecrets"))
+    pod_spec(request)
+        .and_then(|spec| spec.field("imagePullSecrets"))
         .and_then(|secrets| secrets.items())
         .into_iter()
         .flatten()
@@ -26,17 +22,22 @@ pub fn pull_secret_names(request: &impl Document) -> Vec<String> {
 /// `serviceAccount`), else `default`, as the apiserver fills it in; empty for a kind without
 /// a pod spec.
 pub fn service_account_name(request: &impl Document) -> String {
-    let kind = match request.text_of("subResource") {
-        Some("ephemeralcontainers") => "Pod",
-        _ => object_kind(request),
-    };
-    let Some(spec) = pod_spec_location(kind).and_then(|(pointer, _)| request.field("object")?.at(pointer)) else {
+    let Some(spec) = pod_spec(request) else {
         return String::new();
     };
     let named = spec
         .text_of("serviceAccountName")
         .or_else(|| spec.text_of("serviceAccount"));
     named.filter(|name| !name.is_empty()).unwrap_or("default").to_string()
+}
+
+/// The reviewed object's pod spec (the Pod's, for an `ephemeralcontainers` request).
+fn pod_spec<D: Document>(request: &D) -> Option<&D> {
+    let kind = match request.text_of("subResource") {
+        Some("ephemeralcontainers") => "Pod",
+        _ => object_kind(request),
+    };
+    pod_spec_location(kind).and_then(|(pointer, _)| request.field("object")?.at(pointer))
 }
 
 /// Where the pod spec lives in each kind, as a JSON pointer and the matching field path.

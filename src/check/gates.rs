@@ -33,17 +33,15 @@ pub fn policies_at(
     verifying: bool,
     level: RiskLevel,
 ) -> Vec<PolicyAt> {
-    let constraints = set.constraints();
+    let constraint_actions: BTreeMap<String, Enforcement> =
+        set.constraints().iter().map(|c| (c.id(), c.enforcement)).collect();
     set.policies()
         .iter()
         .filter(|policy| policy.levels.applies_at(level))
         .filter(|policy| verifying || !policy.metadata.requires_verification)
         .map(|policy| {
             let own = match policy.kind {
-                PolicyKind::Constraint => constraints
-                    .iter()
-                    .find(|c| c.id() == policy.id)
-                    .map_or(Enforcement::Deny, |c| c.enforcement),
+                PolicyKind::Constraint => constraint_actions.get(&policy.id).copied().unwrap_or(Enforcement::Deny),
                 PolicyKind::Native if !policy.has_deny || policy.levels.warns.contains(&level) => Enforcement::Warn,
                 PolicyKind::Native => Enforcement::Deny,
             };

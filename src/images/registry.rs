@@ -552,6 +552,20 @@ fn internal_address(host: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// A client allowed registry.example.com only, with no credentials.
+    fn example_registry() -> Registry {
+        let allow = AllowList::new(&["registry.example.com".into()]);
+        Registry::new(
+            allow,
+            vec![],
+            Credentials::default(),
+            Duration::from_secs(1),
+            &Default::default(),
+            None,
+        )
+        .unwrap()
+    }
+
     #[test]
     fn internal_addresses() {
         for host in [
@@ -574,15 +588,7 @@ mod tests {
 
     #[tokio::test]
     async fn images_outside_the_allow_list_are_never_contacted() {
-        let registry = Registry::new(
-            AllowList::new(&["registry.example.com".into()]),
-            vec![],
-            Credentials::default(),
-            Duration::from_secs(1),
-            &Default::default(),
-            None,
-        )
-        .unwrap();
+        let registry = example_registry();
         let image = ImageReference::parse("evil.io/miner:1").unwrap();
         assert_eq!(
             registry.manifest(&image, "1").await,
@@ -631,15 +637,7 @@ mod tests {
 
     #[test]
     fn a_token_belongs_to_its_repository_and_credential() {
-        let registry = Registry::new(
-            AllowList::new(&["registry.example.com".into()]),
-            vec![],
-            Credentials::default(),
-            Duration::from_secs(1),
-            &Default::default(),
-            None,
-        )
-        .unwrap();
+        let registry = example_registry();
         let login = |password: &str| {
             let config =
                 format!(r#"{{"auths": {{"registry.example.com": {{"username": "ci", "password": "{password}"}}}}}}"#);

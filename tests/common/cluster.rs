@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use super::lab::tool;
+use super::lab::{run, tool};
 
 pub struct ControlPlane {
     dir: tempfile::TempDir,
@@ -116,22 +116,13 @@ impl ControlPlane {
     /// for objects.
     pub fn install_exception_crd(&self) {
         let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/portcullis");
-        let rendered = Command::new(tool("helm"))
-            .args([
-                "template",
-                "portcullis",
-                chart,
-                "--show-only",
-                "templates/exceptions.yaml",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            rendered.status.success(),
-            "{}",
-            String::from_utf8_lossy(&rendered.stderr)
-        );
-        let text = String::from_utf8(rendered.stdout).unwrap();
+        let text = run(Command::new(tool("helm")).args([
+            "template",
+            "portcullis",
+            chart,
+            "--show-only",
+            "templates/exceptions.yaml",
+        ]));
         let crd = text
             .split("\n---")
             .find(|document| document.contains("kind: CustomResourceDefinition"))

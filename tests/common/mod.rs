@@ -26,6 +26,21 @@ pub use lab::Service;
 #[allow(unused_imports)] // Used by the tests that wait, not by every test.
 pub use poll::{poll, poll_async, try_poll, try_poll_async};
 
+/// Copies `from` into `to`, directories and all (a policy library portcullis polls, an example
+/// a test changes).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
 /// The config most tests use: the example registry allowed, everything else default.
 pub const CONFIG: &str = "images: { registries: { allow: [registry.example.com, ghcr.io/acme] } }\n";
 

@@ -150,20 +150,6 @@ impl Portcullis {
     }
 }
 
-/// Copies the repository's policy library into `dest` (a library portcullis polls).
-pub fn copy_library(source: &Path, dest: &Path) {
-    std::fs::create_dir_all(dest).unwrap();
-    for entry in std::fs::read_dir(source).unwrap() {
-        let entry = entry.unwrap();
-        let target = dest.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_library(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// The PolicyException `live_portcullis` reads from its cluster: it excuses the host-path Pod
 /// `excused-dind` of team-a and expires in three days (so the expiry alert fires).
 fn exception() -> Value {
@@ -182,7 +168,7 @@ pub fn live_portcullis(dir: &Path, cluster: &ControlPlane) -> (Portcullis, Strin
     let created = cluster.kubectl_output(&["apply", "-f", "-"], Some(exception().to_string().as_bytes()));
     assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
     let library = dir.join("policies");
-    copy_library(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"), &library);
+    super::copy_tree(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"), &library);
     let key = rcgen::KeyPair::generate().unwrap();
     let key_path = dir.join("cosign.pub");
     std::fs::write(&key_path, key.public_key_pem()).unwrap();
@@ -247,7 +233,7 @@ logging: {{ format: json }}
 /// library, serving its metrics on the returned port (waited for).
 pub fn start_audit(dir: &Path, kubeconfig: &Path, interval: &str) -> (Service, u16) {
     let library = dir.join("audit-policies");
-    copy_library(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"), &library);
+    super::copy_tree(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"), &library);
     let port = super::lab::pick_port();
     let config = dir.join("audit.yaml");
     std::fs::write(
