@@ -185,15 +185,26 @@ fn collect(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<String>) {
 fn read_file(file: &Path) -> Result<Vec<Document>, String> {
     let name = file.display().to_string();
     let text = std::fs::read_to_string(file).map_err(|e| format!("{name}: {e}"))?;
+    read_documents(&name, &text)
+}
+
+/// The documents of one file's text (`name` is where they are said to come from): YAML or
+/// JSON, several documents, Lists, AdmissionReviews.
+pub fn read_text(name: &str, text: &str) -> Result<Vec<Document>, InputErrors> {
+    read_documents(name, text).map_err(|error| InputErrors(vec![error]))
+}
+
+fn read_documents(name: &str, text: &str) -> Result<Vec<Document>, String> {
+    let name = name.to_string();
     let mut values = Vec::new();
-    for (index, document) in yaml_serde::Deserializer::from_str(&text).enumerate() {
+    for (index, document) in yaml_serde::Deserializer::from_str(text).enumerate() {
         let value = <Value as serde::Deserialize>::deserialize(document)
             .map_err(|e| format!("{name}: document {}: {e}", index + 1))?;
         values.push((index, value));
     }
     // Lines only when both readers see the same documents; a finding then never points at
     // another object's line.
-    let lines = lines::document_lines(&text).filter(|lines| lines.len() == values.len());
+    let lines = lines::document_lines(text).filter(|lines| lines.len() == values.len());
     let many = values.len() > 1;
     let mut documents = Vec::new();
     for (index, value) in values {

@@ -12,9 +12,7 @@ use sigstore::cosign::bundle::Bundle;
 use sigstore::cosign::signature_layers::CertificateSignature;
 use sigstore::crypto::Signature;
 
-use super::envelope::{
-    certificate_identity, manifest_layers, pre_authentication_encoding, signed_with_a_key, statement_is_about,
-};
+use super::envelope::{certificate_identity, manifest_layers, signed_with_a_key, statement_is_about, Envelope};
 use super::facts::Attestation;
 use super::reference::ImageReference;
 use super::registry::{Lookup, Registry, RegistryError};
@@ -50,6 +48,7 @@ pub async fn attestations(
         .iter()
         .zip(envelopes)
         .filter_map(|(layer, envelope)| {
+            let envelope: Value = serde_json::from_slice(&envelope).ok()?;
             let keyless = KeylessMaterial::verified(client, &layer.annotations);
             check_envelope(&envelope, digest, entry, keyless.as_ref())
         })
@@ -70,7 +69,6 @@ pub fn from_bundles(
         .iter()
         .filter_map(|(layer_digest, bundle)| {
             let parsed: Value = serde_json::from_slice(bundle).ok()?;
-            let envelope = serde_json::to_vec(&parsed["dsseEnvelope"]).ok()?;
             let keyless = if signed_with_a_key(&parsed) {
                 None
             } else {
@@ -83,7 +81,7 @@ pub fn from_bundles(
                     log: LogProof::CheckedByCrate,
                 })
             };
-            check_envelope(&envelope, digest, entry, keyless.as_ref())
+            check_envelope(&parsed["dsseEnvelope"], digest, entry, keyless.as_ref())
         })
         .collect()
 }
@@ -174,18 +172,13 @@ impl KeylessMaterial {
 
 /// Verifies one DSSE envelope. None when it is not an attestation of a type the entry asks about.
 fn check_envelope(
-    envelope: &[u8],
+    envelope: &Value,
     digest: &str,
     entry: &TrustEntry,
     keyless: Option<&KeylessMaterial>,
 ) -> Option<Attestation> {
-    let envelope: Value = serde_json::from_slice(envelope).ok()?;
-    let payload_type = envelope["payloadType"].as_str()?;
-    let payload = base64::engine::general_purpose::STANDARD
-        .decode(envelope["payload"].as_str()?)
-        .ok()?;
-    let statement: Value = serde_json::from_slice(&payload).ok()?;
-    let predicate_type = statement["predicateType"].as_str()?.to_string();
+    let envelope = Envelope::read(envelope)?;
+    let predicate_type = envelope.predicate_type()?.to_string();
     // An entry that lists attestation types considers only those; one that lists none, all.
     let wanted = entry.attestations.is_empty()
         || entry
@@ -201,20 +194,11 @@ fn check_envelope(
         verified: false,
         predicate: Value::Null,
     };
-    if !statement_is_about(&statement, digest) {
+    if !statement_is_about(&envelope.statement, digest) {
         return Some(unverified);
     }
-    let pae = pre_authentication_encoding(payload_type, &payload);
-    let signatures: Vec<Vec<u8>> = envelope["signatures"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| {
-            base64::engine::general_purpose::STANDARD
-                .decode(s["sig"].as_str()?)
-                .ok()
-        })
-        .collect();
+    let pae = envelope.signed_bytes();
+    let signatures = envelope.decoded_signatures();
     let signer = entry.authorities.iter().find(|authority| match &authority.kind {
         AuthorityKind::Key { key, .. } => signatures
             .iter()
@@ -230,13 +214,13 @@ fn check_envelope(
                         .verify_signature(Signature::Raw(sig), &pae)
                         .is_ok()
                 })
-                && material.logs(&payload, &signatures)
+                && material.logs(&envelope.payload, &signatures)
         }),
     });
     let Some(signer) = signer else {
         return Some(unverified);
     };
-    let predicate = statement.get("predicate").cloned().unwrap_or(Value::Null);
+    let predicate = envelope.statement.get("predicate").cloned().unwrap_or(Value::Null);
     let bounded = if predicate.to_string().len() <= MAX_PREDICATE_BYTES {
         predicate
     } else {
@@ -248,17 +232,4 @@ fn check_envelope(
         verified: true,
         predicate: bounded,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pae_matches_the_dsse_spec() {
-        assert_eq!(
-            pre_authentication_encoding("http://example.com/HelloWorld", b"hello world"),
-            b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
-        );
-    }
 }

@@ -1,13 +1,109 @@
-//! DSSE envelopes, in-toto statements, cosign bundles and signature manifests: the formats
-//! that signatures and attestations share, read here once.
+//! DSSE envelopes, in-toto statements, cosign bundles, signature manifests and referrers
+//! indexes: the formats that signatures and attestations share, read here once. Everything here
+//! reads bytes a registry served, so nothing here trusts them: a digest is taken only in the one
+//! accepted form, and what does not read is skipped, never an error that stops the others.
 
 use std::collections::BTreeMap;
 
+use base64::Engine as _;
 use serde_json::Value;
 use sigstore::cosign::signature_layers::{CertificateSignature, CertificateSubject};
 
+use super::reference::is_sha256_digest;
+
 /// The media type of a `.sig` manifest's layers: cosign's simple signing payload.
 pub const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+/// The media type of a Sigstore bundle layer (cosign's new bundle format, in the referrers).
+pub const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+/// The artifact type some registries index a bundle under.
+const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+/// The predicate type of the statement `cosign sign` puts in a bundle.
+const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
+
+const BASE64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// A DSSE envelope of an in-toto statement, as cosign writes attestations and signing bundles.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    pub payload_type: String,
+    /// The decoded payload: what the signatures cover (through the PAE).
+    pub payload: Vec<u8>,
+    /// The payload read as an in-toto statement.
+    pub statement: Value,
+    /// The signatures as written (base64).
+    pub signatures: Vec<String>,
+}
+
+impl Envelope {
+    /// Reads an envelope; None when it is not one (no payload type, or a payload that is not
+    /// base64 of a JSON statement).
+    pub fn read(envelope: &Value) -> Option<Envelope> {
+        let payload_type = envelope["payloadType"].as_str()?.to_string();
+        let (payload, statement) = payload_statement(envelope)?;
+        let signatures = envelope["signatures"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["sig"].as_str().map(str::to_string))
+            .collect();
+        Some(Envelope {
+            payload_type,
+            payload,
+            statement,
+            signatures,
+        })
+    }
+
+    /// The statement's predicate type, if it names one.
+    pub fn predicate_type(&self) -> Option<&str> {
+        self.statement["predicateType"].as_str()
+    }
+
+    /// What the signatures sign: the PAE of the payload type and payload.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        pre_authentication_encoding(&self.payload_type, &self.payload)
+    }
+
+    /// The signatures that are base64, decoded.
+    pub fn decoded_signatures(&self) -> Vec<Vec<u8>> {
+        self.signatures.iter().filter_map(|s| BASE64.decode(s).ok()).collect()
+    }
+}
+
+/// An envelope's payload, decoded, and read as JSON.
+fn payload_statement(envelope: &Value) -> Option<(Vec<u8>, Value)> {
+    let payload = BASE64.decode(envelope["payload"].as_str()?).ok()?;
+    let statement = serde_json::from_slice(&payload).ok()?;
+    Some((payload, statement))
+}
+
+/// The Sigstore bundle, parsed, when it holds a signature: cosign's signing statement in a DSSE
+/// envelope. Attestations (an SBOM, a provenance) are not signatures.
+pub fn signing_bundle(bundle: &[u8]) -> Option<Value> {
+    let parsed: Value = serde_json::from_slice(bundle).ok()?;
+    let (_, statement) = payload_statement(&parsed["dsseEnvelope"])?;
+    (statement["predicateType"] == COSIGN_SIGN_PREDICATE).then_some(parsed)
+}
+
+/// The manifests a referrers index lists that may hold Sigstore bundles, at most `max`.
+/// Registries differ in the artifact type they index a bundle under (cosign's, none, or the
+/// empty type); the layer media type decides later.
+pub fn bundle_referrers(index: &[u8], max: usize) -> Vec<String> {
+    let index: Value = serde_json::from_slice(index).unwrap_or_default();
+    index["manifests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| {
+            m["artifactType"]
+                .as_str()
+                .is_none_or(|t| t == EMPTY_MEDIA_TYPE || t.starts_with("application/vnd.dev.sigstore.bundle"))
+        })
+        .filter_map(|m| m["digest"].as_str().filter(|d| is_sha256_digest(d)))
+        .take(max)
+        .map(str::to_string)
+        .collect()
+}
 
 /// Whether an in-toto statement names `digest` (sha256) among its subjects.
 pub fn statement_is_about(statement: &Value, digest: &str) -> bool {
@@ -46,7 +142,8 @@ pub struct Layer {
     pub annotations: BTreeMap<String, String>,
 }
 
-/// The layers of `media_type` in an image manifest, at most `max`.
+/// The layers of `media_type` in an image manifest, at most `max`; a layer whose digest is not
+/// one is skipped.
 pub fn manifest_layers(manifest: &[u8], media_type: &str, max: usize) -> Vec<Layer> {
     let manifest: Value = serde_json::from_slice(manifest).unwrap_or_default();
     manifest["layers"]
@@ -62,7 +159,7 @@ pub fn manifest_layers(manifest: &[u8], media_type: &str, max: usize) -> Vec<Lay
                 .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_string())))
                 .collect();
             Some(Layer {
-                digest: layer["digest"].as_str()?.to_string(),
+                digest: layer["digest"].as_str().filter(|d| is_sha256_digest(d))?.to_string(),
                 annotations,
             })
         })
@@ -73,21 +170,89 @@ pub fn manifest_layers(manifest: &[u8], media_type: &str, max: usize) -> Vec<Lay
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn digest(c: char) -> String {
+        format!("sha256:{}", c.to_string().repeat(64))
+    }
 
     #[test]
-    fn only_layers_of_the_asked_type_are_read_and_at_most_max() {
-        let manifest = serde_json::json!({
+    fn only_layers_of_the_asked_type_with_a_digest_are_read_and_at_most_max() {
+        let manifest = json!({
             "layers": [
-                {"mediaType": SIMPLE_SIGNING_MEDIA_TYPE, "digest": "sha256:a", "annotations": {"dev.cosignproject.cosign/signature": "sig"}},
-                {"mediaType": "application/octet-stream", "digest": "sha256:b"},
-                {"mediaType": SIMPLE_SIGNING_MEDIA_TYPE, "digest": "sha256:c"},
-                {"mediaType": SIMPLE_SIGNING_MEDIA_TYPE, "digest": "sha256:d"},
+                {"mediaType": SIMPLE_SIGNING_MEDIA_TYPE, "digest": digest('a'), "annotations": {"dev.cosignproject.cosign/signature": "sig"}},
+                {"mediaType": "application/octet-stream", "digest": digest('b')},
+                {"mediaType": SIMPLE_SIGNING_MEDIA_TYPE, "digest": "sha256:../../other/manifests/latest"},
+                {"mediaType": SIMPLE_SIGNING_MEDIA_TYPE, "digest": digest('c')},
+                {"mediaType": SIMPLE_SIGNING_MEDIA_TYPE, "digest": digest('d')},
             ]
         });
         let layers = manifest_layers(manifest.to_string().as_bytes(), SIMPLE_SIGNING_MEDIA_TYPE, 2);
         let digests: Vec<&str> = layers.iter().map(|l| l.digest.as_str()).collect();
-        assert_eq!(digests, ["sha256:a", "sha256:c"]);
+        assert_eq!(digests, [digest('a'), digest('c')]);
         assert_eq!(layers[0].annotations["dev.cosignproject.cosign/signature"], "sig");
         assert!(manifest_layers(b"not json", SIMPLE_SIGNING_MEDIA_TYPE, 2).is_empty());
+    }
+
+    #[test]
+    fn referrers_are_bundle_manifests_with_a_digest() {
+        let index = json!({"manifests": [
+            {"artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json", "digest": digest('a')},
+            {"artifactType": "application/spdx+json", "digest": digest('b')},
+            {"digest": digest('c')},
+            {"artifactType": EMPTY_MEDIA_TYPE, "digest": "sha256:C".to_string() + &"0".repeat(63)},
+            {"artifactType": EMPTY_MEDIA_TYPE, "digest": digest('d')},
+        ]});
+        let index = index.to_string();
+        assert_eq!(
+            bundle_referrers(index.as_bytes(), 5),
+            [digest('a'), digest('c'), digest('d')]
+        );
+        assert_eq!(bundle_referrers(index.as_bytes(), 1), [digest('a')]);
+        assert!(bundle_referrers(b"{\"manifests\": 1}", 5).is_empty());
+        assert!(bundle_referrers(b"\xff", 5).is_empty());
+    }
+
+    #[test]
+    fn pae_matches_the_dsse_spec() {
+        assert_eq!(
+            pre_authentication_encoding("http://example.com/HelloWorld", b"hello world"),
+            b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
+        );
+    }
+
+    #[test]
+    fn an_envelope_is_read_with_its_statement_and_signatures() {
+        let statement =
+            json!({"predicateType": "https://cyclonedx.org/bom", "subject": [{"digest": {"sha256": "ab"}}]});
+        let payload = BASE64.encode(statement.to_string());
+        let envelope = json!({"payloadType": "application/vnd.in-toto+json", "payload": payload,
+            "signatures": [{"sig": BASE64.encode(b"one")}, {"keyid": "no sig"}, {"sig": "not base64!"}]});
+        let read = Envelope::read(&envelope).unwrap();
+        assert_eq!(read.predicate_type(), Some("https://cyclonedx.org/bom"));
+        assert!(statement_is_about(&read.statement, "sha256:ab"));
+        assert_eq!(read.signatures.len(), 2);
+        assert_eq!(read.decoded_signatures(), [b"one".to_vec()]);
+        assert!(read
+            .signed_bytes()
+            .starts_with(b"DSSEv1 28 application/vnd.in-toto+json "));
+        for broken in [
+            json!({"payload": payload}),
+            json!({"payloadType": "t", "payload": "not base64!"}),
+            json!({"payloadType": "t", "payload": BASE64.encode("not json")}),
+        ] {
+            assert_eq!(Envelope::read(&broken), None, "{broken}");
+        }
+    }
+
+    #[test]
+    fn a_signing_bundle_holds_cosigns_signing_statement() {
+        let bundle = |predicate: &str| {
+            let statement = json!({"predicateType": predicate});
+            json!({"dsseEnvelope": {"payload": BASE64.encode(statement.to_string())}}).to_string()
+        };
+        assert!(signing_bundle(bundle(COSIGN_SIGN_PREDICATE).as_bytes()).is_some());
+        assert!(signing_bundle(bundle("https://cyclonedx.org/bom").as_bytes()).is_none());
+        assert!(signing_bundle(b"[]").is_none());
     }
 }

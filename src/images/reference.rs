@@ -356,7 +356,9 @@ fn check_tag(tag: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn is_sha256_digest(digest: &str) -> bool {
+/// Whether `digest` is `sha256:` followed by 64 lowercase hex characters: the only digest form
+/// portcullis accepts, from a reference, a registry's manifest or a referrers index alike.
+pub fn is_sha256_digest(digest: &str) -> bool {
     digest
         .strip_prefix(DIGEST_ALGORITHM)
         .is_some_and(|hex| hex.len() == DIGEST_HEX_LENGTH && hex.bytes().all(is_lower_hex))

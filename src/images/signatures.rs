@@ -10,22 +10,18 @@
 //!   certificate) is checked here like a key-signed attestation: its statement must be about
 //!   this digest, and the key authorities verify the signature.
 
-use base64::Engine as _;
 use serde_json::Value;
 use sigstore::cosign::payload::SimpleSigning;
 use sigstore::cosign::{Client, SignatureLayer};
 use sigstore::registry::OciReference;
 
 use super::envelope::{
-    manifest_layers, pre_authentication_encoding, signed_with_a_key, statement_is_about, SIMPLE_SIGNING_MEDIA_TYPE,
+    bundle_referrers, manifest_layers, signed_with_a_key, signing_bundle, statement_is_about, Envelope,
+    BUNDLE_MEDIA_TYPE, SIMPLE_SIGNING_MEDIA_TYPE,
 };
 use super::reference::ImageReference;
 use super::registry::{Lookup, Registry, RegistryError};
 
-const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
-const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
-/// The predicate type of the statement `cosign sign` puts in a bundle.
-const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
 /// A signature payload or bundle is a few KiB; anything near this is not one.
 const MAX_SIGNATURE_BYTES: usize = 1024 * 1024;
 
@@ -117,25 +113,11 @@ impl Reading<'_> {
         let Some(index) = self.registry.referrers(self.image, self.digest).await? else {
             return Ok(Signatures::default());
         };
-        let index: Value = serde_json::from_slice(&index).unwrap_or_default();
-        let manifests: Vec<&str> = index["manifests"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            // Registries differ in the artifact type they index for a bundle (cosign's, none, or the
-            // empty type); the layer media type decides below.
-            .filter(|m| {
-                m["artifactType"]
-                    .as_str()
-                    .is_none_or(|t| t == EMPTY_MEDIA_TYPE || t.starts_with("application/vnd.dev.sigstore.bundle"))
-            })
-            .filter_map(|m| m["digest"].as_str())
-            .take(self.max)
-            .collect();
+        let manifests = bundle_referrers(&index, self.max);
         let source = oci_reference(self.image, self.digest);
         let mut found = Signatures::default();
         for manifest in manifests {
-            let Lookup::Found { body, .. } = self.registry.manifest(self.image, manifest).await? else {
+            let Lookup::Found { body, .. } = self.registry.manifest(self.image, &manifest).await? else {
                 continue;
             };
             for layer in manifest_layers(&body, BUNDLE_MEDIA_TYPE, self.max) {
@@ -160,37 +142,40 @@ impl Reading<'_> {
 
 /// `image@digest` as the crate addresses it: built from its parts, never parsed (parsing
 /// compiles a large regular expression, tens of milliseconds once per process).
-pub(super) fn oci_reference(image: &ImageReference, digest: &str) -> OciReference {
+pub fn oci_reference(image: &ImageReference, digest: &str) -> OciReference {
     OciReference::with_digest(image.registry.clone(), image.repository.clone(), digest.to_string())
 }
 
-/// The bundle, parsed, when it holds a signature: cosign's signing statement in a DSSE
-/// envelope. Attestations (an SBOM, a provenance) are not signatures.
-fn signing_bundle(bundle: &[u8]) -> Option<Value> {
-    let parsed: Value = serde_json::from_slice(bundle).ok()?;
-    let payload = base64::engine::general_purpose::STANDARD
-        .decode(parsed["dsseEnvelope"]["payload"].as_str()?)
-        .ok()?;
-    let statement: Value = serde_json::from_slice(&payload).ok()?;
-    (statement["predicateType"] == COSIGN_SIGN_PREDICATE).then_some(parsed)
+/// Why a signing bundle is no signature of the digest (logged at debug; the image is then
+/// signed by nobody this bundle could prove).
+#[derive(Debug, thiserror::Error)]
+pub enum BundleRejected {
+    #[error("no DSSE envelope of an in-toto statement")]
+    NoEnvelope,
+    #[error("no DSSE signature")]
+    NoSignature,
+    #[error("the signed statement is not about {0}")]
+    OtherDigest(String),
+    #[error("the sigstore crate refused it: {0}")]
+    Refused(#[source] sigstore::errors::SigstoreError),
 }
 
-/// A signing bundle as a signature of `digest`: checked by the crate when it holds a
-/// certificate, here when it was signed with a key.
-fn bundle_signature(
+/// A signing bundle (as [`signing_bundle`] read it from `bundle`) as a signature of `digest`:
+/// checked by the crate when it holds a certificate, here when it was signed with a key.
+pub fn bundle_signature(
     client: &Client,
     parsed: &Value,
     bundle: &[u8],
     layer_digest: &str,
     digest: &str,
     source: &OciReference,
-) -> Result<SignatureLayer, String> {
+) -> Result<SignatureLayer, BundleRejected> {
     if signed_with_a_key(parsed) {
         key_signed_bundle(parsed, layer_digest, digest, source)
     } else {
         client
             .bundle_signature_layer(bundle, layer_digest, digest, source)
-            .map_err(|e| e.to_string())
+            .map_err(BundleRejected::Refused)
     }
 }
 
@@ -201,21 +186,11 @@ fn key_signed_bundle(
     layer_digest: &str,
     digest: &str,
     source: &OciReference,
-) -> Result<SignatureLayer, String> {
-    let base64 = base64::engine::general_purpose::STANDARD;
-    let envelope = &bundle["dsseEnvelope"];
-    let payload_type = envelope["payloadType"].as_str().ok_or("no DSSE envelope")?;
-    let payload = envelope["payload"]
-        .as_str()
-        .and_then(|p| base64.decode(p).ok())
-        .ok_or("no DSSE payload")?;
-    let signature = envelope["signatures"][0]["sig"]
-        .as_str()
-        .ok_or("no DSSE signature")?
-        .to_string();
-    let statement: Value = serde_json::from_slice(&payload).map_err(|e| format!("not an in-toto statement: {e}"))?;
-    if !statement_is_about(&statement, digest) {
-        return Err(format!("the signed statement is not about {digest}"));
+) -> Result<SignatureLayer, BundleRejected> {
+    let envelope = Envelope::read(&bundle["dsseEnvelope"]).ok_or(BundleRejected::NoEnvelope)?;
+    let signature = envelope.signatures.first().ok_or(BundleRejected::NoSignature)?.clone();
+    if !statement_is_about(&envelope.statement, digest) {
+        return Err(BundleRejected::OtherDigest(digest.to_string()));
     }
     Ok(SignatureLayer {
         simple_signing: SimpleSigning::new(source, digest),
@@ -223,6 +198,6 @@ fn key_signed_bundle(
         certificate_signature: None,
         bundle: None,
         signature: Some(signature),
-        raw_data: pre_authentication_encoding(payload_type, &payload),
+        raw_data: envelope.signed_bytes(),
     })
 }

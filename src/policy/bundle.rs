@@ -170,7 +170,7 @@ impl Bundle {
 /// The ConstraintTemplates and Constraints of a YAML/JSON file. Only a file that mentions
 /// Gatekeeper's API groups is parsed, so unrelated YAML (suites, sample objects, charts) never
 /// stops a library from loading.
-fn gatekeeper_documents(name: &str, text: &str) -> Result<Vec<super::gatekeeper::Document>, BundleError> {
+pub fn gatekeeper_documents(name: &str, text: &str) -> Result<Vec<super::gatekeeper::Document>, BundleError> {
     if !(text.contains("templates.gatekeeper.sh") || text.contains("constraints.gatekeeper.sh")) {
         return Ok(Vec::new());
     }
