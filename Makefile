@@ -4,7 +4,7 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/portcullis/target
 export CARGO_TARGET_DIR
 CARGO ?= cargo
 
-.PHONY: vendor run test fmt lint unit integration test-tiers policy-test chart-check chart-package example-check static-check generate bench build
+.PHONY: vendor run test fmt lint unit integration test-tiers policy-test chart-check chart-package example-check static-check generate bench build fuzz fuzz-smoke
 
 ## The test tiers. Unit: the test binaries that need no tool from scripts/tools.sh (the router
 ## in-process, the TLS server on loopback sockets, the CLI and dashboards against the built binary,
@@ -24,9 +24,9 @@ run: vendor
 	$(CARGO) run --locked --release -- serve --dev --config examples/config/dev.yaml
 
 ## Everything CI checks: formatting, lints, both test tiers, the policy library's own tests, the
-## Helm chart (lint, renders, schema, drift of its generated files), the micro-app example, and
-## the container image's binary.
-test: vendor test-tiers fmt lint unit integration policy-test chart-check example-check static-check
+## Helm chart (lint, renders, schema, drift of its generated files), the micro-app example, the
+## container image's binary, and a few seconds of every fuzz target.
+test: vendor test-tiers fmt lint unit integration policy-test chart-check example-check static-check fuzz-smoke
 
 fmt: vendor
 	$(CARGO) fmt --all -- --check
@@ -73,6 +73,16 @@ static-check: vendor
 ## The chart as published (dist/portcullis-VERSION.tgz): with the report CRDs in crds/.
 chart-package:
 	scripts/chart-check.sh package dist
+
+## The fuzz targets (fuzz/, cargo fuzz on a nightly toolchain; docs/reliability.md): each for
+## FUZZ_SECONDS, growing a corpus kept outside the checkout; fails on a crash or a broken property.
+FUZZ_SECONDS ?= 60
+fuzz: vendor
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+## A few seconds of each fuzz target, for make test (the long campaign is make fuzz).
+fuzz-smoke: vendor
+	scripts/fuzz.sh 5
 
 ## Rewrites the generated files: charts/portcullis/policies/ and deploy/portcullis.yaml.
 generate:

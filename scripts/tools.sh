@@ -36,7 +36,9 @@ PROMETHEUS_VERSION=v0.316.0
 # junitparser (PyPI), each installed once into its own directory.
 SARIF_MULTITOOL_VERSION=5.7.0
 JUNITPARSER_VERSION=5.0.3
-KNOWN="etcd kube-apiserver kubectl cosign crane helm opa gator vegeta registry crds report-crds prometheus promtool sarif-multitool junitparser"
+# The fuzz targets' runner (scripts/fuzz.sh), from crates.io.
+CARGO_FUZZ_VERSION=0.13.2
+KNOWN="etcd kube-apiserver kubectl cosign crane helm opa gator vegeta registry crds report-crds prometheus promtool sarif-multitool junitparser cargo-fuzz"
 
 ROOT=${PORTCULLIS_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/portcullis-tools}
 # Never fetch another toolchain; one module/build cache under ROOT so CI can cache it whole.
@@ -239,6 +241,10 @@ recipe_junitparser() {
   "$1/bin/pip" install --quiet "junitparser==$JUNITPARSER_VERSION"
 }
 
+recipe_cargo_fuzz() {
+  cargo install --locked --quiet --root "$1" --version "$CARGO_FUZZ_VERSION" cargo-fuzz
+}
+
 (($#)) || die "usage: $0 TOOL... (known: $KNOWN)"
 for tool in "$@"; do
   case $tool in
@@ -264,6 +270,7 @@ for tool in "$@"; do
   report-crds) installed report-crds "openreports-$OPENREPORTS_VERSION-kyverno-$KYVERNO_VERSION" "" recipe_report_crds ;;
   sarif-multitool) installed sarif-multitool "$SARIF_MULTITOOL_VERSION" sarif-multitool recipe_sarif_multitool ;;
   junitparser) installed junitparser "$JUNITPARSER_VERSION" bin/python recipe_junitparser ;;
+  cargo-fuzz) installed cargo-fuzz "$CARGO_FUZZ_VERSION" bin/cargo-fuzz recipe_cargo_fuzz ;;
   *) die "unknown tool '$tool' (known: $KNOWN)" ;;
   esac
 done
