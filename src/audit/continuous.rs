@@ -217,8 +217,10 @@ impl Continuous<'_> {
                     let mut fleet = Fleet::new(audited);
                     let took = started.elapsed();
                     let summary = Summary::of(fleet.iter());
-                    state.exporter.completed(&summary, took, SystemTime::now());
+                    // Reports first: a pass counted in the metrics is one whose reports are
+                    // written (what a scrape sees done is done everywhere).
                     let written = self.write(&mut state, &fleet);
+                    state.exporter.completed(&summary, took, SystemTime::now());
                     tracing::info!(
                         objects = summary.objects,
                         denied = summary.denied,
