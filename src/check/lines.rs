@@ -37,6 +37,27 @@ enum Open {
     Sequence { items: bool },
 }
 
+/// Lines as git, editors and CI annotations count them: each ends at a `\n`. YAML also ends a
+/// line at a lone `\r`, so the parser's own line numbers can point past a file's last line.
+struct Newlines(Vec<usize>);
+
+impl Newlines {
+    fn of(text: &str) -> Newlines {
+        Newlines(
+            text.chars()
+                .enumerate()
+                .filter(|(_, c)| *c == '\n')
+                .map(|(i, _)| i)
+                .collect(),
+        )
+    }
+
+    /// The line (1-based) of the character at `index`.
+    fn line_of(&self, index: usize) -> usize {
+        1 + self.0.partition_point(|&newline| newline < index)
+    }
+}
+
 /// Every document of `text` in order, from one walk over its events; `None` when the text does
 /// not scan as YAML (the values' reader reports that).
 fn scan(text: &str) -> Option<Vec<Scanned>> {
@@ -44,11 +65,12 @@ fn scan(text: &str) -> Option<Vec<Scanned>> {
         "" => key.to_string(),
         path => format!("{path}.{key}"),
     };
+    let newlines = Newlines::of(text);
     let mut documents: Vec<Scanned> = Vec::new();
     let mut stack: Vec<Open> = Vec::new();
     for event in Parser::new_from_str(text) {
         let (event, span) = event.ok()?;
-        let line = span.start.line();
+        let line = newlines.line_of(span.start.index());
         match event {
             Event::DocumentStart(_) => documents.push(Scanned::default()),
             Event::MappingEnd | Event::SequenceEnd => {
@@ -175,6 +197,15 @@ mod tests {
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn a_lone_carriage_return_starts_no_line() {
+        // YAML reads "a: 1", "" and "b: 2" here; git, and so a pull request, one line.
+        let text = "a: 1\r\rb: 2\n---\nkind: Pod\n";
+        let lines = document_lines(text).unwrap();
+        assert_eq!(lines.iter().map(|d| d.root).collect::<Vec<_>>(), [Some(1), Some(3)]);
+        assert_eq!(text.lines().count(), 3);
     }
 
     #[test]
