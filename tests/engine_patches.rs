@@ -268,3 +268,27 @@ fn a_whole_package_has_no_key_for_an_undefined_rule() {
         assert_eq!(ours, theirs, "{query}");
     }
 }
+
+#[test]
+fn nested_brackets_read_as_in_opa_when_each_is_parsed_once() {
+    // Before the look-ahead each `{` and `[` parsed its content twice, so 20 levels took
+    // minutes (the gatekeeper_policies fuzz target found it; its seed `nested-braces.yaml`
+    // replays the unclosed case in every fuzz run).
+    let depth = 20;
+    let nested = |open: &str, item: &str, close: &str| format!("{}{item}{}", open.repeat(depth), close.repeat(depth));
+    let module = format!(
+        "package p\nsets := {}\narrays := {}\nmixed := {{x | x := [[1], {{2}}, {}][_]}}\nobjects := {}\n",
+        nested("{", "1", "}"),
+        nested("[", "1", "]"),
+        nested("[{", "3", "}]"),
+        nested("{\"a\": ", "1", "}"),
+    );
+    for query in ["data.p.sets", "data.p.arrays", "data.p.mixed", "data.p.objects"] {
+        let (ours, theirs) = both(&module, query, &[json!({})]);
+        assert_eq!(ours, theirs, "{query}");
+    }
+    let unclosed = format!("package p\nq {{\n  {}true\n}}\n", "{".repeat(depth));
+    let mut engine = regorus::Engine::new();
+    engine.set_rego_v0(true);
+    assert!(engine.add_policy("unclosed.rego".into(), unclosed).is_err());
+}
