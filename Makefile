@@ -30,6 +30,7 @@ test: vendor test-tiers fmt lint unit integration policy-test chart-check exampl
 
 fmt: vendor
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 
 lint: vendor
 	$(CARGO) clippy --locked --all-targets -- -D warnings

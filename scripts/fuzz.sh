@@ -57,7 +57,6 @@ if ((${#TARGETS[@]} == 0)); then
   mapfile -t TARGETS < <(sed -n 's/^name = "\(.*\)"$/\1/p' fuzz/Cargo.toml | grep -v '^portcullis-fuzz$')
 fi
 
-cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 echo "fuzz.sh: building the targets" >&2
 # No sanitizer: portcullis has no unsafe code; debug assertions and overflow checks stay on.
 "${FUZZ[@]}" build --fuzz-dir fuzz --sanitizer none >&2

@@ -9,9 +9,8 @@ use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
 use portcullis::images::envelope::SIMPLE_SIGNING_MEDIA_TYPE;
+use portcullis_fuzz::SIGNED_DIGEST as DIGEST;
 
-/// The image the fixtures' payload was signed for.
-const DIGEST: &str = "sha256:ed0568c906b5a5fcf27664288c93087aeb64bd8dfbb8ffa1dbac5ee471eb65e5";
 const ANNOTATIONS: [&str; 3] = [
     "dev.cosignproject.cosign/signature",
     "dev.sigstore.cosign/certificate",

@@ -111,17 +111,17 @@ pub fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
 }
 
-/// A Pod's CREATE request (a privileged container, labels, an image by tag).
-pub fn pod_review() -> Value {
-    let review: Value = serde_json::from_slice(include_bytes!(
-        "../../tests/fixtures/reviews/policy/pod-privileged.json"
-    ))
-    .expect("the fixture is JSON");
-    review["request"].clone()
-}
-
-/// Every constraint of `set` on `request`, as the webhook evaluates them.
-pub fn evaluate_gatekeeper(set: &GatekeeperSet, request: &Value) {
+/// Every constraint of `set` on a Pod's CREATE request (a privileged container, labels, an image
+/// by tag), as the webhook evaluates them.
+pub fn evaluate_gatekeeper(set: &GatekeeperSet) {
+    static POD: OnceLock<Value> = OnceLock::new();
+    let request = POD.get_or_init(|| {
+        let review: Value = serde_json::from_slice(include_bytes!(
+            "../../tests/fixtures/reviews/policy/pod-privileged.json"
+        ))
+        .expect("the fixture is JSON");
+        review["request"].clone()
+    });
     let context = Context {
         namespace_labels: None,
         facts: &json!({"images": [], "risk_level": "high"}),
