@@ -104,6 +104,8 @@ pub struct AdmissionConfig {
     pub default_timeout: String,
     /// Answer this long before the apiserver's deadline.
     pub deadline_margin: String,
+    /// A review that would wait longer than this for the CPU is shed with a fast denial.
+    pub max_queue_wait: String,
     /// Execution-time limit of one policy evaluation.
     pub policy_timeout: String,
 }
@@ -187,6 +189,7 @@ impl Default for AdmissionConfig {
             max_concurrent_evaluations: 0,
             default_timeout: "10s".into(),
             deadline_margin: "500ms".into(),
+            max_queue_wait: "500ms".into(),
             policy_timeout: "500ms".into(),
         }
     }
@@ -242,6 +245,7 @@ pub struct Settings {
     pub max_concurrent_evaluations: usize,
     pub default_timeout: Duration,
     pub deadline_margin: Duration,
+    pub max_queue_wait: Duration,
     pub policy_timeout: Duration,
     pub policy_dirs: Vec<PathBuf>,
     pub policy_reload_interval: Duration,
@@ -343,6 +347,7 @@ impl Config {
         );
         let default_timeout = dur("admission.defaultTimeout", &self.admission.default_timeout, s(1), s(30));
         let deadline_margin = dur("admission.deadlineMargin", &self.admission.deadline_margin, s(0), s(5));
+        let max_queue_wait = dur("admission.maxQueueWait", &self.admission.max_queue_wait, ms(10), s(30));
         let policy_timeout = dur("admission.policyTimeout", &self.admission.policy_timeout, ms(1), s(30));
         let policy_reload_interval = dur(
             "policies.reloadInterval",
@@ -468,6 +473,7 @@ impl Config {
             },
             default_timeout,
             deadline_margin,
+            max_queue_wait,
             policy_timeout,
             policy_dirs: self.policies.dirs.iter().map(PathBuf::from).collect(),
             policy_reload_interval,

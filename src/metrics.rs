@@ -47,6 +47,14 @@ pub struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+/// Why a review was denied without its policies being evaluated (see [`Metrics::record_shed`]).
+pub const SHED_REASONS: [&str; 3] = ["overloaded", "queue_wait", "deadline"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RegistryLabels {
     /// Only ever an allow-listed registry host: nothing else is contacted.
     pub registry: String,
@@ -245,6 +253,7 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     duration: Histogram,
+    shed: Family<ReasonLabels, Counter>,
     policy_evaluations: Family<PolicyResultLabels, Counter>,
     policy_duration: Family<PolicyLabels, Histogram>,
     policies_loaded: Family<EngineLabels, Gauge>,
@@ -286,6 +295,12 @@ impl Metrics {
             "admission_duration_seconds",
             "Time from request to answer of an admission review",
             duration.clone(),
+        );
+        let shed = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "admission_shed",
+            "Reviews denied without evaluating their policies, by reason: overloaded (the CPU queue was past admission.maxQueueWait when it arrived), queue_wait (it waited admission.maxQueueWait for an evaluation slot), deadline (the admission deadline ran out); each is also counted in admission_requests as a deny",
+            shed.clone(),
         );
         let policy_evaluations = Family::<PolicyResultLabels, Counter>::default();
         registry.register(
@@ -368,6 +383,9 @@ impl Metrics {
         for status in VERIFICATION_STATUSES {
             verifications.get_or_create(&StatusLabels { status }).inc_by(0);
         }
+        for reason in SHED_REASONS {
+            shed.get_or_create(&ReasonLabels { reason }).inc_by(0);
+        }
         for result in [true, false].map(success_label) {
             policy_reloads.get_or_create(&ResultLabels { result }).inc_by(0);
             tls_reloads.get_or_create(&ResultLabels { result }).inc_by(0);
@@ -421,6 +439,7 @@ impl Metrics {
             registry,
             requests,
             duration,
+            shed,
             policy_evaluations,
             policy_duration,
             policies_loaded,
@@ -452,6 +471,11 @@ impl Metrics {
     pub fn record_review(&self, labels: RequestLabels, elapsed: Duration) {
         self.requests.get_or_create(&labels).inc();
         self.duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Records one review denied without its policies: `reason` is one of [`SHED_REASONS`].
+    pub fn record_shed(&self, reason: &'static str) {
+        self.shed.get_or_create(&ReasonLabels { reason }).inc();
     }
 
     /// Records one policy's evaluation in a review: `result` is pass, deny, warn, error or

@@ -338,6 +338,91 @@ async fn a_policy_that_fails_or_overruns_denies_with_its_id() {
     );
 }
 
+/// The overload denial: HTTP 429 in the status the apiserver passes on, and the bound named.
+fn assert_shed(answer: &Value) {
+    assert_eq!(answer["response"]["allowed"], false, "{answer}");
+    assert_eq!(denied_by(answer), ["portcullis.overload"], "{answer}");
+    assert_eq!(answer["response"]["status"]["code"], 429, "{answer}");
+    assert_eq!(answer["response"]["status"]["reason"], "TooManyRequests", "{answer}");
+    let message = answer["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("overloaded (reviews wait more than 50ms for a CPU)"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_that_waits_max_queue_wait_for_a_cpu_is_shed_with_429() {
+    let dir = tempfile::tempdir().unwrap();
+    write_library(dir.path(), &[("slow/policy.rego", ENDLESS)]);
+    // One evaluation at a time, each running to its 400 ms limit: the two reviews behind it
+    // would wait 400 ms and are shed after the 50 ms bound instead.
+    let settings = settings(&format!(
+        "{CONFIG}admission: {{ policyTimeout: 400ms, maxConcurrentEvaluations: 1, maxQueueWait: 50ms }}\n"
+    ));
+    let state = state_with_source(&settings, Source::Dirs(vec![dir.path().to_path_buf()]), &[]);
+    let review = || {
+        post(
+            &state,
+            "/validate?timeout=10s",
+            fixture("reviews/policy/pod-pinned-clean.json"),
+        )
+    };
+    let answers = tokio::join!(review(), review(), review());
+    let answers = [answers.0 .1, answers.1 .1, answers.2 .1];
+    let evaluated: Vec<&Value> = answers.iter().filter(|a| denied_by(a) == ["slow"]).collect();
+    assert_eq!(evaluated.len(), 1, "{answers:?}");
+    assert_eq!(evaluated[0]["response"]["status"]["code"], 403);
+    for answer in answers.iter().filter(|a| denied_by(a) != ["slow"]) {
+        assert_shed(answer);
+    }
+    let (_, metrics) = get(&state, "/metrics").await;
+    for line in [
+        "portcullis_admission_shed_total{reason=\"queue_wait\"} 2",
+        "portcullis_admission_shed_total{reason=\"overloaded\"} 0",
+        "portcullis_admission_requests_total{operation=\"CREATE\",kind=\"Pod\",decision=\"deny\"} 3",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_review_arriving_while_the_cpu_queue_is_past_the_bound_is_shed_at_once() {
+    let settings = settings(&format!("{CONFIG}admission: {{ maxQueueWait: 50ms }}\n"));
+    let state = state_with_source(&settings, Source::Embedded, &[]);
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let probe = tokio::spawn({
+        let pressure = state.pressure.clone();
+        async move { pressure.probe(stop).await }
+    });
+    let review = || {
+        post(
+            &state,
+            "/validate?timeout=10s",
+            fixture("reviews/policy/pod-pinned-clean.json"),
+        )
+    };
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert_eq!(review().await.1["response"]["allowed"], true);
+
+    // The runtime's only thread busy for 120 ms (the clock moves, no task runs), as when one
+    // worker evaluates a queue of reviews: the next review is shed without being evaluated.
+    tokio::time::advance(Duration::from_millis(120)).await;
+    tokio::task::yield_now().await;
+    assert_shed(&review().await.1);
+
+    // The queue gone, the next review is decided again.
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert_eq!(review().await.1["response"]["allowed"], true);
+    let (_, metrics) = get(&state, "/metrics").await;
+    assert!(
+        metrics.contains("portcullis_admission_shed_total{reason=\"overloaded\"} 1"),
+        "{metrics}"
+    );
+    stop_tx.send(true).unwrap();
+    probe.await.unwrap();
+}
+
 #[tokio::test]
 async fn past_the_deadline_it_denies_instead_of_hanging() {
     let dir = tempfile::tempdir().unwrap();

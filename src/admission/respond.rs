@@ -36,6 +36,15 @@ pub fn respond(uid: &str, kind: &str, decision: &Decision) -> Value {
     json!({"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": response})
 }
 
+/// Marks a denial as the server's overload rather than the request's fault: HTTP 429 in the
+/// status the apiserver passes on, so that clients and controllers know a retry may succeed.
+pub fn too_many_requests(answer: &mut Value) {
+    if let Some(status) = answer.pointer_mut("/response/status").and_then(Value::as_object_mut) {
+        status.insert("code".into(), json!(429));
+        status.insert("reason".into(), json!("TooManyRequests"));
+    }
+}
+
 /// `2 policies denied this Pod:` followed by one `- policy: message` line per denial.
 pub fn denial_message(kind: &str, decision: &Decision) -> String {
     let denials: Vec<_> = decision.denials().collect();

@@ -3,6 +3,7 @@
 
 pub mod certs;
 pub mod dev;
+pub mod pressure;
 pub mod router;
 pub mod tls;
 
@@ -142,6 +143,10 @@ impl Server {
                 source,
                 stop_rx.clone(),
             )),
+            tokio::spawn({
+                let (pressure, stop) = (state.pressure.clone(), stop_rx.clone());
+                async move { pressure.probe(stop).await }
+            }),
         ];
         let operations_server =
             serve_operations(operations, router::operations_router(state.clone()), stop_rx.clone())?;
@@ -332,6 +337,7 @@ pub fn app_state_from(settings: &Settings, reviewer: Reviewer, metrics: Arc<Metr
             deadline_margin: settings.deadline_margin,
         },
         health: Arc::new(Health::default()),
+        pressure: Arc::new(pressure::Pressure::new(settings.max_queue_wait)),
     }
 }
 

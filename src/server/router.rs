@@ -22,9 +22,13 @@ use crate::policy::input::Request;
 use crate::policy::Decision;
 use crate::results::Enforcement;
 
+use super::pressure::Pressure;
+
 /// Policy id used when no policy decided because time or capacity ran out.
 pub const DEADLINE_CHECK: &str = "portcullis.deadline";
 pub const INTERNAL_CHECK: &str = "portcullis.internal";
+/// Policy id used when a review is shed because the server is overloaded.
+pub const OVERLOAD_CHECK: &str = "portcullis.overload";
 
 /// The longest the apiserver lets a webhook take.
 const MAX_TIMEOUT: Duration = Duration::from_secs(30);
@@ -53,6 +57,8 @@ pub struct AppState {
     pub evaluations: Arc<Semaphore>,
     pub limits: Limits,
     pub health: Arc<Health>,
+    /// How long work waits for the CPU; reviews are shed past `admission.maxQueueWait`.
+    pub pressure: Arc<Pressure>,
 }
 
 /// The webhook listener's routes (served over TLS).
@@ -117,12 +123,18 @@ async fn validate(State(state): State<AppState>, RawQuery(query): RawQuery, body
 
     let subject = Subject::of(&review.request);
     let span = tracing::info_span!("review", uid = %review.uid, kind = %subject.kind, operation = %subject.operation);
-    let outcome = decide_before(&state, review.request, deadline)
+    let Decided { outcome, shed } = decide_before(&state, review.request, deadline)
         .instrument(span.clone())
         .await;
     let elapsed = recording.started.elapsed();
     span.in_scope(|| log_decision(&subject, &outcome.decision, elapsed));
-    let answer = respond::respond(&review.uid, &subject.kind, &outcome.decision);
+    let mut answer = respond::respond(&review.uid, &subject.kind, &outcome.decision);
+    if let Some(shed) = shed {
+        state.metrics.record_shed(shed.reason());
+        if matches!(shed, Shed::Overloaded | Shed::QueueWait) {
+            respond::too_many_requests(&mut answer);
+        }
+    }
     recording.finish(&subject, &outcome);
     Json(answer).into_response()
 }
@@ -182,43 +194,100 @@ impl Drop for Recording {
     }
 }
 
-/// Decides on the blocking pool under the concurrency limit; past the deadline, denies with a
-/// reason instead of keeping the apiserver waiting.
-async fn decide_before(state: &AppState, request: regorus::Value, deadline: Instant) -> Outcome {
+/// Why a review was denied without its policies being evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shed {
+    /// The runtime's queue was past `admission.maxQueueWait` when the review arrived.
+    Overloaded,
+    /// The review waited `admission.maxQueueWait` for an evaluation slot.
+    QueueWait,
+    /// The admission deadline ran out before the step named.
+    Deadline(&'static str),
+}
+
+impl Shed {
+    /// The label of `portcullis_admission_shed_total`.
+    fn reason(self) -> &'static str {
+        match self {
+            Shed::Overloaded => "overloaded",
+            Shed::QueueWait => "queue_wait",
+            Shed::Deadline(_) => "deadline",
+        }
+    }
+
+    fn decision(self, risk_level: crate::risk::RiskLevel, max_queue_wait: Duration) -> Decision {
+        let (policy, message) = match self {
+            Shed::Overloaded | Shed::QueueWait => (
+                OVERLOAD_CHECK,
+                format!(
+                    "portcullis is overloaded (reviews wait more than {} for a CPU); denied without evaluating the policies, retry shortly",
+                    duration::format(max_queue_wait)
+                ),
+            ),
+            Shed::Deadline(what) => (
+                DEADLINE_CHECK,
+                format!("portcullis could not {what} before the admission deadline; denied to fail closed, retry shortly"),
+            ),
+        };
+        Decision::fail_closed(risk_level, policy, message)
+    }
+}
+
+/// A review's outcome, and why its policies were not evaluated if they were not.
+struct Decided {
+    outcome: Outcome,
+    shed: Option<Shed>,
+}
+
+/// Decides on the blocking pool under the concurrency limit; past the deadline, or when the
+/// server is overloaded, denies with a reason instead of keeping the apiserver waiting.
+async fn decide_before(state: &AppState, request: regorus::Value, deadline: Instant) -> Decided {
     let deadline = tokio::time::Instant::from_std(deadline);
     let reviewer = state.reviewer.clone();
     // Cheap and synchronous; it also gives the risk level for answers made without policies.
     let mut facts = reviewer.facts(&request);
     let risk_level = facts.risk_level;
-    let too_slow = |what: &str| Outcome {
-        decision: Decision::fail_closed(
-            risk_level,
-            DEADLINE_CHECK,
-            format!("portcullis could not {what} before the admission deadline; denied to fail closed, retry shortly"),
-        ),
-        results: Vec::new(),
-        images: Vec::new(),
+    let max_queue_wait = state.pressure.max_queue_wait();
+    let shed = |why: Shed| Decided {
+        outcome: Outcome {
+            decision: why.decision(risk_level, max_queue_wait),
+            results: Vec::new(),
+            images: Vec::new(),
+        },
+        shed: Some(why),
     };
+    if state.pressure.overloaded() {
+        return shed(Shed::Overloaded);
+    }
     let Ok(Ok(permit)) = tokio::time::timeout_at(deadline, state.semaphore.clone().acquire_owned()).await else {
-        return too_slow("start the review (too many reviews in progress)");
+        return shed(Shed::Deadline("start the review (too many reviews in progress)"));
     };
     // Verification is registry I/O on the async runtime. It gets three quarters of the time
     // left, so that an answer (a `timeout` fact the policies deny) still fits in the deadline.
     let now = tokio::time::Instant::now();
     let verification_deadline = now + deadline.saturating_duration_since(now) * 3 / 4;
     reviewer.verify(&mut facts, verification_deadline.into_std()).await;
-    let Ok(Ok(cpu)) = tokio::time::timeout_at(deadline, state.evaluations.clone().acquire_owned()).await else {
-        return too_slow("evaluate the policies (the server is saturated)");
+    // CPU is what runs short under load: wait for it no longer than the bound.
+    let queue_deadline = deadline.min(tokio::time::Instant::now() + max_queue_wait);
+    let Ok(Ok(cpu)) = tokio::time::timeout_at(queue_deadline, state.evaluations.clone().acquire_owned()).await else {
+        return shed(match queue_deadline < deadline {
+            true => Shed::QueueWait,
+            false => Shed::Deadline("evaluate the policies (the server is saturated)"),
+        });
     };
-    let internal_error = || Outcome {
-        decision: Decision::fail_closed(
-            risk_level,
-            INTERNAL_CHECK,
-            "portcullis hit an internal error reviewing this request; denied to fail closed".into(),
-        ),
-        results: Vec::new(),
-        images: Vec::new(),
+    let decided = |outcome| Decided { outcome, shed: None };
+    let internal_error = || {
+        decided(Outcome {
+            decision: Decision::fail_closed(
+                risk_level,
+                INTERNAL_CHECK,
+                "portcullis hit an internal error reviewing this request; denied to fail closed".into(),
+            ),
+            results: Vec::new(),
+            images: Vec::new(),
+        })
     };
+    let too_slow = || shed(Shed::Deadline("finish the review"));
     // Every evaluation also stops at the deadline, wherever it runs.
     let stop = Some(deadline.into_std());
     let runtime = tokio::runtime::Handle::current();
@@ -233,8 +302,8 @@ async fn decide_before(state: &AppState, request: regorus::Value, deadline: Inst
             reviewer.evaluate_before(Request::Engine(&request), facts, stop)
         }));
         return match evaluated {
-            Ok(_) if tokio::time::Instant::now() >= deadline => too_slow("finish the review"),
-            Ok(outcome) => outcome,
+            Ok(_) if tokio::time::Instant::now() >= deadline => too_slow(),
+            Ok(outcome) => decided(outcome),
             Err(_panic) => internal_error(),
         };
     }
@@ -249,10 +318,10 @@ async fn decide_before(state: &AppState, request: regorus::Value, deadline: Inst
     match tokio::time::timeout_at(deadline, task).await {
         // An evaluation the deadline stopped ends at the deadline, not before it: the review
         // ran out of time, whichever of the two noticed first.
-        Ok(Ok(_)) if tokio::time::Instant::now() >= deadline => too_slow("finish the review"),
-        Ok(Ok(outcome)) => outcome,
+        Ok(Ok(_)) if tokio::time::Instant::now() >= deadline => too_slow(),
+        Ok(Ok(outcome)) => decided(outcome),
         Ok(Err(_panic)) => internal_error(),
-        Err(_) => too_slow("finish the review"),
+        Err(_) => too_slow(),
     }
 }
 
