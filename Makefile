@@ -4,7 +4,7 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/portcullis/target
 export CARGO_TARGET_DIR
 CARGO ?= cargo
 
-.PHONY: vendor run test fmt lint unit integration test-tiers policy-test chart-check chart-package example-check static-check generate bench build fuzz fuzz-smoke
+.PHONY: vendor run test fmt lint unit integration test-tiers policy-test chart-check chart-package example-check static-check generate bench soak build fuzz fuzz-smoke
 
 ## The test tiers. Unit: the test binaries that need no tool from scripts/tools.sh (the router
 ## in-process, the TLS server on loopback sockets, the CLI and dashboards against the built binary,
@@ -93,7 +93,8 @@ generate:
 ## glibc and the shipped static musl binary beside `opa run --server` (vegeta from
 ## scripts/tools.sh), image verification (a local registry and cosign), and Gatekeeper
 ## templates beside `gator bench`, and the audit (synthetic fleets, and a real apiserver and
-## registry). Each prints a markdown report, kept in $(CARGO_TARGET_DIR)/bench/.
+## registry), and two minutes of load, soak, overload and drain (docs/reliability.md). Each
+## prints a markdown report, kept in $(CARGO_TARGET_DIR)/bench/.
 bench: vendor
 	mkdir -p $(CARGO_TARGET_DIR)/bench
 	PORTCULLIS_STATIC_BINARY="$$(scripts/static-build.sh)" $(CARGO) bench --locked --bench peer >$(CARGO_TARGET_DIR)/bench/peer.md
@@ -106,6 +107,16 @@ bench: vendor
 	cat $(CARGO_TARGET_DIR)/bench/gatekeeper.md
 	$(CARGO) bench --locked --bench audit >$(CARGO_TARGET_DIR)/bench/audit.md
 	cat $(CARGO_TARGET_DIR)/bench/audit.md
+	SOAK_SECONDS=120 $(CARGO) bench --locked --bench soak >$(CARGO_TARGET_DIR)/bench/soak.md
+	cat $(CARGO_TARGET_DIR)/bench/soak.md
+
+## The long soak (docs/reliability.md): benches/soak.rs for SOAK_SECONDS (30 minutes), then
+## its overload and drain; the report in $(CARGO_TARGET_DIR)/bench/soak-long.md.
+SOAK_SECONDS ?= 1800
+soak: vendor
+	mkdir -p $(CARGO_TARGET_DIR)/bench
+	SOAK_SECONDS=$(SOAK_SECONDS) $(CARGO) bench --locked --bench soak >$(CARGO_TARGET_DIR)/bench/soak-long.md
+	cat $(CARGO_TARGET_DIR)/bench/soak-long.md
 
 build: vendor
 	$(CARGO) build --locked --release

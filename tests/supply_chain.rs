@@ -361,6 +361,38 @@ async fn a_slow_registry_times_out_within_the_deadline() {
 }
 
 #[tokio::test]
+async fn reviews_waiting_on_a_registry_never_hold_up_reviews_that_need_none() {
+    let lab = lab();
+    // One review slot, taken by a review of an image on a registry that never answers.
+    let config = format!("{}admission: {{ maxConcurrentReviews: 1 }}\n", lab.config());
+    let state = state_with_source(&settings(&config), Source::Embedded, &[("team-a", "low")]);
+    let stuck = format!("{}/micro/app@sha256:{}", lab.slow, "d".repeat(64));
+    let stalled = tokio::spawn({
+        let state = state.clone();
+        async move { post(&state, "/validate?timeout=3s", pod_review(&stuck)).await }
+    });
+    poll_async(
+        "the review slot to be taken",
+        Duration::from_secs(5),
+        Duration::from_millis(10),
+        async || (state.semaphore.available_permits() == 0).then_some(()),
+    )
+    .await;
+    // An image off the allow-list is decided without any registry: at once, by its policy, not
+    // after waiting for the slot until the deadline.
+    let outside = format!("{}/evil/miner@sha256:{}", lab.outside, "e".repeat(64));
+    let (_, answer) = post(&state, "/validate?timeout=3s", pod_review(&outside)).await;
+    assert_eq!(denied_by(&answer), ["images.allowed_registries"], "{answer}");
+    assert_eq!(
+        state.semaphore.available_permits(),
+        0,
+        "the stuck review still holds the slot"
+    );
+    let (_, stuck) = stalled.await.unwrap();
+    assert!(message(&stuck).contains("is timeout: "), "{}", message(&stuck));
+}
+
+#[tokio::test]
 async fn an_image_outside_the_allow_list_is_never_contacted() {
     let lab = lab();
     let state = lab.state();

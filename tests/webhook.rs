@@ -386,14 +386,31 @@ async fn a_review_that_waits_max_queue_wait_for_a_cpu_is_shed_with_429() {
     }
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn a_review_arriving_while_the_cpu_queue_is_past_the_bound_is_shed_at_once() {
     let settings = settings(&format!("{CONFIG}admission: {{ maxQueueWait: 50ms }}\n"));
     let state = state_with_source(&settings, Source::Embedded, &[]);
+    // The probe on a runtime of its own, which the test holds busy (its only thread blocked) as
+    // a queue of evaluations holds the serving runtime's one worker.
+    let (hold, holds) = std::sync::mpsc::channel::<Duration>();
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let probe = tokio::spawn({
-        let pressure = state.pressure.clone();
-        async move { pressure.probe(stop).await }
+    let pressure = state.pressure.clone();
+    let serving = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let probe = tokio::spawn(async move { pressure.probe(stop).await });
+            loop {
+                match holds.try_recv() {
+                    Ok(busy) => std::thread::sleep(busy),
+                    Err(std::sync::mpsc::TryRecvError::Empty) => tokio::time::sleep(Duration::from_millis(1)).await,
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
+                }
+            }
+            probe.await.unwrap();
+        });
     });
     let review = || {
         post(
@@ -402,17 +419,22 @@ async fn a_review_arriving_while_the_cpu_queue_is_past_the_bound_is_shed_at_once
             fixture("reviews/policy/pod-pinned-clean.json"),
         )
     };
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(review().await.1["response"]["allowed"], true);
 
-    // The runtime's only thread busy for 120 ms (the clock moves, no task runs), as when one
-    // worker evaluates a queue of reviews: the next review is shed without being evaluated.
-    tokio::time::advance(Duration::from_millis(120)).await;
-    tokio::task::yield_now().await;
+    // Held for 3 s; 300 ms in, the runtime owes its timer far more than 50 ms.
+    hold.send(Duration::from_secs(3)).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_shed(&review().await.1);
 
-    // The queue gone, the next review is decided again.
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    // Free again: the next review is decided.
+    poll_async(
+        "the held runtime to catch up",
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        async || (!state.pressure.overloaded()).then_some(()),
+    )
+    .await;
     assert_eq!(review().await.1["response"]["allowed"], true);
     let (_, metrics) = get(&state, "/metrics").await;
     assert!(
@@ -420,7 +442,8 @@ async fn a_review_arriving_while_the_cpu_queue_is_past_the_bound_is_shed_at_once
         "{metrics}"
     );
     stop_tx.send(true).unwrap();
-    probe.await.unwrap();
+    drop(hold);
+    serving.join().unwrap();
 }
 
 #[tokio::test]

@@ -215,6 +215,14 @@ impl Reviewer {
 
     /// Adds signature verification facts to every image, concurrently, within `deadline`.
     /// Without a configured trust policy the facts stay `skipped`.
+    /// Whether [`Reviewer::verify`] would contact a registry for these facts: some image is on
+    /// the allow-list (to resolve its tag or verify it). The rest is decided on the CPU alone.
+    pub fn needs_registry(&self, facts: &Facts) -> bool {
+        self.verifier
+            .as_ref()
+            .is_some_and(|verifier| facts.images.iter().any(|(_, reference)| verifier.contacts(reference)))
+    }
+
     pub async fn verify(&self, facts: &mut Facts, deadline: std::time::Instant) {
         let Some(verifier) = &self.verifier else { return };
         let checks = facts

@@ -101,6 +101,11 @@ impl Verifier {
 
     /// Facts for one image, within `deadline`; what is not done by then is `timeout`. The
     /// registry is read with the workload's pull secrets (`pull`), then the mounted config.
+    /// Whether verifying `image` contacts its registry: only when the allow-list lets it.
+    pub fn contacts(&self, image: &ImageReference) -> bool {
+        self.registry.allows(image)
+    }
+
     pub async fn verify(&self, image: &ImageReference, pull: &PullSecretRefs, deadline: Instant) -> Verified {
         let started = Instant::now();
         let remaining = deadline.saturating_duration_since(Instant::now());

@@ -79,14 +79,8 @@ impl Server {
     /// Binds both listeners and loads the certificate; errors here are startup errors.
     pub async fn bind(state: AppState, settings: Settings, source: Source) -> Result<Server, ServeError> {
         let cert = Arc::new(tls::ReloadingCert::load(&settings.tls_cert, &settings.tls_key)?);
-        let bind = |addr: std::net::SocketAddr| async move {
-            TcpListener::bind(addr).await.map_err(|source| ServeError::Bind {
-                addr: addr.to_string(),
-                source,
-            })
-        };
-        let webhook = bind(settings.listen).await?;
-        let operations = bind(settings.metrics_listen).await?;
+        let webhook = listen(settings.listen)?;
+        let operations = listen(settings.metrics_listen)?;
         let webhook_router = router::webhook_router(state.clone());
         Ok(Server {
             state,
@@ -155,7 +149,9 @@ impl Server {
         let serve = |tcp| spawn_connection(tcp, acceptor.clone(), webhook_router.clone(), graceful.watcher());
         loop {
             tokio::select! {
-                accepted = webhook.accept() => {
+                // Unconstrained: the whole accept queue is taken at once, not a budget's worth
+                // per turn of a runtime that is busy evaluating.
+                accepted = tokio::task::unconstrained(webhook.accept()) => {
                     if let Ok((tcp, _peer)) = accepted {
                         serve(tcp);
                     }
@@ -186,6 +182,27 @@ impl Server {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// A listener with the longest accept queue the kernel allows (`net.core.somaxconn` caps it):
+/// when the apiserver opens many connections at once (it opens one per request in flight under
+/// load), a short queue overflows, and each dropped connection attempt costs its client a
+/// second or more of SYN retransmission, past any shedding.
+fn listen(addr: std::net::SocketAddr) -> Result<TcpListener, ServeError> {
+    const BACKLOG: u32 = 4096;
+    let bound = || {
+        let socket = match addr {
+            std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(BACKLOG)
+    };
+    bound().map_err(|source| ServeError::Bind {
+        addr: addr.to_string(),
+        source,
+    })
 }
 
 /// The probes and metrics on a thread and runtime of their own, so that they answer while

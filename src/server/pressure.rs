@@ -1,9 +1,12 @@
 //! How long a review waits for the CPU before anything of it runs. With one worker (a pod
 //! limited to one CPU) reviews are evaluated on the worker itself, so under overload they queue
-//! as ready tasks and sockets, where no counter of ours sees them; the lag of a timer on the
-//! same runtime is that wait. A review that arrives while the lag is past
-//! `admission.maxQueueWait` is shed at once: a fast, explicit denial instead of an answer the
-//! apiserver has stopped waiting for, and the queue drains as soon as the load drops.
+//! as ready tasks and sockets, where no counter of ours sees them; how late a timer on the same
+//! runtime is is that wait. The lateness is read from the clock when a review asks, not when the
+//! timer's task finally runs: a task that runs only once per pass over a long queue would report
+//! each pass's wait only after the pass, and the next pass would be let in whole. A review that
+//! arrives while the lag is past `admission.maxQueueWait` is shed at once: a fast, explicit
+//! denial instead of an answer the apiserver has stopped waiting for, and the queue drains as
+//! soon as the load drops.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -11,21 +14,26 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-/// How often the lag is sampled: often enough to notice a queue within a fraction of the
+/// How often the timer is set: often enough to notice a queue within a fraction of the
 /// default 500 ms bound, rarely enough to cost nothing.
 const PROBE_INTERVAL: Duration = Duration::from_millis(10);
+/// No probe running: no lag.
+const NOT_DUE: u64 = u64::MAX;
 
 #[derive(Debug)]
 pub struct Pressure {
     max_queue_wait: Duration,
-    lag_micros: AtomicU64,
+    /// When the probe's timer is due, in microseconds since `epoch`.
+    due_micros: AtomicU64,
+    epoch: Instant,
 }
 
 impl Pressure {
     pub fn new(max_queue_wait: Duration) -> Pressure {
         Pressure {
             max_queue_wait,
-            lag_micros: AtomicU64::new(0),
+            due_micros: AtomicU64::new(NOT_DUE),
+            epoch: Instant::now(),
         }
     }
 
@@ -34,9 +42,16 @@ impl Pressure {
         self.max_queue_wait
     }
 
-    /// The last lag measured on the serving runtime (zero where no probe runs).
+    /// How long the serving runtime has owed the probe its turn (zero where no probe runs).
     pub fn lag(&self) -> Duration {
-        Duration::from_micros(self.lag_micros.load(Ordering::Relaxed))
+        self.lag_at(Instant::now())
+    }
+
+    fn lag_at(&self, now: Instant) -> Duration {
+        match self.due_micros.load(Ordering::Relaxed) {
+            NOT_DUE => Duration::ZERO,
+            due => now.saturating_duration_since(self.epoch + Duration::from_micros(due)),
+        }
     }
 
     /// Whether work on the serving runtime now waits longer than `admission.maxQueueWait`.
@@ -44,18 +59,19 @@ impl Pressure {
         self.lag() > self.max_queue_wait
     }
 
-    /// Measures the lag until `stop` turns true; spawned on the runtime that serves reviews.
+    /// Keeps a timer set on the serving runtime until `stop` turns true; spawned there.
     pub async fn probe(&self, mut stop: watch::Receiver<bool>) {
         loop {
             let due = Instant::now() + PROBE_INTERVAL;
+            let micros = due.saturating_duration_since(self.epoch).as_micros();
+            self.due_micros
+                .store(micros.try_into().unwrap_or(NOT_DUE - 1), Ordering::Relaxed);
             tokio::select! {
                 _ = tokio::time::sleep_until(due) => {}
-                _ = stop.wait_for(|s| *s) => return,
+                _ = stop.wait_for(|s| *s) => break,
             }
-            let lag = Instant::now().saturating_duration_since(due);
-            self.lag_micros
-                .store(lag.as_micros().try_into().unwrap_or(u64::MAX), Ordering::Relaxed);
         }
+        self.due_micros.store(NOT_DUE, Ordering::Relaxed);
     }
 }
 
@@ -65,28 +81,33 @@ mod tests {
     use std::sync::Arc;
 
     #[tokio::test(start_paused = true)]
-    async fn a_runtime_held_past_the_bound_reads_as_overloaded_until_it_is_free_again() {
+    async fn the_lag_is_how_long_the_timer_has_been_owed_its_turn() {
         let pressure = Arc::new(Pressure::new(Duration::from_millis(50)));
+        assert_eq!(pressure.lag(), Duration::ZERO, "no probe, no lag");
         let (stop_tx, stop) = watch::channel(false);
         let probe = tokio::spawn({
             let pressure = pressure.clone();
             async move { pressure.probe(stop).await }
         });
-        tokio::time::sleep(PROBE_INTERVAL * 3).await;
+        tokio::time::sleep(PROBE_INTERVAL * 3 + PROBE_INTERVAL / 2).await;
         assert_eq!(pressure.lag(), Duration::ZERO);
         assert!(!pressure.overloaded());
 
-        // The clock moves 120 ms while no task runs, as when one worker evaluates a queue of
-        // reviews: the probe's timer fires that much late.
-        tokio::time::advance(Duration::from_millis(120)).await;
-        tokio::task::yield_now().await;
-        assert!(pressure.lag() > Duration::from_millis(100), "lag {:?}", pressure.lag());
-        assert!(pressure.overloaded());
+        // Read while the runtime is held: 120 ms from now, the timer due within 10 ms has been
+        // owed its turn for at least 110 ms, before its task has run at all.
+        let later = Instant::now() + Duration::from_millis(120);
+        assert!(
+            pressure.lag_at(later) >= Duration::from_millis(110),
+            "{:?}",
+            pressure.lag_at(later)
+        );
+        assert!(pressure.lag_at(later) > pressure.max_queue_wait());
 
-        // Free again: the next samples see no wait.
+        // Once the probe has had its turn, no lag is owed.
         tokio::time::sleep(PROBE_INTERVAL * 2).await;
         assert!(!pressure.overloaded(), "lag {:?}", pressure.lag());
         stop_tx.send(true).unwrap();
         probe.await.unwrap();
+        assert_eq!(pressure.lag(), Duration::ZERO, "a stopped probe owes nothing");
     }
 }

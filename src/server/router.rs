@@ -50,7 +50,7 @@ pub struct Health {
 pub struct AppState {
     pub reviewer: Arc<Reviewer>,
     pub metrics: Arc<Metrics>,
-    /// Reviews in progress (verification I/O and evaluation).
+    /// Reviews in progress that contact registries (verification I/O and evaluation).
     pub semaphore: Arc<Semaphore>,
     /// Policy evaluations running (CPU-bound, about one per core: more would only make each
     /// slower and push them past their time limit).
@@ -259,11 +259,18 @@ async fn decide_before(state: &AppState, request: regorus::Value, deadline: Inst
     if state.pressure.overloaded() {
         return shed(Shed::Overloaded);
     }
-    let Ok(Ok(permit)) = tokio::time::timeout_at(deadline, state.semaphore.clone().acquire_owned()).await else {
-        return shed(Shed::Deadline("start the review (too many reviews in progress)"));
-    };
-    // Verification is registry I/O on the async runtime. It gets three quarters of the time
-    // left, so that an answer (a `timeout` fact the policies deny) still fits in the deadline.
+    // Only reviews that wait on registries take a review slot: a slow or unreachable registry
+    // then holds those slots, never the CPU-only reviews behind them.
+    let mut permit = None;
+    if reviewer.needs_registry(&facts) {
+        let Ok(Ok(slot)) = tokio::time::timeout_at(deadline, state.semaphore.clone().acquire_owned()).await else {
+            return shed(Shed::Deadline("start the review (too many reviews in progress)"));
+        };
+        permit = Some(slot);
+    }
+    // Verification is registry I/O on the async runtime (for images off the allow-list, only
+    // their `skipped` facts). It gets three quarters of the time left, so that an answer (a
+    // `timeout` fact the policies deny) still fits in the deadline.
     let now = tokio::time::Instant::now();
     let verification_deadline = now + deadline.saturating_duration_since(now) * 3 / 4;
     reviewer.verify(&mut facts, verification_deadline.into_std()).await;

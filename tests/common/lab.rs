@@ -20,7 +20,15 @@ use std::time::{Duration, Instant};
 
 use super::poll::try_poll;
 
-/// A background service, bounded twice: `timeout 900`, and a shell that stops it (SIGTERM,
+/// How long a [`Service`] may run, in seconds (`timeout`'s bound): 900 unless a long bench (the
+/// 30-minute soak) sets more with [`set_service_limit`].
+static SERVICE_LIMIT_SECONDS: AtomicU32 = AtomicU32::new(900);
+
+pub fn set_service_limit(limit: Duration) {
+    SERVICE_LIMIT_SECONDS.store(limit.as_secs().try_into().unwrap_or(u32::MAX), Ordering::Relaxed);
+}
+
+/// A background service, bounded twice: `timeout` (900 s, see [`set_service_limit`]), and a shell that stops it (SIGTERM,
 /// which `timeout` passes on) as soon as its stdin closes, i.e. when `stdin` is dropped or this
 /// test binary exits, however it exits.
 pub struct Service {
@@ -36,7 +44,7 @@ impl Service {
             .arg(r#""$@" </dev/null & p=$!; cat >/dev/null; kill "$p" 2>/dev/null; wait "$p""#)
             .arg("sh")
             .arg("timeout")
-            .arg("900")
+            .arg(SERVICE_LIMIT_SECONDS.load(Ordering::Relaxed).to_string())
             .arg(program)
             .args(args)
             .stdin(Stdio::piped())

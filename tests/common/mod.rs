@@ -19,6 +19,7 @@ use portcullis::server::{self, AppState};
 pub mod cluster;
 pub mod inputs;
 pub mod lab;
+pub mod load;
 pub mod monitoring;
 pub mod poll;
 #[allow(unused_imports)] // Used by the tests that start services, not by every test.

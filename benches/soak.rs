@@ -1,0 +1,534 @@
+//! Load, soak, overload and drain of the release binary (`portcullis serve` pinned to core 0),
+//! driven by the shared load client (`tests/common/load.rs`, this process, on core 1), over
+//! HTTPS with keep-alive, on loopback:
+//!
+//! 1. capacity: reviews per second on one core, 8 connections back to back, of the mix below
+//!    and of a heavy review alone (a Pod of [`HEAVY_CONTAINERS`] containers);
+//! 2. soak: `SOAK_SECONDS` (default 120; `make soak` runs 1800) at 40% of that capacity, every
+//!    review fixture (allow and deny, every workload kind; their registries are off the
+//!    allow-list, so they are decided without a registry) plus a Pod of a signed and one of an
+//!    unsigned image in a real registry (verified again every 2 s: the cache lifetime is 2 s),
+//!    while the serving certificate is rotated, a broken policy is dropped into the library and
+//!    then fixed; resident memory and open descriptors sampled every 5 s;
+//! 3. overload: the heavy review alone at three times its capacity for 15 s (heavy, so that
+//!    one client core can offer three times what the server core decides: the mix's reviews
+//!    cost the client about what they cost the server), then the soak's mix and rate again for
+//!    10 s;
+//! 4. drain: the soak rate for 8 s with SIGTERM after 4 s.
+//!
+//! What must hold is asserted (every request answered, none past its timeout, the reloads
+//! counted, every review of the drain counted exactly once in the metrics, a clean exit); the
+//! figures (latency, shedding, memory and descriptor slopes) are reported for
+//! docs/reliability.md.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::lab::{self, pick_port};
+use common::load::{rss_kib_and_fds, slope, Client, Sample, Summary, Target};
+use portcullis::server::certs;
+
+/// Each request's `?timeout=`, as the apiserver sends its webhook's `timeoutSeconds`.
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// The soak's rate, as a share of the capacity measured: headroom for the reloads and the tail.
+const SOAK_SHARE: f64 = 0.4;
+const OVERLOAD_FACTOR: f64 = 3.0;
+const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+/// Upper bound of requests in flight in the client: far above what the server holds at once.
+const MAX_IN_FLIGHT: usize = 4000;
+/// The server's `shutdownDelay`: it keeps serving this long after SIGTERM.
+const SHUTDOWN_DELAY: Duration = Duration::from_secs(6);
+
+/// The server under test; killed if the bench ends early.
+struct Portcullis {
+    child: Child,
+    url: String,
+    metrics: String,
+}
+
+impl Drop for Portcullis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn main() {
+    let soak = Duration::from_secs(
+        std::env::var("SOAK_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(120),
+    );
+    lab::set_service_limit(soak + Duration::from_secs(900));
+    // The client (this process) on core 1; the server is started on core 0.
+    let pid = std::process::id().to_string();
+    common::lab::run(Command::new("taskset").args(["-a", "-p", "-c", "1", &pid]));
+
+    let lab = lab::Lab::start();
+    lab.generate_key("soak");
+    let signed = lab.push("signed", "soak/signed", "1", "signed");
+    lab.sign("soak.key", &signed);
+    let unsigned = lab.push("unsigned", "soak/unsigned", "1", "unsigned");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let tls = certs::generate(&["localhost"]).expect("certificates");
+    write_pair(dir, &tls);
+    common::copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"),
+        &dir.join("policies"),
+    );
+    let server = start(dir, &lab);
+    let targets = targets(&signed, &unsigned);
+    let client = Client::new(&server.url, &tls.ca_cert, TIMEOUT, MAX_IN_FLIGHT);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        wait_ready(&server, &client, &targets).await;
+        println!("# Load, soak, overload and drain\n");
+        println!(
+            "`portcullis serve` (release, glibc) on core 0, the load client on core 1; {} reviews in turn: {}.\n",
+            targets.len(),
+            targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+        );
+
+        let heavy = vec![heavy_review()];
+        let mix_capacity = capacity(&client, &targets).await;
+        let heavy_capacity = capacity(&client, &heavy).await;
+        let soak_rate = (mix_capacity * SOAK_SHARE).round().max(1.0);
+        println!("## Capacity\n\n8 connections back to back, 10 s each: {mix_capacity:.0} reviews per second of the mix, {heavy_capacity:.0} of the heavy review ({HEAVY_CONTAINERS} containers) alone.\n");
+
+        // The soak, with the rotation and the two policy changes during it.
+        let events = tokio::spawn(changes_during(soak, dir.to_path_buf(), tls.clone()));
+        let sampler = Sampler::start(server.child.id());
+        let samples = client.attack(&targets, soak_rate, soak).await;
+        let memory = sampler.stop();
+        events.await.expect("the changes");
+        report_soak(&samples, soak_rate, soak, &memory);
+        let metrics = scrape(&server.metrics).await;
+        assert_eq!(metric(&metrics, "portcullis_policy_reloads_total{result=\"failure\"}"), 1.0);
+        assert_eq!(metric(&metrics, "portcullis_policy_reloads_total{result=\"success\"}"), 1.0);
+        assert!(metric(&metrics, "portcullis_tls_reloads_total{result=\"success\"}") >= 1.0);
+        println!(
+            "During the soak: the certificate rotated (`portcullis_tls_reloads_total{{result=\"success\"}}` {}, refused half-written pairs {}), a broken policy refused (`policy_reloads_total{{result=\"failure\"}}` 1) and its fix loaded (`success` 1).\n",
+            metric(&metrics, "portcullis_tls_reloads_total{result=\"success\"}"),
+            metric(&metrics, "portcullis_tls_reloads_total{result=\"failure\"}"),
+        );
+
+        overload(&client, (&heavy, heavy_capacity), (&targets, soak_rate), &server).await;
+        drain(client, &targets, server, soak_rate).await;
+    });
+}
+
+fn write_pair(dir: &Path, tls: &certs::CertBundle) {
+    // Each file replaced by a rename, as a Secret volume's update is seen by a reader.
+    for (name, text) in [("tls.crt", &tls.cert), ("tls.key", &tls.key)] {
+        let temporary = dir.join(format!(".{name}.new"));
+        std::fs::write(&temporary, text).expect("write");
+        std::fs::rename(&temporary, dir.join(name)).expect("rename");
+    }
+}
+
+fn start(dir: &Path, lab: &lab::Lab) -> Portcullis {
+    let (port, metrics_port) = (pick_port(), pick_port());
+    let registry = &lab.registry;
+    let config = format!(
+        r#"images:
+  registries:
+    allow: ["{registry}"]
+    insecure: ["{registry}"]
+  verification: {{ cacheTtl: 2s, failureCacheTtl: 2s }}
+  trust:
+    - name: soak
+      images: ["{registry}/soak/**"]
+      authorities: [{{ name: ci-key, key: {{ path: {key} }} }}]
+logging: {{ level: warn }}
+server:
+  listen: 127.0.0.1:{port}
+  metricsListen: 127.0.0.1:{metrics_port}
+  tls: {{ certFile: {dir}/tls.crt, keyFile: {dir}/tls.key, reloadInterval: 1s }}
+  shutdownDelay: {delay}s
+  shutdownGracePeriod: 10s
+risk: {{ namespaceSource: none }}
+policies: {{ dirs: [{dir}/policies], reloadInterval: 1s }}
+"#,
+        key = lab.key("soak").display(),
+        dir = dir.display(),
+        delay = SHUTDOWN_DELAY.as_secs(),
+    );
+    let path = dir.join("portcullis.yaml");
+    std::fs::write(&path, config).expect("write");
+    let log = std::fs::File::create(dir.join("portcullis.log")).expect("log");
+    let child = Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("portcullis serve");
+    Portcullis {
+        child,
+        url: format!("https://localhost:{port}/validate?timeout={}s", TIMEOUT.as_secs()),
+        metrics: format!("http://127.0.0.1:{metrics_port}/metrics"),
+    }
+}
+
+/// A Pod of this many containers is the overload's review.
+const HEAVY_CONTAINERS: usize = 64;
+
+/// A Pod of [`HEAVY_CONTAINERS`] containers, each image off the allow-list (no registry).
+fn heavy_review() -> Target {
+    let images: Vec<String> = (0..HEAVY_CONTAINERS)
+        .map(|i| format!("registry.example.com/heavy/app-{i}:1.{i}"))
+        .collect();
+    let images: Vec<&str> = images.iter().map(String::as_str).collect();
+    Target {
+        name: "heavy".to_string(),
+        body: Arc::new(common::review(common::pod_request(&images))),
+    }
+}
+
+/// Every review fixture of a kind portcullis decides, and a Pod of each lab image.
+fn targets(signed: &str, unsigned: &str) -> Vec<Target> {
+    let mut targets = Vec::new();
+    for group in ["policy", "workloads"] {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(common::fixtures().join("reviews").join(group))
+            .expect("fixtures")
+            .map(|entry| entry.expect("entry").path())
+            .filter(|path| path.extension().is_some_and(|e| e == "json"))
+            .filter(|path| !path.to_string_lossy().ends_with(".images.json"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            targets.push(Target {
+                name: path.file_stem().expect("name").to_string_lossy().into_owned(),
+                body: Arc::new(std::fs::read(&path).expect("fixture")),
+            });
+        }
+    }
+    for (name, image) in [("pod-signed", signed), ("pod-unsigned", unsigned)] {
+        targets.push(Target {
+            name: name.to_string(),
+            body: Arc::new(common::review(common::pod_request(&[image]))),
+        });
+    }
+    targets
+}
+
+async fn wait_ready(server: &Portcullis, client: &Client, targets: &[Target]) {
+    let started = Instant::now();
+    loop {
+        let samples = client.attack(&targets[..1], 10.0, Duration::from_millis(100)).await;
+        if Summary::of(&samples).errors == 0 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "portcullis did not start");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Every target once, so the soak starts with each decided and each image verified.
+    let samples = client
+        .attack(targets, 20.0, Duration::from_secs_f64(targets.len() as f64 / 20.0))
+        .await;
+    assert_eq!(Summary::of(&samples).errors, 0, "{:?}", Summary::errors_of(&samples));
+    let _ = server;
+}
+
+/// Reviews per second on 8 keep-alive connections sending back to back.
+async fn capacity(client: &Client, targets: &[Target]) -> f64 {
+    const CONNECTIONS: usize = 8;
+    let seconds = Duration::from_secs(10);
+    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for worker in 0..CONNECTIONS {
+        let (client, targets, answered) = (client.clone(), targets.to_vec(), answered.clone());
+        workers.spawn(async move {
+            let mut index = worker;
+            while started.elapsed() < seconds {
+                let answer = client.send(&targets[index % targets.len()]).await;
+                assert!(answer.is_answer(), "{answer:?}");
+                answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                index += CONNECTIONS;
+            }
+        });
+    }
+    while let Some(done) = workers.join_next().await {
+        done.expect("a capacity worker");
+    }
+    answered.load(std::sync::atomic::Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// At a quarter of the soak: a new serving certificate; at half: a policy that does not
+/// compile; at 60%: the policy fixed.
+async fn changes_during(soak: Duration, dir: PathBuf, tls: certs::CertBundle) {
+    tokio::time::sleep(soak / 4).await;
+    write_pair(&dir, &certs::reissue(&tls, &["localhost"]).expect("a new certificate"));
+    tokio::time::sleep(soak / 4).await;
+    let extra = dir.join("policies/soak");
+    std::fs::create_dir_all(&extra).expect("mkdir");
+    std::fs::write(
+        extra.join("policy.rego"),
+        "package soak.extra\ndeny contains \"x\" if {\n",
+    )
+    .expect("write");
+    tokio::time::sleep(soak / 10).await;
+    std::fs::write(
+        extra.join("policy.rego"),
+        "package soak.extra\n\ndeny contains \"never\" if false\n",
+    )
+    .expect("write");
+}
+
+/// Resident memory and open descriptors of the server, every [`SAMPLE_EVERY`].
+struct Sampler {
+    points: Arc<Mutex<Vec<(Duration, u64, usize)>>>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Sampler {
+    fn start(pid: u32) -> Sampler {
+        let points = Arc::new(Mutex::new(Vec::new()));
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let shared = points.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            loop {
+                if let Some((rss, fds)) = rss_kib_and_fds(pid) {
+                    shared.lock().unwrap().push((started.elapsed(), rss, fds));
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(SAMPLE_EVERY) => {}
+                    _ = stopped.wait_for(|s| *s) => return,
+                }
+            }
+        });
+        Sampler { points, stop }
+    }
+
+    fn stop(self) -> Vec<(Duration, u64, usize)> {
+        let _ = self.stop.send(true);
+        std::mem::take(&mut *self.points.lock().unwrap())
+    }
+}
+
+fn ms(duration: Duration) -> String {
+    format!("{:.2}", duration.as_secs_f64() * 1000.0)
+}
+
+fn report_soak(samples: &[Sample], rate: f64, soak: Duration, memory: &[(Duration, u64, usize)]) {
+    let all = Summary::of(samples);
+    println!("## Soak: {} s at {rate:.0} reviews per second\n", soak.as_secs());
+    let windows = 10u32;
+    let width = soak / windows;
+    println!(
+        "| from (s) | reviews | allowed | denied | shed | errors | p50 (ms) | p99 (ms) | max (ms) | RSS (MiB) | fds |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for window in 0..windows {
+        let (from, to) = (width * window, width * (window + 1));
+        let part: Vec<Sample> = samples
+            .iter()
+            .filter(|s| s.due >= from && s.due < to)
+            .copied()
+            .collect();
+        let summary = Summary::of(&part);
+        let at = memory.iter().rev().find(|(t, _, _)| *t <= to).or(memory.first());
+        let (rss, fds) = at.map_or((0.0, 0), |(_, rss, fds)| (*rss as f64 / 1024.0, *fds));
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {rss:.1} | {fds} |",
+            from.as_secs(),
+            summary.requests,
+            summary.allowed,
+            summary.denied,
+            summary.shed,
+            summary.errors,
+            ms(summary.p50),
+            ms(summary.p99),
+            ms(summary.max)
+        );
+    }
+    // Memory and descriptors after the warm-up (the first fifth, at most 5 minutes).
+    let warm = (soak / 5).min(Duration::from_secs(300));
+    let after: Vec<&(Duration, u64, usize)> = memory.iter().filter(|(t, _, _)| *t >= warm).collect();
+    let hours = |t: &Duration| t.as_secs_f64() / 3600.0;
+    let rss_slope = slope(
+        &after
+            .iter()
+            .map(|(t, rss, _)| (hours(t), *rss as f64 / 1024.0))
+            .collect::<Vec<_>>(),
+    );
+    let fd_slope = slope(
+        &after
+            .iter()
+            .map(|(t, _, fds)| (hours(t), *fds as f64))
+            .collect::<Vec<_>>(),
+    );
+    let (first, last) = (after.first().expect("samples"), after.last().expect("samples"));
+    println!(
+        "\nAll: {} reviews, {} allowed, {} denied, {} shed, **{} errors**; p50 {} ms, p99 {} ms (**p99/p50 {:.2}**), max {} ms.",
+        all.requests,
+        all.allowed,
+        all.denied,
+        all.shed,
+        all.errors,
+        ms(all.p50),
+        ms(all.p99),
+        all.p99.as_secs_f64() / all.p50.as_secs_f64(),
+        ms(all.max)
+    );
+    println!(
+        "After the warm-up ({} s; {} samples every {} s): RSS {:.1} to {:.1} MiB, **slope {rss_slope:+.2} MiB per hour**; open descriptors {} to {}, **slope {fd_slope:+.1} per hour**.\n",
+        warm.as_secs(),
+        after.len(),
+        SAMPLE_EVERY.as_secs(),
+        first.1 as f64 / 1024.0,
+        last.1 as f64 / 1024.0,
+        first.2,
+        last.2
+    );
+    assert_eq!(all.errors, 0, "errors in the soak: {:?}", Summary::errors_of(samples));
+}
+
+/// `heavy` at [`OVERLOAD_FACTOR`] times its capacity, then the soak's `mix` at its rate.
+async fn overload(client: &Client, heavy: (&[Target], f64), mix: (&[Target], f64), server: &Portcullis) {
+    let ((heavy, capacity), (targets, soak_rate)) = (heavy, mix);
+    let rate = (capacity * OVERLOAD_FACTOR).round();
+    let before = scrape(&server.metrics).await;
+    let samples = client.attack(heavy, rate, Duration::from_secs(15)).await;
+    let during = scrape(&server.metrics).await;
+    let recovery = client.attack(targets, soak_rate, Duration::from_secs(10)).await;
+    let after = scrape(&server.metrics).await;
+    let shed = |text: &str| {
+        ["overloaded", "queue_wait", "deadline"]
+            .map(|reason| metric(text, &format!("portcullis_admission_shed_total{{reason=\"{reason}\"}}")))
+    };
+    let (b, d, a) = (shed(&before), shed(&during), shed(&after));
+    println!(
+        "## Overload: the heavy review at {rate:.0} reviews per second ({OVERLOAD_FACTOR}x its capacity) for 15 s, then the mix at {soak_rate:.0} for 10 s\n"
+    );
+    println!("| phase | reviews | decided (allowed + denied) | shed (429) | errors | p50 (ms) | p99 (ms) | max (ms) | shed: overloaded / queue_wait / deadline |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    let first_second: Vec<Sample> = recovery
+        .iter()
+        .filter(|s| s.due < Duration::from_secs(1))
+        .copied()
+        .collect();
+    let rest: Vec<Sample> = recovery
+        .iter()
+        .filter(|s| s.due >= Duration::from_secs(1))
+        .copied()
+        .collect();
+    for (phase, part, counts) in [
+        ("overload", &samples, [d[0] - b[0], d[1] - b[1], d[2] - b[2]]),
+        ("recovery, first second", &first_second, [f64::NAN; 3]),
+        ("recovery, the next 9 s", &rest, [f64::NAN; 3]),
+        ("recovery, all 10 s", &recovery, [a[0] - d[0], a[1] - d[1], a[2] - d[2]]),
+    ] {
+        let summary = Summary::of(part);
+        let counts = match counts[0].is_nan() {
+            true => String::new(),
+            false => format!("{} / {} / {}", counts[0], counts[1], counts[2]),
+        };
+        println!(
+            "| {phase} | {} | {} | {} | {} | {} | {} | {} | {counts} |",
+            summary.requests,
+            summary.allowed + summary.denied,
+            summary.shed,
+            summary.errors,
+            ms(summary.p50),
+            ms(summary.p99),
+            ms(summary.max)
+        );
+    }
+    let summary = Summary::of(&samples);
+    let seconds = |n: usize| n as f64 / 15.0;
+    println!(
+        "\nUnder overload: {:.0} decided and {:.0} shed per second; the slowest answer {} ms against the {} s timeout.\n",
+        seconds(summary.allowed + summary.denied),
+        seconds(summary.shed),
+        ms(summary.max),
+        TIMEOUT.as_secs()
+    );
+    assert_eq!(summary.errors, 0, "overload: {:?}", Summary::errors_of(&samples));
+    assert!(summary.max < TIMEOUT, "an answer after the timeout: {:?}", summary.max);
+    assert_eq!(Summary::of(&rest).shed, 0, "still shedding a second after the overload");
+    assert_eq!(Summary::of(&recovery).errors, 0, "{:?}", Summary::errors_of(&recovery));
+}
+
+/// The soak rate for 8 s, SIGTERM after 4 s: the server keeps serving for its shutdown delay
+/// (6 s), so every review sent is answered, and each is counted once in its metrics.
+async fn drain(client: Client, targets: &[Target], server: Portcullis, rate: f64) {
+    let requests = |text: &str| -> f64 {
+        text.lines()
+            .filter(|line| line.starts_with("portcullis_admission_requests_total{"))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let before = requests(&scrape(&server.metrics).await);
+    let pid = server.child.id().to_string();
+    let signal = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        assert!(status.success());
+        Instant::now()
+    });
+    let samples = client.attack(targets, rate, Duration::from_secs(8)).await;
+    let signalled = signal.await.expect("the signal");
+    let after = requests(&scrape(&server.metrics).await);
+    let summary = Summary::of(&samples);
+    let exit = tokio::task::spawn_blocking(move || {
+        let mut server = server;
+        let status = server.child.wait().expect("wait");
+        (status, signalled.elapsed())
+    })
+    .await
+    .expect("the exit");
+    println!("## Drain: SIGTERM under load\n");
+    println!(
+        "{rate:.0} reviews per second for 8 s, SIGTERM after 4 s (shutdownDelay {} s): {} reviews sent, {} answered, **{} failed**; `portcullis_admission_requests_total` grew by **{}** (every review counted once); p99 {} ms; the process exited with {} {:.1} s after the signal.\n",
+        SHUTDOWN_DELAY.as_secs(),
+        summary.requests,
+        summary.allowed + summary.denied + summary.shed,
+        summary.errors,
+        after - before,
+        ms(summary.p99),
+        exit.0,
+        exit.1.as_secs_f64()
+    );
+    assert_eq!(summary.errors, 0, "drain: {:?}", Summary::errors_of(&samples));
+    assert_eq!(
+        after - before,
+        summary.requests as f64,
+        "reviews counted in the metrics"
+    );
+    assert!(exit.0.success(), "portcullis exited with {}", exit.0);
+}
+
+async fn scrape(url: &str) -> String {
+    reqwest::get(url)
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
+/// The value of the series `name{labels}` in a scrape (0 when absent).
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}

@@ -1,0 +1,245 @@
+//! The load client the tests and benches share: AdmissionReviews sent over HTTPS with
+//! keep-alive at a constant rate (open loop: a request is sent when it is due, whether or not
+//! earlier ones were answered, as the apiserver does), each answer classified and its latency
+//! counted from when it was due, so a stalled server cannot hide its queue (no coordinated
+//! omission). Bounded: at most `max_in_flight` requests at once (a request due beyond it is
+//! counted as `ClientLimit`, never queued in the client), and every request times out.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// What one request got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    Allowed,
+    Denied,
+    /// Denied from `portcullis.overload` with 429 in the status: shed under overload.
+    Shed,
+    /// An HTTP status other than 200 (the body was not an answer).
+    Status(u16),
+    /// No answer: the connection failed or the request timed out.
+    Failed,
+    /// Not sent: `max_in_flight` requests were already waiting.
+    ClientLimit,
+}
+
+impl Answer {
+    /// Whether the server answered the review (allowed, denied or shed).
+    pub fn is_answer(self) -> bool {
+        matches!(self, Answer::Allowed | Answer::Denied | Answer::Shed)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    /// When the request was due, from the attack's start.
+    pub due: Duration,
+    pub latency: Duration,
+    pub answer: Answer,
+}
+
+/// One review to send, and what it is called in reports.
+#[derive(Clone)]
+pub struct Target {
+    pub name: String,
+    pub body: Arc<Vec<u8>>,
+}
+
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    url: String,
+    max_in_flight: usize,
+}
+
+impl Client {
+    /// A client of `url` (`https://localhost:PORT/validate?timeout=10s`) trusting `ca_pem`;
+    /// each request times out after `timeout`.
+    pub fn new(url: &str, ca_pem: &str, timeout: Duration, max_in_flight: usize) -> Client {
+        let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("the CA certificate");
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(ca)
+            .http1_only()
+            .pool_max_idle_per_host(max_in_flight)
+            .timeout(timeout)
+            .build()
+            .expect("an HTTP client");
+        Client {
+            http,
+            url: url.to_string(),
+            max_in_flight,
+        }
+    }
+
+    /// Sends one review and waits for its answer (closed loop: the capacity measurement).
+    pub async fn send(&self, target: &Target) -> Answer {
+        send(&self.http, &self.url, target.body.clone()).await
+    }
+
+    /// Sends `targets` in turn at `rate` per second for `duration`, then waits for the last
+    /// answers; the samples in the order they were due.
+    pub async fn attack(&self, targets: &[Target], rate: f64, duration: Duration) -> Vec<Sample> {
+        assert!(rate > 0.0 && !targets.is_empty());
+        let interval = Duration::from_secs_f64(1.0 / rate);
+        let total = (duration.as_secs_f64() * rate).round() as usize;
+        let samples = Arc::new(Mutex::new(Vec::with_capacity(total)));
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(self.max_in_flight));
+        let started = tokio::time::Instant::now();
+        let mut requests = tokio::task::JoinSet::new();
+        for index in 0..total {
+            let due = started + interval * index as u32;
+            tokio::time::sleep_until(due).await;
+            let due = due - started;
+            let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                let sample = Sample {
+                    due,
+                    latency: Duration::ZERO,
+                    answer: Answer::ClientLimit,
+                };
+                samples.lock().unwrap().push(sample);
+                continue;
+            };
+            let (http, url, body) = (
+                self.http.clone(),
+                self.url.clone(),
+                targets[index % targets.len()].body.clone(),
+            );
+            let samples = samples.clone();
+            let due_at = started.into_std() + due;
+            requests.spawn(async move {
+                let answer = send(&http, &url, body).await;
+                let sample = Sample {
+                    due,
+                    latency: due_at.elapsed(),
+                    answer,
+                };
+                drop(permit);
+                samples.lock().unwrap().push(sample);
+            });
+            // Reap finished requests as we go, so the set stays as small as what is in flight.
+            while requests.try_join_next().is_some() {}
+        }
+        while requests.join_next().await.is_some() {}
+        let mut samples = std::mem::take(&mut *samples.lock().unwrap());
+        samples.sort_by_key(|s| s.due);
+        samples
+    }
+}
+
+async fn send(http: &reqwest::Client, url: &str, body: Arc<Vec<u8>>) -> Answer {
+    let response = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.as_ref().clone())
+        .send()
+        .await;
+    let response = match response {
+        Ok(response) => response,
+        Err(_) => return Answer::Failed,
+    };
+    let status = response.status().as_u16();
+    let Ok(bytes) = response.bytes().await else {
+        return Answer::Failed;
+    };
+    if status != 200 {
+        return Answer::Status(status);
+    }
+    classify(&serde_json::from_slice(&bytes).unwrap_or(Value::Null)).unwrap_or(Answer::Status(status))
+}
+
+/// Allowed, denied or shed, from an AdmissionReview answer.
+pub fn classify(answer: &Value) -> Option<Answer> {
+    let response = answer.get("response")?;
+    Some(match response.get("allowed")?.as_bool()? {
+        true => Answer::Allowed,
+        false if response["status"]["code"] == 429 => Answer::Shed,
+        false => Answer::Denied,
+    })
+}
+
+/// Counts and latencies of a set of samples.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub requests: usize,
+    pub allowed: usize,
+    pub denied: usize,
+    pub shed: usize,
+    /// Not answered with an AdmissionReview: other statuses, failures, the client's limit.
+    pub errors: usize,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+}
+
+impl Summary {
+    pub fn of(samples: &[Sample]) -> Summary {
+        let count = |answer: Answer| samples.iter().filter(|s| s.answer == answer).count();
+        let mut latencies: Vec<Duration> = samples.iter().map(|s| s.latency).collect();
+        latencies.sort();
+        let at = |q: f64| match latencies.is_empty() {
+            true => Duration::ZERO,
+            false => latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)],
+        };
+        let (allowed, denied, shed) = (count(Answer::Allowed), count(Answer::Denied), count(Answer::Shed));
+        Summary {
+            requests: samples.len(),
+            allowed,
+            denied,
+            shed,
+            errors: samples.len() - allowed - denied - shed,
+            p50: at(0.5),
+            p99: at(0.99),
+            max: latencies.last().copied().unwrap_or_default(),
+        }
+    }
+
+    /// The samples that are not answers, by kind, for a failure message.
+    pub fn errors_of(samples: &[Sample]) -> Vec<(Answer, usize)> {
+        let mut errors: Vec<(Answer, usize)> = Vec::new();
+        for sample in samples {
+            if sample.answer.is_answer() {
+                continue;
+            }
+            match errors.iter_mut().find(|(a, _)| *a == sample.answer) {
+                Some((_, n)) => *n += 1,
+                None => errors.push((sample.answer, 1)),
+            }
+        }
+        errors
+    }
+}
+
+/// A process's resident memory (KiB) and open file descriptors, from /proc.
+pub fn rss_kib_and_fds(pid: u32) -> Option<(u64, usize)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
+    Some((rss, fds))
+}
+
+/// The least-squares slope of `points` (x, y): y's change per unit of x.
+pub fn slope(points: &[(f64, f64)]) -> f64 {
+    let n = points.len() as f64;
+    let (mean_x, mean_y) = (
+        points.iter().map(|p| p.0).sum::<f64>() / n,
+        points.iter().map(|p| p.1).sum::<f64>() / n,
+    );
+    let covariance: f64 = points.iter().map(|(x, y)| (x - mean_x) * (y - mean_y)).sum();
+    let variance: f64 = points.iter().map(|(x, _)| (x - mean_x).powi(2)).sum();
+    if variance == 0.0 {
+        0.0
+    } else {
+        covariance / variance
+    }
+}
