@@ -447,6 +447,45 @@ async fn a_review_arriving_while_the_cpu_queue_is_past_the_bound_is_shed_at_once
 }
 
 #[tokio::test]
+async fn a_policy_that_would_allocate_without_bound_denies_with_its_id() {
+    let dir = tempfile::tempdir().unwrap();
+    write_library(
+        dir.path(),
+        &[
+            // One builtin call asked for 10^11 numbers (terabytes: the process aborted on the
+            // failed allocation), and one for 10^8 in steps; sized by the input, so that only
+            // the evaluation can build them.
+            (
+                "huge/policy.rego",
+                "package huge\nn := count(input.request.object.spec.containers) * 100000000000\ndeny contains \"never\" if count(numbers.range(1, n)) < 0\n",
+            ),
+            (
+                "stepped/policy.rego",
+                "package stepped\nn := count(input.request.object.spec.containers) * 100000000000\ndeny contains \"never\" if count(numbers.range_step(1, n, 1000)) < 0\n",
+            ),
+            ("fine/policy.rego", "package fine\ndeny contains \"nope\" if false\n"),
+        ],
+    );
+    for engine in ["compiled", "interpreter"] {
+        let settings = settings(&format!("{CONFIG}policies: {{ engine: {engine} }}\n"));
+        let state = state_with_source(&settings, Source::Dirs(vec![dir.path().to_path_buf()]), &[]);
+        let (_, answer) = post(
+            &state,
+            "/validate?timeout=10s",
+            fixture("reviews/policy/pod-pinned-clean.json"),
+        )
+        .await;
+        assert_eq!(answer["response"]["allowed"], false, "{engine}");
+        assert_eq!(denied_by(&answer), ["huge", "stepped"], "{engine}: {answer}");
+        let message = answer["response"]["status"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("- huge: policy could not be evaluated") && message.contains("memory limit"),
+            "{engine}: {message}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn past_the_deadline_it_denies_instead_of_hanging() {
     let dir = tempfile::tempdir().unwrap();
     write_library(dir.path(), &[("slow/policy.rego", ENDLESS)]);
