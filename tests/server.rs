@@ -77,8 +77,13 @@ struct Running {
 }
 
 async fn start(extra_config: &str, volume: &SecretVolume, source: Source) -> Running {
+    start_with(extra_config, "", volume, source).await
+}
+
+/// [`start`], with more `server` settings (`shutdownDelay: 2s, `).
+async fn start_with(extra_config: &str, server: &str, volume: &SecretVolume, source: Source) -> Running {
     let yaml = format!(
-        "{CONFIG}{extra_config}\nserver: {{ listen: 127.0.0.1:0, metricsListen: 127.0.0.1:0, shutdownGracePeriod: 20s, tls: {{ certFile: {}, keyFile: {}, reloadInterval: 100ms }} }}\n",
+        "{CONFIG}{extra_config}\nserver: {{ {server}listen: 127.0.0.1:0, metricsListen: 127.0.0.1:0, shutdownGracePeriod: 20s, tls: {{ certFile: {}, keyFile: {}, reloadInterval: 100ms }} }}\n",
         volume.cert().display(),
         volume.key().display()
     );
@@ -292,10 +297,10 @@ async fn shutdown_finishes_in_flight_reviews_and_closes_keep_alives() {
         let (ca, addr) = (bundle.ca_cert.clone(), running.addr);
         tokio::spawn(async move { send(&client(&ca, None, false), addr).await })
     };
-    let semaphore = running.state.semaphore.clone();
-    let capacity = semaphore.available_permits();
-    wait_until("the review to take a slot", move || {
-        semaphore.available_permits() < capacity
+    let evaluations = running.state.evaluations.clone();
+    let capacity = evaluations.available_permits();
+    wait_until("the review to take an evaluation slot", move || {
+        evaluations.available_permits() < capacity
     })
     .await;
 
@@ -332,6 +337,50 @@ async fn shutdown_finishes_in_flight_reviews_and_closes_keep_alives() {
         tokio::net::TcpStream::connect(running.addr).await.is_err(),
         "no longer accepting"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_answers_every_review_sent_and_counts_each_once() {
+    let bundle = certs::generate(&["localhost"]).unwrap();
+    let volume = SecretVolume::new(&bundle);
+    let running = start_with("", "shutdownDelay: 3s, ", &volume, Source::Embedded).await;
+    let url = format!("https://localhost:{}/validate?timeout=10s", running.addr.port());
+    let client = common::load::Client::new(&url, &bundle.ca_cert, Duration::from_secs(10), 1000);
+    let targets = [
+        "reviews/policy/pod-pinned-clean.json",
+        "reviews/policy/pod-privileged.json",
+    ]
+    .map(|name| common::load::Target {
+        name: name.to_string(),
+        body: Arc::new(fixture(name)),
+    });
+    let metrics = format!("http://{}/metrics", running.operations);
+    let reviews_counted = async || -> f64 {
+        scrape(&metrics)
+            .await
+            .lines()
+            .filter(|line| line.starts_with("portcullis_admission_requests_total{"))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let before = reviews_counted().await;
+
+    // 40 reviews a second for 3 s; the signal (the shutdown watch `serve` turns on at SIGTERM)
+    // after 1 s: the server keeps serving through its 3 s shutdown delay.
+    let (samples, ()) = tokio::join!(client.attack(&targets, 40.0, Duration::from_secs(3)), async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        running.shutdown.send(true).unwrap();
+    });
+    let summary = common::load::Summary::of(&samples);
+    assert_eq!(summary.requests, 120);
+    assert_eq!(summary.errors, 0, "{:?}", common::load::Summary::errors_of(&samples));
+    assert_eq!(summary.allowed + summary.denied, 120, "{summary:?}");
+    assert_eq!(reviews_counted().await - before, 120.0, "each review counted once");
+    tokio::time::timeout(Duration::from_secs(20), running.task)
+        .await
+        .expect("server stopped")
+        .unwrap()
+        .unwrap();
 }
 
 async fn open_keep_alive(addr: SocketAddr, ca: &str) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
@@ -480,12 +529,12 @@ async fn on_one_core_a_review_stops_at_its_deadline_and_the_probes_still_answer(
     .await;
 
     // The probe runs on a thread of its own: the test's runtime has the one worker too.
-    let (semaphore, operations) = (running.state.semaphore.clone(), running.operations);
-    let capacity = semaphore.available_permits();
+    let (evaluations, operations) = (running.state.evaluations.clone(), running.operations);
+    let capacity = evaluations.available_permits();
     let probe = std::thread::spawn(move || {
         let taken = (0..2000).any(|_| {
             std::thread::sleep(Duration::from_millis(5));
-            semaphore.available_permits() < capacity
+            evaluations.available_permits() < capacity
         });
         assert!(taken, "the review never took a slot");
         let mut stream = std::net::TcpStream::connect(operations).unwrap();

@@ -510,8 +510,10 @@ async fn past_the_deadline_it_denies_instead_of_hanging() {
 async fn concurrency_is_bounded_and_a_full_server_denies_in_time() {
     let dir = tempfile::tempdir().unwrap();
     write_library(dir.path(), &[("slow/policy.rego", ENDLESS)]);
+    // One evaluation at a time, and a queue bound past the second review's deadline: it waits
+    // for the slot until its deadline, then is denied in time.
     let settings = settings(&format!(
-        "{CONFIG}admission: {{ policyTimeout: 2s, maxConcurrentReviews: 1 }}\n"
+        "{CONFIG}admission: {{ policyTimeout: 2s, maxConcurrentEvaluations: 1, maxQueueWait: 5s }}\n"
     ));
     let state = state_with_source(&settings, Source::Dirs(vec![dir.path().to_path_buf()]), &[]);
     let busy = {
@@ -527,10 +529,10 @@ async fn concurrency_is_bounded_and_a_full_server_denies_in_time() {
     };
     // Wait (bounded) until the first review holds the only slot.
     try_poll_async(Duration::from_secs(2), Duration::from_millis(5), async || {
-        (state.semaphore.available_permits() == 0).then_some(())
+        (state.evaluations.available_permits() == 0).then_some(())
     })
     .await;
-    assert_eq!(state.semaphore.available_permits(), 0);
+    assert_eq!(state.evaluations.available_permits(), 0);
     let (_, answer) = post(
         &state,
         "/validate?timeout=1s",
@@ -541,7 +543,7 @@ async fn concurrency_is_bounded_and_a_full_server_denies_in_time() {
     assert!(answer["response"]["status"]["message"]
         .as_str()
         .unwrap()
-        .contains("too many reviews"));
+        .contains("the server is saturated"));
     let (_, first) = busy.await.unwrap();
     assert_eq!(
         denied_by(&first),
