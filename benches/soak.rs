@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::lab::{self, pick_port};
-use common::load::{rss_kib_and_fds, slope, Client, Sample, Summary, Target};
+use common::load::{reviews_counted, rss_kib_and_fds, slope, Client, Sample, Summary, Target};
 use portcullis::server::certs;
 
 /// Each request's `?timeout=`, as the apiserver sends its webhook's `timeoutSeconds`.
@@ -94,7 +94,7 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        wait_ready(&server, &client, &targets).await;
+        wait_ready(&client, &targets).await;
         println!("# Load, soak, overload and drain\n");
         println!(
             "`portcullis serve` (release, glibc) on core 0, the load client on core 1; {} reviews in turn: {}.\n",
@@ -228,7 +228,7 @@ fn targets(signed: &str, unsigned: &str) -> Vec<Target> {
     targets
 }
 
-async fn wait_ready(server: &Portcullis, client: &Client, targets: &[Target]) {
+async fn wait_ready(client: &Client, targets: &[Target]) {
     let started = Instant::now();
     loop {
         let samples = client.attack(&targets[..1], 10.0, Duration::from_millis(100)).await;
@@ -243,7 +243,6 @@ async fn wait_ready(server: &Portcullis, client: &Client, targets: &[Target]) {
         .attack(targets, 20.0, Duration::from_secs_f64(targets.len() as f64 / 20.0))
         .await;
     assert_eq!(Summary::of(&samples).errors, 0, "{:?}", Summary::errors_of(&samples));
-    let _ = server;
 }
 
 /// Reviews per second on 8 keep-alive connections sending back to back.
@@ -471,13 +470,7 @@ async fn overload(client: &Client, heavy: (&[Target], f64), mix: (&[Target], f64
 /// The soak rate for 8 s, SIGTERM after 4 s: the server keeps serving for its shutdown delay
 /// (6 s), so every review sent is answered, and each is counted once in its metrics.
 async fn drain(client: Client, targets: &[Target], server: Portcullis, rate: f64) {
-    let requests = |text: &str| -> f64 {
-        text.lines()
-            .filter(|line| line.starts_with("portcullis_admission_requests_total{"))
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    };
-    let before = requests(&scrape(&server.metrics).await);
+    let before = reviews_counted(&scrape(&server.metrics).await);
     let pid = server.child.id().to_string();
     let signal = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(4)).await;
@@ -487,7 +480,7 @@ async fn drain(client: Client, targets: &[Target], server: Portcullis, rate: f64
     });
     let samples = client.attack(targets, rate, Duration::from_secs(8)).await;
     let signalled = signal.await.expect("the signal");
-    let after = requests(&scrape(&server.metrics).await);
+    let after = reviews_counted(&scrape(&server.metrics).await);
     let summary = Summary::of(&samples);
     let exit = tokio::task::spawn_blocking(move || {
         let mut server = server;

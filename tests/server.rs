@@ -355,14 +355,7 @@ async fn sigterm_under_load_answers_every_review_sent_and_counts_each_once() {
         body: Arc::new(fixture(name)),
     });
     let metrics = format!("http://{}/metrics", running.operations);
-    let reviews_counted = async || -> f64 {
-        scrape(&metrics)
-            .await
-            .lines()
-            .filter(|line| line.starts_with("portcullis_admission_requests_total{"))
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    };
+    let reviews_counted = async || common::load::reviews_counted(&scrape(&metrics).await);
     let before = reviews_counted().await;
 
     // 40 reviews a second for 3 s; the signal (the shutdown watch `serve` turns on at SIGTERM)

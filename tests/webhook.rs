@@ -27,6 +27,26 @@ const WORKLOADS: [&str; 10] = [
 /// A policy that never finishes on its own: the execution-time limit has to stop it.
 const ENDLESS: &str = "package slow\ndeny contains \"never\" if {\n  input.request\n  some i in numbers.range(1, 2000)\n  some j in numbers.range(1, 2000)\n  some k in numbers.range(1, 2000)\n  i + j + k < 0\n}\n";
 
+/// App state on a library of the one policy [`ENDLESS`], with `admission` settings
+/// (`policyTimeout: 1s`); the directory lives as long as the returned guard.
+fn endless_library(admission: &str) -> (tempfile::TempDir, portcullis::server::AppState) {
+    let dir = tempfile::tempdir().unwrap();
+    write_library(dir.path(), &[("slow/policy.rego", ENDLESS)]);
+    let settings = settings(&format!("{CONFIG}admission: {{ {admission} }}\n"));
+    let state = state_with_source(&settings, Source::Dirs(vec![dir.path().to_path_buf()]), &[]);
+    (dir, state)
+}
+
+/// The pinned, clean Pod's review, sent with the apiserver's `timeout`.
+async fn review_clean_pod(state: &portcullis::server::AppState, timeout: &str) -> (StatusCode, Value) {
+    post(
+        state,
+        &format!("/validate?timeout={timeout}"),
+        fixture("reviews/policy/pod-pinned-clean.json"),
+    )
+    .await
+}
+
 #[test]
 fn every_image_field_of_every_workload_kind_is_extracted() {
     for name in WORKLOADS {
@@ -112,12 +132,7 @@ async fn oversized_bodies_get_413() {
 #[tokio::test]
 async fn a_clean_pinned_pod_is_allowed() {
     let state = state(CONFIG, &[]);
-    let (_, answer) = post(
-        &state,
-        "/validate?timeout=10s",
-        fixture("reviews/policy/pod-pinned-clean.json"),
-    )
-    .await;
+    let (_, answer) = review_clean_pod(&state, "10s").await;
     assert_eq!(answer["response"]["allowed"], true, "{answer}");
     assert!(answer["response"].get("status").is_none());
 }
@@ -314,12 +329,7 @@ async fn a_policy_that_fails_or_overruns_denies_with_its_id() {
     );
     let settings = settings(&format!("{CONFIG}admission: {{ policyTimeout: 50ms }}\n"));
     let state = state_with_source(&settings, Source::Dirs(vec![dir.path().to_path_buf()]), &[]);
-    let (_, answer) = post(
-        &state,
-        "/validate?timeout=10s",
-        fixture("reviews/policy/pod-pinned-clean.json"),
-    )
-    .await;
+    let (_, answer) = review_clean_pod(&state, "10s").await;
     assert_eq!(answer["response"]["allowed"], false);
     assert_eq!(denied_by(&answer), ["bad.result", "slow"]);
     let message = answer["response"]["status"]["message"].as_str().unwrap();
@@ -353,21 +363,10 @@ fn assert_shed(answer: &Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_review_that_waits_max_queue_wait_for_a_cpu_is_shed_with_429() {
-    let dir = tempfile::tempdir().unwrap();
-    write_library(dir.path(), &[("slow/policy.rego", ENDLESS)]);
     // One evaluation at a time, each running to its 400 ms limit: the two reviews behind it
     // would wait 400 ms and are shed after the 50 ms bound instead.
-    let settings = settings(&format!(
-        "{CONFIG}admission: {{ policyTimeout: 400ms, maxConcurrentEvaluations: 1, maxQueueWait: 50ms }}\n"
-    ));
-    let state = state_with_source(&settings, Source::Dirs(vec![dir.path().to_path_buf()]), &[]);
-    let review = || {
-        post(
-            &state,
-            "/validate?timeout=10s",
-            fixture("reviews/policy/pod-pinned-clean.json"),
-        )
-    };
+    let (_dir, state) = endless_library("policyTimeout: 400ms, maxConcurrentEvaluations: 1, maxQueueWait: 50ms");
+    let review = || review_clean_pod(&state, "10s");
     let answers = tokio::join!(review(), review(), review());
     let answers = [answers.0 .1, answers.1 .1, answers.2 .1];
     let evaluated: Vec<&Value> = answers.iter().filter(|a| denied_by(a) == ["slow"]).collect();
@@ -412,13 +411,7 @@ async fn a_review_arriving_while_the_cpu_queue_is_past_the_bound_is_shed_at_once
             probe.await.unwrap();
         });
     });
-    let review = || {
-        post(
-            &state,
-            "/validate?timeout=10s",
-            fixture("reviews/policy/pod-pinned-clean.json"),
-        )
-    };
+    let review = || review_clean_pod(&state, "10s");
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(review().await.1["response"]["allowed"], true);
 
@@ -469,12 +462,7 @@ async fn a_policy_that_would_allocate_without_bound_denies_with_its_id() {
     for engine in ["compiled", "interpreter"] {
         let settings = settings(&format!("{CONFIG}policies: {{ engine: {engine} }}\n"));
         let state = state_with_source(&settings, Source::Dirs(vec![dir.path().to_path_buf()]), &[]);
-        let (_, answer) = post(
-            &state,
-            "/validate?timeout=10s",
-            fixture("reviews/policy/pod-pinned-clean.json"),
-        )
-        .await;
+        let (_, answer) = review_clean_pod(&state, "10s").await;
         assert_eq!(answer["response"]["allowed"], false, "{engine}");
         assert_eq!(denied_by(&answer), ["huge", "stepped"], "{engine}: {answer}");
         let message = answer["response"]["status"]["message"].as_str().unwrap();
@@ -487,17 +475,9 @@ async fn a_policy_that_would_allocate_without_bound_denies_with_its_id() {
 
 #[tokio::test]
 async fn past_the_deadline_it_denies_instead_of_hanging() {
-    let dir = tempfile::tempdir().unwrap();
-    write_library(dir.path(), &[("slow/policy.rego", ENDLESS)]);
-    let settings = settings(&format!("{CONFIG}admission: {{ policyTimeout: 3s }}\n"));
-    let state = state_with_source(&settings, Source::Dirs(vec![dir.path().to_path_buf()]), &[]);
+    let (_dir, state) = endless_library("policyTimeout: 3s");
     let started = std::time::Instant::now();
-    let (status, answer) = post(
-        &state,
-        "/validate?timeout=1s",
-        fixture("reviews/policy/pod-pinned-clean.json"),
-    )
-    .await;
+    let (status, answer) = review_clean_pod(&state, "1s").await;
     let elapsed = started.elapsed();
     assert_eq!(status, StatusCode::OK);
     assert_eq!(answer["response"]["allowed"], false);
@@ -508,24 +488,12 @@ async fn past_the_deadline_it_denies_instead_of_hanging() {
 
 #[tokio::test]
 async fn concurrency_is_bounded_and_a_full_server_denies_in_time() {
-    let dir = tempfile::tempdir().unwrap();
-    write_library(dir.path(), &[("slow/policy.rego", ENDLESS)]);
     // One evaluation at a time, and a queue bound past the second review's deadline: it waits
     // for the slot until its deadline, then is denied in time.
-    let settings = settings(&format!(
-        "{CONFIG}admission: {{ policyTimeout: 2s, maxConcurrentEvaluations: 1, maxQueueWait: 5s }}\n"
-    ));
-    let state = state_with_source(&settings, Source::Dirs(vec![dir.path().to_path_buf()]), &[]);
+    let (_dir, state) = endless_library("policyTimeout: 2s, maxConcurrentEvaluations: 1, maxQueueWait: 5s");
     let busy = {
         let state = state.clone();
-        tokio::spawn(async move {
-            post(
-                &state,
-                "/validate?timeout=10s",
-                fixture("reviews/policy/pod-pinned-clean.json"),
-            )
-            .await
-        })
+        tokio::spawn(async move { review_clean_pod(&state, "10s").await })
     };
     // Wait (bounded) until the first review holds the only slot.
     try_poll_async(Duration::from_secs(2), Duration::from_millis(5), async || {
@@ -533,12 +501,7 @@ async fn concurrency_is_bounded_and_a_full_server_denies_in_time() {
     })
     .await;
     assert_eq!(state.evaluations.available_permits(), 0);
-    let (_, answer) = post(
-        &state,
-        "/validate?timeout=1s",
-        fixture("reviews/policy/pod-pinned-clean.json"),
-    )
-    .await;
+    let (_, answer) = review_clean_pod(&state, "1s").await;
     assert_eq!(denied_by(&answer), ["portcullis.deadline"]);
     assert!(answer["response"]["status"]["message"]
         .as_str()
@@ -593,19 +556,8 @@ async fn metrics_and_probes() {
 
 #[tokio::test]
 async fn a_review_the_apiserver_gave_up_on_is_counted_as_abandoned() {
-    let dir = tempfile::tempdir().unwrap();
-    write_library(dir.path(), &[("slow/policy.rego", ENDLESS)]);
-    let settings = settings(&format!("{CONFIG}admission: {{ policyTimeout: 1s }}\n"));
-    let state = state_with_source(&settings, Source::Dirs(vec![dir.path().to_path_buf()]), &[]);
-    let hung_up = tokio::time::timeout(
-        Duration::from_millis(100),
-        post(
-            &state,
-            "/validate?timeout=10s",
-            fixture("reviews/policy/pod-pinned-clean.json"),
-        ),
-    )
-    .await;
+    let (_dir, state) = endless_library("policyTimeout: 1s");
+    let hung_up = tokio::time::timeout(Duration::from_millis(100), review_clean_pod(&state, "10s")).await;
     assert!(hung_up.is_err(), "the client gave up first");
     let (_, metrics) = get(&state, "/metrics").await;
     assert!(metrics.contains("decision=\"abandoned\"} 1"), "{metrics}");

@@ -213,6 +213,16 @@ impl Summary {
     }
 }
 
+/// Reviews a scrape of portcullis's metrics counts as answered (every
+/// `portcullis_admission_requests_total` series): each review sent is counted exactly once.
+pub fn reviews_counted(scrape: &str) -> f64 {
+    scrape
+        .lines()
+        .filter(|line| line.starts_with("portcullis_admission_requests_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// A process's resident memory (KiB) and open file descriptors, from /proc.
 pub fn rss_kib_and_fds(pid: u32) -> Option<(u64, usize)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
