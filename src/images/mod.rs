@@ -3,6 +3,7 @@
 pub mod attest;
 pub mod config;
 pub mod credentials;
+pub mod dns;
 pub mod envelope;
 pub mod facts;
 pub mod pace;

@@ -5,6 +5,7 @@
 //! - every request has a timeout and every body a size bound;
 //! - a redirect to a loopback, link-local or metadata address is refused unless that host is
 //!   itself allowed, and credentials never follow a redirect to another host;
+//! - a name that resolves only to such addresses is not connected to (`dns`);
 //! - outcomes are kept apart: "not there" (404) is not "registry down";
 //! - a pull token is asked for once per registry, repository and credential, and reused
 //!   until it expires (never for another credential: the key holds its fingerprint).
@@ -15,6 +16,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::credentials::{Basic, Credentials};
+use super::dns::{internal_ip, names_loopback, Guarded};
 use super::pattern::AllowList;
 use super::reference::ImageReference;
 
@@ -460,6 +462,7 @@ fn http_client(allow: &AllowList, timeout: Duration, ca: Option<&[u8]>) -> Resul
         .use_rustls_tls()
         .timeout(timeout)
         .connect_timeout(timeout)
+        .dns_resolver(std::sync::Arc::new(Guarded))
         .redirect(reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() >= 5 {
                 return attempt.error("too many redirects");
@@ -532,20 +535,13 @@ fn is_registry_token_service(registry: &str, realm_host: &str) -> bool {
     registry == "docker.io" && realm_host.eq_ignore_ascii_case("auth.docker.io")
 }
 
-/// Loopback, link-local (cloud metadata lives there), unspecified, or `localhost`.
+/// Loopback, link-local (cloud metadata lives there), unspecified, or `localhost`, as written.
 fn internal_address(host: &str) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if bare == "localhost" || bare.ends_with(".localhost") || bare == "metadata.google.internal" {
+    if names_loopback(bare) || bare.trim_end_matches('.') == "metadata.google.internal" {
         return true;
     }
-    match bare.parse::<IpAddr>() {
-        Ok(IpAddr::V4(ip)) => ip.is_loopback() || ip.is_link_local() || ip.is_unspecified(),
-        Ok(IpAddr::V6(ip)) => match ip.to_ipv4_mapped() {
-            Some(v4) => v4.is_loopback() || v4.is_link_local() || v4.is_unspecified(),
-            None => ip.is_loopback() || ip.is_unspecified() || (ip.segments()[0] & 0xffc0) == 0xfe80,
-        },
-        Err(_) => false,
-    }
+    bare.parse::<IpAddr>().is_ok_and(internal_ip)
 }
 
 #[cfg(test)]
@@ -578,6 +574,8 @@ mod tests {
             "metadata.google.internal",
             "[::ffff:127.0.0.1]",
             "[::ffff:169.254.169.254]",
+            "localhost.",
+            "metadata.google.internal.",
         ] {
             assert!(internal_address(host), "{host}");
         }
