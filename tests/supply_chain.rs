@@ -375,7 +375,7 @@ async fn reviews_waiting_on_a_registry_never_hold_up_reviews_that_need_none() {
         "the review slot to be taken",
         Duration::from_secs(5),
         Duration::from_millis(10),
-        async || (state.semaphore.available_permits() == 0).then_some(()),
+        async || (state.review_slots.available(&lab.slow) == 0).then_some(()),
     )
     .await;
     // An image off the allow-list is decided without any registry: at once, by its policy, not
@@ -384,7 +384,7 @@ async fn reviews_waiting_on_a_registry_never_hold_up_reviews_that_need_none() {
     let (_, answer) = post(&state, "/validate?timeout=3s", pod_review(&outside)).await;
     assert_eq!(denied_by(&answer), ["images.allowed_registries"], "{answer}");
     assert_eq!(
-        state.semaphore.available_permits(),
+        state.review_slots.available(&lab.slow),
         0,
         "the stuck review still holds the slot"
     );

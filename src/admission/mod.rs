@@ -215,12 +215,18 @@ impl Reviewer {
 
     /// Adds signature verification facts to every image, concurrently, within `deadline`.
     /// Without a configured trust policy the facts stay `skipped`.
-    /// Whether [`Reviewer::verify`] would contact a registry for these facts: some image is on
-    /// the allow-list (to resolve its tag or verify it). The rest is decided on the CPU alone.
-    pub fn needs_registry(&self, facts: &Facts) -> bool {
-        self.verifier
-            .as_ref()
-            .is_some_and(|verifier| facts.images.iter().any(|(_, reference)| verifier.contacts(reference)))
+    /// The registries [`Reviewer::verify`] would contact for these facts: those of the images
+    /// on the allow-list (to resolve a tag or verify). None: decided on the CPU alone.
+    pub fn registries_contacted(&self, facts: &Facts) -> std::collections::BTreeSet<String> {
+        let Some(verifier) = &self.verifier else {
+            return Default::default();
+        };
+        facts
+            .images
+            .iter()
+            .filter(|(_, reference)| verifier.contacts(reference))
+            .map(|(_, reference)| reference.registry.clone())
+            .collect()
     }
 
     pub async fn verify(&self, facts: &mut Facts, deadline: std::time::Instant) {

@@ -5,6 +5,7 @@ pub mod certs;
 pub mod dev;
 pub mod pressure;
 pub mod router;
+pub mod slots;
 pub mod tls;
 
 use std::sync::atomic::Ordering;
@@ -346,7 +347,7 @@ pub fn app_state_from(settings: &Settings, reviewer: Reviewer, metrics: Arc<Metr
     AppState {
         reviewer: Arc::new(reviewer),
         metrics,
-        semaphore: Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_reviews)),
+        review_slots: Arc::new(slots::ReviewSlots::new(settings.max_concurrent_reviews)),
         evaluations: Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_evaluations)),
         limits: Limits {
             max_body_bytes: settings.max_body_bytes,

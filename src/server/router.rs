@@ -23,6 +23,7 @@ use crate::policy::Decision;
 use crate::results::Enforcement;
 
 use super::pressure::Pressure;
+use super::slots::ReviewSlots;
 
 /// Policy id used when no policy decided because time or capacity ran out.
 pub const DEADLINE_CHECK: &str = "portcullis.deadline";
@@ -50,8 +51,9 @@ pub struct Health {
 pub struct AppState {
     pub reviewer: Arc<Reviewer>,
     pub metrics: Arc<Metrics>,
-    /// Reviews in progress that contact registries (verification I/O and evaluation).
-    pub semaphore: Arc<Semaphore>,
+    /// Reviews in progress that contact registries (verification I/O and evaluation), a pool
+    /// per registry.
+    pub review_slots: Arc<ReviewSlots>,
     /// Policy evaluations running (CPU-bound, about one per core: more would only make each
     /// slower and push them past their time limit).
     pub evaluations: Arc<Semaphore>,
@@ -259,14 +261,18 @@ async fn decide_before(state: &AppState, request: regorus::Value, deadline: Inst
     if state.pressure.overloaded() {
         return shed(Shed::Overloaded);
     }
-    // Only reviews that wait on registries take a review slot: a slow or unreachable registry
-    // then holds those slots, never the CPU-only reviews behind them.
+    // Only reviews that wait on registries take review slots, one of each registry's pool: a
+    // slow or unreachable registry holds its own slots, never the CPU-only reviews or the
+    // reviews of other registries.
+    let registries = reviewer.registries_contacted(&facts);
     let mut permit = None;
-    if reviewer.needs_registry(&facts) {
-        let Ok(Ok(slot)) = tokio::time::timeout_at(deadline, state.semaphore.clone().acquire_owned()).await else {
-            return shed(Shed::Deadline("start the review (too many reviews in progress)"));
+    if !registries.is_empty() {
+        let Ok(slots) = tokio::time::timeout_at(deadline, state.review_slots.acquire(&registries)).await else {
+            return shed(Shed::Deadline(
+                "start the review (too many reviews of its registries in progress)",
+            ));
         };
-        permit = Some(slot);
+        permit = Some(slots);
     }
     // Verification is registry I/O on the async runtime (for images off the allow-list, only
     // their `skipped` facts). It gets three quarters of the time left, so that an answer (a
