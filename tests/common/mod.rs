@@ -17,6 +17,7 @@ use portcullis::policy::Source;
 use portcullis::server::{self, AppState};
 
 pub mod cluster;
+pub mod faults;
 pub mod inputs;
 pub mod lab;
 pub mod load;
