@@ -11,7 +11,7 @@ CARGO ?= cargo
 ## the docs, the module layering). Integration: those that start real parts (a registry, cosign,
 ## kube-apiserver, helm, gator, OPA, the local Sigstore). Every tests/*.rs is in exactly one list
 ## (scripts/test-tiers.sh, run by `make test`).
-UNIT_TESTS := cli docs engines layers server webhook
+UNIT_TESTS := cli docs engines layers registry_faults server webhook
 INTEGRATION_TESTS := audit ci_formats cluster credentials dashboards e2e engine_patches gatekeeper keyless opa_differential prometheus supply_chain
 
 ## The crates we patch (patches/README.md), prepared in vendor/ before any cargo command; a
