@@ -17,6 +17,7 @@ use crate::admission::Reviewer;
 use crate::config::InventoryKind;
 use crate::metrics::Metrics;
 use crate::policy::gatekeeper::{review, InventoryError};
+use crate::watch_health::{Retry, WatchHealth};
 
 /// How long to gather changes before rebuilding: a burst (a rollout, a relist) costs one
 /// rebuild, and a new object is seen by policies about this long after it is stored.
@@ -36,6 +37,7 @@ struct SyncedKind {
     name: String,
     resource: ApiResource,
     store: Store<DynamicObject>,
+    health: Arc<WatchHealth>,
 }
 
 impl InventorySync {
@@ -61,11 +63,14 @@ impl InventorySync {
                 let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
                 let writer = reflector::store::Writer::new(resource.clone());
                 let store = writer.as_reader();
-                let stream = reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
-                let (changed, kind) = (changed.clone(), name.clone());
+                let stream =
+                    reflector::reflector(writer, watcher(api, watcher::Config::default())).backoff(Retry::default());
+                let health = Arc::new(WatchHealth::new(format!("inventory {name}")));
+                let (changed, kind, observer) = (changed.clone(), name.clone(), health.clone());
                 tokio::spawn(async move {
                     stream
                         .for_each(|event| {
+                            observer.observe(&event);
                             match event {
                                 Ok(_) => changed.notify_one(),
                                 Err(error) => tracing::warn!(%kind, %error, "inventory watch error; retrying"),
@@ -74,7 +79,12 @@ impl InventorySync {
                         })
                         .await;
                 });
-                SyncedKind { name, resource, store }
+                SyncedKind {
+                    name,
+                    resource,
+                    store,
+                    health,
+                }
             })
             .collect();
         Ok(InventorySync { kinds, changed })
@@ -83,7 +93,7 @@ impl InventorySync {
     /// Keeps `reviewer`'s inventory current from now on, in the background; the reviewer is
     /// not ready until the first full list of every kind is installed.
     pub fn follow(self, reviewer: Arc<Reviewer>, metrics: Arc<Metrics>) -> tokio::task::JoinHandle<()> {
-        reviewer.expect_inventory();
+        reviewer.expect_inventory(self.kinds.iter().map(|kind| kind.health.clone()).collect());
         tokio::spawn(self.keep_current(reviewer, metrics))
     }
 

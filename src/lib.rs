@@ -23,6 +23,7 @@ pub mod results;
 pub mod risk;
 pub mod server;
 pub mod telemetry;
+pub mod watch_health;
 pub mod workload;
 
 /// Makes ring the process-wide rustls provider. Two providers are compiled in (ring, which

@@ -303,7 +303,7 @@ impl ApiClient {
         if let Some(client) = &self.0 {
             return Ok(client.clone());
         }
-        let client = kube::Client::try_default().await?;
+        let client = kube_client(None).await?;
         self.0 = Some(client.clone());
         Ok(client)
     }
@@ -668,15 +668,19 @@ async fn audit_client(kubeconfig: Option<&Path>) -> Result<kube::Client, Startup
         })
 }
 
-/// A client for `kubeconfig`'s current context, or the default configuration.
+/// A client for `kubeconfig`'s current context, or the default configuration. Connections
+/// give up after `API_CONNECT_TIMEOUT`: a watch's staleness is told by its errors.
 async fn kube_client(kubeconfig: Option<&Path>) -> Result<kube::Client, kube::Error> {
-    let Some(path) = kubeconfig else {
-        return kube::Client::try_default().await;
+    let mut config = match kubeconfig {
+        None => kube::Config::infer().await.map_err(kube::Error::InferConfig)?,
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path).map_err(kube::Error::InferKubeconfig)?;
+            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(kube::Error::InferKubeconfig)?
+        }
     };
-    let file = kube::config::Kubeconfig::read_from(path).map_err(kube::Error::InferKubeconfig)?;
-    let config = kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
-        .await
-        .map_err(kube::Error::InferKubeconfig)?;
+    config.connect_timeout = Some(portcullis::watch_health::API_CONNECT_TIMEOUT);
     kube::Client::try_from(config)
 }
 

@@ -78,6 +78,11 @@ pub struct StatusLabels {
 
 /// A kind of `policies.inventory`, e.g. `networking.k8s.io/v1/Ingress` (from the config).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WatchLabels {
+    pub watch: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct InventoryLabels {
     pub kind: String,
 }
@@ -258,6 +263,7 @@ pub struct Metrics {
     policy_duration: Family<PolicyLabels, Histogram>,
     policies_loaded: Family<EngineLabels, Gauge>,
     inventory_objects: Family<InventoryLabels, Gauge>,
+    watch_stale: Family<WatchLabels, Gauge>,
     certificate_expiry: Gauge,
     policy_reloads: Family<ResultLabels, Counter>,
     tls_reloads: Family<ResultLabels, Counter>,
@@ -326,6 +332,12 @@ impl Metrics {
             "inventory_objects",
             "Objects of each synced kind in the Gatekeeper inventory the policies see",
             inventory_objects.clone(),
+        );
+        let watch_stale = Family::<WatchLabels, Gauge>::default();
+        registry.register(
+            "kube_watch_stale_seconds",
+            "How long each cached watch of the Kubernetes API (namespaces, PolicyExceptions, inventory kinds) has been failing to reach it, 0 when current; decisions meanwhile use what it read before",
+            watch_stale.clone(),
         );
         let certificate_expiry = Gauge::default();
         registry.register(
@@ -444,6 +456,7 @@ impl Metrics {
             policy_duration,
             policies_loaded,
             inventory_objects,
+            watch_stale,
             certificate_expiry,
             policy_reloads,
             tls_reloads,
@@ -551,6 +564,15 @@ impl Metrics {
         self.inventory_objects
             .get_or_create(&InventoryLabels { kind })
             .set(count as i64);
+    }
+
+    /// Sets each watch's staleness: seconds failing, 0 when current.
+    pub fn set_watch_staleness(&self, watch: &str, stale_for: Option<std::time::Duration>) {
+        self.watch_stale
+            .get_or_create(&WatchLabels {
+                watch: watch.to_string(),
+            })
+            .set(stale_for.map_or(0, |d| d.as_secs() as i64));
     }
 
     pub fn record_reload(&self, success: bool) {

@@ -11,6 +11,8 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 
+use crate::watch_health::{Retry, WatchHealth};
+
 pub type Labels = BTreeMap<String, String>;
 
 pub trait NamespaceLabels: Send + Sync {
@@ -24,6 +26,10 @@ pub trait NamespaceLabels: Send + Sync {
     /// does.
     fn label_digest(&self, _label: &str) -> u64 {
         0
+    }
+    /// The watches behind the labels, for their staleness (none for a fixed map).
+    fn watches(&self) -> Vec<Arc<WatchHealth>> {
+        Vec::new()
     }
 }
 
@@ -42,6 +48,7 @@ impl NamespaceLabels for StaticNamespaces {
 pub struct KubeNamespaces {
     store: Store<Namespace>,
     synced: Arc<AtomicBool>,
+    health: Arc<WatchHealth>,
 }
 
 impl KubeNamespaces {
@@ -50,14 +57,18 @@ impl KubeNamespaces {
         let api: kube::Api<Namespace> = kube::Api::all(client);
         let (store, writer) = reflector::store();
         let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
-            .default_backoff()
+            .backoff(Retry::default())
             .touched_objects();
+        let health = Arc::new(WatchHealth::new("namespaces"));
+        let observer = health.clone();
         tokio::spawn(async move {
             stream
-                .for_each(|event| async move {
+                .for_each(|event| {
+                    observer.observe(&event);
                     if let Err(error) = event {
                         tracing::warn!(%error, "namespace watch error; retrying");
                     }
+                    async {}
                 })
                 .await;
         });
@@ -68,7 +79,7 @@ impl KubeNamespaces {
                 flag.store(true, Ordering::Release);
             }
         });
-        KubeNamespaces { store, synced }
+        KubeNamespaces { store, synced, health }
     }
 }
 
@@ -82,6 +93,10 @@ impl NamespaceLabels for KubeNamespaces {
 
     fn ready(&self) -> bool {
         self.synced.load(Ordering::Acquire)
+    }
+
+    fn watches(&self) -> Vec<Arc<WatchHealth>> {
+        vec![self.health.clone()]
     }
 
     fn label_digest(&self, label: &str) -> u64 {

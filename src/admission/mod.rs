@@ -22,6 +22,7 @@ use crate::policy::{decision, Decision, Finding, LivePolicies, PolicySet};
 use crate::results::Enforcement;
 use crate::results::PolicyResult;
 use crate::risk::{self, RiskLevel};
+use crate::watch_health::WatchHealth;
 use crate::workload;
 
 /// Ids of the checks native code makes before Rego runs; they appear in messages and metrics
@@ -37,6 +38,8 @@ pub struct Reviewer {
     namespaces: Arc<dyn NamespaceLabels>,
     exceptions: Arc<dyn ExceptionSource>,
     verifier: Option<Arc<crate::images::verify::Verifier>>,
+    /// The inventory's watches, once it is synced from the cluster.
+    inventory_watches: std::sync::OnceLock<Vec<Arc<WatchHealth>>>,
 }
 
 /// The policy library installed and the namespaces' risk levels (see [`Reviewer::revision`]).
@@ -69,6 +72,7 @@ impl Reviewer {
             namespaces,
             exceptions: Arc::new(StaticExceptions::default()),
             verifier: None,
+            inventory_watches: Default::default(),
         }
     }
 
@@ -95,9 +99,18 @@ impl Reviewer {
         self.policies.replace_inventory(inventory)
     }
 
-    /// Reviews wait for a first inventory (readiness) from now on.
-    pub fn expect_inventory(&self) {
+    /// Reviews wait for a first inventory (readiness) from now on, read by `watches`.
+    pub fn expect_inventory(&self, watches: Vec<Arc<WatchHealth>>) {
+        let _ = self.inventory_watches.set(watches);
         self.policies.expect_inventory();
+    }
+
+    /// Every cached watch of the Kubernetes API behind the decisions, for their staleness.
+    pub fn watches(&self) -> Vec<Arc<WatchHealth>> {
+        let mut watches = self.namespaces.watches();
+        watches.extend(self.exceptions.watches());
+        watches.extend(self.inventory_watches.get().into_iter().flatten().cloned());
+        watches
     }
 
     pub fn policies(&self) -> Arc<PolicySet> {

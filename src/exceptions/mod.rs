@@ -260,6 +260,10 @@ pub trait ExceptionSource: Send + Sync {
     fn ready(&self) -> bool {
         true
     }
+    /// The watches behind the exceptions, for their staleness (none for a fixed set).
+    fn watches(&self) -> Vec<Arc<crate::watch_health::WatchHealth>> {
+        Vec::new()
+    }
     /// A digest of the exceptions and which of them are active at `now`: it changes when one
     /// is created, changed, deleted or expires.
     fn digest(&self, now: Timestamp) -> u64 {

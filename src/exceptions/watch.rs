@@ -14,6 +14,7 @@ use kube::runtime::{watcher, WatchStreamExt};
 
 use super::{Census, ExceptionSource, PolicyException, StaticExceptions, GROUP, KIND, VERSION};
 use crate::metrics::Metrics;
+use crate::watch_health::{Retry, WatchHealth};
 
 /// How often the exception metrics are worked out again (an exception expires between
 /// changes, so a change alone is not enough).
@@ -27,6 +28,7 @@ pub fn resource() -> ApiResource {
 pub struct KubeExceptions {
     current: Arc<ArcSwap<StaticExceptions>>,
     synced: Arc<AtomicBool>,
+    health: Arc<WatchHealth>,
 }
 
 impl KubeExceptions {
@@ -39,7 +41,9 @@ impl KubeExceptions {
         let api: Api<DynamicObject> = Api::all_with(client, &resource);
         let writer = reflector::store::Writer::new(resource);
         let store = writer.as_reader();
-        let stream = reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
+        let stream = reflector::reflector(writer, watcher(api, watcher::Config::default())).backoff(Retry::default());
+        let health = Arc::new(WatchHealth::new("policyexceptions"));
+        let observer = health.clone();
         let current = Arc::new(ArcSwap::from_pointee(StaticExceptions::default()));
         let synced = Arc::new(AtomicBool::new(false));
         let (target, flag, published) = (current.clone(), synced.clone(), metrics.clone());
@@ -50,6 +54,7 @@ impl KubeExceptions {
         tokio::spawn(async move {
             stream
                 .for_each(|event| {
+                    observer.observe(&event);
                     match event {
                         Ok(watcher::Event::InitDone) => {
                             refresh(&store, &target);
@@ -73,7 +78,11 @@ impl KubeExceptions {
                 Census::of(source.load().as_ref(), Timestamp::now()).publish(&metrics);
             }
         });
-        KubeExceptions { current, synced }
+        KubeExceptions {
+            current,
+            synced,
+            health,
+        }
     }
 }
 
@@ -105,5 +114,9 @@ impl ExceptionSource for KubeExceptions {
 
     fn ready(&self) -> bool {
         self.synced.load(Ordering::Acquire)
+    }
+
+    fn watches(&self) -> Vec<Arc<WatchHealth>> {
+        vec![self.health.clone()]
     }
 }

@@ -84,10 +84,23 @@ async fn readyz(State(state): State<AppState>) -> Response {
     if let Some(reason) = state.reviewer.not_ready() {
         return (StatusCode::SERVICE_UNAVAILABLE, reason).into_response();
     }
-    "ok".into_response()
+    // Stale caches keep deciding (the API being down must not stop every deployment): still
+    // ready, and the body says what is stale.
+    let stale: Vec<String> = state
+        .reviewer
+        .watches()
+        .iter()
+        .filter_map(|watch| watch.stale())
+        .map(|stale| format!("\nstale: {stale}"))
+        .collect();
+    format!("ok{}", stale.concat()).into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    for watch in state.reviewer.watches() {
+        let stale_for = watch.stale().map(|stale| stale.for_);
+        state.metrics.set_watch_staleness(watch.name(), stale_for);
+    }
     (
         [(
             header::CONTENT_TYPE,
