@@ -4,6 +4,8 @@
 #
 #   scripts/control-plane.sh start DIR   # prints DIR/kubeconfig once /readyz answers
 #   scripts/control-plane.sh stop DIR    # idempotent
+#   scripts/control-plane.sh stop-apiserver DIR    # the apiserver only (etcd keeps the data)
+#   scripts/control-plane.sh start-apiserver DIR   # it again, on the same port, once /readyz answers
 #
 # With CONTROL_PLANE_OWNER=PID in the environment, start also leaves a watcher that runs
 # `stop DIR` once that process has exited: a test passes its own PID, so the control plane
@@ -18,7 +20,9 @@
 set -euo pipefail
 
 die() { echo "control-plane.sh: $*" >&2; exit 1; }
-if (($# != 2)) || [[ $1 != start && $1 != stop ]]; then die "usage: $0 start|stop DIR"; fi
+if (($# != 2)) || [[ ! $1 =~ ^(start|stop|stop-apiserver|start-apiserver)$ ]]; then
+  die "usage: $0 start|stop|stop-apiserver|start-apiserver DIR"
+fi
 mkdir -p "$2"
 DIR=$(cd "$2" && pwd)
 
@@ -120,10 +124,33 @@ retry_or_fail() {
   not_ready "$1"
 }
 
-if [[ $1 == stop ]]; then
+# start_apiserver: runs the apiserver of DIR/apiserver.args (one argument per line) and waits
+# for its /readyz (DIR/apiserver.probe: its URL and token). Returns 1 when it is not ready.
+start_apiserver() {
+  local args url token
+  mapfile -t args <"$DIR/apiserver.args"
+  { read -r url && read -r token; } <"$DIR/apiserver.probe"
+  nohup "${args[@]}" </dev/null >>"$DIR/apiserver.log" 2>&1 &
+  echo $! >"$DIR/apiserver.pid"
+  wait_for apiserver 120 curl -sf --max-time 2 --cacert "$DIR/pki/ca.crt" -H "Authorization: Bearer $token" "$url"
+}
+
+case $1 in
+stop)
   stop
   exit 0
-fi
+  ;;
+stop-apiserver)
+  stop_one apiserver
+  exit 0
+  ;;
+start-apiserver)
+  alive apiserver && die "the apiserver of $DIR is running"
+  [[ -f $DIR/apiserver.args ]] || die "no apiserver was started in $DIR"
+  start_apiserver || not_ready apiserver
+  exit 0
+  ;;
+esac
 
 if alive apiserver || alive etcd; then die "already running in $DIR (stop it first)"; fi
 bins=$("$(dirname "$0")/tools.sh" etcd kube-apiserver)
@@ -179,7 +206,7 @@ done
 # (the apiserver would log an error every 10 s) and nothing here routes to that Service anyway.
 for ((attempt = 1; ; attempt++)); do
   free_port API_PORT
-  nohup "$KUBE_APISERVER" \
+  printf '%s\n' "$KUBE_APISERVER" \
     --etcd-servers "http://127.0.0.1:$ETCD_CLIENT" \
     --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
     --endpoint-reconciler-type none --allow-privileged=true \
@@ -190,10 +217,11 @@ for ((attempt = 1; ; attempt++)); do
     --service-cluster-ip-range 10.96.0.0/16 \
     --disable-admission-plugins ServiceAccount \
     --enable-admission-plugins ValidatingAdmissionWebhook,NamespaceLifecycle \
-    </dev/null >"$DIR/apiserver.log" 2>&1 &
-  echo $! >"$DIR/apiserver.pid"
-  wait_for apiserver 120 curl -sf --max-time 2 --cacert "$PKI/ca.crt" -H "Authorization: Bearer $TOKEN" \
-    "https://127.0.0.1:$API_PORT/readyz" && break
+    >"$DIR/apiserver.args"
+  printf '%s\n' "https://127.0.0.1:$API_PORT/readyz" "$TOKEN" >"$DIR/apiserver.probe"
+  chmod 600 "$DIR/apiserver.probe"
+  : >"$DIR/apiserver.log"
+  start_apiserver && break
   retry_or_fail apiserver "$attempt"
 done
 

@@ -86,6 +86,106 @@ async fn namespace_levels_come_from_a_cached_watch_of_the_cluster() {
     );
 }
 
+/// The body of `/readyz` once its status is 200.
+async fn ready_body(state: &AppState) -> String {
+    let (status, body) = get(state, "/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_apiserver_is_down_reviews_are_decided_from_the_caches_and_readiness_says_what_is_stale() {
+    let cluster = ControlPlane::start();
+    cluster.kubectl(&["create", "namespace", "team-a"]);
+    cluster.kubectl(&["label", "namespace", "team-a", "portcullis.io/risk-level=high"]);
+    let namespaces = Arc::new(KubeNamespaces::start(cluster.client().await));
+    eventually("the first list", || std::future::ready(namespaces.ready())).await;
+    let settings = settings(CONFIG);
+    let policies = portcullis::admission::setup::load_policies(&Source::Embedded, &settings).unwrap();
+    let state = portcullis::server::app_state(&settings, policies, namespaces.clone()).unwrap();
+    assert_eq!(ready_body(&state).await, "ok");
+
+    // Reviews flow all along: one every 20 ms, each answer kept with whether the API was down.
+    let api_down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flow = tokio::spawn({
+        let (state, api_down, stop) = (state.clone(), api_down.clone(), stop.clone());
+        async move {
+            let mut answers = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let down = api_down.load(std::sync::atomic::Ordering::SeqCst);
+                let (status, answer) = post(&state, "/validate", fixture("reviews/policy/pod-tag-only.json")).await;
+                answers.push((down, status, answer));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            answers
+        }
+    });
+
+    api_down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let stopped = std::time::Instant::now();
+    cluster.stop_apiserver();
+    let exited = std::time::Instant::now();
+    eventually("readiness to say the namespace watch is stale", || async {
+        ready_body(&state)
+            .await
+            .contains("\nstale: namespaces: no answer from the Kubernetes API for")
+    })
+    .await;
+    println!(
+        "the apiserver took {:?} to exit; stale reported {:?} after",
+        exited - stopped,
+        exited.elapsed()
+    );
+    let (_, metrics) = get(&state, "/metrics").await;
+    assert!(
+        metrics.contains("portcullis_kube_watch_stale_seconds{watch=\"namespaces\"} "),
+        "{metrics}"
+    );
+    // Long enough for several failed retries of the watch, reviews flowing.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    api_down.store(false, std::sync::atomic::Ordering::SeqCst);
+    cluster.start_apiserver();
+    let restarted = std::time::Instant::now();
+    println!("the apiserver was away for {:?}", stopped.elapsed());
+
+    // The watch resumes: a change made after the restart is seen, and nothing is stale.
+    cluster.kubectl(&[
+        "label",
+        "--overwrite",
+        "namespace",
+        "team-a",
+        "portcullis.io/risk-level=low",
+    ]);
+    eventually("the change made after the restart to be seen", || async {
+        let (_, answer) = post(&state, "/validate", fixture("reviews/policy/pod-tag-only.json")).await;
+        answer["response"]["allowed"] == true
+    })
+    .await;
+    println!("a change after the restart seen {:?} after it", restarted.elapsed());
+    assert_eq!(ready_body(&state).await, "ok");
+    let (_, metrics) = get(&state, "/metrics").await;
+    assert!(
+        metrics.contains("portcullis_kube_watch_stale_seconds{watch=\"namespaces\"} 0\n"),
+        "{metrics}"
+    );
+
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let answers = flow.await.unwrap();
+    let during = answers.iter().filter(|(down, _, _)| *down).count();
+    assert!(during >= 50, "only {during} reviews while the API was down");
+    println!("{} reviews, {during} of them while the API was down", answers.len());
+    for (down, status, answer) in &answers {
+        assert_eq!(*status, 200, "{answer}");
+        // High, from the cache, until the change to low after the restart.
+        let allowed = answer["response"]["allowed"] == true;
+        assert!(
+            allowed && !down || denied_by(answer) == ["images.digest_pinning"],
+            "down: {down}: {answer}"
+        );
+    }
+}
+
 /// A `kubernetes.io/dockerconfigjson` Secret `name` in team-a with the private registry's login,
 /// written for `server`.
 fn pull_secret(cluster: &ControlPlane, name: &str, server: &str) {

@@ -46,6 +46,29 @@ impl ControlPlane {
         }
     }
 
+    /// Stops the apiserver (etcd and the data stay): clients' connections are refused.
+    pub fn stop_apiserver(&self) {
+        self.script_command("stop-apiserver");
+    }
+
+    /// Starts the stopped apiserver again, on the same port, and waits for its `/readyz`.
+    pub fn start_apiserver(&self) {
+        self.script_command("start-apiserver");
+    }
+
+    fn script_command(&self, command: &str) {
+        let output = Command::new(script())
+            .arg(command)
+            .arg(self.dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "control-plane.sh {command}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
     /// A client of the cluster as its admin (from the kubeconfig, not the process's
     /// `KUBECONFIG`).
     pub async fn client(&self) -> kube::Client {
