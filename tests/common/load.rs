@@ -36,6 +36,8 @@ impl Answer {
 pub struct Sample {
     /// When the request was due, from the attack's start.
     pub due: Duration,
+    /// Which of the attack's targets it sent.
+    pub target: usize,
     pub latency: Duration,
     pub answer: Answer,
 }
@@ -97,6 +99,7 @@ impl Client {
             let Ok(permit) = in_flight.clone().try_acquire_owned() else {
                 let sample = Sample {
                     due,
+                    target: index % targets.len(),
                     latency: Duration::ZERO,
                     answer: Answer::ClientLimit,
                 };
@@ -110,10 +113,12 @@ impl Client {
             );
             let samples = samples.clone();
             let due_at = started.into_std() + due;
+            let target = index % targets.len();
             requests.spawn(async move {
                 let answer = send(&http, &url, body).await;
                 let sample = Sample {
                     due,
+                    target,
                     latency: due_at.elapsed(),
                     answer,
                 };
