@@ -24,6 +24,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/spread.rs"]
+mod spread;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -33,6 +35,7 @@ use std::time::{Duration, Instant};
 use common::lab::{self, pick_port};
 use common::load::{reviews_counted, rss_kib_and_fds, slope, Client, Sample, Summary, Target};
 use portcullis::server::certs;
+use spread::spread;
 
 /// Each request's `?timeout=`, as the apiserver sends its webhook's `timeoutSeconds`.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -436,13 +439,7 @@ fn report_soak(samples: &[Sample], targets: &[Target], rate: f64, soak: Duration
             ms(summary.p99)
         );
     }
-    ratios.sort_by(f64::total_cmp);
-    println!(
-        "\np99/p50 by review: median **{:.2}**, from {:.2} to {:.2}.\n",
-        ratios[ratios.len() / 2],
-        ratios[0],
-        ratios[ratios.len() - 1]
-    );
+    println!("\np99/p50 by review, median (range): **{}**.\n", spread(ratios, 2));
     println!(
         "After the warm-up ({} s; {} samples every {} s): RSS {:.1} to {:.1} MiB, **slope {rss_slope:+.2} MiB per hour**; open descriptors {} to {}, **slope {fd_slope:+.1} per hour**.\n",
         warm.as_secs(),

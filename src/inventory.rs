@@ -63,14 +63,14 @@ impl InventorySync {
                 let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
                 let writer = reflector::store::Writer::new(resource.clone());
                 let store = writer.as_reader();
-                let stream =
-                    reflector::reflector(writer, watcher(api, watcher::Config::default())).backoff(Retry::default());
                 let health = Arc::new(WatchHealth::new(format!("inventory {name}")));
-                let (changed, kind, observer) = (changed.clone(), name.clone(), health.clone());
+                let stream = health.observing(
+                    reflector::reflector(writer, watcher(api, watcher::Config::default())).backoff(Retry::default()),
+                );
+                let (changed, kind) = (changed.clone(), name.clone());
                 tokio::spawn(async move {
                     stream
                         .for_each(|event| {
-                            observer.observe(&event);
                             match event {
                                 Ok(_) => changed.notify_one(),
                                 Err(error) => tracing::warn!(%kind, %error, "inventory watch error; retrying"),

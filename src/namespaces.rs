@@ -56,19 +56,16 @@ impl KubeNamespaces {
     pub fn start(client: kube::Client) -> KubeNamespaces {
         let api: kube::Api<Namespace> = kube::Api::all(client);
         let (store, writer) = reflector::store();
-        let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
-            .backoff(Retry::default())
-            .touched_objects();
         let health = Arc::new(WatchHealth::new("namespaces"));
-        let observer = health.clone();
+        let stream = health
+            .observing(reflector::reflector(writer, watcher(api, watcher::Config::default())).backoff(Retry::default()))
+            .touched_objects();
         tokio::spawn(async move {
             stream
-                .for_each(|event| {
-                    observer.observe(&event);
+                .for_each(|event| async move {
                     if let Err(error) = event {
                         tracing::warn!(%error, "namespace watch error; retrying");
                     }
-                    async {}
                 })
                 .await;
         });

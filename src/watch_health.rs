@@ -8,8 +8,10 @@
 //! [`RECOVERED_AFTER`]: it retries at least every [`MAX_RETRY`], and each attempt fails within
 //! [`API_CONNECT_TIMEOUT`], so a watch still failing reports an error within that time.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use futures::{Stream, StreamExt};
 
 /// The longest wait between two attempts of a failing watch.
 pub const MAX_RETRY: Duration = Duration::from_secs(5);
@@ -86,6 +88,16 @@ impl WatchHealth {
                 });
             }
         }
+    }
+
+    /// `stream` (a watch's), each of its items recorded here as it passes.
+    pub fn observing<S, T, E>(self: &Arc<Self>, stream: S) -> impl Stream<Item = Result<T, E>>
+    where
+        S: Stream<Item = Result<T, E>>,
+        E: std::fmt::Display,
+    {
+        let health = self.clone();
+        stream.inspect(move |item| health.observe(item))
     }
 
     /// Whether the watch is failing, and since when.

@@ -41,9 +41,10 @@ impl KubeExceptions {
         let api: Api<DynamicObject> = Api::all_with(client, &resource);
         let writer = reflector::store::Writer::new(resource);
         let store = writer.as_reader();
-        let stream = reflector::reflector(writer, watcher(api, watcher::Config::default())).backoff(Retry::default());
         let health = Arc::new(WatchHealth::new("policyexceptions"));
-        let observer = health.clone();
+        let stream = health.observing(
+            reflector::reflector(writer, watcher(api, watcher::Config::default())).backoff(Retry::default()),
+        );
         let current = Arc::new(ArcSwap::from_pointee(StaticExceptions::default()));
         let synced = Arc::new(AtomicBool::new(false));
         let (target, flag, published) = (current.clone(), synced.clone(), metrics.clone());
@@ -54,7 +55,6 @@ impl KubeExceptions {
         tokio::spawn(async move {
             stream
                 .for_each(|event| {
-                    observer.observe(&event);
                     match event {
                         Ok(watcher::Event::InitDone) => {
                             refresh(&store, &target);

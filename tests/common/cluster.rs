@@ -57,16 +57,7 @@ impl ControlPlane {
     }
 
     fn script_command(&self, command: &str) {
-        let output = Command::new(script())
-            .arg(command)
-            .arg(self.dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "control-plane.sh {command}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        run(Command::new(script()).arg(command).arg(self.dir.path()));
     }
 
     /// A client of the cluster as its admin (from the kubeconfig, not the process's
