@@ -83,6 +83,9 @@ pub struct ServerConfig {
     pub shutdown_delay: String,
     /// How long in-flight reviews may take to finish after that.
     pub shutdown_grace_period: String,
+    /// Connections accepted and still in their TLS handshake; past this, new ones are closed
+    /// before theirs.
+    pub max_pending_handshakes: i64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -167,6 +170,7 @@ impl Default for ServerConfig {
             tls: TlsConfig::default(),
             shutdown_delay: "0s".into(),
             shutdown_grace_period: "25s".into(),
+            max_pending_handshakes: 1024,
         }
     }
 }
@@ -240,6 +244,7 @@ pub struct Settings {
     pub tls_reload_interval: Duration,
     pub shutdown_delay: Duration,
     pub shutdown_grace_period: Duration,
+    pub max_pending_handshakes: usize,
     pub max_body_bytes: usize,
     pub max_concurrent_reviews: usize,
     pub max_concurrent_evaluations: usize,
@@ -371,6 +376,12 @@ impl Config {
                 self.admission.max_concurrent_evaluations
             ));
         }
+        let max_pending_handshakes = self.server.max_pending_handshakes;
+        if !(1..=65_536).contains(&max_pending_handshakes) {
+            errors.push(format!(
+                "server.maxPendingHandshakes: {max_pending_handshakes} is out of range (1 to 65536)"
+            ));
+        }
         let max_concurrent_reviews = self.admission.max_concurrent_reviews;
         if !(1..=10_000).contains(&max_concurrent_reviews) {
             errors.push(format!(
@@ -465,6 +476,7 @@ impl Config {
             tls_reload_interval,
             shutdown_delay,
             shutdown_grace_period,
+            max_pending_handshakes: max_pending_handshakes as usize,
             max_body_bytes: max_body_bytes as usize,
             max_concurrent_reviews: max_concurrent_reviews as usize,
             max_concurrent_evaluations: match self.admission.max_concurrent_evaluations {

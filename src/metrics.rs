@@ -259,6 +259,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     duration: Histogram,
     shed: Family<ReasonLabels, Counter>,
+    connections_refused: Counter,
     policy_evaluations: Family<PolicyResultLabels, Counter>,
     policy_duration: Family<PolicyLabels, Histogram>,
     policies_loaded: Family<EngineLabels, Gauge>,
@@ -307,6 +308,12 @@ impl Metrics {
             "admission_shed",
             "Reviews denied without evaluating their policies, by reason: overloaded (the CPU queue was past admission.maxQueueWait when it arrived), queue_wait (it waited admission.maxQueueWait for an evaluation slot), deadline (the admission deadline ran out); each is also counted in admission_requests as a deny",
             shed.clone(),
+        );
+        let connections_refused = Counter::default();
+        registry.register(
+            "connections_refused",
+            "Connections closed before their TLS handshake because server.maxPendingHandshakes were already waiting for theirs (a connection storm the CPU could not take)",
+            connections_refused.clone(),
         );
         let policy_evaluations = Family::<PolicyResultLabels, Counter>::default();
         registry.register(
@@ -452,6 +459,7 @@ impl Metrics {
             requests,
             duration,
             shed,
+            connections_refused,
             policy_evaluations,
             policy_duration,
             policies_loaded,
@@ -489,6 +497,10 @@ impl Metrics {
     /// Records one review denied without its policies: `reason` is one of [`SHED_REASONS`].
     pub fn record_shed(&self, reason: &'static str) {
         self.shed.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    pub fn record_connection_refused(&self) {
+        self.connections_refused.inc();
     }
 
     /// Records one policy's evaluation in a review: `result` is pass, deny, warn, error or

@@ -339,6 +339,54 @@ async fn shutdown_finishes_in_flight_reviews_and_closes_keep_alives() {
     );
 }
 
+#[tokio::test]
+async fn past_the_pending_handshake_bound_a_connection_is_closed_before_tls_and_counted() {
+    let bundle = certs::generate(&["localhost"]).unwrap();
+    let volume = SecretVolume::new(&bundle);
+    let running = start_with("", "maxPendingHandshakes: 2, ", &volume, Source::Embedded).await;
+    let metrics = format!("http://{}/metrics", running.operations);
+
+    // Finished handshakes give their place back: three connections set up, all kept open.
+    let mut established = Vec::new();
+    for _ in 0..3 {
+        established.push(open_keep_alive(running.addr, &bundle.ca_cert).await);
+    }
+
+    // Two clients that connect and never say hello hold both places (the listener takes
+    // connections in the order they arrived); the third is closed without a byte of TLS.
+    let silent = [
+        tokio::net::TcpStream::connect(running.addr).await.unwrap(),
+        tokio::net::TcpStream::connect(running.addr).await.unwrap(),
+    ];
+    let mut refused = tokio::net::TcpStream::connect(running.addr).await.unwrap();
+    let mut buffer = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(10), refused.read(&mut buffer))
+        .await
+        .expect("the refused connection is closed at once");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    wait_for_metric(&metrics, "portcullis_connections_refused_total 1\n").await;
+
+    // The connections already set up are still answered.
+    for tls in &mut established {
+        tls.write_all(b"GET /nothing HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let read = tls.read(&mut buffer).await.unwrap();
+        assert!(buffer[..read].starts_with(b"HTTP/1.1 404"));
+    }
+
+    // Once the silent clients leave, new connections are served again.
+    drop(silent);
+    let fresh = client(&bundle.ca_cert, None, true);
+    poll_async(
+        "a new connection to be served",
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        async || send(&fresh, running.addr).await.ok(),
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_answers_every_review_sent_and_counts_each_once() {
     let bundle = certs::generate(&["localhost"]).unwrap();

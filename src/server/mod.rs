@@ -147,7 +147,21 @@ impl Server {
             serve_operations(operations, router::operations_router(state.clone()), stop_rx.clone())?;
 
         let graceful = GracefulShutdown::new();
-        let serve = |tcp| spawn_connection(tcp, acceptor.clone(), webhook_router.clone(), graceful.watcher());
+        // A handshake costs the CPU about as much as a cheap review. Under a storm of new
+        // connections (clients whose requests timed out reconnect), unbounded handshakes queue
+        // behind each other until none finishes in time: past the bound a connection is closed
+        // at once, which costs nothing, and the connections already set up keep being answered.
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(settings.max_pending_handshakes));
+        let serve = |tcp: tokio::net::TcpStream| match handshakes.clone().try_acquire_owned() {
+            Ok(handshake) => spawn_connection(
+                tcp,
+                handshake,
+                acceptor.clone(),
+                webhook_router.clone(),
+                graceful.watcher(),
+            ),
+            Err(_) => refuse(tcp, &state.metrics),
+        };
         loop {
             tokio::select! {
                 // Unconstrained: the whole accept queue is taken at once, not a budget's worth
@@ -239,10 +253,12 @@ fn serve_operations(
         .map_err(failed)
 }
 
-/// Serves one connection: TLS handshake, then HTTP/1.1 under the graceful-shutdown watcher
-/// (which finishes the request in flight and closes the connection instead of keeping it alive).
+/// Serves one connection: TLS handshake (holding one of the pending-handshake places until it
+/// ends), then HTTP/1.1 under the graceful-shutdown watcher (which finishes the request in
+/// flight and closes the connection instead of keeping it alive).
 fn spawn_connection(
     tcp: tokio::net::TcpStream,
+    handshake: tokio::sync::OwnedSemaphorePermit,
     acceptor: TlsAcceptor,
     router: axum::Router,
     watcher: hyper_util::server::graceful::Watcher,
@@ -251,6 +267,7 @@ fn spawn_connection(
         let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await else {
             return;
         };
+        drop(handshake);
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -259,6 +276,13 @@ fn spawn_connection(
             tracing::debug!(%error, "connection ended with an error");
         }
     });
+}
+
+/// Closes a connection before its TLS handshake, with a reset (no lingering close).
+fn refuse(tcp: tokio::net::TcpStream, metrics: &Metrics) {
+    let _ = tcp.set_zero_linger();
+    drop(tcp);
+    metrics.record_connection_refused();
 }
 
 async fn reload_certificates(

@@ -1,5 +1,6 @@
 //! How long a review waits for the CPU before anything of it runs. With one worker (a pod
-//! limited to one CPU) reviews are evaluated on the worker itself, so under overload they queue
+//! limited to one CPU) reviews are evaluated on the worker itself until it falls behind (then
+//! on the blocking pool, so that connections are not queued behind evaluations), so they queue
 //! as ready tasks and sockets, where no counter of ours sees them; how late a timer on the same
 //! runtime is is that wait. The lateness is read from the clock when a review asks, not when the
 //! timer's task finally runs: a task that runs only once per pass over a long queue would report
@@ -17,6 +18,9 @@ use tokio::time::Instant;
 /// How often the timer is set: often enough to notice a queue within a fraction of the
 /// default 500 ms bound, rarely enough to cost nothing.
 const PROBE_INTERVAL: Duration = Duration::from_millis(10);
+/// A lag past this means the worker has a queue of its own: evaluations stop running on it
+/// (see `router::decide_before`). Well above a review's cost, well below any shedding bound.
+const FALLING_BEHIND: Duration = Duration::from_millis(20);
 /// No probe running: no lag.
 const NOT_DUE: u64 = u64::MAX;
 
@@ -59,6 +63,11 @@ impl Pressure {
         self.lag() > self.max_queue_wait
     }
 
+    /// Whether the serving runtime has a queue: work waits more than a few reviews' time.
+    pub fn falling_behind(&self) -> bool {
+        self.lag() > FALLING_BEHIND
+    }
+
     /// Keeps a timer set on the serving runtime until `stop` turns true; spawned there.
     pub async fn probe(&self, mut stop: watch::Receiver<bool>) {
         loop {
@@ -92,6 +101,7 @@ mod tests {
         tokio::time::sleep(PROBE_INTERVAL * 3 + PROBE_INTERVAL / 2).await;
         assert_eq!(pressure.lag(), Duration::ZERO);
         assert!(!pressure.overloaded());
+        assert!(!pressure.falling_behind());
 
         // Read while the runtime is held: 120 ms from now, the timer due within 10 ms has been
         // owed its turn for at least 110 ms, before its task has run at all.

@@ -317,10 +317,16 @@ async fn decide_before(state: &AppState, request: regorus::Value, deadline: Inst
     // Every evaluation also stops at the deadline, wherever it runs.
     let stop = Some(deadline.into_std());
     let runtime = tokio::runtime::Handle::current();
-    if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread && runtime.metrics().num_workers() == 1 {
+    let one_worker =
+        runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread && runtime.metrics().num_workers() == 1;
+    if one_worker && !state.pressure.falling_behind() {
         // `serve` on one core (one worker): a hop to the blocking pool and back would only add
         // two task switches (measured: 18 to 30% more reviews per second without them). The
         // evaluation stops at the deadline by itself; the probes have a runtime of their own.
+        // Not once the worker falls behind: then evaluations go to the blocking pool, where the
+        // OS shares the core between them and the worker, so that TLS handshakes, request reads
+        // and shed answers are not queued behind evaluations (inline, under three times the
+        // capacity, new connections waited seconds for their handshakes and timed out).
         // (A current-thread runtime is someone else's program embedding the router: its other
         // tasks must not wait for an evaluation.)
         let _permits = (permit, cpu);
