@@ -19,6 +19,9 @@ pub enum Answer {
     Shed,
     /// An HTTP status other than 200 (the body was not an answer).
     Status(u16),
+    /// The connection was closed while it was being set up (the server refuses connections
+    /// at the door when too many wait for their TLS handshake): fast, but not an answer.
+    Refused,
     /// No answer: the connection failed or the request timed out.
     Failed,
     /// Not sent: `max_in_flight` requests were already waiting.
@@ -144,6 +147,7 @@ async fn send(http: &reqwest::Client, url: &str, body: Arc<Vec<u8>>) -> Answer {
         .await;
     let response = match response {
         Ok(response) => response,
+        Err(error) if error.is_connect() && !error.is_timeout() => return Answer::Refused,
         Err(_) => return Answer::Failed,
     };
     let status = response.status().as_u16();
@@ -173,7 +177,10 @@ pub struct Summary {
     pub allowed: usize,
     pub denied: usize,
     pub shed: usize,
-    /// Not answered with an AdmissionReview: other statuses, failures, the client's limit.
+    /// Connections refused while being set up (also counted in `errors`).
+    pub refused: usize,
+    /// Not answered with an AdmissionReview: other statuses, refusals, failures, the client's
+    /// limit.
     pub errors: usize,
     pub p50: Duration,
     pub p99: Duration,
@@ -195,6 +202,7 @@ impl Summary {
             allowed,
             denied,
             shed,
+            refused: count(Answer::Refused),
             errors: samples.len() - allowed - denied - shed,
             p50: at(0.5),
             p99: at(0.99),
