@@ -1,7 +1,8 @@
 //! Image verification against a real registry and real cosign (the lab of
 //! `tests/supply_chain.rs`, shared through `tests/common/lab.rs`), beside its floors:
 //! - cold, whole process: `portcullis verify` vs `cosign verify` of the same signed image, each
-//!   run a new process with nothing cached;
+//!   run a new process with nothing cached; once for cosign 2's classic `.sig` and once for
+//!   cosign 3's default (a Sigstore bundle in the OCI referrers) against `cosign` 3's own verify;
 //! - cold, in-process: `Verifier::verify` of distinct freshly signed images, with the registry
 //!   requests each made and the registry's round trip (a plain manifest GET) as the floor;
 //! - cached: the added cost per image of a verification already in the cache, through
@@ -36,7 +37,7 @@ use portcullis::namespaces::StaticNamespaces;
 use portcullis::policy::Source;
 use portcullis::server::{self, AppState};
 
-/// Runs of each whole process (portcullis verify, cosign verify), interleaved.
+/// Runs of each whole process (portcullis verify, cosign verify, of each format), interleaved.
 const PROCESS_RUNS: usize = 20;
 /// Distinct images verified cold in-process.
 const COLD_IMAGES: usize = 20;
@@ -80,6 +81,10 @@ fn main() {
         pinned
     };
     let process_image = signed("process");
+    // The same whole-process comparison for cosign 3's default, a Sigstore bundle in referrers.
+    let bundle_image = lab.push("process-v3", "bench/process-v3", "1", "process-v3");
+    lab.sign_v3("trusted.key", &bundle_image);
+    let cosign3 = lab::tool("cosign3");
     let warmup_image = signed("warmup");
     let cold_images: Vec<String> = (0..COLD_IMAGES).map(|i| signed(&format!("cold-{i}"))).collect();
     let single_image = signed("single-review");
@@ -118,18 +123,18 @@ images:
         .build()
         .expect("runtime");
 
-    // Cold, whole process: portcullis verify vs cosign verify, interleaved, same image.
+    // Cold, whole process: portcullis verify vs cosign verify, interleaved, same image (per format).
     let portcullis_bin = env!("CARGO_BIN_EXE_portcullis");
     let cosign_tuf = tempfile::tempdir().expect("tempdir");
-    let portcullis_run = || {
+    let portcullis_run = |image: &str| {
         let mut command = Command::new(portcullis_bin);
         command
             .args(["verify", "--config", config.to_str().unwrap()])
-            .arg(&process_image);
+            .arg(image);
         command
     };
-    let cosign_run = || {
-        let mut command = Command::new(&lab.cosign);
+    let cosign_run = |cosign: &std::path::Path, image: &str| {
+        let mut command = Command::new(cosign);
         command
             .env("TUF_ROOT", cosign_tuf.path())
             .args(["verify", "--key"])
@@ -139,7 +144,7 @@ images:
                 "--allow-insecure-registry",
                 "--allow-http-registry",
             ])
-            .arg(&process_image);
+            .arg(image);
         command
     };
     let timed = |mut command: Command, expect: &str| {
@@ -161,30 +166,33 @@ images:
             .map(|line| describe(line, pinned))
             .collect()
     };
+    const COSIGN_VERIFIED: &str = "The signatures were verified against the specified public key";
+    const VERIFIED: &str = "status:  verified";
     let before = lab.requests().len();
-    timed(portcullis_run(), "status:  verified");
+    timed(portcullis_run(&process_image), VERIFIED);
     let portcullis_process_requests = lab.requests().len() - before;
     let before = lab.requests().len();
-    timed(
-        cosign_run(),
-        "The signatures were verified against the specified public key",
-    );
+    timed(cosign_run(&lab.cosign, &process_image), COSIGN_VERIFIED);
     let cosign_list = describe_since(before, &process_image);
     let cosign_requests = cosign_list.len();
-    let (mut portcullis_samples, mut cosign_samples) = (Vec::new(), Vec::new());
+    let before = lab.requests().len();
+    timed(portcullis_run(&bundle_image), VERIFIED);
+    let portcullis_bundle_requests = lab.requests().len() - before;
+    let before = lab.requests().len();
+    timed(cosign_run(&cosign3, &bundle_image), COSIGN_VERIFIED);
+    let cosign3_requests = lab.requests().len() - before;
+    let mut samples: [Vec<Duration>; 4] = Default::default();
     let started = Instant::now();
     for _ in 0..PROCESS_RUNS {
         if started.elapsed() > TIME_LIMIT {
             break;
         }
-        portcullis_samples.push(timed(portcullis_run(), "status:  verified"));
-        cosign_samples.push(timed(
-            cosign_run(),
-            "The signatures were verified against the specified public key",
-        ));
+        samples[0].push(timed(portcullis_run(&process_image), VERIFIED));
+        samples[1].push(timed(cosign_run(&lab.cosign, &process_image), COSIGN_VERIFIED));
+        samples[2].push(timed(portcullis_run(&bundle_image), VERIFIED));
+        samples[3].push(timed(cosign_run(&cosign3, &bundle_image), COSIGN_VERIFIED));
     }
-    let portcullis_process = stats(portcullis_samples);
-    let cosign_process = stats(cosign_samples);
+    let [portcullis_process, cosign_process, portcullis_bundle, cosign3_bundle] = samples.map(stats);
 
     // Cold, in-process: distinct images, each verified once by a warm verifier.
     let metrics = Arc::new(Metrics::new());
@@ -395,6 +403,16 @@ images:
         cosign_requests.to_string(),
     );
     row(
+        "cold, whole process, cosign 3 bundle: `portcullis verify`",
+        &portcullis_bundle,
+        portcullis_bundle_requests.to_string(),
+    );
+    row(
+        "cold, whole process, cosign 3 bundle: `cosign verify` (v3.1.3)",
+        &cosign3_bundle,
+        cosign3_requests.to_string(),
+    );
+    row(
         "cold, in-process: `Verifier::verify`, distinct images",
         &cold,
         format!("{cold_requests} ({cold_own_requests} by portcullis' own client)"),
@@ -457,6 +475,10 @@ images:
     println!(
         "- portcullis verify / cosign verify (whole process, p50) = {:.2} (aim: < 1)",
         ratio(portcullis_process.p50, cosign_process.p50)
+    );
+    println!(
+        "- the same for a cosign 3 bundle: portcullis verify / cosign 3 verify (whole process, p50) = {:.2} (aim: < 1)",
+        ratio(portcullis_bundle.p50, cosign3_bundle.p50)
     );
     println!(
         "- cold in-process p50 / ({cold_requests} requests made x kept round trip p50) = {:.2} (aim: <= 1.5)",

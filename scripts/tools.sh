@@ -14,6 +14,8 @@ KUBE_VERSION=v1.35.2 # its staging modules (k8s.io/api, ...) are pinned to v0.35
 # sources are identical (only go.mod/go.sum differ), so v0.35.1 builds the same code.
 KUBE_STAGING_EXCEPTIONS="k8s.io/externaljwt@v0.35.1 k8s.io/kube-controller-manager@v0.35.1"
 COSIGN_VERSION=v2.6.4
+# cosign 3: the Sigstore bundle in the OCI referrers by default (what teams sign with today).
+COSIGN3_VERSION=v3.1.3
 CRANE_VERSION=v0.21.9
 HELM_VERSION=v3.21.4
 OPA_VERSION=v1.20.2
@@ -38,7 +40,7 @@ SARIF_MULTITOOL_VERSION=5.7.0
 JUNITPARSER_VERSION=5.0.3
 # The fuzz targets' runner (scripts/fuzz.sh), from crates.io.
 CARGO_FUZZ_VERSION=0.13.2
-KNOWN="etcd kube-apiserver kubectl cosign crane helm opa gator vegeta registry crds report-crds prometheus promtool sarif-multitool junitparser cargo-fuzz"
+KNOWN="etcd kube-apiserver kubectl cosign cosign3 crane helm opa gator vegeta registry crds report-crds prometheus promtool sarif-multitool junitparser cargo-fuzz"
 
 ROOT=${PORTCULLIS_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/portcullis-tools}
 # Never fetch another toolchain; one module/build cache under ROOT so CI can cache it whole.
@@ -254,6 +256,8 @@ for tool in "$@"; do
   kubectl) go_tool kubectl "$KUBE_VERSION" recipe_kubectl ;;
   cosign) go_tool cosign "$COSIGN_VERSION" recipe_install \
     "github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_VERSION" ;;
+  cosign3) go_tool cosign3 "$COSIGN3_VERSION" recipe_install \
+    "github.com/sigstore/cosign/v3/cmd/cosign@$COSIGN3_VERSION" ;;
   crane) go_tool crane "$CRANE_VERSION" recipe_install \
     "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION" ;;
   helm) go_tool helm "$HELM_VERSION" recipe_helm ;;

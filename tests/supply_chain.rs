@@ -74,6 +74,10 @@ impl Lab {
         let bundle_signed = push("bundle-signed", "micro/bundle-signed", "1", "bundle signed");
         let bundle_wrong_key = push("bundle-wrong-key", "micro/bundle-wrong-key", "1", "bundle wrong key");
         let bundle_sbom_only = push("bundle-sbom-only", "micro/bundle-sbom-only", "1", "bundle sbom only");
+        // cosign 3 with its defaults (bundles in referrers), and cosign 2 and 3 on one image.
+        let v3_signed = push("v3-signed", "micro/v3-signed", "1", "v3 signed");
+        let v2_v3_one_key = push("v2-v3-one-key", "micro/threshold/one-key", "1", "v2 and v3, one key");
+        let v2_v3_two_keys = push("v2-v3-two-keys", "micro/threshold/two-keys", "1", "v2 and v3, two keys");
 
         lab.generate_key("trusted");
         lab.generate_key("other");
@@ -110,6 +114,12 @@ impl Lab {
         lab.attest_with("cyclonedx", &sbom, &bundle_signed, &bundle);
         lab.sign_with("other.key", &bundle_wrong_key, &bundle);
         lab.attest_with("cyclonedx", &sbom, &bundle_sbom_only, &bundle);
+        lab.sign_v3("trusted.key", &v3_signed);
+        lab.attest_v3("cyclonedx", &sbom, &v3_signed);
+        lab.sign("trusted.key", &v2_v3_one_key);
+        lab.sign_v3("trusted.key", &v2_v3_one_key);
+        lab.sign("trusted.key", &v2_v3_two_keys);
+        lab.sign_v3("other.key", &v2_v3_two_keys);
         lab.attest(
             "slsaprovenance",
             &provenance("https://laptop.example/evil"),
@@ -286,6 +296,42 @@ async fn a_signature_and_an_sbom_in_the_new_bundle_format_are_verified() {
         assert!(!listed.contains(tag), "{tag} exists: {listed}");
     }
     let answer = decide(&lab.state_at("medium"), image).await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+}
+
+#[tokio::test]
+async fn cosign_3_signatures_and_attestations_made_with_its_defaults_are_verified() {
+    let lab = lab();
+    let image = &lab.images["v3-signed"];
+    for tag in [signature_tag(image), attestation_tag(image)] {
+        let (repository, tag) = tag.rsplit_once(':').unwrap();
+        let listed = run(&mut lab.crane_cmd(&["ls", repository]));
+        assert!(!listed.contains(tag), "{tag} exists: {listed}");
+    }
+    let state = lab.state_at("medium");
+    let answer = decide(&state, image).await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let (_, metrics) = get(&state, "/metrics").await;
+    assert!(
+        metrics.contains("portcullis_images_admitted_total{risk_level=\"medium\",pinned=\"true\",signed=\"true\",sbom=\"true\",provenance=\"false\"} 1"),
+        "the cosign 3 SBOM counts: {metrics}"
+    );
+}
+
+#[tokio::test]
+async fn cosign_2_and_3_signatures_on_one_image_count_each_key_once() {
+    let lab = lab();
+    let state = lab.state();
+    // One key in both formats is one signer: a threshold of two is not met.
+    let answer = decide(&state, &lab.images["v2-v3-one-key"]).await;
+    assert_eq!(denied_by(&answer), ["images.signatures"], "{answer}");
+    assert!(
+        message(&answer).contains("is untrusted: signed by 1 of the 2 authorities required"),
+        "{}",
+        message(&answer)
+    );
+    // Two keys, one in each format: both count.
+    let answer = decide(&state, &lab.images["v2-v3-two-keys"]).await;
     assert_eq!(answer["response"]["allowed"], true, "{answer}");
 }
 

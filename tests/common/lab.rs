@@ -308,6 +308,10 @@ pub fn push_image(crane: &Path, work: &Path, target: &str, name: &str, content: 
     format!("{name}@{digest}")
 }
 
+/// cosign 3 offline: its default signing config comes from the public TUF repository, and its
+/// default transparency log is the public Rekor.
+const COSIGN3_OFFLINE: [&str; 2] = ["--use-signing-config=false", "--tlog-upload=false"];
+
 impl Lab {
     /// Starts the registry and waits (10 s at most) until it accepts connections. Blocks: call
     /// it from a plain thread, not from async code.
@@ -368,10 +372,19 @@ impl Lab {
     /// A cosign command run in the lab's directory, bounded to 120 s, with the lab's TUF root
     /// and an empty key password.
     pub fn cosign_cmd(&self) -> Command {
+        self.cosign_of(&self.cosign)
+    }
+
+    /// [`Lab::cosign_cmd`] of cosign 3 (built on first use).
+    pub fn cosign3_cmd(&self) -> Command {
+        self.cosign_of(&tool("cosign3"))
+    }
+
+    fn cosign_of(&self, cosign: &Path) -> Command {
         let mut command = Command::new("timeout");
         command
             .arg("120")
-            .arg(&self.cosign)
+            .arg(cosign)
             .current_dir(self.dir.path())
             .env("COSIGN_PASSWORD", "")
             .env("TUF_ROOT", self.tuf_root());
@@ -391,6 +404,28 @@ impl Lab {
             .args(["sign", "--yes", "--key", key, "--tlog-upload=false"])
             .args(["--allow-insecure-registry", "--allow-http-registry"])
             .args(flags)
+            .arg(image));
+    }
+
+    /// Signs `image` with cosign 3 and its defaults (a Sigstore bundle, attached as an OCI
+    /// referrer), offline: no signing config from the public TUF repository, no transparency log.
+    pub fn sign_v3(&self, key: &str, image: &str) {
+        run(self
+            .cosign3_cmd()
+            .args(["sign", "--yes", "--key", key])
+            .args(COSIGN3_OFFLINE)
+            .args(["--allow-insecure-registry", "--allow-http-registry"])
+            .arg(image));
+    }
+
+    /// Attests `predicate` of type `kind` about `image` with `trusted.key`, as [`Lab::sign_v3`].
+    pub fn attest_v3(&self, kind: &str, predicate: &Path, image: &str) {
+        run(self
+            .cosign3_cmd()
+            .args(["attest", "--yes", "--key", "trusted.key", "--type", kind])
+            .args(COSIGN3_OFFLINE)
+            .args(["--allow-insecure-registry", "--allow-http-registry", "--predicate"])
+            .arg(predicate)
             .arg(image));
     }
 
