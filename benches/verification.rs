@@ -46,6 +46,8 @@ const ROUND_TRIPS: usize = 200;
 /// Calls on cached verifications.
 const CACHED_CALLS: usize = 100_000;
 const REVIEWS: usize = 100;
+/// Verifications of one repository behind token auth, each a cache miss.
+const TOKEN_VERIFICATIONS: usize = 100;
 /// Each measurement stops early past this.
 const TIME_LIMIT: Duration = Duration::from_secs(60);
 /// Registry requests a key-signed image in cosign's classic format needs at least: the
@@ -377,6 +379,8 @@ images:
         )
     };
 
+    let (tokens_asked, token_registry_requests) = pull_tokens(&lab, &runtime);
+
     // The report.
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(
@@ -497,6 +501,61 @@ images:
         "- {REVIEWS} concurrent reviews made {} registry requests; one cold verification makes {cold_requests}",
         concurrent_requests.1
     );
+    println!(
+        "- pull tokens for {TOKEN_VERIFICATIONS} verifications of one signed image behind a registry's token auth, with the cache off (`cacheTtl: 0s`, so each one reads the registry: {token_registry_requests} registry requests in all): **{tokens_asked}** (aim: 1)"
+    );
+}
+
+/// The lab's registry behind token auth (the token service of `tests/common/tokens.rs`), one
+/// signed image on it, verified [`TOKEN_VERIFICATIONS`] times by one verifier whose cache is
+/// off: the pull tokens it asked for, and the registry requests it made.
+fn pull_tokens(lab: &lab::Lab, runtime: &tokio::runtime::Runtime) -> (usize, usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (tokens, issued) = common::tokens::token_service(dir.path());
+    // Pushed and signed while the registry is open (crane and cosign refuse a token service
+    // on a loopback address), then served from the same storage behind the token auth.
+    let (open, service) = lab::start_registry(dir.path(), "", std::process::Stdio::null());
+    let pinned = lab::push_image(
+        &lab::tool("crane"),
+        dir.path(),
+        &format!("{open}/tokens/app:1"),
+        "app",
+        "tokens",
+    );
+    lab.sign("trusted.key", &pinned);
+    service.stop();
+    let auth = common::tokens::token_auth(dir.path(), &tokens);
+    let (registry, _service) = lab::start_registry(dir.path(), &auth, std::process::Stdio::null());
+    let image = ImageReference::parse(&pinned.replace(&open, &registry)).expect("reference");
+    let yaml = format!(
+        r#"images:
+  registries: {{ allow: ["{registry}", "{tokens}"], insecure: ["{registry}", "{tokens}"] }}
+  verification: {{ cacheTtl: 0s, failureCacheTtl: 0s, registryTimeout: 10s }}
+  trust:
+    - name: tokens
+      images: ["{registry}/tokens/**"]
+      authorities: [{{ name: ci-key, key: {{ path: {key} }} }}]
+"#,
+        key = lab.key("trusted").display()
+    );
+    let settings = Config::from_yaml(&yaml)
+        .expect("config")
+        .validate(false)
+        .expect("valid config");
+    let metrics = Arc::new(Metrics::new());
+    let verifier = Verifier::new(settings.trust, metrics.clone()).expect("verifier");
+    let before = *issued.lock().unwrap();
+    for _ in 0..TOKEN_VERIFICATIONS {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let verified = runtime.block_on(verifier.verify(&image, &PullSecretRefs::default(), deadline));
+        assert_eq!(
+            verified.verification.status,
+            VerificationStatus::Verified,
+            "{verified:?}"
+        );
+    }
+    let asked = *issued.lock().unwrap() - before;
+    (asked, registry_requests(&metrics))
 }
 
 /// Requests portcullis' own registry client made (the `sigstore` crate's are not counted there).
