@@ -17,6 +17,11 @@ COSIGN_VERSION=v2.6.4
 # cosign 3: the Sigstore bundle in the OCI referrers by default (what teams sign with today).
 COSIGN3_VERSION=v3.1.3
 CRANE_VERSION=v0.21.9
+# A registry that serves the OCI 1.1 referrers API (Debian's docker-registry and the released
+# distribution 3 do not): go-containerregistry's registry with referrers on
+# (tests/referrers-registry), keyed by its source too.
+REFERRERS_REGISTRY_SOURCE=$(cd "$(dirname "$0")/../tests/referrers-registry" && pwd)
+REFERRERS_REGISTRY_VERSION=$CRANE_VERSION-$(sha256sum "$REFERRERS_REGISTRY_SOURCE/main.go" | cut -c1-12)
 HELM_VERSION=v3.21.4
 OPA_VERSION=v1.20.2
 GATOR_VERSION=v3.23.0
@@ -40,7 +45,7 @@ SARIF_MULTITOOL_VERSION=5.7.0
 JUNITPARSER_VERSION=5.0.3
 # The fuzz targets' runner (scripts/fuzz.sh), from crates.io.
 CARGO_FUZZ_VERSION=0.13.2
-KNOWN="etcd kube-apiserver kubectl cosign cosign3 crane helm opa gator vegeta registry crds report-crds prometheus promtool sarif-multitool junitparser cargo-fuzz"
+KNOWN="etcd kube-apiserver kubectl cosign cosign3 crane referrers-registry helm opa gator vegeta registry crds report-crds prometheus promtool sarif-multitool junitparser cargo-fuzz"
 
 ROOT=${PORTCULLIS_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/portcullis-tools}
 # Never fetch another toolchain; one module/build cache under ROOT so CI can cache it whole.
@@ -99,6 +104,14 @@ recipe_install() { # OUT PKG@VERSION
   local built=(gobin/*)
   ((${#built[@]} == 1)) || die "go install $2 built ${#built[@]} binaries"
   mv -f "${built[0]}" "$1" && rmdir gobin
+}
+
+# Our own small registry program (tests/referrers-registry) against go-containerregistry.
+recipe_referrers_registry() { # OUT
+  cp "$REFERRERS_REGISTRY_SOURCE/main.go" .
+  go mod init local/referrers-registry
+  go get "github.com/google/go-containerregistry@$CRANE_VERSION"
+  build -o "$1" .
 }
 
 # Modules with replace directives (go install refuses them): build from a wrapper module.
@@ -270,6 +283,7 @@ for tool in "$@"; do
   promtool) go_tool promtool "$PROMETHEUS_VERSION" recipe_install \
     "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION" ;;
   registry) registry ;;
+  referrers-registry) go_tool referrers-registry "$REFERRERS_REGISTRY_VERSION" recipe_referrers_registry ;;
   crds) installed crds "cert-manager-$CERT_MANAGER_VERSION-prometheus-operator-$PROMETHEUS_OPERATOR_VERSION" "" recipe_crds ;;
   report-crds) installed report-crds "openreports-$OPENREPORTS_VERSION-kyverno-$KYVERNO_VERSION" "" recipe_report_crds ;;
   sarif-multitool) installed sarif-multitool "$SARIF_MULTITOOL_VERSION" sarif-multitool recipe_sarif_multitool ;;

@@ -336,6 +336,89 @@ async fn cosign_2_and_3_signatures_on_one_image_count_each_key_once() {
 }
 
 #[tokio::test]
+async fn the_referrers_api_and_the_referrers_tag_give_the_same_facts() {
+    let lab = lab();
+    // A registry with the OCI 1.1 referrers API beside the lab's (distribution 2.8), which has
+    // none, so that cosign 3 keeps its bundles there under the referrers tag instead.
+    let (api, _service, _logs, images) = tokio::task::spawn_blocking(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let (api, service) = lab::start_referrers_registry(dir.path());
+        let mut images = Vec::new();
+        for registry in [lab.registry.clone(), api.clone()] {
+            let push = |name: &str| {
+                let target = format!("{registry}/micro/referrers/{name}:1");
+                let file = format!("referrers-{}-{name}", registry.replace([':', '.'], "-"));
+                lab::push_image(&lab.crane, lab.dir.path(), &target, &file, &format!("referrers {name}"))
+            };
+            let (signed, wrong_key, unsigned) = (push("signed"), push("wrong-key"), push("unsigned"));
+            lab.sign_v3("trusted.key", &signed);
+            lab.attest_v3("cyclonedx", &lab.dir.path().join("sbom.json"), &signed);
+            lab.sign_v3("other.key", &wrong_key);
+            images.push([signed, wrong_key, unsigned]);
+        }
+        (api, service, dir, images)
+    })
+    .await
+    .unwrap();
+
+    // There cosign used the API: the referrers are listed by it, and there is no referrers tag.
+    let signed_on_api = &images[1][0];
+    let (name, digest) = signed_on_api.split_once('@').unwrap();
+    let repository = name.strip_prefix(&format!("{api}/")).unwrap();
+    let referrers: Value = reqwest::get(format!("http://{api}/v2/{repository}/referrers/{digest}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(referrers["manifests"].as_array().map(Vec::len), Some(2), "{referrers}");
+    let tags = run(&mut lab.crane_cmd(&["ls", name]));
+    assert!(!tags.contains("sha256-"), "a referrers tag beside the API: {tags}");
+    let tags = run(&mut lab.crane_cmd(&["ls", images[0][0].split_once('@').unwrap().0]));
+    assert!(tags.contains("sha256-"), "no referrers tag on distribution 2.8: {tags}");
+
+    let (registry, trusted) = (&lab.registry, lab.key("trusted"));
+    let yaml = format!(
+        r#"images:
+  registries: {{ allow: ["{registry}", "{api}"], insecure: ["{registry}", "{api}"] }}
+  trust:
+    - name: referrers
+      images: ["{registry}/micro/referrers/**", "{api}/micro/referrers/**"]
+      authorities: [{{ name: ci-key, key: {{ path: {trusted} }} }}]
+"#,
+        trusted = trusted.display()
+    );
+    let verifier = portcullis::images::verify::Verifier::new(
+        settings(&yaml).trust.clone(),
+        std::sync::Arc::new(portcullis::metrics::Metrics::new()),
+    )
+    .unwrap();
+    let facts = |image: &str| {
+        let reference = portcullis::images::ImageReference::parse(image).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let verifier = &verifier;
+        async move {
+            let verification = verifier
+                .verify(&reference, &Default::default(), deadline)
+                .await
+                .verification;
+            json!({"status": verification.status, "signers": verification.signers, "attestations": verification.attestations})
+        }
+    };
+    for (index, status) in ["verified", "invalid", "unsigned"].into_iter().enumerate() {
+        let (by_tag, by_api) = (facts(&images[0][index]).await, facts(&images[1][index]).await);
+        assert_eq!(by_tag["status"], status, "{by_tag}");
+        assert_eq!(by_api, by_tag, "{}", images[1][index]);
+    }
+    let signed = facts(signed_on_api).await;
+    assert_eq!(
+        signed["attestations"][0]["predicate_type"], "https://cyclonedx.org/bom",
+        "{signed}"
+    );
+    assert_eq!(signed["attestations"][0]["verified"], true, "{signed}");
+}
+
+#[tokio::test]
 async fn a_tag_is_resolved_and_the_cache_never_follows_it() {
     let lab = lab();
     let state = lab.state();

@@ -284,6 +284,19 @@ pub fn start_registry(dir: &Path, extra_yaml: &str, stdout: Stdio) -> (String, S
     (format!("127.0.0.1:{port}"), service)
 }
 
+/// Starts a registry that serves the OCI 1.1 referrers API (`tests/referrers-registry`:
+/// go-containerregistry's registry, in memory) on a free loopback port, its log in `dir`, and
+/// waits (10 s at most) until it accepts connections.
+pub fn start_referrers_registry(dir: &Path) -> (String, Service) {
+    let log = dir.join("referrers-registry.log");
+    let service = Service::spawn(&tool("referrers-registry"), &[], &log, Stdio::null());
+    let port = try_poll(Duration::from_secs(10), Duration::from_millis(50), || {
+        listening_port(&service)
+    });
+    let port = port.unwrap_or_else(|| panic!("the referrers registry did not start within 10 s"));
+    (format!("127.0.0.1:{port}"), service)
+}
+
 /// Pushes `target` (`REGISTRY/REPO:TAG`, plain HTTP), a one-layer image holding `content`,
 /// and returns it pinned (`REGISTRY/REPO@sha256:...`). `name` names its files in `work`.
 pub fn push_image(crane: &Path, work: &Path, target: &str, name: &str, content: &str) -> String {
