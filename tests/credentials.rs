@@ -268,10 +268,16 @@ async fn a_pull_token_is_asked_for_once_per_repository_and_reused_until_it_expir
     assert_eq!(*issued.lock().unwrap() - before, 2, "another repository: its own token");
 }
 
-/// A proxy in front of `registry` that answers the first `throttled` requests 429 with
-/// `Retry-After: retry_after`, then forwards each request (method, path, Accept) and its
-/// answer. Returns its address and how many requests it received.
-fn throttling_proxy(registry: String, throttled: usize, retry_after: &'static str) -> (String, Arc<Mutex<usize>>) {
+/// A proxy in front of `registry` that answers the first `throttled` requests `status` (429 Too
+/// Many Requests or 503 Service Unavailable) with `Retry-After: retry_after`, then forwards
+/// each request (method, path, Accept) and its answer. Returns its address and how many
+/// requests it received.
+fn throttling_proxy(
+    registry: String,
+    status: &'static str,
+    throttled: usize,
+    retry_after: &'static str,
+) -> (String, Arc<Mutex<usize>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let received = Arc::new(Mutex::new(0));
@@ -295,7 +301,7 @@ fn throttling_proxy(registry: String, throttled: usize, retry_after: &'static st
             if seen <= throttled {
                 let _ = write!(
                     stream,
-                    "HTTP/1.1 429 Too Many Requests\r\nRetry-After: {retry_after}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    "HTTP/1.1 {status}\r\nRetry-After: {retry_after}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
                 );
                 continue;
             }
@@ -367,18 +373,24 @@ async fn a_registry_that_asks_to_come_back_is_retried_when_it_says_within_the_de
         }
     };
 
-    // Two 429s saying "in a second" (the verification's first requests, sent together): waited
-    // for, then the answers.
-    let (proxy, received) = throttling_proxy(lab.registry.clone(), 2, "1");
-    let (verification, took, metrics) = verify_through(proxy.clone()).await;
-    assert_eq!(verification.status, VerificationStatus::Verified, "{verification:?}");
-    assert!(took >= Duration::from_secs(1), "it waited as asked: {took:?}");
-    let throttled = format!("portcullis_registry_requests_total{{registry=\"{proxy}\",code=\"429\"}} 2");
-    assert!(metrics.contains(&throttled), "{metrics}");
-    assert!(*received.lock().unwrap() > 2);
+    // Two 429s, then two 503s, saying "in a second" (the verification's first requests, sent
+    // together): waited for, then the answers.
+    for (status, code) in [("429 Too Many Requests", "429"), ("503 Service Unavailable", "503")] {
+        let (proxy, received) = throttling_proxy(lab.registry.clone(), status, 2, "1");
+        let (verification, took, metrics) = verify_through(proxy.clone()).await;
+        assert_eq!(
+            verification.status,
+            VerificationStatus::Verified,
+            "{code}: {verification:?}"
+        );
+        assert!(took >= Duration::from_secs(1), "{code}: it waited as asked: {took:?}");
+        let throttled = format!("portcullis_registry_requests_total{{registry=\"{proxy}\",code=\"{code}\"}} 2");
+        assert!(metrics.contains(&throttled), "{metrics}");
+        assert!(*received.lock().unwrap() > 2);
+    }
 
     // "In two minutes": past what a review may wait, so not waited for at all.
-    let (proxy, _) = throttling_proxy(lab.registry.clone(), usize::MAX, "120");
+    let (proxy, _) = throttling_proxy(lab.registry.clone(), "429 Too Many Requests", usize::MAX, "120");
     let (verification, took, _) = verify_through(proxy).await;
     assert_eq!(verification.status, VerificationStatus::Error, "{verification:?}");
     assert!(verification.reason.contains("429"), "{}", verification.reason);
