@@ -412,7 +412,7 @@ images:
         portcullis_bundle_requests.to_string(),
     );
     row(
-        "cold, whole process, cosign 3 bundle: `cosign verify` (v3.1.3)",
+        "cold, whole process, cosign 3 bundle: `cosign verify` (cosign 3)",
         &cosign3_bundle,
         cosign3_requests.to_string(),
     );

@@ -18,10 +18,8 @@ COSIGN_VERSION=v2.6.4
 COSIGN3_VERSION=v3.1.3
 CRANE_VERSION=v0.21.9
 # A registry that serves the OCI 1.1 referrers API (Debian's docker-registry and the released
-# distribution 3 do not): go-containerregistry's registry with referrers on
-# (tests/referrers-registry), keyed by its source too.
-REFERRERS_REGISTRY_SOURCE=$(cd "$(dirname "$0")/../tests/referrers-registry" && pwd)
-REFERRERS_REGISTRY_VERSION=$CRANE_VERSION-$(sha256sum "$REFERRERS_REGISTRY_SOURCE/main.go" | cut -c1-12)
+# distribution 3 do not): go-containerregistry's registry with referrers on, from our
+# tests/referrers-registry (its version: crane's, and a hash of that source).
 HELM_VERSION=v3.21.4
 OPA_VERSION=v1.20.2
 GATOR_VERSION=v3.23.0
@@ -107,8 +105,9 @@ recipe_install() { # OUT PKG@VERSION
 }
 
 # Our own small registry program (tests/referrers-registry) against go-containerregistry.
-recipe_referrers_registry() { # OUT
-  cp "$REFERRERS_REGISTRY_SOURCE/main.go" .
+recipe_referrers_registry() { # OUT SOURCE_DIR
+  rm -rf src && mkdir src && cd src
+  cp "$2/main.go" .
   go mod init local/referrers-registry
   go get "github.com/google/go-containerregistry@$CRANE_VERSION"
   build -o "$1" .
@@ -283,7 +282,11 @@ for tool in "$@"; do
   promtool) go_tool promtool "$PROMETHEUS_VERSION" recipe_install \
     "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION" ;;
   registry) registry ;;
-  referrers-registry) go_tool referrers-registry "$REFERRERS_REGISTRY_VERSION" recipe_referrers_registry ;;
+  referrers-registry)
+    source=$(CDPATH='' cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../tests/referrers-registry" >/dev/null && pwd) ||
+      die "tests/referrers-registry not found beside scripts/"
+    go_tool referrers-registry "$CRANE_VERSION-$(sha256sum "$source/main.go" | cut -c1-12)" \
+      recipe_referrers_registry "$source" ;;
   crds) installed crds "cert-manager-$CERT_MANAGER_VERSION-prometheus-operator-$PROMETHEUS_OPERATOR_VERSION" "" recipe_crds ;;
   report-crds) installed report-crds "openreports-$OPENREPORTS_VERSION-kyverno-$KYVERNO_VERSION" "" recipe_report_crds ;;
   sarif-multitool) installed sarif-multitool "$SARIF_MULTITOOL_VERSION" sarif-multitool recipe_sarif_multitool ;;

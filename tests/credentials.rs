@@ -2,7 +2,7 @@
 //! docker config (a registry that requires a login, with htpasswd; the login `check` and
 //! `verify` find as docker does), proof that credentials go only to the host they are for,
 //! pull tokens from a real token auth kept and reused, and a registry that asks to come back
-//! (429 with Retry-After, through a proxy in front of it).
+//! (429 and 503 with Retry-After, through a proxy in front of it).
 
 mod common;
 

@@ -18,8 +18,9 @@ use tokio::time::Instant;
 /// How often the timer is set: often enough to notice a queue within a fraction of the
 /// default 500 ms bound, rarely enough to cost nothing.
 const PROBE_INTERVAL: Duration = Duration::from_millis(10);
-/// A lag past this means the worker has a queue of its own: evaluations stop running on it
-/// (see `router::decide_before`). Well above a review's cost, well below any shedding bound.
+/// A lag past this (or past half of `admission.maxQueueWait`, when that is shorter) means the
+/// worker has a queue of its own: evaluations stop running on it (see `router::decide_before`).
+/// Well above a review's cost, below the default shedding bound.
 const FALLING_BEHIND: Duration = Duration::from_millis(20);
 /// No probe running: no lag.
 const NOT_DUE: u64 = u64::MAX;
@@ -63,9 +64,14 @@ impl Pressure {
         self.lag() > self.max_queue_wait
     }
 
-    /// Whether the serving runtime has a queue: work waits more than a few reviews' time.
+    /// Whether the serving runtime has a queue: work waits more than a few reviews' time (and
+    /// always before reviews are shed).
     pub fn falling_behind(&self) -> bool {
-        self.lag() > FALLING_BEHIND
+        self.falling_behind_at(Instant::now())
+    }
+
+    fn falling_behind_at(&self, now: Instant) -> bool {
+        self.lag_at(now) > FALLING_BEHIND.min(self.max_queue_wait / 2)
     }
 
     /// Keeps a timer set on the serving runtime until `stop` turns true; spawned there.
@@ -88,6 +94,21 @@ impl Pressure {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn the_worker_falls_behind_past_20_ms_or_half_the_shedding_bound() {
+        let owed = |pressure: &Pressure, lag: Duration| {
+            pressure.due_micros.store(0, Ordering::Relaxed);
+            pressure.falling_behind_at(pressure.epoch + lag)
+        };
+        let default = Pressure::new(Duration::from_millis(500));
+        assert!(!owed(&default, Duration::from_millis(19)));
+        assert!(owed(&default, Duration::from_millis(21)));
+        // A bound of 10 ms: evaluations leave the worker before reviews are shed.
+        let tight = Pressure::new(Duration::from_millis(10));
+        assert!(!owed(&tight, Duration::from_millis(4)));
+        assert!(owed(&tight, Duration::from_millis(6)));
+    }
 
     #[tokio::test(start_paused = true)]
     async fn the_lag_is_how_long_the_timer_has_been_owed_its_turn() {
@@ -112,6 +133,7 @@ mod tests {
             pressure.lag_at(later)
         );
         assert!(pressure.lag_at(later) > pressure.max_queue_wait());
+        assert!(pressure.falling_behind_at(later));
 
         // Once the probe has had its turn, no lag is owed.
         tokio::time::sleep(PROBE_INTERVAL * 2).await;

@@ -251,6 +251,8 @@ pub struct Lab {
     /// `127.0.0.1:PORT` of the registry (plain HTTP).
     pub registry: String,
     pub cosign: PathBuf,
+    /// cosign 3, built on first use.
+    cosign3: std::sync::OnceLock<PathBuf>,
     pub crane: PathBuf,
     /// The registry's access log: one line per HTTP request it answered.
     access_log: PathBuf,
@@ -293,7 +295,12 @@ pub fn start_referrers_registry(dir: &Path) -> (String, Service) {
     let port = try_poll(Duration::from_secs(10), Duration::from_millis(50), || {
         listening_port(&service)
     });
-    let port = port.unwrap_or_else(|| panic!("the referrers registry did not start within 10 s"));
+    let port = port.unwrap_or_else(|| {
+        panic!(
+            "the referrers registry did not start within 10 s; its log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    });
     (format!("127.0.0.1:{port}"), service)
 }
 
@@ -339,6 +346,7 @@ impl Lab {
             dir,
             registry,
             cosign,
+            cosign3: std::sync::OnceLock::new(),
             crane,
             access_log,
             _registry_process: registry_process,
@@ -390,7 +398,7 @@ impl Lab {
 
     /// [`Lab::cosign_cmd`] of cosign 3 (built on first use).
     pub fn cosign3_cmd(&self) -> Command {
-        self.cosign_of(&tool("cosign3"))
+        self.cosign_of(self.cosign3.get_or_init(|| tool("cosign3")))
     }
 
     fn cosign_of(&self, cosign: &Path) -> Command {
