@@ -64,12 +64,7 @@ impl Drop for Portcullis {
 }
 
 fn main() {
-    let soak = Duration::from_secs(
-        std::env::var("SOAK_SECONDS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(120),
-    );
+    let soak = Duration::from_secs(env_or("SOAK_SECONDS", 120));
     lab::set_service_limit(soak + Duration::from_secs(900));
     // The client (this process) on core 1; the server is started on core 0.
     let pid = std::process::id().to_string();
@@ -136,6 +131,14 @@ fn main() {
         overload(&client, (&heavy, heavy_capacity), (&targets, soak_rate), &server).await;
         drain(client, &targets, server, soak_rate).await;
     });
+}
+
+/// The environment variable `name` parsed, or `default` when unset or unreadable.
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
 }
 
 fn write_pair(dir: &Path, tls: &certs::CertBundle) {
@@ -293,7 +296,7 @@ enum Change {
 /// the other, kept by the allocator), after which reloads add nothing (measured: 20 reloads
 /// under load, docs/reliability.md); the slope is measured after the warm-up. (Eight reloads
 /// and two rotations, tried, left the client with three times the connections at the overload,
-/// which then collapsed in two runs of four: docs/reliability.md, open.)
+/// which then collapsed in two runs of four: found and fixed, docs/reliability.md.)
 const CHANGES: [(f64, Change); 4] = [
     (0.05, Change::GoodPolicy(0)),
     (0.25, Change::Certificate),
@@ -457,10 +460,7 @@ fn report_soak(samples: &[Sample], targets: &[Target], rate: f64, soak: Duration
 /// `heavy` at [`OVERLOAD_FACTOR`] (or `$OVERLOAD_FACTOR`) times its capacity, then the soak's `mix` at its rate.
 async fn overload(client: &Client, heavy: (&[Target], f64), mix: (&[Target], f64), server: &Portcullis) {
     let ((heavy, capacity), (targets, soak_rate)) = (heavy, mix);
-    let factor = std::env::var("OVERLOAD_FACTOR")
-        .ok()
-        .and_then(|f| f.parse().ok())
-        .unwrap_or(OVERLOAD_FACTOR);
+    let factor = env_or("OVERLOAD_FACTOR", OVERLOAD_FACTOR);
     let rate = (capacity * factor).round();
     let before = scrape(&server.metrics).await;
     let samples = client.attack(heavy, rate, Duration::from_secs(15)).await;

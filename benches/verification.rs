@@ -86,7 +86,6 @@ fn main() {
     // The same whole-process comparison for cosign 3's default, a Sigstore bundle in referrers.
     let bundle_image = lab.push("process-v3", "bench/process-v3", "1", "process-v3");
     lab.sign_v3("trusted.key", &bundle_image);
-    let cosign3 = lab::tool("cosign3");
     let warmup_image = signed("warmup");
     let cold_images: Vec<String> = (0..COLD_IMAGES).map(|i| signed(&format!("cold-{i}"))).collect();
     let single_image = signed("single-review");
@@ -181,7 +180,7 @@ images:
     timed(portcullis_run(&bundle_image), VERIFIED);
     let portcullis_bundle_requests = lab.requests().len() - before;
     let before = lab.requests().len();
-    timed(cosign_run(&cosign3, &bundle_image), COSIGN_VERIFIED);
+    timed(cosign_run(lab.cosign3(), &bundle_image), COSIGN_VERIFIED);
     let cosign3_requests = lab.requests().len() - before;
     let mut samples: [Vec<Duration>; 4] = Default::default();
     let started = Instant::now();
@@ -192,7 +191,7 @@ images:
         samples[0].push(timed(portcullis_run(&process_image), VERIFIED));
         samples[1].push(timed(cosign_run(&lab.cosign, &process_image), COSIGN_VERIFIED));
         samples[2].push(timed(portcullis_run(&bundle_image), VERIFIED));
-        samples[3].push(timed(cosign_run(&cosign3, &bundle_image), COSIGN_VERIFIED));
+        samples[3].push(timed(cosign_run(lab.cosign3(), &bundle_image), COSIGN_VERIFIED));
     }
     let [portcullis_process, cosign_process, portcullis_bundle, cosign3_bundle] = samples.map(stats);
 

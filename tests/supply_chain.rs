@@ -285,16 +285,20 @@ async fn each_failure_class_is_denied_with_its_own_status() {
     }
 }
 
-#[tokio::test]
-async fn a_signature_and_an_sbom_in_the_new_bundle_format_are_verified() {
-    let lab = lab();
-    let image = &lab.images["bundle-signed"];
-    // No `.sig` or `.att` tag: everything is in referrers.
+/// No `.sig` or `.att` tag for `image`: its signatures and attestations are all in referrers.
+fn assert_only_in_referrers(lab: &Lab, image: &str) {
     for tag in [signature_tag(image), attestation_tag(image)] {
         let (repository, tag) = tag.rsplit_once(':').unwrap();
         let listed = run(&mut lab.crane_cmd(&["ls", repository]));
         assert!(!listed.contains(tag), "{tag} exists: {listed}");
     }
+}
+
+#[tokio::test]
+async fn a_signature_and_an_sbom_in_the_new_bundle_format_are_verified() {
+    let lab = lab();
+    let image = &lab.images["bundle-signed"];
+    assert_only_in_referrers(lab, image);
     let answer = decide(&lab.state_at("medium"), image).await;
     assert_eq!(answer["response"]["allowed"], true, "{answer}");
 }
@@ -303,11 +307,7 @@ async fn a_signature_and_an_sbom_in_the_new_bundle_format_are_verified() {
 async fn cosign_3_signatures_and_attestations_made_with_its_defaults_are_verified() {
     let lab = lab();
     let image = &lab.images["v3-signed"];
-    for tag in [signature_tag(image), attestation_tag(image)] {
-        let (repository, tag) = tag.rsplit_once(':').unwrap();
-        let listed = run(&mut lab.crane_cmd(&["ls", repository]));
-        assert!(!listed.contains(tag), "{tag} exists: {listed}");
-    }
+    assert_only_in_referrers(lab, image);
     let state = lab.state_at("medium");
     let answer = decide(&state, image).await;
     assert_eq!(answer["response"]["allowed"], true, "{answer}");

@@ -274,16 +274,23 @@ pub fn start_registry(dir: &Path, extra_yaml: &str, stdout: Stdio) -> (String, S
     .unwrap();
     let log = dir.join("registry.log");
     let service = Service::spawn(&tool("registry"), &["serve", config.to_str().unwrap()], &log, stdout);
+    (loopback_address(&service, &log), service)
+}
+
+/// `127.0.0.1:PORT` of the port `service` listens on, once it does (10 s at most; past that,
+/// a panic with its `log`).
+fn loopback_address(service: &Service, log: &Path) -> String {
     let port = try_poll(Duration::from_secs(10), Duration::from_millis(50), || {
-        listening_port(&service)
+        listening_port(service)
     });
     let port = port.unwrap_or_else(|| {
         panic!(
-            "registry did not start within 10 s; its log:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
+            "{} did not start within 10 s; its log:\n{}",
+            log.display(),
+            std::fs::read_to_string(log).unwrap_or_default()
         )
     });
-    (format!("127.0.0.1:{port}"), service)
+    format!("127.0.0.1:{port}")
 }
 
 /// Starts a registry that serves the OCI 1.1 referrers API (`tests/referrers-registry`:
@@ -292,16 +299,7 @@ pub fn start_registry(dir: &Path, extra_yaml: &str, stdout: Stdio) -> (String, S
 pub fn start_referrers_registry(dir: &Path) -> (String, Service) {
     let log = dir.join("referrers-registry.log");
     let service = Service::spawn(&tool("referrers-registry"), &[], &log, Stdio::null());
-    let port = try_poll(Duration::from_secs(10), Duration::from_millis(50), || {
-        listening_port(&service)
-    });
-    let port = port.unwrap_or_else(|| {
-        panic!(
-            "the referrers registry did not start within 10 s; its log:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        )
-    });
-    (format!("127.0.0.1:{port}"), service)
+    (loopback_address(&service, &log), service)
 }
 
 /// Pushes `target` (`REGISTRY/REPO:TAG`, plain HTTP), a one-layer image holding `content`,
@@ -396,9 +394,14 @@ impl Lab {
         self.cosign_of(&self.cosign)
     }
 
-    /// [`Lab::cosign_cmd`] of cosign 3 (built on first use).
+    /// cosign 3 (built on first use).
+    pub fn cosign3(&self) -> &Path {
+        self.cosign3.get_or_init(|| tool("cosign3"))
+    }
+
+    /// [`Lab::cosign_cmd`] of cosign 3.
     pub fn cosign3_cmd(&self) -> Command {
-        self.cosign_of(self.cosign3.get_or_init(|| tool("cosign3")))
+        self.cosign_of(self.cosign3())
     }
 
     fn cosign_of(&self, cosign: &Path) -> Command {
