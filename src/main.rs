@@ -637,8 +637,9 @@ fn run_continuous_audit(
         state.clone(),
         settings.clone(),
         source,
-        reloads_stopped,
+        reloads_stopped.clone(),
     ));
+    runtime.spawn(server::reload_trust(state.clone(), reloads_stopped));
     tracing::info!(%operations, interval = %portcullis::duration::format(interval), "continuous audit: metrics and probes listening");
     let mut exporter = audit::continuous::Exporter::new(audit_metrics, ids, interval, std::time::SystemTime::now());
     let continuous = audit::continuous::Continuous {

@@ -42,6 +42,11 @@ pub struct EngineLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TrustKindLabels {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     pub result: &'static str,
 }
@@ -268,6 +273,9 @@ pub struct Metrics {
     certificate_expiry: Gauge,
     policy_reloads: Family<ResultLabels, Counter>,
     tls_reloads: Family<ResultLabels, Counter>,
+    trust_material: Family<TrustKindLabels, Gauge>,
+    trust_expiry: Family<TrustKindLabels, Gauge>,
+    trust_reloads: Family<ResultLabels, Counter>,
     registry_requests: Family<RegistryLabels, Counter>,
     verifications: Family<StatusLabels, Counter>,
     verification_duration: Histogram,
@@ -364,6 +372,24 @@ impl Metrics {
             "Changes of the serving certificate files by result (success, failure: refused, the previous pair still served)",
             tls_reloads.clone(),
         );
+        let trust_material = Family::<TrustKindLabels, Gauge>::default();
+        registry.register(
+            "trust_material",
+            "Trust material the verifier uses, by kind (key: a public key of an authority; fulcio_ca, rekor_key, ctlog_key, timestamp_authority: from the trusted root)",
+            trust_material.clone(),
+        );
+        let trust_expiry = Family::<TrustKindLabels, Gauge>::default();
+        registry.register(
+            "trust_material_expiry_timestamp_seconds",
+            "When the last of each kind of trust material stops vouching for new signatures (its validFor end, a CA's certificate expiry), in seconds since the epoch; no series for a kind that does not expire",
+            trust_expiry.clone(),
+        );
+        let trust_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "trust_reloads",
+            "Changes of the trust material (trusted root, key files) by result (success, failure: refused, the previous material still used)",
+            trust_reloads.clone(),
+        );
         let registry_requests = Family::<RegistryLabels, Counter>::default();
         registry.register(
             "registry_requests",
@@ -408,6 +434,7 @@ impl Metrics {
         for result in [true, false].map(success_label) {
             policy_reloads.get_or_create(&ResultLabels { result }).inc_by(0);
             tls_reloads.get_or_create(&ResultLabels { result }).inc_by(0);
+            trust_reloads.get_or_create(&ResultLabels { result }).inc_by(0);
         }
         for risk_level in ["low", "medium", "high"] {
             for flags in 0..16u8 {
@@ -468,6 +495,9 @@ impl Metrics {
             certificate_expiry,
             policy_reloads,
             tls_reloads,
+            trust_material,
+            trust_expiry,
+            trust_reloads,
             registry_requests,
             verifications,
             verification_duration,
@@ -545,6 +575,32 @@ impl Metrics {
     /// The serving certificate's expiry (seconds since the epoch; 0 when it cannot be read).
     pub fn set_certificate_expiry(&self, expires_at: Option<i64>) {
         self.certificate_expiry.set(expires_at.unwrap_or(0));
+    }
+
+    /// The trust material in use: `(kind, count, expiry)` for each kind; a kind that does not
+    /// expire has no expiry series (an alert on it would only ever compare against infinity).
+    pub fn set_trust_material(&self, material: &[(&'static str, usize, Option<i64>)]) {
+        for &(kind, count, expires) in material {
+            let labels = TrustKindLabels { kind };
+            self.trust_material.get_or_create(&labels).set(count as i64);
+            match expires {
+                Some(at) if count > 0 => {
+                    self.trust_expiry.get_or_create(&labels).set(at);
+                }
+                _ => {
+                    self.trust_expiry.remove(&labels);
+                }
+            }
+        }
+    }
+
+    /// A change of the trust files: loaded, or refused (the previous material stays in use).
+    pub fn record_trust_reload(&self, success: bool) {
+        self.trust_reloads
+            .get_or_create(&ResultLabels {
+                result: success_label(success),
+            })
+            .inc();
     }
 
     /// Every policy of a loaded set, each result at zero from now on, so that a dashboard or

@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use common::lab::{push_image, run, start_registry, tool};
+use common::volume::MountedVolume;
 use common::*;
 use portcullis::policy::Source;
 use portcullis::server::AppState;
@@ -484,6 +485,155 @@ async fn a_keyless_sbom_attestation_counts_only_from_a_trusted_identity_and_its_
         assert_eq!(answer["response"]["allowed"], false, "{why}: {answer}");
         assert_eq!(denied_by(&answer), ["images.sbom"], "{why}: {answer}");
     }
+}
+
+/// The lab's trusted root with `edit` applied, as JSON text.
+fn edited_root(edit: impl FnOnce(&mut Value)) -> String {
+    let mut root: Value = serde_json::from_slice(&std::fs::read(&lab().trusted_root).unwrap()).unwrap();
+    edit(&mut root);
+    root.to_string()
+}
+
+/// Seconds since the epoch as the trusted root writes times.
+fn rfc3339(unix: i64) -> String {
+    jiff::Timestamp::from_second(unix).unwrap().to_string()
+}
+
+async fn metric(state: &AppState, line: &str) -> Option<String> {
+    let (_, metrics) = get(state, "/metrics").await;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(line).map(|value| value.trim().to_string()))
+}
+
+#[tokio::test]
+async fn a_log_key_or_ca_outside_its_valid_for_window_when_the_signature_was_logged_vouches_for_nothing() {
+    let lab = lab();
+    // A blocking client: off the test's runtime.
+    let logged = tokio::task::spawn_blocking(move || integrated_time(&lab.registry, &lab.images["alice"]))
+        .await
+        .unwrap();
+    type Edit = Box<dyn FnOnce(&mut Value)>;
+    let cases: [(&str, Edit, bool); 5] = [
+        (
+            "the Rekor key retired before the signature was logged",
+            Box::new(move |root| root["tlogs"][0]["publicKey"]["validFor"]["end"] = rfc3339(logged - 1).into()),
+            false,
+        ),
+        (
+            "the Rekor key in use only after the signature was logged",
+            Box::new(move |root| root["tlogs"][0]["publicKey"]["validFor"]["start"] = rfc3339(logged + 1).into()),
+            false,
+        ),
+        (
+            "the Fulcio CA retired before the signature was logged",
+            Box::new(move |root| root["certificateAuthorities"][0]["validFor"]["end"] = rfc3339(logged - 1).into()),
+            false,
+        ),
+        (
+            "the Fulcio CA in use only after the signature was logged",
+            Box::new(move |root| root["certificateAuthorities"][0]["validFor"]["start"] = rfc3339(logged + 1).into()),
+            false,
+        ),
+        // Retired since, but valid when the signature was logged: a rotation does not revoke
+        // what was signed before it.
+        (
+            "both retired after the signature was logged",
+            Box::new(move |root| {
+                root["tlogs"][0]["publicKey"]["validFor"]["end"] = rfc3339(logged + 1).into();
+                root["certificateAuthorities"][0]["validFor"]["end"] = rfc3339(logged + 1).into();
+            }),
+            true,
+        ),
+    ];
+    for (case, edit, admitted) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("trusted_root.json");
+        std::fs::write(&root, edited_root(edit)).unwrap();
+        let config = lab.config(&root, &format!(r#"{{ issuer: "{ISSUER}", subject: "{SUBJECT}" }}"#));
+        let state = lab.state(&config);
+        let answer = decide(&state, &lab.images["alice"]).await;
+        if admitted {
+            assert_eq!(answer["response"]["allowed"], true, "{case}: {answer}");
+        } else {
+            assert_denied(
+                &answer,
+                "was not valid when it was logged (validFor in the trusted root",
+            );
+            assert_eq!(verification_count(&state, "untrusted").await, "1", "{case}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_trusted_root_is_used_without_a_restart_and_no_verdict_outlives_it() {
+    let lab = lab();
+    let text = |path: &Path| std::fs::read_to_string(path).unwrap();
+    let (ours, foreign) = (text(&lab.trusted_root), text(&lab.foreign_root));
+    fn root(content: &str) -> [(&'static str, &str); 1] {
+        [("trusted_root.json", content)]
+    }
+    let mut volume = MountedVolume::new(&root(&foreign));
+    let config = lab
+        .config(
+            &volume.path("trusted_root.json"),
+            &format!(r#"{{ issuer: "{ISSUER}", subject: "{SUBJECT}" }}"#),
+        )
+        .replace("images:\n", "images:\n  reloadInterval: 100ms\n");
+    let state = lab.state(&config);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let reloads = tokio::spawn(portcullis::server::reload_trust(state.clone(), stopped));
+    let reloads_of = async |result: &str| {
+        metric(
+            &state,
+            &format!("portcullis_trust_reloads_total{{result=\"{result}\"}}"),
+        )
+        .await
+    };
+    let wait_for = async |result: &str, count: &str| {
+        poll_async(
+            &format!("trust reload {result} number {count}"),
+            Duration::from_secs(10),
+            Duration::from_millis(50),
+            async || (reloads_of(result).await.as_deref() == Some(count)).then_some(()),
+        )
+        .await
+    };
+
+    // Under another Sigstore's root nothing it logged verifies; that verdict is cached.
+    assert_denied(&decide(&state, &lab.images["alice"]).await, "is invalid: ");
+    assert_eq!(
+        metric(&state, "portcullis_trust_material{kind=\"fulcio_ca\"}")
+            .await
+            .as_deref(),
+        Some("1"),
+        "the material in use is published"
+    );
+
+    volume.swap(&root(&ours));
+    wait_for("success", "1").await;
+    let answer = decide(&state, &lab.images["alice"]).await;
+    assert_eq!(
+        answer["response"]["allowed"], true,
+        "the new root is used at once: {answer}"
+    );
+
+    // A broken root is refused, counted once however many polls see it, and the root in use stays.
+    volume.swap(&root("{ not json"));
+    wait_for("failure", "1").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(reloads_of("failure").await.as_deref(), Some("1"));
+    assert_eq!(reloads_of("success").await.as_deref(), Some("1"));
+
+    // Back to the foreign root: the verdict made under ours is not served from the cache.
+    volume.swap(&root(&foreign));
+    wait_for("success", "2").await;
+    assert_denied(&decide(&state, &lab.images["alice"]).await, "is invalid: ");
+    assert_eq!(verification_count(&state, "invalid").await, "2");
+    assert_eq!(verification_count(&state, "verified").await, "1");
+
+    stop.send(true).unwrap();
+    reloads.await.unwrap();
 }
 
 #[test]

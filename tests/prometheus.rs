@@ -157,7 +157,7 @@ fn prometheus_evaluates_every_dashboard_query_and_rule_on_live_portcullis_series
         .flat_map(|g| g["rules"].as_array().unwrap())
         .map(|r| r["name"].as_str().unwrap())
         .collect();
-    assert_eq!(alerts.len(), 14, "{alerts:?}\n{}", log_text());
+    assert_eq!(alerts.len(), 16, "{alerts:?}\n{}", log_text());
 
     // Every portcullis selector the rules read has series.
     let text = std::fs::read_to_string(&rules).unwrap();

@@ -4,7 +4,6 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +13,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
+use common::volume::MountedVolume;
 use common::*;
 use portcullis::policy::Source;
 use portcullis::server::certs::{self, CertBundle};
@@ -21,51 +21,13 @@ use portcullis::server::{AppState, Server};
 
 const ENDLESS: &str = "package slow\ndeny contains \"never\" if {\n  input.request\n  some i in numbers.range(1, 2000)\n  some j in numbers.range(1, 2000)\n  some k in numbers.range(1, 2000)\n  i + j + k < 0\n}\n";
 
-/// A Secret volume as kubelet lays it out: `..data` points at a timestamped directory and the
-/// visible files are symlinks through `..data`.
-struct SecretVolume {
-    dir: tempfile::TempDir,
-    version: usize,
+/// The serving certificate's Secret volume.
+fn tls_volume(bundle: &CertBundle) -> MountedVolume {
+    MountedVolume::new(&tls_files(&bundle.cert, &bundle.key))
 }
 
-impl SecretVolume {
-    fn new(bundle: &CertBundle) -> SecretVolume {
-        let volume = SecretVolume {
-            dir: tempfile::tempdir().unwrap(),
-            version: 0,
-        };
-        let root = volume.dir.path();
-        volume.write_version(0, &bundle.cert, &bundle.key);
-        std::os::unix::fs::symlink("..v0", root.join("..data")).unwrap();
-        for file in ["tls.crt", "tls.key"] {
-            std::os::unix::fs::symlink(format!("..data/{file}"), root.join(file)).unwrap();
-        }
-        volume
-    }
-
-    fn write_version(&self, version: usize, cert: &str, key: &str) {
-        let dir = self.dir.path().join(format!("..v{version}"));
-        std::fs::create_dir(&dir).unwrap();
-        std::fs::write(dir.join("tls.crt"), cert).unwrap();
-        std::fs::write(dir.join("tls.key"), key).unwrap();
-    }
-
-    /// Kubelet's atomic update: new directory, new symlink, rename over `..data`.
-    fn swap(&mut self, cert: &str, key: &str) {
-        self.version += 1;
-        self.write_version(self.version, cert, key);
-        let root = self.dir.path();
-        std::os::unix::fs::symlink(format!("..v{}", self.version), root.join("..data_tmp")).unwrap();
-        std::fs::rename(root.join("..data_tmp"), root.join("..data")).unwrap();
-    }
-
-    fn cert(&self) -> PathBuf {
-        self.dir.path().join("tls.crt")
-    }
-
-    fn key(&self) -> PathBuf {
-        self.dir.path().join("tls.key")
-    }
+fn tls_files<'a>(cert: &'a str, key: &'a str) -> [(&'static str, &'a str); 2] {
+    [("tls.crt", cert), ("tls.key", key)]
 }
 
 struct Running {
@@ -76,16 +38,16 @@ struct Running {
     task: tokio::task::JoinHandle<Result<(), portcullis::server::ServeError>>,
 }
 
-async fn start(extra_config: &str, volume: &SecretVolume, source: Source) -> Running {
+async fn start(extra_config: &str, volume: &MountedVolume, source: Source) -> Running {
     start_with(extra_config, "", volume, source).await
 }
 
 /// [`start`], with more `server` settings (`shutdownDelay: 2s, `).
-async fn start_with(extra_config: &str, server: &str, volume: &SecretVolume, source: Source) -> Running {
+async fn start_with(extra_config: &str, server: &str, volume: &MountedVolume, source: Source) -> Running {
     let yaml = format!(
         "{CONFIG}{extra_config}\nserver: {{ {server}listen: 127.0.0.1:0, metricsListen: 127.0.0.1:0, shutdownGracePeriod: 20s, tls: {{ certFile: {}, keyFile: {}, reloadInterval: 100ms }} }}\n",
-        volume.cert().display(),
-        volume.key().display()
+        volume.path("tls.crt").display(),
+        volume.path("tls.key").display()
     );
     let settings = settings(&yaml);
     let state = state_with_source(&settings, source.clone(), &[]);
@@ -163,7 +125,7 @@ fn der(pem: &str) -> Vec<u8> {
 #[tokio::test]
 async fn serves_tls_1_2_and_1_3_over_http_1_1() {
     let bundle = certs::generate(&["localhost", "127.0.0.1"]).unwrap();
-    let volume = SecretVolume::new(&bundle);
+    let volume = tls_volume(&bundle);
     let running = start("", &volume, Source::Embedded).await;
     for version in [reqwest::tls::Version::TLS_1_2, reqwest::tls::Version::TLS_1_3] {
         let client = client(&bundle.ca_cert, Some(version), false);
@@ -192,7 +154,7 @@ async fn serves_tls_1_2_and_1_3_over_http_1_1() {
 async fn certificate_rotation_by_symlink_swap_fails_no_request() {
     let first = certs::generate(&["localhost"]).unwrap();
     let second = certs::reissue(&first, &["localhost"]).unwrap();
-    let mut volume = SecretVolume::new(&first);
+    let mut volume = tls_volume(&first);
     let running = start("", &volume, Source::Embedded).await;
     assert_eq!(served_certificate(running.addr, &first.ca_cert).await, der(&first.cert));
 
@@ -226,7 +188,7 @@ async fn certificate_rotation_by_symlink_swap_fails_no_request() {
         })
     };
     wait_until("5 answered requests", || ok.load(Ordering::Acquire) >= 5).await;
-    volume.swap(&second.cert, &second.key);
+    volume.swap(&tls_files(&second.cert, &second.key));
     let rotated = try_poll_async(Duration::from_secs(5), Duration::from_millis(25), async || {
         (served_certificate(running.addr, &first.ca_cert).await == der(&second.cert)).then_some(())
     })
@@ -252,7 +214,7 @@ async fn certificate_rotation_by_symlink_swap_fails_no_request() {
     let metrics = format!("http://{}/metrics", running.operations);
     let refused = tls_reload_failures(&metrics).await;
     let third = certs::reissue(&first, &["localhost"]).unwrap();
-    volume.swap(&third.cert, &second.key);
+    volume.swap(&tls_files(&third.cert, &second.key));
     poll_async(
         "portcullis_tls_reloads_total{result=\"failure\"} to count the mixed pair",
         Duration::from_secs(10),
@@ -265,7 +227,7 @@ async fn certificate_rotation_by_symlink_swap_fails_no_request() {
         der(&second.cert)
     );
     // Once the key arrives too, the pair is taken.
-    volume.swap(&third.cert, &third.key);
+    volume.swap(&tls_files(&third.cert, &third.key));
     let taken = try_poll_async(Duration::from_secs(5), Duration::from_millis(25), async || {
         (served_certificate(running.addr, &first.ca_cert).await == der(&third.cert)).then_some(())
     })
@@ -279,7 +241,7 @@ async fn certificate_rotation_by_symlink_swap_fails_no_request() {
 #[tokio::test]
 async fn shutdown_finishes_in_flight_reviews_and_closes_keep_alives() {
     let bundle = certs::generate(&["localhost"]).unwrap();
-    let volume = SecretVolume::new(&bundle);
+    let volume = tls_volume(&bundle);
     let dir = tempfile::tempdir().unwrap();
     write_library(dir.path(), &[("slow/policy.rego", ENDLESS)]);
     let running = start(
@@ -342,7 +304,7 @@ async fn shutdown_finishes_in_flight_reviews_and_closes_keep_alives() {
 #[tokio::test]
 async fn past_the_pending_handshake_bound_a_connection_is_closed_before_tls_and_counted() {
     let bundle = certs::generate(&["localhost"]).unwrap();
-    let volume = SecretVolume::new(&bundle);
+    let volume = tls_volume(&bundle);
     let running = start_with("", "maxPendingHandshakes: 2, ", &volume, Source::Embedded).await;
     let metrics = format!("http://{}/metrics", running.operations);
 
@@ -391,7 +353,7 @@ async fn past_the_pending_handshake_bound_a_connection_is_closed_before_tls_and_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_answers_every_review_sent_and_counts_each_once() {
     let bundle = certs::generate(&["localhost"]).unwrap();
-    let volume = SecretVolume::new(&bundle);
+    let volume = tls_volume(&bundle);
     let running = start_with("", "shutdownDelay: 3s, ", &volume, Source::Embedded).await;
     let url = format!("https://localhost:{}/validate?timeout=10s", running.addr.port());
     let client = common::load::Client::new(&url, &bundle.ca_cert, Duration::from_secs(10), 1000);
@@ -451,7 +413,7 @@ async fn wait_until(what: &str, condition: impl Fn() -> bool) {
 #[tokio::test]
 async fn a_bad_policy_update_keeps_the_last_good_set() {
     let bundle = certs::generate(&["localhost"]).unwrap();
-    let volume = SecretVolume::new(&bundle);
+    let volume = tls_volume(&bundle);
     let dir = tempfile::tempdir().unwrap();
     write_library(
         dir.path(),
@@ -560,7 +522,7 @@ async fn tls_reload_failures(url: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn on_one_core_a_review_stops_at_its_deadline_and_the_probes_still_answer() {
     let bundle = certs::generate(&["localhost"]).unwrap();
-    let volume = SecretVolume::new(&bundle);
+    let volume = tls_volume(&bundle);
     let dir = tempfile::tempdir().unwrap();
     write_library(dir.path(), &[("slow/policy.rego", ENDLESS)]);
     let running = start(

@@ -42,12 +42,14 @@ pub struct Reviewer {
     inventory_watches: std::sync::OnceLock<Vec<Arc<WatchHealth>>>,
 }
 
-/// The policy library installed and the namespaces' risk levels (see [`Reviewer::revision`]).
+/// The policy library installed, the namespaces' risk levels, the exceptions and the trust
+/// material (see [`Reviewer::revision`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Revision {
     library: u64,
     risk_labels: u64,
     exceptions: u64,
+    trust: u64,
 }
 
 /// A decision with what led to it, for metrics and logs.
@@ -88,6 +90,11 @@ impl Reviewer {
         self
     }
 
+    /// The verifier, when images are verified.
+    pub fn verifier(&self) -> Option<&Arc<crate::images::verify::Verifier>> {
+        self.verifier.as_ref()
+    }
+
     /// Swaps in a newly loaded policy library (with the current inventory, if any); reviews
     /// in flight finish with the set they started with. CPU-bound.
     pub fn replace_policies(&self, policies: PolicySet) -> Result<(), InventoryError> {
@@ -124,6 +131,7 @@ impl Reviewer {
             library: self.policies.library_version(),
             risk_labels: self.namespaces.label_digest(risk::LABEL),
             exceptions: self.exceptions.digest(jiff::Timestamp::now()),
+            trust: self.verifier.as_ref().map_or(0, |v| v.trust_generation()),
         }
     }
 

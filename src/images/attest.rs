@@ -12,11 +12,15 @@ use sigstore::cosign::bundle::Bundle;
 use sigstore::cosign::signature_layers::CertificateSignature;
 use sigstore::crypto::Signature;
 
-use super::envelope::{certificate_identity, manifest_layers, signed_with_a_key, statement_is_about, Envelope};
+use super::envelope::{
+    bundle_certificate_issuer, certificate_identity, issuer_of_pem, log_entry, manifest_layers, signed_with_a_key,
+    statement_is_about, Envelope, CERTIFICATE_ANNOTATION,
+};
 use super::facts::Attestation;
 use super::reference::ImageReference;
 use super::registry::{Lookup, Registry, RegistryError};
 use super::trust::{AuthorityKind, TrustEntry};
+use super::trusted_root::RootValidity;
 
 const DSSE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
 const MAX_ENVELOPE_BYTES: usize = 4 * 1024 * 1024;
@@ -28,6 +32,7 @@ pub const MAX_PREDICATE_BYTES: usize = 256 * 1024;
 pub async fn attestations(
     registry: &Registry,
     client: &sigstore::cosign::Client,
+    validity: Option<&RootValidity>,
     image: &ImageReference,
     digest: &str,
     entry: &TrustEntry,
@@ -49,7 +54,7 @@ pub async fn attestations(
         .zip(envelopes)
         .filter_map(|(layer, envelope)| {
             let envelope: Value = serde_json::from_slice(&envelope).ok()?;
-            let keyless = KeylessMaterial::verified(client, &layer.annotations);
+            let keyless = KeylessMaterial::verified(client, validity, &layer.annotations);
             check_envelope(&envelope, digest, entry, keyless.as_ref())
         })
         .collect())
@@ -60,6 +65,7 @@ pub async fn attestations(
 /// A keyless bundle's certificate chain and transparency-log entry are checked by the crate.
 pub fn from_bundles(
     client: &sigstore::cosign::Client,
+    validity: Option<&RootValidity>,
     bundles: &[(String, Vec<u8>)],
     digest: &str,
     source: &sigstore::registry::OciReference,
@@ -76,10 +82,18 @@ pub fn from_bundles(
                     .bundle_signature_layer(bundle, layer_digest, digest, source)
                     .map_err(|e| tracing::debug!(error = %e, "attestation bundle rejected"))
                     .ok()?;
-                layer.certificate_signature.map(|certificate| KeylessMaterial {
-                    certificate,
-                    log: LogProof::CheckedByCrate,
-                })
+                let logged = layer.bundle.as_ref().and_then(log_entry);
+                let vouched = match (validity, logged, bundle_certificate_issuer(&parsed)) {
+                    (Some(validity), Some((log_id, time)), Some(issuer)) => validity.vouches(&log_id, time, &issuer),
+                    _ => false,
+                };
+                layer
+                    .certificate_signature
+                    .filter(|_| vouched)
+                    .map(|certificate| KeylessMaterial {
+                        certificate,
+                        log: LogProof::CheckedByCrate,
+                    })
             };
             check_envelope(&parsed["dsseEnvelope"], digest, entry, keyless.as_ref())
         })
@@ -101,14 +115,32 @@ enum LogProof {
 }
 
 impl KeylessMaterial {
-    fn verified(client: &sigstore::cosign::Client, annotations: &BTreeMap<String, String>) -> Option<KeylessMaterial> {
-        let certificate = annotations.get("dev.sigstore.cosign/certificate")?;
+    /// The certificate of a `.att` layer, when the crate verified it and the root's log key and
+    /// CA were in their `validFor` windows when it was logged.
+    fn verified(
+        client: &sigstore::cosign::Client,
+        validity: Option<&RootValidity>,
+        annotations: &BTreeMap<String, String>,
+    ) -> Option<KeylessMaterial> {
+        let pem = annotations.get(CERTIFICATE_ANNOTATION)?;
         let bundle = annotations.get("dev.sigstore.cosign/bundle")?;
-        match client.verified_certificate(certificate.as_bytes(), bundle) {
-            Ok((certificate, bundle)) => Some(KeylessMaterial {
-                certificate,
-                log: LogProof::Rekor(bundle),
-            }),
+        match client.verified_certificate(pem.as_bytes(), bundle) {
+            Ok((certificate, bundle))
+                if validity.is_some_and(|validity| {
+                    issuer_of_pem(pem.as_bytes()).is_some_and(|issuer| {
+                        validity.vouches(&bundle.payload.log_id, bundle.payload.integrated_time, &issuer)
+                    })
+                }) =>
+            {
+                Some(KeylessMaterial {
+                    certificate,
+                    log: LogProof::Rekor(bundle),
+                })
+            }
+            Ok(_) => {
+                tracing::debug!("attestation certificate outside the trusted root's validFor windows");
+                None
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "attestation certificate rejected");
                 None

@@ -4,16 +4,30 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct ImagesConfig {
     pub registries: RegistriesConfig,
     /// Sigstore trusted root (Fulcio, Rekor and CT log keys) as a `trusted_root.json` file, for
-    /// keyless authorities; read at startup, never fetched.
+    /// keyless authorities; read at startup and again when it changes, never fetched.
     pub trusted_root: Option<String>,
     /// Which authorities are trusted for which images.
     pub trust: Vec<TrustEntryConfig>,
     pub verification: VerificationConfig,
+    /// How often the trust files (the trusted root, the authorities' keys) are read again.
+    pub reload_interval: String,
+}
+
+impl Default for ImagesConfig {
+    fn default() -> Self {
+        ImagesConfig {
+            registries: RegistriesConfig::default(),
+            trusted_root: None,
+            trust: Vec::new(),
+            verification: VerificationConfig::default(),
+            reload_interval: "10s".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -136,6 +136,44 @@ pub fn certificate_identity(certificate: &CertificateSignature) -> (String, Stri
     (certificate.issuer.clone().unwrap_or_default(), subject)
 }
 
+/// cosign's annotation holding a classic keyless signature's Fulcio certificate (PEM).
+pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
+
+/// The issuer name (DER) of the first certificate in `pem`: which Fulcio CA issued it.
+pub fn issuer_of_pem(pem: &[u8]) -> Option<Vec<u8>> {
+    use rustls::pki_types::pem::PemObject as _;
+    let der = rustls::pki_types::CertificateDer::pem_slice_iter(pem).next()?.ok()?;
+    issuer_of_der(&der)
+}
+
+/// The issuer name (DER) of a DER certificate.
+pub fn issuer_of_der(der: &[u8]) -> Option<Vec<u8>> {
+    use x509_cert::der::{Decode as _, Encode as _};
+    let certificate = x509_cert::Certificate::from_der(der).ok()?;
+    certificate.tbs_certificate().issuer().to_der().ok()
+}
+
+/// The issuer name (DER) of a Sigstore bundle's signing certificate, if it has one.
+pub fn bundle_certificate_issuer(bundle: &Value) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let material = &bundle["verificationMaterial"];
+    let raw = material["certificate"]["rawBytes"]
+        .as_str()
+        .or_else(|| material["x509CertificateChain"]["certificates"][0]["rawBytes"].as_str())?;
+    issuer_of_der(&base64::engine::general_purpose::STANDARD.decode(raw).ok()?)
+}
+
+/// The log id (hex) and integrated time of a signature's transparency-log entry, if it has one.
+pub fn log_entry(bundle: &sigstore::cosign::bundle_content::BundleContent) -> Option<(String, i64)> {
+    use sigstore::cosign::bundle_content::BundleContent;
+    match bundle {
+        BundleContent::RekorBundle(bundle) => Some((bundle.payload.log_id.clone(), bundle.payload.integrated_time)),
+        BundleContent::SigstoreBundle(entry) => {
+            Some((hex::encode(&entry.log_id.as_ref()?.key_id), entry.integrated_time))
+        }
+    }
+}
+
 /// A layer descriptor of a manifest.
 pub struct Layer {
     pub digest: String,

@@ -10,14 +10,16 @@
 //!   certificate) is checked here like a key-signed attestation: its statement must be about
 //!   this digest, and the key authorities verify the signature.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 use sigstore::cosign::payload::SimpleSigning;
 use sigstore::cosign::{Client, SignatureLayer};
 use sigstore::registry::OciReference;
 
 use super::envelope::{
-    bundle_referrers, manifest_layers, signed_with_a_key, signing_bundle, statement_is_about, Envelope,
-    BUNDLE_MEDIA_TYPE, SIMPLE_SIGNING_MEDIA_TYPE,
+    bundle_certificate_issuer, bundle_referrers, issuer_of_pem, manifest_layers, signed_with_a_key, signing_bundle,
+    statement_is_about, Envelope, BUNDLE_MEDIA_TYPE, CERTIFICATE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE,
 };
 use super::reference::ImageReference;
 use super::registry::{Lookup, Registry, RegistryError};
@@ -32,6 +34,9 @@ pub struct Signatures {
     pub present: usize,
     /// Those the crate accepted as signatures of this digest.
     pub layers: Vec<SignatureLayer>,
+    /// Layer digest -> the issuer (DER name) of its Fulcio certificate, for keyless layers: which
+    /// CA of the trusted root must have been valid when it was logged.
+    pub certificate_issuers: BTreeMap<String, Vec<u8>>,
     /// Bundles among the referrers that are not signatures (attestations), unchecked: layer
     /// digest and content.
     pub attestation_bundles: Vec<(String, Vec<u8>)>,
@@ -58,6 +63,11 @@ pub async fn read(
     Ok(Signatures {
         present: tagged.present + referred.present,
         layers: tagged.layers.into_iter().chain(referred.layers).collect(),
+        certificate_issuers: tagged
+            .certificate_issuers
+            .into_iter()
+            .chain(referred.certificate_issuers)
+            .collect(),
         attestation_bundles: referred.attestation_bundles,
     })
 }
@@ -86,10 +96,18 @@ impl Reading<'_> {
                 .map(|layer| self.registry.blob(self.image, &layer.digest, MAX_SIGNATURE_BYTES)),
         )
         .await?;
+        let mut certificate_issuers = BTreeMap::new();
         let layers = layers
             .into_iter()
             .zip(blobs)
             .filter_map(|(layer, data)| {
+                if let Some(issuer) = layer
+                    .annotations
+                    .get(CERTIFICATE_ANNOTATION)
+                    .and_then(|pem| issuer_of_pem(pem.as_bytes()))
+                {
+                    certificate_issuers.insert(layer.digest.clone(), issuer);
+                }
                 self.client
                     .signature_layer(
                         SIMPLE_SIGNING_MEDIA_TYPE,
@@ -105,6 +123,7 @@ impl Reading<'_> {
         Ok(Signatures {
             present,
             layers,
+            certificate_issuers,
             attestation_bundles: Vec::new(),
         })
     }
@@ -130,6 +149,9 @@ impl Reading<'_> {
                     continue;
                 };
                 found.present += 1;
+                if let Some(issuer) = bundle_certificate_issuer(&parsed) {
+                    found.certificate_issuers.insert(layer.digest.clone(), issuer);
+                }
                 match bundle_signature(self.client, &parsed, &bundle, &layer.digest, self.digest, &source) {
                     Ok(layer) => found.layers.push(layer),
                     Err(e) => tracing::debug!(layer = %layer.digest, error = %e, "signature bundle rejected"),

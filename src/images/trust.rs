@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use sigstore::crypto::CosignVerificationKey;
-use sigstore::trust::ManualTrustRoot;
 
 use super::config::{AuthorityConfig, ImagesConfig, TrustEntryConfig};
 use super::credentials::Credentials;
 use super::pattern::{AllowList, ImagePattern};
+use super::trusted_root::{Material, TrustedRoot};
 use crate::duration;
 
 #[derive(Debug, Clone)]
@@ -23,13 +23,15 @@ pub struct TrustPolicy {
     /// Registry host -> the PEM of the private CAs trusted for it (`images.registries.caFiles`).
     pub registry_cas: std::collections::BTreeMap<String, Vec<u8>>,
     /// The Sigstore trusted root, for keyless authorities.
-    pub trusted_root: Option<Arc<ManualTrustRoot<'static>>>,
+    pub trusted_root: Option<Arc<TrustedRoot>>,
     /// Hash of the trusted root file: part of the cache key.
     pub trusted_root_version: String,
     pub cache_ttl: Duration,
     pub failure_cache_ttl: Duration,
     pub cache_max_entries: u64,
     pub registry_timeout: Duration,
+    /// How often the trust files are read again (`images.reloadInterval`).
+    pub reload_interval: Duration,
     pub max_signatures: usize,
     /// Registry credentials from `images.verification.dockerConfig`.
     pub credentials: Credentials,
@@ -37,6 +39,8 @@ pub struct TrustPolicy {
     pub read_pull_secrets: bool,
     /// Registry verifications started per second at most (the audit's bound); `None`: no bound.
     pub verification_rate: Option<f64>,
+    /// The section it was built from: the trust files are read again from it when they change.
+    pub source: ImagesConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -111,6 +115,12 @@ impl TrustPolicy {
             &v.registry_timeout,
             Duration::from_millis(100),
             Duration::from_secs(60),
+        );
+        let reload_interval = dur(
+            "images.reloadInterval",
+            &config.reload_interval,
+            Duration::from_millis(100),
+            Duration::from_secs(3600),
         );
         if !(1..=1_000_000).contains(&v.cache_max_entries) {
             errors.push(format!(
@@ -216,19 +226,58 @@ impl TrustPolicy {
             failure_cache_ttl,
             cache_max_entries: v.cache_max_entries.max(1) as u64,
             registry_timeout,
+            reload_interval,
             max_signatures: v.max_signatures.max(1) as usize,
             credentials,
             read_pull_secrets: v.image_pull_secrets,
             verification_rate: None,
+            source: config.clone(),
         }
+    }
+
+    /// What the trust material is (entries with their keys, the trusted root): equal
+    /// fingerprints, same verdicts.
+    pub fn material_fingerprint(&self) -> String {
+        let mut hasher = Sha256::new();
+        for entry in &self.entries {
+            hasher.update(entry.fingerprint.as_bytes());
+        }
+        hasher.update(self.trusted_root_version.as_bytes());
+        hex::encode(hasher.finalize())
+    }
+
+    /// The trust material by kind: the authorities' distinct keys (which never expire), then
+    /// the trusted root's pieces.
+    pub fn material(&self) -> Vec<Material> {
+        let keys: std::collections::BTreeSet<&[u8]> = self
+            .entries
+            .iter()
+            .flat_map(|entry| &entry.authorities)
+            .filter_map(|authority| match &authority.kind {
+                AuthorityKind::Key { pem, .. } => Some(pem.as_slice()),
+                AuthorityKind::Keyless { .. } => None,
+            })
+            .collect();
+        let mut material = vec![Material {
+            kind: "key",
+            count: keys.len(),
+            expires: None,
+        }];
+        material.extend(self.trusted_root.iter().flat_map(|root| root.validity.material()));
+        material
     }
 
     /// The first entry whose patterns match the image, if any.
     pub fn entry_for(&self, registry: &str, repository: &str) -> Option<&TrustEntry> {
-        self.entries
-            .iter()
-            .find(|entry| entry.patterns.iter().any(|p| p.matches(registry, repository)))
+        entry_for(&self.entries, registry, repository)
     }
+}
+
+/// The first of `entries` whose patterns match the image, if any.
+pub fn entry_for<'a>(entries: &'a [TrustEntry], registry: &str, repository: &str) -> Option<&'a TrustEntry> {
+    entries
+        .iter()
+        .find(|entry| entry.patterns.iter().any(|p| p.matches(registry, repository)))
 }
 
 /// An allow-list entry is a registry host (with optional port) and an optional path prefix,

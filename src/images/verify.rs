@@ -7,16 +7,18 @@
 //! all of an authority's checks hold on the same signature, and the threshold counts distinct
 //! authorities.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use sigstore::cosign::bundle_content::BundleContent;
 use sigstore::cosign::SignatureLayer;
 use sigstore::crypto::Signature;
 
 use super::attest;
-use super::envelope::certificate_identity;
+use super::envelope::{certificate_identity, log_entry};
 use super::facts::{Signer, Verification, VerificationStatus};
 use super::pace::Pacer;
 use super::pull_secrets::{PullSecretRefs, PullSecrets};
@@ -24,6 +26,7 @@ use super::reference::ImageReference;
 use super::registry::{Lookup, Registry, RegistryError};
 use super::signatures;
 use super::trust::{AuthorityKind, TrustEntry, TrustPolicy};
+use super::trusted_root::{Material, RootValidity, TrustedRoot};
 use crate::metrics::Metrics;
 
 /// The cache key: never a tag. A changed trust entry or trusted root never reuses a verdict.
@@ -35,16 +38,60 @@ struct CacheKey {
 }
 
 pub struct Verifier {
+    /// Settings fixed at startup (allow-list, credentials, cache, bounds). Its trust material
+    /// is where `trust` started; `trust` holds what is in use.
     policy: TrustPolicy,
+    /// The trust material in use, swapped whole when its files change: a verification runs
+    /// under one snapshot from start to end.
+    trust: ArcSwap<Trust>,
+    /// Counts the swaps of `trust`.
+    trust_generation: AtomicU64,
     registry: Registry,
-    /// The `sigstore` crate's client, built once: it checks what `registry` fetched.
-    signatures: sigstore::cosign::Client,
     /// Reads workloads' imagePullSecrets, when configured.
     pull_secrets: Option<Arc<PullSecrets>>,
     cache: moka::future::Cache<CacheKey, Verification>,
     metrics: Arc<Metrics>,
     /// Spaces the starts of registry work (a tag resolved, a digest verified), when bounded.
     pacer: Option<Pacer>,
+}
+
+/// The trust entries and trusted root a verification runs under.
+struct Trust {
+    entries: Vec<TrustEntry>,
+    root: Option<Arc<TrustedRoot>>,
+    root_version: String,
+    fingerprint: String,
+    material: Vec<Material>,
+    /// The `sigstore` crate's client for this root: it checks what `registry` fetched.
+    signatures: sigstore::cosign::Client,
+}
+
+impl Trust {
+    fn of(policy: &TrustPolicy) -> Result<Trust, VerifierError> {
+        Ok(Trust {
+            entries: policy.entries.clone(),
+            root: policy.trusted_root.clone(),
+            root_version: policy.trusted_root_version.clone(),
+            fingerprint: policy.material_fingerprint(),
+            material: policy.material(),
+            signatures: signature_client(policy)?,
+        })
+    }
+
+    fn validity(&self) -> Option<&RootValidity> {
+        self.root.as_deref().map(|root| &root.validity)
+    }
+}
+
+/// What reading the trust files again did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TrustReload {
+    Unchanged,
+    Reloaded,
+    /// The files changed but do not make a valid trust policy; the previous material stays.
+    Refused {
+        errors: Vec<String>,
+    },
 }
 
 /// Why a verifier could not be built (a startup error).
@@ -83,7 +130,8 @@ impl Verifier {
             .expire_after(Lifetime { success, failure })
             .build();
         Ok(Verifier {
-            signatures: signature_client(&policy)?,
+            trust: ArcSwap::from_pointee(Trust::of(&policy)?),
+            trust_generation: AtomicU64::new(0),
             pull_secrets: None,
             pacer: policy.verification_rate.map(Pacer::new),
             policy,
@@ -91,6 +139,45 @@ impl Verifier {
             cache,
             metrics,
         })
+    }
+
+    /// Reads the trust files (trusted root, keys) again and uses them from now on when they
+    /// changed and still make a valid policy. A verdict made under the old material is never
+    /// served again: the cache key holds the material's fingerprints.
+    pub fn reload_trust(&self) -> TrustReload {
+        let mut errors = Vec::new();
+        let fresh = TrustPolicy::from_config(&self.policy.source, &mut errors);
+        if !errors.is_empty() {
+            return TrustReload::Refused { errors };
+        }
+        if fresh.material_fingerprint() == self.trust.load().fingerprint {
+            return TrustReload::Unchanged;
+        }
+        match Trust::of(&fresh) {
+            Ok(trust) => {
+                self.trust.store(Arc::new(trust));
+                self.trust_generation.fetch_add(1, Ordering::AcqRel);
+                TrustReload::Reloaded
+            }
+            Err(error) => TrustReload::Refused {
+                errors: vec![error.to_string()],
+            },
+        }
+    }
+
+    /// How often [`Verifier::reload_trust`] should run.
+    pub fn reload_interval(&self) -> Duration {
+        self.policy.reload_interval
+    }
+
+    /// The trust material in use, by kind.
+    pub fn trust_material(&self) -> Vec<Material> {
+        self.trust.load().material.clone()
+    }
+
+    /// How many times the trust material was replaced: what was decided before may not hold.
+    pub fn trust_generation(&self) -> u64 {
+        self.trust_generation.load(Ordering::Acquire)
     }
 
     /// Reads registry credentials from the imagePullSecrets a workload names.
@@ -165,7 +252,8 @@ impl Verifier {
                 }
             }
         };
-        let Some(entry) = self.policy.entry_for(&image.registry, &image.repository) else {
+        let trust = self.trust.load_full();
+        let Some(entry) = super::trust::entry_for(&trust.entries, &image.registry, &image.repository) else {
             let reason = format!("no trust policy entry covers {}", image.name());
             return Verified {
                 resolved_digest,
@@ -175,21 +263,21 @@ impl Verifier {
         let key = CacheKey {
             digest: digest.clone(),
             entry: entry.fingerprint.clone(),
-            root: self.policy.trusted_root_version.clone(),
+            root: trust.root_version.clone(),
         };
         let verification = if let Some(hit) = self.cache.get(&key).await {
             self.metrics.record_cache("hit");
             hit
         } else {
             let leader = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let flag = leader.clone();
+            let (flag, trust) = (leader.clone(), &trust);
             let loaded = self
                 .cache
                 .try_get_with(key, async move {
                     flag.store(true, std::sync::atomic::Ordering::Release);
                     self.pace().await;
                     let registry = self.registry_for(pull).await;
-                    let verification = self.verify_digest(&registry, image, &digest, entry).await;
+                    let verification = self.verify_digest(trust, &registry, image, &digest, entry).await;
                     // Errors and timeouts are never cached: the next review tries again.
                     match verification.status {
                         VerificationStatus::Error | VerificationStatus::Timeout => Err(verification),
@@ -225,6 +313,7 @@ impl Verifier {
     /// Reads and checks the signatures of `digest` against the entry's authorities.
     async fn verify_digest(
         &self,
+        trust: &Trust,
         registry: &Registry,
         image: &ImageReference,
         digest: &str,
@@ -234,17 +323,17 @@ impl Verifier {
         // Attestations are read alongside (one round trip less); they count only for an image
         // whose signature holds.
         let (signatures, attestations) = tokio::join!(
-            signatures::read(registry, &self.signatures, image, digest, max),
-            attest::attestations(registry, &self.signatures, image, digest, entry, max)
+            signatures::read(registry, &trust.signatures, image, digest, max),
+            attest::attestations(registry, &trust.signatures, trust.validity(), image, digest, entry, max)
         );
-        let (layers, attestation_bundles) = match signatures {
+        let (layers, certificate_issuers, attestation_bundles) = match signatures {
             Ok(found) if found.present == 0 => {
                 return verdict(
                     VerificationStatus::Unsigned,
                     &format!("{} has no cosign signature", image.pinned_to(digest)),
                 );
             }
-            Ok(found) => (found.layers, found.attestation_bundles),
+            Ok(found) => (found.layers, found.certificate_issuers, found.attestation_bundles),
             Err(error) => return registry_failure(&error),
         };
         if layers.is_empty() {
@@ -261,9 +350,14 @@ impl Verifier {
         // is still one signer.
         let mut verified_credentials = BTreeSet::new();
         let mut crypto_failures = 0;
+        let mut outside_validity = 0;
+        let logged = Logged {
+            validity: trust.validity(),
+            certificate_issuers: &certificate_issuers,
+        };
         for layer in layers {
             for authority in &entry.authorities {
-                match check(layer, &authority.kind) {
+                match check(layer, &authority.kind, &logged) {
                     Check::Verified { issuer, subject } => {
                         verified_credentials.insert(match &authority.kind {
                             AuthorityKind::Key { pem, .. } => format!("key:{}", String::from_utf8_lossy(pem).trim()),
@@ -283,6 +377,7 @@ impl Verifier {
                         }
                     }
                     Check::BadSignature => crypto_failures += 1,
+                    Check::OutsideValidity => outside_validity += 1,
                     Check::NotThisAuthority => {}
                 }
             }
@@ -306,6 +401,10 @@ impl Verifier {
             VerificationStatus::Invalid => {
                 "a signature is present but does not verify with any trusted key or certificate (signed with another key, or tampered)".to_string()
             }
+            _ if verified_authorities.is_empty() && outside_validity > 0 => format!(
+                "signed by a trusted identity, but the transparency log key or the Fulcio certificate authority that vouched for the signature was not valid when it was logged (validFor in the trusted root of {})",
+                entry.name
+            ),
             _ if verified_authorities.is_empty() => format!(
                 "signed, but not by an authority trusted for these images ({})",
                 entry
@@ -325,7 +424,8 @@ impl Verifier {
         let attestations = match attestations {
             Ok(mut attestations) if status == VerificationStatus::Verified => {
                 attestations.extend(attest::from_bundles(
-                    &self.signatures,
+                    &trust.signatures,
+                    trust.validity(),
                     &attestation_bundles,
                     digest,
                     &signatures::oci_reference(image, digest),
@@ -359,7 +459,7 @@ fn signature_client(policy: &TrustPolicy) -> Result<sigstore::cosign::Client, Ve
         let mut builder = sigstore::cosign::ClientBuilder::default();
         if let Some(root) = &policy.trusted_root {
             builder = builder
-                .with_trust_repository(root.as_ref())
+                .with_trust_repository(&root.root)
                 .map_err(|e| VerifierError::TrustedRoot(e.to_string()))?;
         }
         builder
@@ -376,6 +476,9 @@ enum Check {
     },
     /// The signature does not verify with the key it names (tampered or corrupt).
     BadSignature,
+    /// A trusted identity, but the log key or CA that vouched for it was outside its
+    /// `validFor` window when the signature was logged.
+    OutsideValidity,
     NotThisAuthority,
 }
 
@@ -387,7 +490,29 @@ fn signed_by(layer: &SignatureLayer, key: &sigstore::crypto::CosignVerificationK
     })
 }
 
-fn check(layer: &SignatureLayer, authority: &AuthorityKind) -> Check {
+/// What vouches for keyless signatures: the trusted root's windows, and which CA issued each
+/// layer's certificate.
+struct Logged<'a> {
+    validity: Option<&'a RootValidity>,
+    certificate_issuers: &'a BTreeMap<String, Vec<u8>>,
+}
+
+impl Logged<'_> {
+    /// Whether the log key and the issuing CA of a keyless layer were both valid when its
+    /// signature was logged. No log entry, no signing time: not vouched for.
+    fn in_window(&self, layer: &SignatureLayer) -> bool {
+        let (Some(validity), Some((log_id, integrated_time)), Some(issuer)) = (
+            self.validity,
+            layer.bundle.as_ref().and_then(log_entry),
+            self.certificate_issuers.get(&layer.oci_digest),
+        ) else {
+            return false;
+        };
+        validity.vouches(&log_id, integrated_time, issuer)
+    }
+}
+
+fn check(layer: &SignatureLayer, authority: &AuthorityKind, logged: &Logged) -> Check {
     match authority {
         AuthorityKind::Key { key, .. } if signed_by(layer, key) => Check::Verified {
             issuer: None,
@@ -421,13 +546,15 @@ fn check(layer: &SignatureLayer, authority: &AuthorityKind) -> Check {
                 return Check::BadSignature;
             }
             let (issuer_text, subject_text) = certificate_identity(certificate);
-            if issuer.matches(&issuer_text) && subject.matches(&subject_text) {
+            if !(issuer.matches(&issuer_text) && subject.matches(&subject_text)) {
+                Check::NotThisAuthority
+            } else if !logged.in_window(layer) {
+                Check::OutsideValidity
+            } else {
                 Check::Verified {
                     issuer: Some(issuer_text),
                     subject: Some(subject_text),
                 }
-            } else {
-                Check::NotThisAuthority
             }
         }
     }
@@ -562,6 +689,19 @@ mod known_bad_signatures {
             .map_err(|e| e.to_string())
     }
 
+    /// A key authority's check (no keyless material is involved).
+    fn check_key(layer: &SignatureLayer, authority: &AuthorityKind) -> Check {
+        let none = BTreeMap::new();
+        check(
+            layer,
+            authority,
+            &Logged {
+                validity: None,
+                certificate_issuers: &none,
+            },
+        )
+    }
+
     fn verified(check: Check) -> bool {
         matches!(check, Check::Verified { .. })
     }
@@ -569,15 +709,15 @@ mod known_bad_signatures {
     #[test]
     fn the_genuine_signature_verifies_with_its_key_only() {
         let genuine = layer(PAYLOAD, &fixture("by_trusted_key")).unwrap();
-        assert!(verified(check(&genuine, &key("trusted"))));
-        assert!(matches!(check(&genuine, &key("other")), Check::BadSignature));
+        assert!(verified(check_key(&genuine, &key("trusted"))));
+        assert!(matches!(check_key(&genuine, &key("other")), Check::BadSignature));
     }
 
     #[test]
     fn a_signature_by_another_key_is_bad_for_the_trusted_key() {
         let other = layer(PAYLOAD, &fixture("by_other_key")).unwrap();
-        assert!(matches!(check(&other, &key("trusted")), Check::BadSignature));
-        assert!(verified(check(&other, &key("other"))));
+        assert!(matches!(check_key(&other, &key("trusted")), Check::BadSignature));
+        assert!(verified(check_key(&other, &key("other"))));
     }
 
     #[test]
@@ -586,7 +726,7 @@ mod known_bad_signatures {
         let tampered = PAYLOAD.replace("127.0.0.1:5077/app/x", "127.0.0.1:5077/app/evil");
         assert_ne!(tampered, PAYLOAD);
         let layer = layer(&tampered, &fixture("by_trusted_key")).unwrap();
-        assert!(matches!(check(&layer, &key("trusted")), Check::BadSignature));
+        assert!(matches!(check_key(&layer, &key("trusted")), Check::BadSignature));
     }
 
     #[test]
@@ -598,10 +738,10 @@ mod known_bad_signatures {
     #[test]
     fn malformed_signatures_and_layers_are_refused() {
         let garbage = layer(PAYLOAD, "not base64 at all").unwrap();
-        assert!(matches!(check(&garbage, &key("trusted")), Check::BadSignature));
+        assert!(matches!(check_key(&garbage, &key("trusted")), Check::BadSignature));
         let truncated = &fixture("by_trusted_key")[..40];
         assert!(matches!(
-            check(&layer(PAYLOAD, truncated).unwrap(), &key("trusted")),
+            check_key(&layer(PAYLOAD, truncated).unwrap(), &key("trusted")),
             Check::BadSignature
         ));
         let client = sigstore::cosign::ClientBuilder::default().build().unwrap();

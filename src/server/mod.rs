@@ -23,7 +23,7 @@ use crate::admission::setup::load_policies;
 use crate::admission::Reviewer;
 use crate::config::Settings;
 use crate::images::pull_secrets::PullSecrets;
-use crate::images::verify::VerifierError;
+use crate::images::verify::{TrustReload, Verifier, VerifierError};
 use crate::metrics::Metrics;
 use crate::namespaces::NamespaceLabels;
 use crate::policy::engine::LoadError;
@@ -138,6 +138,7 @@ impl Server {
                 source,
                 stop_rx.clone(),
             )),
+            tokio::spawn(reload_trust(state.clone(), stop_rx.clone())),
             tokio::spawn({
                 let (pressure, stop) = (state.pressure.clone(), stop_rx.clone());
                 async move { pressure.probe(stop).await }
@@ -315,6 +316,55 @@ async fn reload_certificates(
                     tracing::warn!(reason = %message, "new certificate files not usable yet; still serving the previous pair");
                 }
                 refused_last = refusal;
+            }
+        }
+    }
+}
+
+/// Polls the trust files (trusted root, authorities' keys) when images are verified; new
+/// material replaces the old only when it makes a valid trust policy.
+pub async fn reload_trust(state: AppState, mut stop: watch::Receiver<bool>) {
+    let Some(verifier) = state.reviewer.verifier().cloned() else {
+        return;
+    };
+    let publish = |verifier: &Verifier| {
+        let material: Vec<_> = verifier
+            .trust_material()
+            .into_iter()
+            .map(|m| (m.kind, m.count, m.expires))
+            .collect();
+        state.metrics.set_trust_material(&material);
+    };
+    publish(&verifier);
+    let interval = verifier.reload_interval();
+    let mut refused_last = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        // Reading files and parsing keys: off the workers that answer reviews.
+        let reloading = verifier.clone();
+        let Ok(reload) = tokio::task::spawn_blocking(move || reloading.reload_trust()).await else {
+            state.metrics.record_trust_reload(false);
+            tracing::error!("trust reload crashed; keeping the trust material in use");
+            continue;
+        };
+        match reload {
+            TrustReload::Unchanged => refused_last = None,
+            TrustReload::Reloaded => {
+                refused_last = None;
+                state.metrics.record_trust_reload(true);
+                publish(&verifier);
+                tracing::info!("trust material reloaded");
+            }
+            TrustReload::Refused { errors } => {
+                // Counted and logged once per refused change, not at every poll.
+                if refused_last.as_ref() != Some(&errors) {
+                    state.metrics.record_trust_reload(false);
+                    tracing::error!(errors = %errors.join("; "), "new trust material refused; keeping the material in use");
+                }
+                refused_last = Some(errors);
             }
         }
     }

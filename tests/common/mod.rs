@@ -24,6 +24,7 @@ pub mod load;
 pub mod monitoring;
 pub mod poll;
 pub mod tokens;
+pub mod volume;
 #[allow(unused_imports)] // Used by the tests that start services, not by every test.
 pub use lab::Service;
 #[allow(unused_imports)] // Used by the tests that wait, not by every test.

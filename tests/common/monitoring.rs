@@ -162,6 +162,25 @@ fn exception() -> Value {
 
 /// Starts portcullis and produces every family: returns it running, and its last scrape.
 /// Its PolicyExceptions come from `cluster` (the CRD installed, one exception created).
+/// A Sigstore trusted root of a fresh CA and Rekor key, each with a `validFor` window.
+fn trusted_root() -> Value {
+    use base64::Engine as _;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = params.self_signed(&ca_key).unwrap();
+    let rekor = rcgen::PublicKeyData::subject_public_key_info(&rcgen::KeyPair::generate().unwrap());
+    let log_id = b64(&<sha2::Sha256 as sha2::Digest>::digest(&rekor));
+    serde_json::json!({
+        "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+        "tlogs": [{"logId": {"keyId": log_id}, "publicKey": {"rawBytes": b64(&rekor),
+            "keyDetails": "PKIX_ECDSA_P256_SHA_256", "validFor": {"start": "2024-01-01T00:00:00Z"}}}],
+        "certificateAuthorities": [{"certChain": {"certificates": [{"rawBytes": b64(ca.der())}]},
+            "validFor": {"start": "2024-01-01T00:00:00Z", "end": "2031-01-01T00:00:00Z"}}],
+    })
+}
+
 pub fn live_portcullis(dir: &Path, cluster: &ControlPlane) -> (Portcullis, String) {
     cluster.install_exception_crd();
     let _ = cluster.kubectl_output(&["create", "namespace", "team-a"], None);
@@ -176,9 +195,13 @@ pub fn live_portcullis(dir: &Path, cluster: &ControlPlane) -> (Portcullis, Strin
     // (connection refused), which records registry, verification and cache series.
     let closed = super::lab::ClosedPort::new();
     let registry = closed.addr.clone();
+    // A trusted root, so its material and expiry are exported too.
+    let root_path = dir.join("trusted_root.json");
+    std::fs::write(&root_path, trusted_root().to_string()).unwrap();
     let config = format!(
         "images:
   registries: {{ allow: [{registry}], insecure: [{registry}] }}
+  trustedRoot: {root}
   trust:
     - name: closed-port
       images: ['{registry}/**']
@@ -193,6 +216,7 @@ logging: {{ format: json }}
 ",
         key = key_path.display(),
         library = library.display(),
+        root = root_path.display(),
     );
     let portcullis = Portcullis::start_with(dir, &config, Some(&cluster.kubeconfig));
     portcullis.wait_for_metric("portcullis_exceptions{policy=\"pods.host_path\",state=\"active\"} 1");
