@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use common::lab::{self, attestation_tag, run, signature_tag, tool, ClosedPort};
+use common::volume::MountedVolume;
 use common::*;
 use portcullis::policy::Source;
 use portcullis::server::AppState;
@@ -730,4 +731,53 @@ async fn one_key_under_two_names_does_not_meet_a_threshold_of_two() {
         "{}",
         message(&answer)
     );
+}
+
+#[tokio::test]
+async fn a_rotated_key_file_is_used_without_a_restart() {
+    let lab = lab();
+    let registry = &lab.registry;
+    let pem = |name: &str| std::fs::read_to_string(lab.key(name)).unwrap();
+    let (trusted, other) = (pem("trusted"), pem("other"));
+    // The key as a Secret or ConfigMap volume mounts it; at first it holds another key.
+    let mut volume = MountedVolume::new(&[("cosign.pub", &other)]);
+    let yaml = format!(
+        r#"images:
+  reloadInterval: 100ms
+  registries: {{ allow: ["{registry}"], insecure: ["{registry}"] }}
+  trust:
+    - name: rotating
+      images: ["{registry}/micro/**"]
+      authorities:
+        - {{ name: ci-key, key: {{ path: {key} }} }}
+"#,
+        key = volume.path("cosign.pub").display()
+    );
+    let state = state_with_source(&settings(&yaml), Source::Embedded, &[("team-a", "low")]);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let reloads = tokio::spawn(portcullis::server::reload_trust(state.clone(), stopped));
+
+    let answer = decide(&state, &lab.images["signed"]).await;
+    assert_eq!(denied_by(&answer), ["images.signatures"], "{answer}");
+
+    volume.swap(&[("cosign.pub", &trusted)]);
+    poll_async(
+        "the rotated key in use",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        async || {
+            let (_, metrics) = get(&state, "/metrics").await;
+            metrics
+                .contains("portcullis_trust_reloads_total{result=\"success\"} 1")
+                .then_some(())
+        },
+    )
+    .await;
+    let answer = decide(&state, &lab.images["signed"]).await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let (_, metrics) = get(&state, "/metrics").await;
+    assert!(metrics.contains("portcullis_trust_material{kind=\"key\"} 1"), "{metrics}");
+
+    stop.send(true).unwrap();
+    reloads.await.unwrap();
 }
