@@ -200,6 +200,8 @@ s=$WORK/supply-chain-values.yaml
 expect "$s" '^kind: Role$' "a Role per imagePullSecrets namespace"
 refuse "$s" '^    - secrets$' "a cluster-wide Secret grant (the ClusterRole's list form)"
 expect "$s" '^        imagePullSecrets: true$' "imagePullSecrets reading turned on in the config"
+expect "$s" 'resourceNames: \["release-signing"\]' "a Role for exactly the Secret a key is taken from"
+expect "$s" "^  name: $RELEASE-key-secrets\$" "the key Secrets' Role and binding"
 expect "$s" '^          registry.example.com: /etc/portcullis/trust/registry-ca/registry.example.com.pem$' "the registry's CA file in the config"
 expect "$s" 'key: "ca.registry.example.com.pem", path: "registry-ca/registry.example.com.pem"' "the registry's CA mounted"
 expect "$s" 'max_cpu: "2"' "policy parameters merged into data.yaml"
@@ -257,6 +259,7 @@ reject /audit/verificationsPerSecond --set audit.verificationsPerSecond=0
 reject /audit/extraRules/0/verbs/0 --set 'audit.extraRules[0].apiGroups={""},audit.extraRules[0].resources={services},audit.extraRules[0].verbs={delete}'
 reject /audit/namespaces/0 --set 'audit.namespaces={Team_A}'
 reject /exceptions/maxDays --set exceptions.maxDays=400
+reject "/config/images/trust/0/authorities/0/key" --set 'config.images.trust[0].name=a,config.images.trust[0].images={r.example/**},config.images.trust[0].authorities[0].name=k,config.images.trust[0].authorities[0].key.path=/k,config.images.trust[0].authorities[0].key.secretRef.name=s,config.images.trust[0].authorities[0].key.secretRef.key=k'
 reject /trust/registryCAs --set-string 'trust.registryCAs.registry\.example\.com=not a certificate'
 reject /exceptions/editors/0/kind --set 'exceptions.editors[0].kind=Robot,exceptions.editors[0].name=x'
 

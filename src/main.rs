@@ -26,6 +26,8 @@ use portcullis::config::{Config, ConfigErrors, NamespaceSource, Settings};
 use portcullis::exceptions::watch::KubeExceptions;
 use portcullis::exceptions::{ExceptionSource, StaticExceptions};
 use portcullis::images::pull_secrets::{PullSecretRefs, PullSecrets};
+use portcullis::images::secret_keys::SecretKeys;
+use portcullis::images::trust::TrustPolicy;
 use portcullis::images::verify::{status_label, Verifier, VerifierError};
 use portcullis::images::{ImageReference, ReferenceError};
 use portcullis::inventory::{InventorySync, UnknownKinds};
@@ -79,6 +81,8 @@ enum StartupError {
     },
     #[error(transparent)]
     Verifier(#[from] VerifierError),
+    #[error(transparent)]
+    SecretKeys(#[from] portcullis::images::secret_keys::SecretKeysError),
     #[error("cannot watch namespaces (set risk.namespaceSource: none outside a cluster): {0}")]
     Namespaces(#[source] kube::Error),
     #[error("{feature} needs the Kubernetes API: {source}")]
@@ -203,6 +207,10 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8, StartupError> {
         } else {
             None
         };
+        if settings.trust.awaits_secret_keys() {
+            let client = api.get_for("images.trust[].authorities[].key.secretRef").await?;
+            settings.trust = read_secret_keys(&settings.trust, client).await?;
+        }
         let metrics = Arc::new(Metrics::new());
         let mut reviewer = Reviewer::from_settings(&settings, policies, namespaces, metrics.clone(), pull_secrets)?;
         if settings.exceptions_watched {
@@ -253,6 +261,15 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8, StartupError> {
         Ok::<(), StartupError>(server.run(shutdown_rx).await?)
     })?;
     Ok(0)
+}
+
+/// The trust policy with the keys that authorities take from Secrets, which are watched from
+/// now on (a rotated Secret is used at the next trust reload).
+async fn read_secret_keys(trust: &TrustPolicy, client: kube::Client) -> Result<TrustPolicy, StartupError> {
+    let keys = SecretKeys::watch(client, &trust.secret_refs).await?;
+    trust
+        .with_secret_keys(keys)
+        .map_err(|errors| StartupError::Config(ConfigErrors(errors)))
 }
 
 /// PolicyExceptions followed by a watch, their metrics kept up to date.
@@ -499,6 +516,9 @@ fn run_audit(cli: &Cli, args: &AuditArgs) -> Result<u8, StartupError> {
         };
         Ok::<_, StartupError>((client, namespaces, exceptions, inventory))
     })?;
+    if !settings.trust.entries.is_empty() && settings.trust.awaits_secret_keys() {
+        settings.trust = runtime.block_on(read_secret_keys(&settings.trust, client.clone()))?;
+    }
     let pull_secrets = settings
         .trust
         .read_pull_secrets
@@ -563,7 +583,7 @@ fn run_audit(cli: &Cli, args: &AuditArgs) -> Result<u8, StartupError> {
 /// webhook follows them, the results as metrics beside the probes on `server.metricsListen`,
 /// until SIGTERM; with `--lease`, only while holding it.
 fn run_continuous_audit(
-    settings: Settings,
+    mut settings: Settings,
     source: Source,
     installed: portcullis::policy::PolicySet,
     args: &AuditArgs,
@@ -581,6 +601,9 @@ fn run_continuous_audit(
     let (client, state, listener, mut writer, lease) = runtime.block_on(async {
         let client = audit_client(args.kubeconfig.as_deref()).await?;
         let namespaces: Arc<dyn NamespaceLabels> = Arc::new(KubeNamespaces::start(client.clone()));
+        if settings.trust.awaits_secret_keys() {
+            settings.trust = read_secret_keys(&settings.trust, client.clone()).await?;
+        }
         let pull_secrets = settings
             .trust
             .read_pull_secrets

@@ -15,7 +15,10 @@ use common::cluster::ControlPlane;
 use common::lab::{PrivateRegistry, PRIVATE_PASSWORD, PRIVATE_USER};
 use common::*;
 use portcullis::images::pull_secrets::PullSecrets;
+use portcullis::images::secret_keys::SecretKeys;
+use portcullis::images::verify::{Verifier, VerifierError};
 use portcullis::inventory::InventorySync;
+use portcullis::metrics::Metrics;
 use portcullis::namespaces::{KubeNamespaces, NamespaceLabels};
 use portcullis::policy::Source;
 use portcullis::server::AppState;
@@ -433,4 +436,98 @@ async fn a_pod_spec_without_pull_secrets_uses_its_service_accounts_as_the_kubele
         answer["response"]["allowed"], true,
         "the ServiceAccount's pull secret: {answer}"
     );
+}
+
+/// The Secret `release-signing` in the default namespace holding `pem` under `cosign.pub`,
+/// created or replaced in one write.
+fn key_secret(cluster: &ControlPlane, pem: &str) {
+    use base64::Engine as _;
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "release-signing", "namespace": "default"},
+        "data": {"cosign.pub": base64::engine::general_purpose::STANDARD.encode(pem)},
+    });
+    let applied = cluster.kubectl_output(&["apply", "-f", "-"], Some(secret.to_string().as_bytes()));
+    assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
+}
+
+#[tokio::test]
+async fn a_key_in_a_secret_is_watched_and_its_rotation_used_without_a_restart() {
+    let cluster = ControlPlane::start();
+    let dir = tempfile::tempdir().unwrap();
+    let private = PrivateRegistry::start(dir.path());
+    let signing_key = std::fs::read_to_string(&private.public_key).unwrap();
+    let another_key = rcgen::KeyPair::generate().unwrap().public_key_pem();
+    key_secret(&cluster, &another_key);
+    let registry = &private.registry;
+    let config = |key: &str| {
+        format!(
+            "images:
+  reloadInterval: 100ms
+  registries: {{ allow: [\"{registry}\"], insecure: [\"{registry}\"] }}
+  verification: {{ dockerConfig: {docker} }}
+  trust:
+    - name: private
+      images: [\"{registry}/private/**\"]
+      authorities: [{{ name: release-key, key: {{ secretRef: {{ name: {key}, key: cosign.pub }} }} }}]
+",
+            docker = private.docker_config.join("config.json").display(),
+        )
+    };
+    let client = cluster.client().await;
+    let watched = |name: &str| {
+        let (client, settings) = (client.clone(), settings(&config(name)));
+        async move {
+            let keys = SecretKeys::watch(client, &settings.trust.secret_refs).await.unwrap();
+            settings.trust.with_secret_keys(keys).map(|trust| (settings, trust))
+        }
+    };
+
+    // A Secret that is not there is a startup error naming it; so is a verifier built before
+    // the Secrets are read.
+    let errors = watched("missing").await.unwrap_err();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("Secret default/missing does not exist")),
+        "{errors:?}"
+    );
+    let unread = Verifier::new(settings(&config("release-signing")).trust, Arc::new(Metrics::new()));
+    assert!(matches!(unread, Err(VerifierError::SecretKeysNotRead(_))));
+
+    let (mut settings, trust) = watched("release-signing").await.unwrap();
+    settings.trust = trust;
+    let policies = portcullis::admission::setup::load_policies(&Source::Embedded, &settings).unwrap();
+    let state =
+        portcullis::server::app_state_with(&settings, policies, namespaces(&[("team-a", "low")]), None).unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let reloads = tokio::spawn(portcullis::server::reload_trust(state.clone(), stopped));
+
+    let answer = decide(&state, &private.image).await;
+    assert_eq!(
+        denied_by(&answer),
+        ["images.signatures"],
+        "signed with another key: {answer}"
+    );
+
+    // The signing key rotated into the Secret: followed by the watch, used at the next reload.
+    key_secret(&cluster, &signing_key);
+    eventually("the rotated key in use", || {
+        let state = state.clone();
+        async move {
+            let (_, metrics) = get(&state, "/metrics").await;
+            metrics.contains("portcullis_trust_reloads_total{result=\"success\"} 1")
+        }
+    })
+    .await;
+    let answer = decide(&state, &private.image).await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let (_, metrics) = get(&state, "/metrics").await;
+    assert!(
+        metrics.contains("portcullis_kube_watch_stale_seconds{watch=\"secrets/release-signing\"} 0"),
+        "the Secret's watch is reported, and current: {metrics}"
+    );
+
+    stop.send(true).unwrap();
+    reloads.await.unwrap();
 }

@@ -776,7 +776,10 @@ async fn a_rotated_key_file_is_used_without_a_restart() {
     let answer = decide(&state, &lab.images["signed"]).await;
     assert_eq!(answer["response"]["allowed"], true, "{answer}");
     let (_, metrics) = get(&state, "/metrics").await;
-    assert!(metrics.contains("portcullis_trust_material{kind=\"key\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("portcullis_trust_material{kind=\"key\"} 1"),
+        "{metrics}"
+    );
 
     stop.send(true).unwrap();
     reloads.await.unwrap();

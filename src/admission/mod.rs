@@ -117,6 +117,7 @@ impl Reviewer {
         let mut watches = self.namespaces.watches();
         watches.extend(self.exceptions.watches());
         watches.extend(self.inventory_watches.get().into_iter().flatten().cloned());
+        watches.extend(self.verifier.iter().flat_map(|verifier| verifier.watches()));
         watches
     }
 

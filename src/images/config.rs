@@ -66,8 +66,17 @@ pub struct AuthorityConfig {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
 #[serde(default, rename_all = "camelCase")]
 pub struct KeyConfig {
-    /// PEM public key: ECDSA P-256/P-384, RSA or Ed25519.
-    pub path: String,
+    /// A file holding the PEM public key: ECDSA P-256/P-384, RSA or Ed25519.
+    pub path: Option<String>,
+    /// A Secret of portcullis's own namespace holding the PEM public key.
+    pub secret_ref: Option<SecretRefConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SecretRefConfig {
+    pub name: String,
+    pub key: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]

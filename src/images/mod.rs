@@ -11,6 +11,7 @@ pub mod pattern;
 pub mod pull_secrets;
 pub mod reference;
 pub mod registry;
+pub mod secret_keys;
 pub mod signatures;
 pub mod trust;
 pub mod trusted_root;

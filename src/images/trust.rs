@@ -12,6 +12,7 @@ use sigstore::crypto::CosignVerificationKey;
 use super::config::{AuthorityConfig, ImagesConfig, TrustEntryConfig};
 use super::credentials::Credentials;
 use super::pattern::{AllowList, ImagePattern};
+use super::secret_keys::SecretKeys;
 use super::trusted_root::{Material, TrustedRoot};
 use crate::duration;
 
@@ -41,6 +42,11 @@ pub struct TrustPolicy {
     pub verification_rate: Option<f64>,
     /// The section it was built from: the trust files are read again from it when they change.
     pub source: ImagesConfig,
+    /// The Secrets that authorities take their keys from (`key.secretRef` names).
+    pub secret_refs: std::collections::BTreeSet<String>,
+    /// Where those keys are read, once the Secrets are watched; until then the authorities that
+    /// name them are missing from `entries` and no verifier can be built.
+    pub secret_keys: Option<SecretKeys>,
 }
 
 #[derive(Debug, Clone)]
@@ -93,8 +99,41 @@ pub struct AttestationRequirement {
 }
 
 impl TrustPolicy {
-    /// Builds the policy from the config, collecting every problem into `errors`.
+    /// Builds the policy from the config, collecting every problem into `errors`. Keys in
+    /// Secrets are left for [`TrustPolicy::with_secret_keys`].
     pub fn from_config(config: &ImagesConfig, errors: &mut Vec<String>) -> TrustPolicy {
+        TrustPolicy::build(config, None, errors)
+    }
+
+    /// The same policy with the keys of `secrets` in place, or every problem found.
+    pub fn with_secret_keys(&self, secrets: SecretKeys) -> Result<TrustPolicy, Vec<String>> {
+        let mut errors = Vec::new();
+        let policy = TrustPolicy::build(&self.source, Some(&secrets), &mut errors);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(TrustPolicy {
+            verification_rate: self.verification_rate,
+            secret_keys: Some(secrets),
+            ..policy
+        })
+    }
+
+    /// The trust files (and Secrets) read again: the same policy with the current material.
+    pub fn reread(&self) -> Result<TrustPolicy, Vec<String>> {
+        let mut errors = Vec::new();
+        let policy = TrustPolicy::build(&self.source, self.secret_keys.as_ref(), &mut errors);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(TrustPolicy {
+            verification_rate: self.verification_rate,
+            secret_keys: self.secret_keys.clone(),
+            ..policy
+        })
+    }
+
+    fn build(config: &ImagesConfig, secrets: Option<&SecretKeys>, errors: &mut Vec<String>) -> TrustPolicy {
         let mut dur =
             |field: &str, text: &str, min: Duration, max: Duration| duration::field(errors, field, text, min, max);
         let v = &config.verification;
@@ -183,18 +222,16 @@ impl TrustPolicy {
         });
 
         let mut entries = Vec::new();
+        let keys = KeySources {
+            has_trusted_root: config.trusted_root.is_some(),
+            secrets,
+        };
         for (index, entry) in config.trust.iter().enumerate() {
             let field = format!(
                 "images.trust[{index}] ({})",
                 if entry.name.is_empty() { "unnamed" } else { &entry.name }
             );
-            entries.push(trust_entry(
-                entry,
-                &field,
-                &allow,
-                config.trusted_root.is_some(),
-                errors,
-            ));
+            entries.push(trust_entry(entry, &field, &allow, &keys, errors));
         }
         let mut names: Vec<&str> = config.trust.iter().map(|e| e.name.as_str()).collect();
         names.sort_unstable();
@@ -232,6 +269,14 @@ impl TrustPolicy {
             read_pull_secrets: v.image_pull_secrets,
             verification_rate: None,
             source: config.clone(),
+            secret_refs: config
+                .trust
+                .iter()
+                .flat_map(|entry| &entry.authorities)
+                .filter_map(|authority| authority.key.as_ref()?.secret_ref.as_ref())
+                .map(|secret| secret.name.clone())
+                .collect(),
+            secret_keys: None,
         }
     }
 
@@ -267,6 +312,11 @@ impl TrustPolicy {
         material
     }
 
+    /// Whether keys in Secrets are named but not read yet.
+    pub fn awaits_secret_keys(&self) -> bool {
+        !self.secret_refs.is_empty() && self.secret_keys.is_none()
+    }
+
     /// The first entry whose patterns match the image, if any.
     pub fn entry_for(&self, registry: &str, repository: &str) -> Option<&TrustEntry> {
         entry_for(&self.entries, registry, repository)
@@ -299,11 +349,18 @@ fn check_registry_entry(entry: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Where authorities' keys and identities are checked against.
+struct KeySources<'a> {
+    has_trusted_root: bool,
+    /// The watched Secrets; none yet: authorities with a `secretRef` are left out.
+    secrets: Option<&'a SecretKeys>,
+}
+
 fn trust_entry(
     entry: &TrustEntryConfig,
     field: &str,
     allow: &AllowList,
-    has_trusted_root: bool,
+    keys: &KeySources,
     errors: &mut Vec<String>,
 ) -> TrustEntry {
     if entry.name.is_empty() {
@@ -335,7 +392,7 @@ fn trust_entry(
     let mut authorities = Vec::new();
     for (index, authority) in entry.authorities.iter().enumerate() {
         let field = format!("{field}.authorities[{index}]");
-        if let Some(parsed) = authority_of(authority, &field, has_trusted_root, errors) {
+        if let Some(parsed) = authority_of(authority, &field, keys, errors) {
             if let AuthorityKind::Key { pem, .. } = &parsed.kind {
                 hasher.update(pem);
             }
@@ -376,28 +433,50 @@ fn trust_entry(
 fn authority_of(
     authority: &AuthorityConfig,
     field: &str,
-    has_trusted_root: bool,
+    keys: &KeySources,
     errors: &mut Vec<String>,
 ) -> Option<Authority> {
     if authority.name.is_empty() {
         errors.push(format!("{field}: name is required"));
     }
     let kind = match (&authority.key, &authority.keyless) {
-        (Some(key), None) => match std::fs::read(&key.path) {
-            Ok(pem) => match CosignVerificationKey::try_from_pem(&pem) {
-                Ok(key) => AuthorityKind::Key { pem, key },
-                Err(e) => {
-                    errors.push(format!("{field}.key: {:?} is not a usable public key: {e}", key.path));
+        (Some(key), None) => {
+            let (pem, from) = match (&key.path, &key.secret_ref) {
+                (Some(path), None) => match std::fs::read(path) {
+                    Ok(pem) => (pem, format!("{path:?}")),
+                    Err(e) => {
+                        errors.push(format!("{field}.key: cannot read {path:?}: {e}"));
+                        return None;
+                    }
+                },
+                (None, Some(secret)) if secret.name.is_empty() || secret.key.is_empty() => {
+                    errors.push(format!("{field}.key.secretRef: name and key are required"));
                     return None;
                 }
-            },
-            Err(e) => {
-                errors.push(format!("{field}.key: cannot read {:?}: {e}", key.path));
-                return None;
+                (None, Some(secret)) => match keys.secrets.map(|secrets| secrets.key(&secret.name, &secret.key)) {
+                    // Read once the Secrets are watched (serve and the audit).
+                    None => return None,
+                    Some(Ok(pem)) => (pem, format!("Secret {}, key {:?},", secret.name, secret.key)),
+                    Some(Err(e)) => {
+                        errors.push(format!("{field}.key.secretRef: {e}"));
+                        return None;
+                    }
+                },
+                _ => {
+                    errors.push(format!("{field}.key: give either path or secretRef"));
+                    return None;
+                }
+            };
+            match CosignVerificationKey::try_from_pem(&pem) {
+                Ok(key) => AuthorityKind::Key { pem, key },
+                Err(e) => {
+                    errors.push(format!("{field}.key: {from} is not a usable public key: {e}"));
+                    return None;
+                }
             }
-        },
+        }
         (None, Some(keyless)) => {
-            if !has_trusted_root {
+            if !keys.has_trusted_root {
                 errors.push(format!(
                     "{field}.keyless: needs images.trustedRoot (the Fulcio and Rekor keys to check against)"
                 ));
@@ -494,6 +573,19 @@ mod tests {
     }
 
     #[test]
+    fn a_key_in_a_secret_waits_for_the_secrets_to_be_read() {
+        let yaml = "images:\n  registries: { allow: [registry.example.com] }\n  trust:\n    - name: apps\n      images: [registry.example.com/apps/**]\n      authorities: [{ name: release, key: { secretRef: { name: signing, key: cosign.pub } } }]\n";
+        let (policy, errors) = policy(yaml);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(policy.awaits_secret_keys());
+        assert_eq!(policy.secret_refs.iter().collect::<Vec<_>>(), ["signing"]);
+        assert!(
+            policy.entries[0].authorities.is_empty(),
+            "no key until the Secret is read"
+        );
+    }
+
+    #[test]
     fn entries_that_could_never_verify_are_errors() {
         let yaml = r#"
 images:
@@ -512,6 +604,12 @@ images:
     - name: missing-key
       images: ["registry.example.com/d/**"]
       authorities: [{ name: k, key: { path: /nonexistent/cosign.pub } }]
+    - name: key-twice
+      images: ["registry.example.com/e/**"]
+      authorities:
+        - { name: both, key: { path: /k.pub, secretRef: { name: s, key: k } } }
+        - { name: neither, key: {} }
+        - { name: unnamed-secret, key: { secretRef: { key: cosign.pub } } }
 "#;
         let (_, errors) = policy(yaml);
         for expected in [
@@ -523,6 +621,9 @@ images:
             "images.trust[2] (no-subject).threshold: 2",
             "images.trust[2] (no-subject).images: \"other.io/c/**\" is on a registry",
             "images.trust[3] (missing-key).authorities[0].key: cannot read",
+            "images.trust[4] (key-twice).authorities[0].key: give either path or secretRef",
+            "images.trust[4] (key-twice).authorities[1].key: give either path or secretRef",
+            "images.trust[4] (key-twice).authorities[2].key.secretRef: name and key are required",
         ] {
             assert!(
                 errors.iter().any(|e| e.starts_with(expected)),

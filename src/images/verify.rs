@@ -99,6 +99,8 @@ pub enum TrustReload {
 pub enum VerifierError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error("authorities take keys from Secrets ({0}), which only serve and audit read from the cluster; give a key file instead")]
+    SecretKeysNotRead(String),
     #[error("trusted root unusable: {0}")]
     TrustedRoot(String),
     #[error("cannot build the signature client: {0}")]
@@ -116,6 +118,11 @@ pub struct Verified {
 
 impl Verifier {
     pub fn new(policy: TrustPolicy, metrics: Arc<Metrics>) -> Result<Verifier, VerifierError> {
+        if policy.awaits_secret_keys() {
+            return Err(VerifierError::SecretKeysNotRead(
+                policy.secret_refs.iter().cloned().collect::<Vec<_>>().join(", "),
+            ));
+        }
         let registry = Registry::new(
             policy.allow.clone(),
             policy.insecure.clone(),
@@ -145,11 +152,10 @@ impl Verifier {
     /// changed and still make a valid policy. A verdict made under the old material is never
     /// served again: the cache key holds the material's fingerprints.
     pub fn reload_trust(&self) -> TrustReload {
-        let mut errors = Vec::new();
-        let fresh = TrustPolicy::from_config(&self.policy.source, &mut errors);
-        if !errors.is_empty() {
-            return TrustReload::Refused { errors };
-        }
+        let fresh = match self.policy.reread() {
+            Ok(fresh) => fresh,
+            Err(errors) => return TrustReload::Refused { errors },
+        };
         if fresh.material_fingerprint() == self.trust.load().fingerprint {
             return TrustReload::Unchanged;
         }
@@ -168,6 +174,11 @@ impl Verifier {
     /// How often [`Verifier::reload_trust`] should run.
     pub fn reload_interval(&self) -> Duration {
         self.policy.reload_interval
+    }
+
+    /// The watches of the Secrets keys are read from, if any.
+    pub fn watches(&self) -> Vec<Arc<crate::watch_health::WatchHealth>> {
+        self.policy.secret_keys.iter().flat_map(|keys| keys.watches()).collect()
     }
 
     /// The trust material in use, by kind.

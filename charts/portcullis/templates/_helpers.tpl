@@ -74,7 +74,20 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* The pod talks to the API: namespace watch, imagePullSecrets reading or inventory sync. */}}
 {{- define "portcullis.needsApi" -}}
-{{- if or (eq (toString .Values.config.risk.namespaceSource) "kubernetes") .Values.registryCredentials.imagePullSecrets.enabled .Values.policies.inventory -}}true{{- end -}}
+{{- if or (eq (toString .Values.config.risk.namespaceSource) "kubernetes") .Values.registryCredentials.imagePullSecrets.enabled .Values.policies.inventory (include "portcullis.keySecrets" .) -}}true{{- end -}}
+{{- end -}}
+
+{{/* The Secrets that trust authorities take their keys from (key.secretRef), comma-separated. */}}
+{{- define "portcullis.keySecrets" -}}
+{{- $names := list -}}
+{{- range (default dict .Values.config.images).trust -}}
+{{- range .authorities -}}
+{{- if and .key .key.secretRef -}}
+{{- $names = append $names .key.secretRef.name -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $names | uniq | sortAlpha | join "," -}}
 {{- end -}}
 
 {{/* Mount points in the pod (and paths in the rendered config). */}}
