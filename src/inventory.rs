@@ -17,7 +17,7 @@ use crate::admission::Reviewer;
 use crate::config::InventoryKind;
 use crate::metrics::Metrics;
 use crate::policy::gatekeeper::{review, InventoryError};
-use crate::watch_health::{Retry, WatchHealth};
+use crate::watch_health::{watcher_config, Retry, WatchHealth};
 
 /// How long to gather changes before rebuilding: a burst (a rollout, a relist) costs one
 /// rebuild, and a new object is seen by policies about this long after it is stored.
@@ -64,9 +64,8 @@ impl InventorySync {
                 let writer = reflector::store::Writer::new(resource.clone());
                 let store = writer.as_reader();
                 let health = Arc::new(WatchHealth::new(format!("inventory {name}")));
-                let stream = health.observing(
-                    reflector::reflector(writer, watcher(api, watcher::Config::default())).backoff(Retry::default()),
-                );
+                let stream = health
+                    .observing(reflector::reflector(writer, watcher(api, watcher_config())).backoff(Retry::default()));
                 let (changed, kind) = (changed.clone(), name.clone());
                 tokio::spawn(async move {
                     stream

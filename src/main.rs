@@ -692,10 +692,11 @@ async fn audit_client(kubeconfig: Option<&Path>) -> Result<kube::Client, Startup
         })
 }
 
-/// A client for `kubeconfig`'s current context, or the default configuration. Connections
-/// give up after `API_CONNECT_TIMEOUT`: a watch's staleness is told by its errors.
+/// A client for `kubeconfig`'s current context, or the default configuration. Connections and
+/// reads give up after bounds (`watch_health::bounded`): a watch's staleness is told by its
+/// errors, even when the apiserver hangs.
 async fn kube_client(kubeconfig: Option<&Path>) -> Result<kube::Client, kube::Error> {
-    let mut config = match kubeconfig {
+    let config = match kubeconfig {
         None => kube::Config::infer().await.map_err(kube::Error::InferConfig)?,
         Some(path) => {
             let file = kube::config::Kubeconfig::read_from(path).map_err(kube::Error::InferKubeconfig)?;
@@ -704,8 +705,7 @@ async fn kube_client(kubeconfig: Option<&Path>) -> Result<kube::Client, kube::Er
                 .map_err(kube::Error::InferKubeconfig)?
         }
     };
-    config.connect_timeout = Some(portcullis::watch_health::API_CONNECT_TIMEOUT);
-    kube::Client::try_from(config)
+    kube::Client::try_from(portcullis::watch_health::bounded(config))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, StartupError> {

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 
-use crate::watch_health::{Retry, WatchHealth};
+use crate::watch_health::{watcher_config, Retry, WatchHealth};
 
 pub type Labels = BTreeMap<String, String>;
 
@@ -58,7 +58,7 @@ impl KubeNamespaces {
         let (store, writer) = reflector::store();
         let health = Arc::new(WatchHealth::new("namespaces"));
         let stream = health
-            .observing(reflector::reflector(writer, watcher(api, watcher::Config::default())).backoff(Retry::default()))
+            .observing(reflector::reflector(writer, watcher(api, watcher_config())).backoff(Retry::default()))
             .touched_objects();
         tokio::spawn(async move {
             stream

@@ -6,7 +6,14 @@
 //! A watch reports no event when it reconnects (it resumes where it was), so a failing watch
 //! counts as current again at its next event, or once no error has come for
 //! [`RECOVERED_AFTER`]: it retries at least every [`MAX_RETRY`], and each attempt fails within
-//! [`API_CONNECT_TIMEOUT`], so a watch still failing reports an error within that time.
+//! [`API_READ_TIMEOUT`] (within [`API_CONNECT_TIMEOUT`] on a new connection), so a watch still
+//! failing reports an error within that time.
+//!
+//! An apiserver that hangs (stopped, deadlocked, a network path that drops packets) sends no
+//! error: it goes silent. Each watch asks the server to end it after [`WATCH_TIMEOUT`], and the
+//! client gives up on a read silent for [`API_READ_TIMEOUT`], longer than that: a healthy watch
+//! is never silent that long, so a hung apiserver turns into errors within about a minute
+//! (kube's defaults: about five minutes, or never for a request waiting on a pooled connection).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,10 +22,16 @@ use futures::{Stream, StreamExt};
 
 /// The longest wait between two attempts of a failing watch.
 pub const MAX_RETRY: Duration = Duration::from_secs(5);
-/// The Kubernetes API client's connection timeout (kube's default is 30 s).
+/// The Kubernetes API client's connection timeout, TLS handshake included (kube's default is
+/// 30 s).
 pub const API_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// No error for this long after one: the watch is back.
-pub const RECOVERED_AFTER: Duration = Duration::from_secs(15);
+/// How long a watch runs before the server ends it (and it is resumed): kube's default is 290 s.
+pub const WATCH_TIMEOUT: Duration = Duration::from_secs(25);
+/// The longest the client waits for a read on a connection to the API (kube's default: forever).
+pub const API_READ_TIMEOUT: Duration = Duration::from_secs(40);
+/// No error for this long after one: the watch is back. Longer than one attempt can hang
+/// before it fails, plus the wait before the next.
+pub const RECOVERED_AFTER: Duration = Duration::from_secs(50);
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 
 /// One watch's failures.
@@ -118,6 +131,19 @@ impl WatchHealth {
     }
 }
 
+/// The settings of every watch: ended by the server after [`WATCH_TIMEOUT`].
+pub fn watcher_config() -> kube::runtime::watcher::Config {
+    kube::runtime::watcher::Config::default().timeout(WATCH_TIMEOUT.as_secs() as u32)
+}
+
+/// A client configuration that turns a silent apiserver into errors: the connect and read
+/// timeouts above.
+pub fn bounded(mut config: kube::Config) -> kube::Config {
+    config.connect_timeout = Some(API_CONNECT_TIMEOUT);
+    config.read_timeout = Some(API_READ_TIMEOUT);
+    config
+}
+
 /// The retry schedule of every watch: from 500 ms, doubling, to [`MAX_RETRY`]; back to the
 /// start after an event. (kube's default goes to 30 s, with jitter: a webhook's few replicas
 /// and watches gain less from sparing the API than they lose in minutes of stale labels.)
@@ -192,6 +218,9 @@ mod tests {
         retry.reset();
         assert_eq!(retry.next(), Some(FIRST_RETRY));
         // Within the window that tells a failing watch from a recovered one.
-        assert!(MAX_RETRY + API_CONNECT_TIMEOUT < RECOVERED_AFTER);
+        assert!(MAX_RETRY + API_READ_TIMEOUT < RECOVERED_AFTER);
+        assert!(API_CONNECT_TIMEOUT < API_READ_TIMEOUT);
+        // A healthy watch is ended by the server before a read times out.
+        assert!(WATCH_TIMEOUT + Duration::from_secs(5) < API_READ_TIMEOUT);
     }
 }

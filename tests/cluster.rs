@@ -189,6 +189,64 @@ async fn while_the_apiserver_is_down_reviews_are_decided_from_the_caches_and_rea
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_apiserver_is_reported_stale_within_the_read_timeout_and_decisions_go_on() {
+    use portcullis::watch_health::{API_READ_TIMEOUT, MAX_RETRY, WATCH_TIMEOUT};
+    let cluster = ControlPlane::start();
+    cluster.kubectl(&["create", "namespace", "team-a"]);
+    cluster.kubectl(&["label", "namespace", "team-a", "portcullis.io/risk-level=high"]);
+    let namespaces = Arc::new(KubeNamespaces::start(cluster.client().await));
+    eventually("the first list", || std::future::ready(namespaces.ready())).await;
+    let settings = settings(CONFIG);
+    let policies = portcullis::admission::setup::load_policies(&Source::Embedded, &settings).unwrap();
+    let state = portcullis::server::app_state(&settings, policies, namespaces.clone()).unwrap();
+    assert_eq!(ready_body(&state).await, "ok");
+
+    // Frozen, not stopped: no connection is refused, no error is sent, nothing is answered.
+    cluster.pause_apiserver();
+    let paused = std::time::Instant::now();
+    // The longest it may take: a watch silent until the server would have ended it, then a
+    // request that waits a whole read timeout on a pooled connection, then a retry.
+    let bound = WATCH_TIMEOUT + Duration::from_secs(5) + API_READ_TIMEOUT + MAX_RETRY + Duration::from_secs(10);
+    poll_async(
+        "readiness to say the namespace watch is stale",
+        bound,
+        Duration::from_millis(250),
+        async || {
+            ready_body(&state)
+                .await
+                .contains("\nstale: namespaces: no answer from the Kubernetes API for")
+                .then_some(())
+        },
+    )
+    .await;
+    println!("a hung apiserver reported stale after {:?}", paused.elapsed());
+    // Decisions go on from the cache (team-a is high: a tag is denied) and the watch stays stale
+    // while the apiserver is frozen, however its attempts fail.
+    for _ in 0..4 {
+        let (status, answer) = post(&state, "/validate", fixture("reviews/policy/pod-tag-only.json")).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(denied_by(&answer), ["images.digest_pinning"], "{answer}");
+        assert!(ready_body(&state).await.contains("\nstale: namespaces:"));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+
+    cluster.resume_apiserver();
+    cluster.kubectl(&[
+        "label",
+        "--overwrite",
+        "namespace",
+        "team-a",
+        "portcullis.io/risk-level=low",
+    ]);
+    eventually("the change made after the thaw to be seen", || async {
+        let (_, answer) = post(&state, "/validate", fixture("reviews/policy/pod-tag-only.json")).await;
+        answer["response"]["allowed"] == true
+    })
+    .await;
+    assert_eq!(ready_body(&state).await, "ok");
+}
+
 /// A `kubernetes.io/dockerconfigjson` Secret `name` in team-a with the private registry's login,
 /// written for `server`.
 fn pull_secret(cluster: &ControlPlane, name: &str, server: &str) {

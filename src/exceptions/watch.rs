@@ -14,7 +14,7 @@ use kube::runtime::{watcher, WatchStreamExt};
 
 use super::{Census, ExceptionSource, PolicyException, StaticExceptions, GROUP, KIND, VERSION};
 use crate::metrics::Metrics;
-use crate::watch_health::{Retry, WatchHealth};
+use crate::watch_health::{watcher_config, Retry, WatchHealth};
 
 /// How often the exception metrics are worked out again (an exception expires between
 /// changes, so a change alone is not enough).
@@ -42,9 +42,8 @@ impl KubeExceptions {
         let writer = reflector::store::Writer::new(resource);
         let store = writer.as_reader();
         let health = Arc::new(WatchHealth::new("policyexceptions"));
-        let stream = health.observing(
-            reflector::reflector(writer, watcher(api, watcher::Config::default())).backoff(Retry::default()),
-        );
+        let stream =
+            health.observing(reflector::reflector(writer, watcher(api, watcher_config())).backoff(Retry::default()));
         let current = Arc::new(ArcSwap::from_pointee(StaticExceptions::default()));
         let synced = Arc::new(AtomicBool::new(false));
         let (target, flag, published) = (current.clone(), synced.clone(), metrics.clone());

@@ -14,7 +14,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::Api;
 
-use crate::watch_health::{Retry, WatchHealth};
+use crate::watch_health::{watcher_config, Retry, WatchHealth};
 
 /// How long startup waits for the first read of each Secret.
 const FIRST_READ: Duration = Duration::from_secs(30);
@@ -71,7 +71,7 @@ impl SecretKeys {
             let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
             let (store, writer) = reflector::store();
             let health = Arc::new(WatchHealth::new(format!("secrets/{name}")));
-            let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+            let config = watcher_config().fields(&format!("metadata.name={name}"));
             let stream = health.observing(reflector::reflector(writer, watcher(api, config)).backoff(Retry::default()));
             let watched = name.clone();
             tokio::spawn(async move {

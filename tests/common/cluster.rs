@@ -51,6 +51,23 @@ impl ControlPlane {
         self.script_command("stop-apiserver");
     }
 
+    /// Freezes the apiserver (SIGSTOP): connections stay open and new ones are accepted by the
+    /// kernel, but nothing is ever answered, as with a hung apiserver or a path that drops
+    /// packets.
+    pub fn pause_apiserver(&self) {
+        self.signal_apiserver("-STOP");
+    }
+
+    /// Thaws the frozen apiserver (SIGCONT).
+    pub fn resume_apiserver(&self) {
+        self.signal_apiserver("-CONT");
+    }
+
+    fn signal_apiserver(&self, signal: &str) {
+        let pid = std::fs::read_to_string(self.dir.path().join("apiserver.pid")).unwrap();
+        run(Command::new("kill").arg(signal).arg(pid.trim()));
+    }
+
     /// Starts the stopped apiserver again, on the same port, and waits for its `/readyz`.
     pub fn start_apiserver(&self) {
         self.script_command("start-apiserver");
@@ -67,7 +84,7 @@ impl ControlPlane {
         let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
             .await
             .unwrap();
-        kube::Client::try_from(config).unwrap()
+        kube::Client::try_from(portcullis::watch_health::bounded(config)).unwrap()
     }
 
     /// The control plane's directory: logs (`apiserver.log`, `etcd.log`), `pki/`, `kubeconfig`.
