@@ -37,6 +37,7 @@ declare -A SEEDS=(
   [review]="tests/fixtures/reviews/policy tests/fixtures/reviews/workloads tests/fixtures/reviews/bad"
   [check_manifests]="tests/fixtures/manifests/good tests/fixtures/manifests/bad tests/fixtures/manifests/risk examples/micro-app/k8s"
   [gatekeeper_policies]=""
+  [rfc3161_timestamp]="tests/fixtures/timestamps"
 )
 # gatekeeper-library's templates, each with one of its constraints, from ../shared/conformance
 # (where public suites' test data comes from) when it is there.

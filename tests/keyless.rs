@@ -27,6 +27,8 @@ const SUBJECT: &str = "alice@example.com";
 const AUTHORITY: &str = "release-signer";
 /// cosign's annotation holding the Rekor bundle (SET + entry) of a classic signature.
 const BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
+/// cosign's annotation holding an RFC 3161 timestamp of a classic signature.
+const TIMESTAMP_ANNOTATION: &str = "dev.sigstore.cosign/rfc3161timestamp";
 
 /// The lab: a registry, a local Sigstore and images signed in every way the cases need.
 struct Lab {
@@ -234,6 +236,34 @@ impl Lab {
         edit_manifest(&registry, &borrowed_sbom, "att", |manifest| {
             manifest["layers"][0]["annotations"][BUNDLE_ANNOTATION] = old_sbom_bundle;
         });
+
+        // RFC 3161 timestamps instead of a log entry (cosign's --timestamp-server-url with
+        // --tlog-upload=false), the timestamp authority the same in both Sigstores (one key, one
+        // persisted certificate): a certificate of now, timestamped now; a two-hour-old
+        // certificate timestamped two hours ago (expired since, valid at its timestamp); and a
+        // two-hour-old certificate timestamped now, expired at the timestamp's time.
+        let stamped_sign = |image: &str, fulcio: &Sigstore, tsa: &Sigstore| {
+            let tsa = format!("{}/api/v1/timestamp", tsa.url);
+            let sign = ["sign", "--tlog-upload=false", "--timestamp-server-url", &tsa];
+            cosign_keyless(&sign, image, ISSUER, SUBJECT, fulcio, fulcio)
+        };
+        let stamped = push("stamped");
+        stamped_sign(&stamped, &sigstore, &sigstore);
+        let stamped_old = push("stamped-old");
+        stamped_sign(&stamped_old, &past, &past);
+        let stamped_expired = push("stamped-expired");
+        stamped_sign(&stamped_expired, &past, &sigstore);
+        for image in [&stamped, &stamped_old, &stamped_expired] {
+            let annotations = &manifest(&registry, image, "sig")["layers"][0]["annotations"];
+            assert!(
+                annotations[TIMESTAMP_ANNOTATION].is_string(),
+                "no timestamp on {image}: {annotations}"
+            );
+            assert!(
+                annotations[BUNDLE_ANNOTATION].is_null(),
+                "a log entry on {image}: {annotations}"
+            );
+        }
 
         // Verification is offline (the trusted root file): the Sigstores are done.
         past.service.stop();
@@ -558,7 +588,7 @@ async fn a_log_key_or_ca_outside_its_valid_for_window_when_the_signature_was_log
         } else {
             assert_denied(
                 &answer,
-                "was not valid when it was logged (validFor in the trusted root",
+                "its signing time is not vouched for: the transparency-log key, the timestamp or the Fulcio certificate authority was not valid then (validFor in the trusted root",
             );
             assert_eq!(verification_count(&state, "untrusted").await, "1", "{case}");
         }
@@ -634,6 +664,47 @@ async fn a_rotated_trusted_root_is_used_without_a_restart_and_no_verdict_outlive
 
     stop.send(true).unwrap();
     reloads.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_timestamp_of_a_trusted_authority_vouches_for_the_signing_time_as_a_log_entry_does() {
+    let lab = lab();
+    let alice = format!(r#"{{ issuer: "{ISSUER}", subject: "{SUBJECT}" }}"#);
+    let state = lab.state(&lab.alice());
+    for image in ["stamped", "stamped-old"] {
+        let answer = decide(&state, &lab.images[image]).await;
+        assert_eq!(answer["response"]["allowed"], true, "{image}: {answer}");
+    }
+    assert_eq!(verification_count(&state, "verified").await, "2");
+
+    // The certificate had expired when the signature was timestamped.
+    let answer = decide(&state, &lab.images["stamped-expired"]).await;
+    assert_denied(&answer, "is untrusted: ");
+    assert_eq!(verification_count(&state, "untrusted").await, "1");
+
+    // No timestamp authority in the root, or one whose window ended before: no signing time.
+    for (case, edit) in [
+        (
+            "no authority",
+            Box::new(|root: &mut Value| root["timestampAuthorities"] = Value::Array(vec![]))
+                as Box<dyn FnOnce(&mut Value)>,
+        ),
+        (
+            "retired",
+            Box::new(|root: &mut Value| {
+                root["timestampAuthorities"][0]["validFor"]["end"] =
+                    rfc3339(jiff::Timestamp::now().as_second() - 3600).into()
+            }),
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("trusted_root.json");
+        std::fs::write(&root, edited_root(edit)).unwrap();
+        let state = lab.state(&lab.config(&root, &alice));
+        let answer = decide(&state, &lab.images["stamped"]).await;
+        assert_denied(&answer, "is untrusted: ");
+        assert_eq!(verification_count(&state, "verified").await, "0", "{case}");
+    }
 }
 
 #[test]

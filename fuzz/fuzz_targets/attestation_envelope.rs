@@ -25,6 +25,7 @@ fuzz_target!(|input: &[u8]| {
     let source = portcullis_fuzz::source(digest);
     let found = attest::from_bundles(
         portcullis_fuzz::signature_client(),
+        None,
         &bundles,
         digest,
         &source,

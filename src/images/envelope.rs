@@ -138,6 +138,11 @@ pub fn certificate_identity(certificate: &CertificateSignature) -> (String, Stri
 
 /// cosign's annotation holding a classic keyless signature's Fulcio certificate (PEM).
 pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
+/// cosign's annotation holding a classic signature (base64).
+pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+/// cosign's annotation holding an RFC 3161 timestamp of the signature:
+/// `{"SignedRFC3161Timestamp": "<base64 DER TimeStampResp>"}`.
+pub const TIMESTAMP_ANNOTATION: &str = "dev.sigstore.cosign/rfc3161timestamp";
 
 /// The issuer name (DER) of the first certificate in `pem`: which Fulcio CA issued it.
 pub fn issuer_of_pem(pem: &[u8]) -> Option<Vec<u8>> {

@@ -13,6 +13,7 @@ pub mod reference;
 pub mod registry;
 pub mod secret_keys;
 pub mod signatures;
+pub mod timestamp;
 pub mod trust;
 pub mod trusted_root;
 pub mod verify;

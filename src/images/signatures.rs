@@ -19,10 +19,13 @@ use sigstore::registry::OciReference;
 
 use super::envelope::{
     bundle_certificate_issuer, bundle_referrers, issuer_of_pem, manifest_layers, signed_with_a_key, signing_bundle,
-    statement_is_about, Envelope, BUNDLE_MEDIA_TYPE, CERTIFICATE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE,
+    statement_is_about, Envelope, BUNDLE_MEDIA_TYPE, CERTIFICATE_ANNOTATION, SIGNATURE_ANNOTATION,
+    SIMPLE_SIGNING_MEDIA_TYPE, TIMESTAMP_ANNOTATION,
 };
 use super::reference::ImageReference;
 use super::registry::{Lookup, Registry, RegistryError};
+use super::timestamp::TimestampError;
+use super::trusted_root::RootValidity;
 
 /// A signature payload or bundle is a few KiB; anything near this is not one.
 const MAX_SIGNATURE_BYTES: usize = 1024 * 1024;
@@ -37,6 +40,9 @@ pub struct Signatures {
     /// Layer digest -> the issuer (DER name) of its Fulcio certificate, for keyless layers: which
     /// CA of the trusted root must have been valid when it was logged.
     pub certificate_issuers: BTreeMap<String, Vec<u8>>,
+    /// Layer digest -> the signing time its RFC 3161 timestamp gives, for layers that carry one
+    /// (an error when the timestamp does not hold: such a layer's time is not vouched for).
+    pub timestamps: BTreeMap<String, Result<i64, TimestampError>>,
     /// Bundles among the referrers that are not signatures (attestations), unchecked: layer
     /// digest and content.
     pub attestation_bundles: Vec<(String, Vec<u8>)>,
@@ -47,6 +53,7 @@ pub struct Signatures {
 pub async fn read(
     registry: &Registry,
     client: &Client,
+    validity: Option<&RootValidity>,
     image: &ImageReference,
     digest: &str,
     max: usize,
@@ -54,6 +61,7 @@ pub async fn read(
     let reading = Reading {
         registry,
         client,
+        validity,
         image,
         digest,
         max,
@@ -68,6 +76,7 @@ pub async fn read(
             .into_iter()
             .chain(referred.certificate_issuers)
             .collect(),
+        timestamps: tagged.timestamps,
         attestation_bundles: referred.attestation_bundles,
     })
 }
@@ -76,6 +85,8 @@ pub async fn read(
 struct Reading<'a> {
     registry: &'a Registry,
     client: &'a Client,
+    /// The trusted root's windows and timestamp authorities, when there is one.
+    validity: Option<&'a RootValidity>,
     image: &'a ImageReference,
     digest: &'a str,
     max: usize,
@@ -96,19 +107,21 @@ impl Reading<'_> {
                 .map(|layer| self.registry.blob(self.image, &layer.digest, MAX_SIGNATURE_BYTES)),
         )
         .await?;
-        let mut certificate_issuers = BTreeMap::new();
+        let (mut certificate_issuers, mut timestamps) = (BTreeMap::new(), BTreeMap::new());
         let layers = layers
             .into_iter()
             .zip(blobs)
             .filter_map(|(layer, data)| {
-                if let Some(issuer) = layer
-                    .annotations
-                    .get(CERTIFICATE_ANNOTATION)
-                    .and_then(|pem| issuer_of_pem(pem.as_bytes()))
-                {
+                let certificate = layer.annotations.get(CERTIFICATE_ANNOTATION).cloned();
+                if let Some(issuer) = certificate.as_deref().and_then(|pem| issuer_of_pem(pem.as_bytes())) {
                     certificate_issuers.insert(layer.digest.clone(), issuer);
                 }
-                self.client
+                let stamped = layer
+                    .annotations
+                    .get(TIMESTAMP_ANNOTATION)
+                    .map(|annotation| self.timestamped(annotation, layer.annotations.get(SIGNATURE_ANNOTATION)));
+                let mut signature = self
+                    .client
                     .signature_layer(
                         SIMPLE_SIGNING_MEDIA_TYPE,
                         &layer.digest,
@@ -117,15 +130,61 @@ impl Reading<'_> {
                         self.digest,
                     )
                     .map_err(|e| tracing::debug!(layer = %layer.digest, error = %e, "signature layer rejected"))
-                    .ok()
+                    .ok()?;
+                if let Some(stamped) = stamped {
+                    let stamped = self.certificate_at_timestamp(&mut signature, certificate.as_deref(), stamped);
+                    timestamps.insert(layer.digest, stamped);
+                }
+                Some(signature)
             })
             .collect();
         Ok(Signatures {
             present,
             layers,
             certificate_issuers,
+            timestamps,
             attestation_bundles: Vec::new(),
         })
+    }
+
+    /// The signing time a `.sig` layer's timestamp annotation gives for its signature.
+    fn timestamped(&self, annotation: &str, signature: Option<&String>) -> Result<i64, TimestampError> {
+        use base64::Engine as _;
+        let base64 = base64::engine::general_purpose::STANDARD;
+        let malformed = |what: &str| TimestampError::Malformed(what.to_string());
+        let validity = self.validity.ok_or(TimestampError::NoTrustedRoot)?;
+        let token = serde_json::from_str::<Value>(annotation)
+            .ok()
+            .and_then(|json| json["SignedRFC3161Timestamp"].as_str().map(str::to_string))
+            .and_then(|text| base64.decode(text).ok())
+            .ok_or_else(|| malformed("the timestamp annotation holds no base64 SignedRFC3161Timestamp"))?;
+        // cosign timestamps the signature's raw bytes.
+        let signature = signature
+            .and_then(|text| base64.decode(text).ok())
+            .ok_or_else(|| malformed("no base64 signature to timestamp"))?;
+        validity.timestamped(&token, &signature)
+    }
+
+    /// A keyless layer's certificate checked at the timestamp's time: it must have been valid
+    /// then. Without a Rekor bundle the crate kept no certificate; the timestamp vouches for it.
+    fn certificate_at_timestamp(
+        &self,
+        layer: &mut SignatureLayer,
+        certificate: Option<&str>,
+        stamped: Result<i64, TimestampError>,
+    ) -> Result<i64, TimestampError> {
+        let time = stamped?;
+        let Some(pem) = certificate else {
+            return Ok(time);
+        };
+        let verified = self
+            .client
+            .certificate_at(pem.as_bytes(), time)
+            .map_err(|_| TimestampError::CertificateNotValid)?;
+        if layer.certificate_signature.is_none() {
+            layer.certificate_signature = Some(verified);
+        }
+        Ok(time)
     }
 
     async fn referrers(&self) -> Result<Signatures, RegistryError> {

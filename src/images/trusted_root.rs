@@ -10,6 +10,8 @@ use serde_json::Value;
 use sigstore::trust::ManualTrustRoot;
 use x509_cert::der::{Decode as _, Encode as _};
 
+use super::timestamp::{self, TimestampAuthority, TimestampError};
+
 /// A trusted root: the keys and certificates the `sigstore` crate checks against, and when each
 /// may vouch for a signature.
 #[derive(Debug)]
@@ -41,7 +43,7 @@ pub struct RootValidity {
     /// certificate's own validity.
     certificate_authorities: Vec<(Vec<u8>, Window)>,
     ctlogs: Vec<Window>,
-    timestamp_authorities: Vec<Window>,
+    timestamp_authorities: Vec<TimestampAuthority>,
 }
 
 /// One kind of trust material, for the metrics: how many are loaded and when the last of them
@@ -75,6 +77,12 @@ impl RootValidity {
         self.logged_in_window(log_id, integrated_time) && self.issued_in_window(issuer, integrated_time)
     }
 
+    /// When `signature` was made, by an RFC 3161 `token` of one of the root's timestamp
+    /// authorities, signed inside its window.
+    pub fn timestamped(&self, token: &[u8], signature: &[u8]) -> Result<i64, TimestampError> {
+        timestamp::verify(token, signature, &self.timestamp_authorities)
+    }
+
     /// Each kind of material in the root.
     pub fn material(&self) -> Vec<Material> {
         let kind = |kind, windows: Vec<Window>| Material {
@@ -94,7 +102,13 @@ impl RootValidity {
             ),
             kind("rekor_key", self.tlogs.values().copied().collect()),
             kind("ctlog_key", self.ctlogs.clone()),
-            kind("timestamp_authority", self.timestamp_authorities.clone()),
+            kind(
+                "timestamp_authority",
+                self.timestamp_authorities
+                    .iter()
+                    .map(TimestampAuthority::window)
+                    .collect(),
+            ),
         ]
     }
 }
@@ -150,7 +164,13 @@ pub fn parse(bytes: &[u8]) -> Result<TrustedRoot, String> {
     let ctlogs = logs("ctlogs")?;
     let mut timestamp_authorities = Vec::new();
     for authority in list("timestampAuthorities") {
-        timestamp_authorities.push(window(&authority["validFor"], "timestampAuthorities[].validFor")?);
+        // The first certificate of the chain is the one that signs the timestamps.
+        let signer = decode(
+            &authority["certChain"]["certificates"][0]["rawBytes"],
+            "timestampAuthorities[].certChain.certificates[0].rawBytes",
+        )?;
+        let window = window(&authority["validFor"], "timestampAuthorities[].validFor")?;
+        timestamp_authorities.push(TimestampAuthority::new(&signer, window).map_err(|e| format!("trusted root: {e}"))?);
     }
     if fulcio_certs.is_empty() || tlogs.is_empty() {
         return Err("trusted root has no Fulcio certificate authority or no Rekor log".into());
@@ -225,6 +245,7 @@ mod tests {
             ca("old", (2020, 1, 1), (2030, 1, 1)),
             ca("new", (2024, 1, 1), (2034, 1, 1)),
         );
+        let tsa = ca("tsa", (2024, 1, 1), (2030, 1, 1));
         let json = serde_json::json!({
             "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
             "tlogs": [
@@ -240,7 +261,8 @@ mod tests {
                  "validFor": {"start": "2025-01-01T00:00:00Z"}}
             ],
             "ctlogs": [{"logId": {"keyId": b64(&[1])}, "publicKey": {"rawBytes": b64(b"ct-der")}}],
-            "timestampAuthorities": [{"validFor": {"start": "2024-01-01T00:00:00Z", "end": "2027-03-01T00:00:00Z"}}]
+            "timestampAuthorities": [{"certChain": {"certificates": [{"rawBytes": b64(&tsa)}]},
+                "validFor": {"start": "2024-01-01T00:00:00Z", "end": "2027-03-01T00:00:00Z"}}]
         });
         (json, old, new)
     }

@@ -25,6 +25,7 @@ use super::pull_secrets::{PullSecretRefs, PullSecrets};
 use super::reference::ImageReference;
 use super::registry::{Lookup, Registry, RegistryError};
 use super::signatures;
+use super::timestamp::TimestampError;
 use super::trust::{AuthorityKind, TrustEntry, TrustPolicy};
 use super::trusted_root::{Material, RootValidity, TrustedRoot};
 use crate::metrics::Metrics;
@@ -334,17 +335,22 @@ impl Verifier {
         // Attestations are read alongside (one round trip less); they count only for an image
         // whose signature holds.
         let (signatures, attestations) = tokio::join!(
-            signatures::read(registry, &trust.signatures, image, digest, max),
+            signatures::read(registry, &trust.signatures, trust.validity(), image, digest, max),
             attest::attestations(registry, &trust.signatures, trust.validity(), image, digest, entry, max)
         );
-        let (layers, certificate_issuers, attestation_bundles) = match signatures {
+        let (layers, certificate_issuers, timestamps, attestation_bundles) = match signatures {
             Ok(found) if found.present == 0 => {
                 return verdict(
                     VerificationStatus::Unsigned,
                     &format!("{} has no cosign signature", image.pinned_to(digest)),
                 );
             }
-            Ok(found) => (found.layers, found.certificate_issuers, found.attestation_bundles),
+            Ok(found) => (
+                found.layers,
+                found.certificate_issuers,
+                found.timestamps,
+                found.attestation_bundles,
+            ),
             Err(error) => return registry_failure(&error),
         };
         if layers.is_empty() {
@@ -365,6 +371,7 @@ impl Verifier {
         let logged = Logged {
             validity: trust.validity(),
             certificate_issuers: &certificate_issuers,
+            timestamps: &timestamps,
         };
         for layer in layers {
             for authority in &entry.authorities {
@@ -413,7 +420,7 @@ impl Verifier {
                 "a signature is present but does not verify with any trusted key or certificate (signed with another key, or tampered)".to_string()
             }
             _ if verified_authorities.is_empty() && outside_validity > 0 => format!(
-                "signed by a trusted identity, but the transparency log key or the Fulcio certificate authority that vouched for the signature was not valid when it was logged (validFor in the trusted root of {})",
+                "signed by a trusted identity, but its signing time is not vouched for: the transparency-log key, the timestamp or the Fulcio certificate authority was not valid then (validFor in the trusted root of {})",
                 entry.name
             ),
             _ if verified_authorities.is_empty() => format!(
@@ -506,20 +513,23 @@ fn signed_by(layer: &SignatureLayer, key: &sigstore::crypto::CosignVerificationK
 struct Logged<'a> {
     validity: Option<&'a RootValidity>,
     certificate_issuers: &'a BTreeMap<String, Vec<u8>>,
+    /// What each layer's RFC 3161 timestamp, if it has one, says of its signing time.
+    timestamps: &'a BTreeMap<String, Result<i64, TimestampError>>,
 }
 
 impl Logged<'_> {
-    /// Whether the log key and the issuing CA of a keyless layer were both valid when its
-    /// signature was logged. No log entry, no signing time: not vouched for.
+    /// Whether a keyless layer's signing time is vouched for: by its log entry (the log key and
+    /// the issuing CA valid at the integrated time), by a timestamp of a trusted authority (the
+    /// CA valid at its time), or by both, each then holding. Neither: not vouched for.
     fn in_window(&self, layer: &SignatureLayer) -> bool {
-        let (Some(validity), Some((log_id, integrated_time)), Some(issuer)) = (
-            self.validity,
-            layer.bundle.as_ref().and_then(log_entry),
-            self.certificate_issuers.get(&layer.oci_digest),
-        ) else {
+        let (Some(validity), Some(issuer)) = (self.validity, self.certificate_issuers.get(&layer.oci_digest)) else {
             return false;
         };
-        validity.vouches(&log_id, integrated_time, issuer)
+        let logged = layer.bundle.as_ref().and_then(log_entry);
+        let stamped = self.timestamps.get(&layer.oci_digest);
+        (logged.is_some() || stamped.is_some())
+            && logged.is_none_or(|(log_id, time)| validity.vouches(&log_id, time, issuer))
+            && stamped.is_none_or(|time| time.as_ref().is_ok_and(|&time| validity.issued_in_window(issuer, time)))
     }
 }
 
@@ -552,8 +562,9 @@ fn check(layer: &SignatureLayer, authority: &AuthorityKind, logged: &Logged) -> 
             }
             // The crate checked the certificate at the bundle's integrated time, but not that
             // the bundle logs *this* signature: any genuine bundle of the right time would
-            // otherwise make an expired certificate acceptable.
-            if !bundle_logs_signature(layer, signature) {
+            // otherwise make an expired certificate acceptable. Without a bundle, the
+            // certificate was checked at its timestamp's time (`signatures`).
+            if layer.bundle.is_some() && !bundle_logs_signature(layer, signature) {
                 return Check::BadSignature;
             }
             let (issuer_text, subject_text) = certificate_identity(certificate);
@@ -702,13 +713,13 @@ mod known_bad_signatures {
 
     /// A key authority's check (no keyless material is involved).
     fn check_key(layer: &SignatureLayer, authority: &AuthorityKind) -> Check {
-        let none = BTreeMap::new();
         check(
             layer,
             authority,
             &Logged {
                 validity: None,
-                certificate_issuers: &none,
+                certificate_issuers: &BTreeMap::new(),
+                timestamps: &BTreeMap::new(),
             },
         )
     }

@@ -23,7 +23,7 @@ import * as asn1js from 'asn1js';
 import canonicalize from 'canonicalize';
 import mock from '@sigstore/mock';
 
-const { initializeCA, initializeCTLog, initializeTLog, fulcioHandler } = mock;
+const { initializeCA, initializeCTLog, initializeTLog, initializeTSA, fulcioHandler } = mock;
 
 const HOST = '127.0.0.1';
 const CA_NAME = 'CN=sigstore,O=sigstore.mock'; // the issuer name the mock CA signs with
@@ -110,6 +110,7 @@ const meta = loadOrCreateMeta();
 const caKeys = loadOrCreateKey('fulcio-ca');
 const ctKeys = loadOrCreateKey('ctlog');
 const rekorKeys = loadOrCreateKey('rekor');
+const tsaKeys = loadOrCreateKey('tsa');
 const webcrypto = globalThis.crypto;
 
 async function toCryptoKeyPair({ privateKey, publicKey }) {
@@ -146,6 +147,51 @@ async function loadOrCreateRootCert() {
     log('generated Fulcio root certificate');
   }
   return new x509.X509Certificate(fs.readFileSync(file, 'utf8'));
+}
+
+// The timestamp authority's certificates (a root and the signing certificate it issued), made
+// once and persisted like the Fulcio root: the mock's initializeTSA makes new ones valid from
+// the moment it starts, so a Sigstore started later, or with --clock in the past, would sign
+// with a certificate that the trusted root does not hold or that was not valid at its clock.
+const TSA_ROOT_NAME = 'CN=tsa,O=sigstore.mock';
+const TSA_NAME = 'CN=tsa signing,O=sigstore.mock';
+async function loadOrCreateTsaCerts() {
+  const file = path.join(KEYS, 'tsa.crt.pem');
+  if (!fs.existsSync(file)) {
+    const keys = await toCryptoKeyPair(tsaKeys);
+    const validity = {
+      notBefore: new Date(meta.validFrom),
+      notAfter: new Date(meta.caNotAfter),
+      signingAlgorithm: { name: 'ECDSA', hash: 'SHA-384' },
+    };
+    const identifiers = [
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      await x509.AuthorityKeyIdentifierExtension.create(keys.publicKey),
+    ];
+    const root = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: '01', name: TSA_ROOT_NAME, keys, ...validity,
+      extensions: [
+        new x509.BasicConstraintsExtension(true, undefined, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.keyCertSign, true),
+        ...identifiers,
+      ],
+    }, webcrypto);
+    const signing = await x509.X509CertificateGenerator.create({
+      serialNumber: '02', subject: TSA_NAME, issuer: TSA_ROOT_NAME,
+      publicKey: keys.publicKey, signingKey: keys.privateKey, ...validity,
+      extensions: [
+        new x509.BasicConstraintsExtension(false, undefined, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.timeStamping], true),
+        ...identifiers,
+      ],
+    }, webcrypto);
+    writeFileAtomic(file, signing.toString('pem') + '\n' + root.toString('pem') + '\n');
+    log('generated timestamp authority certificates');
+  }
+  const [signing, root] = fs.readFileSync(file, 'utf8').split(/(?<=-----END CERTIFICATE-----)\n+/)
+    .filter((pem) => pem.includes('BEGIN')).map((pem) => new x509.X509Certificate(pem));
+  return { signing, root };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -449,9 +495,41 @@ const rewrapPEM = (text) => text.replace(/-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)
   (_, label, b64) => pemOf(label, Buffer.from(b64.replace(/\s+/g, ''), 'base64')));
 
 // ---------------------------------------------------------------------------------------------
+// Timestamp requests
+
+const OID_TSA_POLICY = '1.3.6.1.4.1.57264.2';
+const HASH_OIDS = { sha256: '2.16.840.1.101.3.4.2.1', sha384: '2.16.840.1.101.3.4.2.2', sha512: '2.16.840.1.101.3.4.2.3' };
+
+// What the mock TSA signs: the hash, its algorithm, the nonce and whether to embed the certificate.
+function timestampRequest(req, body) {
+  if ((req.headers['content-type'] || '').includes('json')) {
+    const json = JSON.parse(body.toString());
+    const algorithm = HASH_OIDS[String(json.hashAlgorithm || 'sha256').toLowerCase().replace('-', '')];
+    if (!algorithm) throw Object.assign(new Error(`unsupported hash ${json.hashAlgorithm}`), { status: 400 });
+    return { artifactHash: Buffer.from(json.artifactHash, 'base64'), hashAlgorithmOID: algorithm,
+      nonce: json.nonce || 1, policyOID: OID_TSA_POLICY, certReq: Boolean(json.certificates) };
+  }
+  // TimeStampReq ::= SEQUENCE { version, messageImprint SEQUENCE { AlgorithmIdentifier,
+  //   OCTET STRING }, reqPolicy OID OPTIONAL, nonce INTEGER OPTIONAL, certReq BOOLEAN DEFAULT FALSE, ... }
+  const parsed = asn1js.fromBER(new Uint8Array(body).buffer);
+  if (parsed.offset === -1) throw Object.assign(new Error('not a DER TimeStampReq'), { status: 400 });
+  const [, imprint, ...rest] = parsed.result.valueBlock.value;
+  const [algorithm, hashed] = imprint.valueBlock.value;
+  const nonce = rest.find((v) => v instanceof asn1js.Integer);
+  const certReq = rest.find((v) => v instanceof asn1js.Boolean);
+  return {
+    artifactHash: Buffer.from(hashed.valueBlock.valueHexView),
+    hashAlgorithmOID: algorithm.valueBlock.value[0].valueBlock.toString(),
+    nonce: nonce ? nonce.valueBlock.valueDec : 1,
+    policyOID: OID_TSA_POLICY,
+    certReq: certReq ? certReq.valueBlock.value : false,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
 // Trust material files
 
-function writeTrustFiles(url, rootCert) {
+function writeTrustFiles(url, rootCert, tsa) {
   const rootDer = Buffer.from(rootCert.rawData);
   const rekorSpki = spki(rekorKeys.publicKey);
   const ctSpki = spki(ctKeys.publicKey);
@@ -475,7 +553,14 @@ function writeTrustFiles(url, rootCert) {
       validFor: { start: rootCert.notBefore.toISOString(), end: rootCert.notAfter.toISOString() },
     }],
     ctlogs: [logEntry(ctSpki)],
-    timestampAuthorities: [],
+    // The signing (intermediate) certificate first, as sigstore's trusted roots list chains.
+    timestampAuthorities: [{
+      subject: { organization: 'sigstore.mock', commonName: 'tsa' },
+      uri: `${url}/api/v1/timestamp`,
+      certChain: { certificates: [tsa.intCertificate, tsa.rootCertificate].map((der) => ({
+        rawBytes: Buffer.from(der).toString('base64') })) },
+      validFor: { start: meta.validFrom },
+    }],
   };
   const service = { url, majorApiVersion: 1, validFor: { start: meta.validFrom }, operator: OPERATOR };
   const signingConfig = {
@@ -483,7 +568,7 @@ function writeTrustFiles(url, rootCert) {
     caUrls: [service],
     oidcUrls: [],
     rekorTlogUrls: [service],
-    tsaUrls: [],
+    tsaUrls: [{ ...service, url: `${url}/api/v1/timestamp` }],
     rekorTlogConfig: { selector: 'ANY' },
     tsaConfig: { selector: 'ANY' },
   };
@@ -510,6 +595,14 @@ async function main() {
   // The checkpoint origin is "127.0.0.1" (no port): sigstore-js matches it against the tlog
   // baseUrl of the trusted root, which then stays valid whatever port a later start gets.
   const tlog = await initializeTLog(`http://${HOST}`, rekorKeys, opts.clock);
+  // RFC 3161 timestamps, signed by a certificate of this instance's own TSA.
+  const tsa = await initializeTSA(tsaKeys, opts.clock);
+  // The persisted certificates in place of the mock's fresh ones (same key); the mock keeps them
+  // as pkijs Certificates, whose class its own certificate carries.
+  const tsaCerts = await loadOrCreateTsaCerts();
+  const PkijsCertificate = tsa.intCert.constructor;
+  tsa.intCert = PkijsCertificate.fromBER(new Uint8Array(tsaCerts.signing.rawData));
+  tsa.rootCert = PkijsCertificate.fromBER(new Uint8Array(tsaCerts.root.rawData));
   // (rekorHandler(tlog) would JSON.parse the body and call tlog.log(); the server calls
   // tlog.log() itself, on the canonicalised entry.)
 
@@ -642,6 +735,11 @@ async function main() {
         case 'GET /api/v2/trustBundle':
           return send(res, 200, { chains: [{ certificates: [pemOf('CERTIFICATE', Buffer.from(rootCert.rawData))] }] });
 
+        // --- Timestamp authority: a DER TimeStampReq (RFC 3161, as cosign sends it) or the
+        // JSON request of sigstore's timestamp-authority API.
+        case 'POST /api/v1/timestamp':
+          return send(res, 201, await tsa.timestamp(timestampRequest(req, body)), 'application/timestamp-reply');
+
         // --- Rekor
         case 'POST /api/v1/log/entries':
           return await handleRekorCreate(res, body);
@@ -685,7 +783,7 @@ async function main() {
   server.listen(PORT, HOST, () => {
     const { port } = server.address();
     url = `http://${HOST}:${port}`;
-    trustedRoot = writeTrustFiles(url, rootCert);
+    trustedRoot = writeTrustFiles(url, rootCert, tsa);
     const info = { url, port, state: STATE, pid: process.pid };
     writeFileAtomic(path.join(STATE, 'server.json'), JSON.stringify(info) + '\n');
     process.stdout.write(JSON.stringify(info) + '\n');
