@@ -237,11 +237,11 @@ run "cosign verify --key with tlog check (trusted root's Rekor key)" \
 unset COSIGN_PASSWORD
 
 # --- restart: same keys, trust root still valid ------------------------------------------------
-before=$(node -e 'const t=require(process.argv[1]);t.tlogs.concat(t.ctlogs).forEach(l=>delete l.baseUrl);delete t.certificateAuthorities[0].uri;console.log(JSON.stringify(t))' "$STATE/trusted_root.json")
+before=$(node -e 'const t=require(process.argv[1]);t.tlogs.concat(t.ctlogs).forEach(l=>delete l.baseUrl);delete t.certificateAuthorities[0].uri;(t.timestampAuthorities||[]).forEach(a=>delete a.uri);console.log(JSON.stringify(t))' "$STATE/trusted_root.json")
 kill "$SIGSTORE_PID"
 wait "$SIGSTORE_PID" 2>/dev/null || true
 start_sigstore "$STATE" "$WORK/sigstore2.json"
-after=$(node -e 'const t=require(process.argv[1]);t.tlogs.concat(t.ctlogs).forEach(l=>delete l.baseUrl);delete t.certificateAuthorities[0].uri;console.log(JSON.stringify(t))' "$STATE/trusted_root.json")
+after=$(node -e 'const t=require(process.argv[1]);t.tlogs.concat(t.ctlogs).forEach(l=>delete l.baseUrl);delete t.certificateAuthorities[0].uri;(t.timestampAuthorities||[]).forEach(a=>delete a.uri);console.log(JSON.stringify(t))' "$STATE/trusted_root.json")
 run "restart: trusted_root.json keys/certs unchanged" test "$before" = "$after"
 run "restart: signature made before the restart still verifies" \
   cosign verify --certificate-identity $SUB --certificate-oidc-issuer $ISS "${TR[@]}" "${R[@]}" "$IMG"
