@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use portcullis::images::timestamp::{verify, TimestampAuthority};
-use portcullis::images::trusted_root::Window;
+use portcullis::images::window::Window;
 
 const SIGNED: &[u8] = include_bytes!("../../tests/fixtures/timestamps/signed.bin");
 const GENUINE: &[u8] = include_bytes!("../../tests/fixtures/timestamps/response.der");

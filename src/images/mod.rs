@@ -17,6 +17,7 @@ pub mod timestamp;
 pub mod trust;
 pub mod trusted_root;
 pub mod verify;
+pub mod window;
 
 pub use facts::{ImageFacts, ImageLocation, Verification, VerificationStatus};
 pub use reference::{ImageReference, ReferenceError};

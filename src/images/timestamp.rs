@@ -13,7 +13,7 @@ use cms::signed_data::{SignedData, SignerIdentifier, SignerInfo};
 use sha2::Digest as _;
 use x509_tsp::{MessageImprint, TimeStampResp};
 
-use super::trusted_root::Window;
+use super::window::Window;
 
 const ID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
 const ID_CT_TST_INFO: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.1.4");
@@ -71,11 +71,7 @@ impl TimestampAuthority {
         let certificate = Certificate::from_der(certificate_der)
             .map_err(|e| format!("a timestamp authority's certificate is not X.509: {e}"))?;
         let validity = &certificate.tbs_certificate.validity;
-        let (not_before, not_after) = (unix(&validity.not_before), unix(&validity.not_after));
-        let window = Window {
-            start: window.start.max(Some(not_before)),
-            end: Some(window.end.map_or(not_after, |end| end.min(not_after))),
-        };
+        let window = window.within(unix(&validity.not_before), unix(&validity.not_after));
         Ok(TimestampAuthority { certificate, window })
     }
 

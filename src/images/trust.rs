@@ -107,28 +107,23 @@ impl TrustPolicy {
 
     /// The same policy with the keys of `secrets` in place, or every problem found.
     pub fn with_secret_keys(&self, secrets: SecretKeys) -> Result<TrustPolicy, Vec<String>> {
-        let mut errors = Vec::new();
-        let policy = TrustPolicy::build(&self.source, Some(&secrets), &mut errors);
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        Ok(TrustPolicy {
-            verification_rate: self.verification_rate,
-            secret_keys: Some(secrets),
-            ..policy
-        })
+        self.rebuilt(Some(secrets))
     }
 
     /// The trust files (and Secrets) read again: the same policy with the current material.
     pub fn reread(&self) -> Result<TrustPolicy, Vec<String>> {
+        self.rebuilt(self.secret_keys.clone())
+    }
+
+    fn rebuilt(&self, secrets: Option<SecretKeys>) -> Result<TrustPolicy, Vec<String>> {
         let mut errors = Vec::new();
-        let policy = TrustPolicy::build(&self.source, self.secret_keys.as_ref(), &mut errors);
+        let policy = TrustPolicy::build(&self.source, secrets.as_ref(), &mut errors);
         if !errors.is_empty() {
             return Err(errors);
         }
         Ok(TrustPolicy {
             verification_rate: self.verification_rate,
-            secret_keys: self.secret_keys.clone(),
+            secret_keys: secrets,
             ..policy
         })
     }

@@ -11,6 +11,7 @@ use sigstore::trust::ManualTrustRoot;
 use x509_cert::der::{Decode as _, Encode as _};
 
 use super::timestamp::{self, TimestampAuthority, TimestampError};
+use super::window::Window;
 
 /// A trusted root: the keys and certificates the `sigstore` crate checks against, and when each
 /// may vouch for a signature.
@@ -18,19 +19,6 @@ use super::timestamp::{self, TimestampAuthority, TimestampError};
 pub struct TrustedRoot {
     pub root: ManualTrustRoot<'static>,
     pub validity: RootValidity,
-}
-
-/// A `validFor` window in seconds since the epoch; an open end is unbounded.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Window {
-    pub start: Option<i64>,
-    pub end: Option<i64>,
-}
-
-impl Window {
-    pub fn contains(&self, time: i64) -> bool {
-        self.start.is_none_or(|start| start <= time) && self.end.is_none_or(|end| time <= end)
-    }
 }
 
 /// When each piece of the root may vouch for a signature: a Rekor key for entries integrated in
@@ -147,9 +135,7 @@ pub fn parse(bytes: &[u8]) -> Result<TrustedRoot, String> {
                 let parsed = x509_cert::Certificate::from_der(&der)
                     .map_err(|e| format!("trusted root: a CA certificate is not X.509: {e}"))?;
                 let validity = parsed.tbs_certificate().validity();
-                let (not_before, not_after) = (unix(validity.not_before), unix(validity.not_after));
-                window.start = window.start.max(Some(not_before));
-                window.end = Some(window.end.map_or(not_after, |end| end.min(not_after)));
+                window = window.within(unix(validity.not_before), unix(validity.not_after));
                 let subject = parsed
                     .tbs_certificate()
                     .subject()
