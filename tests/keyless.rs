@@ -13,9 +13,10 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use base64::Engine as _;
 use serde_json::Value;
 
-use common::lab::{push_image, run, start_registry, tool};
+use common::lab::{push_image, run, start_registry, tool, upload_blob};
 use common::volume::MountedVolume;
 use common::*;
 use portcullis::policy::Source;
@@ -110,7 +111,7 @@ fn install_sigstore_local() {
 impl Lab {
     fn start() -> Lab {
         let dir = tempfile::tempdir().unwrap();
-        let (cosign, crane) = (tool("cosign"), tool("crane"));
+        let (cosign, cosign3, crane) = (tool("cosign"), tool("cosign3"), tool("crane"));
         install_sigstore_local();
         let mut services = Vec::new();
 
@@ -151,25 +152,34 @@ impl Lab {
         // cosign keyless: a token for the identity, a certificate from `fulcio`, the signature
         // logged in `rekor`; always the local trusted root, so cosign never reaches for the
         // public TUF repository.
+        let keyless_with = |cosign: &Path,
+                            what: &[&str],
+                            image: &str,
+                            issuer: &str,
+                            subject: &str,
+                            fulcio: &Sigstore,
+                            rekor: &Sigstore| {
+            let token = run(Command::new("timeout")
+                .args(["30", "node"])
+                .arg(sigstore_local().join("token.mjs"))
+                .args([issuer, subject]));
+            run(Command::new("timeout")
+                .arg("120")
+                .arg(cosign)
+                .current_dir(dir.path())
+                .env("TUF_ROOT", &tuf)
+                .env_remove("SIGSTORE_ROOT_FILE")
+                .env_remove("SIGSTORE_REKOR_PUBLIC_KEY")
+                .env_remove("SIGSTORE_CT_LOG_PUBLIC_KEY_FILE")
+                .args(what)
+                .args(["--yes", "--fulcio-url", &fulcio.url, "--rekor-url", &rekor.url])
+                .args(["--identity-token", &token, "--trusted-root"])
+                .arg(&trusted_root)
+                .args(["--allow-insecure-registry", "--allow-http-registry", image]));
+        };
         let cosign_keyless =
             |what: &[&str], image: &str, issuer: &str, subject: &str, fulcio: &Sigstore, rekor: &Sigstore| {
-                let token = run(Command::new("timeout")
-                    .args(["30", "node"])
-                    .arg(sigstore_local().join("token.mjs"))
-                    .args([issuer, subject]));
-                run(Command::new("timeout")
-                    .arg("120")
-                    .arg(&cosign)
-                    .current_dir(dir.path())
-                    .env("TUF_ROOT", &tuf)
-                    .env_remove("SIGSTORE_ROOT_FILE")
-                    .env_remove("SIGSTORE_REKOR_PUBLIC_KEY")
-                    .env_remove("SIGSTORE_CT_LOG_PUBLIC_KEY_FILE")
-                    .args(what)
-                    .args(["--yes", "--fulcio-url", &fulcio.url, "--rekor-url", &rekor.url])
-                    .args(["--identity-token", &token, "--trusted-root"])
-                    .arg(&trusted_root)
-                    .args(["--allow-insecure-registry", "--allow-http-registry", image]));
+                keyless_with(&cosign, what, image, issuer, subject, fulcio, rekor)
             };
         let sign = |image: &str, issuer: &str, subject: &str, fulcio: &Sigstore, rekor: &Sigstore| {
             cosign_keyless(&["sign"], image, issuer, subject, fulcio, rekor)
@@ -237,6 +247,85 @@ impl Lab {
             manifest["layers"][0]["annotations"][BUNDLE_ANNOTATION] = old_sbom_bundle;
         });
 
+        // Sigstore bundles in the OCI referrers, keyless: cosign 3 with its defaults (the
+        // explicit URLs instead of a signing config from the public TUF repository) and cosign
+        // 2 with --new-bundle-format. Signed and SBOM-attested by alice with each; signed by
+        // alice, attested by mallory; a two-hour-old certificate logged now (expired at the
+        // integrated time), signing and attesting; and both formats of alice on one image.
+        // cosign 3 checks the bundle it made and refuses one whose certificate had expired when
+        // it was logged or timestamped; cosign 2 writes it, so it makes those.
+        let v3 = |what: &[&str], image: &str, subject: &str| {
+            let what = [what, &["--use-signing-config=false"]].concat();
+            keyless_with(&cosign3, &what, image, ISSUER, subject, &sigstore, &sigstore)
+        };
+        let v2_bundle = |what: &[&str], image: &str, fulcio: &Sigstore| {
+            let what = [what, &["--new-bundle-format"]].concat();
+            keyless_with(&cosign, &what, image, ISSUER, SUBJECT, fulcio, &sigstore)
+        };
+        let sbom_args = ["attest", "--type", "cyclonedx", "--predicate", sbom.to_str().unwrap()];
+        let bundled_v3 = push("bundled-v3");
+        v3(&["sign"], &bundled_v3, SUBJECT);
+        v3(&sbom_args, &bundled_v3, SUBJECT);
+        let bundled_v2 = push("bundled-v2");
+        v2_bundle(&["sign"], &bundled_v2, &sigstore);
+        v2_bundle(&sbom_args, &bundled_v2, &sigstore);
+        let bundled_mallory_sbom = push("bundled-mallory-sbom");
+        v3(&["sign"], &bundled_mallory_sbom, SUBJECT);
+        v3(&sbom_args, &bundled_mallory_sbom, "mallory@example.com");
+        let bundled_expired = push("bundled-expired");
+        v2_bundle(&["sign"], &bundled_expired, &past);
+        let bundled_expired_sbom = push("bundled-expired-sbom");
+        v3(&["sign"], &bundled_expired_sbom, SUBJECT);
+        v2_bundle(&sbom_args, &bundled_expired_sbom, &past);
+        // Like `borrowed-sbom` in the bundle format: the attestation bundle given the log entry
+        // of the image's signing bundle (a genuine entry of the trusted log, another envelope).
+        let bundled_borrowed_sbom = push("bundled-borrowed-sbom");
+        v3(&["sign"], &bundled_borrowed_sbom, SUBJECT);
+        v3(&sbom_args, &bundled_borrowed_sbom, SUBJECT);
+        give_the_attestation_the_signature_log_entry(&registry, &bundled_borrowed_sbom);
+        // Bundles with an RFC 3161 timestamp instead of a log entry: signed and attested now
+        // (cosign 3); signed by a two-hour-old certificate stamped now (expired at the
+        // timestamp's time, cosign 2); signed now, attested by such a certificate.
+        let tsa = format!("{}/api/v1/timestamp", sigstore.url);
+        let stamp_flags = ["--tlog-upload=false", "--timestamp-server-url", &tsa];
+        let bundled_stamped = push("bundled-stamped");
+        v3(&[&["sign"][..], &stamp_flags].concat(), &bundled_stamped, SUBJECT);
+        v3(&[&sbom_args[..], &stamp_flags].concat(), &bundled_stamped, SUBJECT);
+        let bundled_stamped_expired = push("bundled-stamped-expired");
+        v2_bundle(&[&["sign"][..], &stamp_flags].concat(), &bundled_stamped_expired, &past);
+        let bundled_stamped_expired_sbom = push("bundled-stamped-expired-sbom");
+        v3(
+            &[&["sign"][..], &stamp_flags].concat(),
+            &bundled_stamped_expired_sbom,
+            SUBJECT,
+        );
+        v2_bundle(
+            &[&sbom_args[..], &stamp_flags].concat(),
+            &bundled_stamped_expired_sbom,
+            &past,
+        );
+        for bundle in Referrers::read(&registry, &bundled_stamped).bundles() {
+            let material = &bundle["verificationMaterial"];
+            assert!(
+                material["tlogEntries"].as_array().is_none_or(Vec::is_empty),
+                "a log entry: {material}"
+            );
+            assert!(
+                material["timestampVerificationData"]["rfc3161Timestamps"][0]["signedTimestamp"].is_string(),
+                "no timestamp: {material}"
+            );
+        }
+        let both_formats = push("both-formats");
+        sign(&both_formats, ISSUER, SUBJECT, &sigstore, &sigstore);
+        v3(&["sign"], &both_formats, SUBJECT);
+        for image in [&bundled_v3, &bundled_v2] {
+            let (base, tag) = cosign_location(&registry, image, "sig");
+            let status = reqwest::blocking::get(format!("{base}/manifests/{tag}"))
+                .unwrap()
+                .status();
+            assert_eq!(status, 404, "{image} has a .sig tag: not signed as a bundle only");
+        }
+
         // RFC 3161 timestamps instead of a log entry (cosign's --timestamp-server-url with
         // --tlog-upload=false), the timestamp authority the same in both Sigstores (one key, one
         // persisted certificate): a certificate of now, timestamped now; a two-hour-old
@@ -253,15 +342,29 @@ impl Lab {
         stamped_sign(&stamped_old, &past, &past);
         let stamped_expired = push("stamped-expired");
         stamped_sign(&stamped_expired, &past, &sigstore);
-        for image in [&stamped, &stamped_old, &stamped_expired] {
-            let annotations = &manifest(&registry, image, "sig")["layers"][0]["annotations"];
+        // Timestamped SBOM attestations (cosign stamps the whole envelope): by a certificate of
+        // now, and by a two-hour-old one stamped now.
+        let stamped_attest = |image: &str, fulcio: &Sigstore| {
+            let attest = [&sbom_args[..], &["--tlog-upload=false", "--timestamp-server-url", &tsa]].concat();
+            cosign_keyless(&attest, image, ISSUER, SUBJECT, fulcio, fulcio)
+        };
+        stamped_attest(&stamped, &sigstore);
+        let stamped_expired_sbom = push("stamped-expired-sbom");
+        stamped_sign(&stamped_expired_sbom, &sigstore, &sigstore);
+        stamped_attest(&stamped_expired_sbom, &past);
+        let stamped_layers = [&stamped, &stamped_old, &stamped_expired, &stamped_expired_sbom]
+            .map(|image| (image, "sig"))
+            .into_iter()
+            .chain([(&stamped, "att"), (&stamped_expired_sbom, "att")]);
+        for (image, suffix) in stamped_layers {
+            let annotations = &manifest(&registry, image, suffix)["layers"][0]["annotations"];
             assert!(
                 annotations[TIMESTAMP_ANNOTATION].is_string(),
-                "no timestamp on {image}: {annotations}"
+                "no timestamp on {image}.{suffix}: {annotations}"
             );
             assert!(
                 annotations[BUNDLE_ANNOTATION].is_null(),
-                "a log entry on {image}: {annotations}"
+                "a log entry on {image}.{suffix}: {annotations}"
             );
         }
 
@@ -364,6 +467,121 @@ fn edit_manifest(registry: &str, pinned: &str, suffix: &str, edit: impl FnOnce(&
         .send()
         .unwrap();
     assert!(put.status().is_success(), "manifest upload: {}", put.status());
+}
+
+const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// The referrers of `pinned` as cosign 3 keeps them on a registry without the referrers API:
+/// the index under the referrers tag, and each listed manifest with its Sigstore bundle.
+struct Referrers {
+    /// The repository's URL.
+    base: String,
+    tag: String,
+    index: Value,
+    manifests: Vec<(Value, Value)>,
+}
+
+impl Referrers {
+    fn read(registry: &str, pinned: &str) -> Referrers {
+        let (name, digest) = pinned.split_once('@').unwrap();
+        let repository = name.strip_prefix(&format!("{registry}/")).unwrap();
+        let base = format!("http://{registry}/v2/{repository}");
+        let tag = digest.replace(':', "-");
+        let get = |path: &str, accept: &str| -> Value {
+            reqwest::blocking::Client::new()
+                .get(format!("{base}/{path}"))
+                .header("accept", accept)
+                .send()
+                .unwrap()
+                .json()
+                .unwrap()
+        };
+        let index = get(&format!("manifests/{tag}"), INDEX);
+        let manifests = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|descriptor| {
+                let manifest = get(
+                    &format!("manifests/{}", descriptor["digest"].as_str().unwrap()),
+                    MANIFEST,
+                );
+                let bundle = get(
+                    &format!("blobs/{}", manifest["layers"][0]["digest"].as_str().unwrap()),
+                    "*/*",
+                );
+                (manifest, bundle)
+            })
+            .collect();
+        Referrers {
+            base,
+            tag,
+            index,
+            manifests,
+        }
+    }
+
+    fn bundles(&self) -> impl Iterator<Item = &Value> {
+        self.manifests.iter().map(|(_, bundle)| bundle)
+    }
+
+    /// Replaces the bundle of the `position`th referrer (a new blob, manifest and index).
+    fn replace(mut self, registry: &str, position: usize, bundle: &Value) {
+        let http = reqwest::blocking::Client::new();
+        let sha256 = |bytes: &[u8]| format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes)));
+        let put = |url: String, content_type: &str, body: Vec<u8>| {
+            let answer = http
+                .put(&url)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .unwrap();
+            assert!(answer.status().is_success(), "PUT {url}: {}", answer.status());
+        };
+        let blob = serde_json::to_vec(bundle).unwrap();
+        let blob_digest = upload_blob(registry, &self.base, &blob);
+        let mut manifest = self.manifests[position].0.clone();
+        manifest["layers"][0]["digest"] = blob_digest.into();
+        manifest["layers"][0]["size"] = blob.len().into();
+        let manifest = serde_json::to_vec(&manifest).unwrap();
+        put(
+            format!("{}/manifests/{}", self.base, sha256(&manifest)),
+            MANIFEST,
+            manifest.clone(),
+        );
+        self.index["manifests"][position]["digest"] = sha256(&manifest).into();
+        self.index["manifests"][position]["size"] = manifest.len().into();
+        let index = serde_json::to_vec(&self.index).unwrap();
+        put(format!("{}/manifests/{}", self.base, self.tag), INDEX, index);
+    }
+}
+
+/// The predicate type of a bundle's statement.
+fn predicate_type(bundle: &Value) -> String {
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(bundle["dsseEnvelope"]["payload"].as_str().unwrap())
+        .unwrap();
+    let statement: Value = serde_json::from_slice(&payload).unwrap();
+    statement["predicateType"].as_str().unwrap().to_string()
+}
+
+/// Gives the attestation bundle among the referrers of `pinned` the transparency-log entry of
+/// its signing bundle; all the rest (envelope, certificate) stays.
+fn give_the_attestation_the_signature_log_entry(registry: &str, pinned: &str) {
+    let referrers = Referrers::read(registry, pinned);
+    let signing = |bundle: &Value| predicate_type(bundle).contains("cosign/sign");
+    let entry = referrers.bundles().find(|b| signing(b)).expect("a signing bundle")["verificationMaterial"]
+        ["tlogEntries"]
+        .clone();
+    let position = referrers
+        .bundles()
+        .position(|b| !signing(b))
+        .expect("an attestation bundle");
+    let mut bundle = referrers.manifests[position].1.clone();
+    assert_ne!(bundle["verificationMaterial"]["tlogEntries"], entry);
+    bundle["verificationMaterial"]["tlogEntries"] = entry;
+    referrers.replace(registry, position, &bundle);
 }
 
 /// Asserts a denial by `images.signatures` whose message has `expected`.
@@ -682,6 +900,14 @@ async fn a_timestamp_of_a_trusted_authority_vouches_for_the_signing_time_as_a_lo
     assert_denied(&answer, "is untrusted: ");
     assert_eq!(verification_count(&state, "untrusted").await, "1");
 
+    // A timestamped SBOM attestation counts; one whose certificate had expired when it was
+    // timestamped does not.
+    let medium = lab.state_at(&lab.alice(), "medium");
+    let answer = decide(&medium, &lab.images["stamped"]).await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let answer = decide(&medium, &lab.images["stamped-expired-sbom"]).await;
+    assert_eq!(denied_by(&answer), ["images.sbom"], "{answer}");
+
     // No timestamp authority in the root, or one whose window ended before: no signing time.
     for (case, edit) in [
         (
@@ -707,28 +933,111 @@ async fn a_timestamp_of_a_trusted_authority_vouches_for_the_signing_time_as_a_lo
     }
 }
 
-#[test]
-fn verify_command_prints_the_keyless_signer() {
+/// `portcullis verify` of the lab image `image` with [`Lab::alice`]'s config: its exit status
+/// and what it printed.
+fn verify_command(image: &str) -> (Option<i32>, String) {
     let lab = lab();
-    let config = lab.dir.path().join("portcullis.yaml");
+    let config = lab.dir.path().join(format!("verify-{image}.yaml"));
     std::fs::write(&config, lab.alice()).unwrap();
     let output = Command::new("timeout")
         .arg("120")
         .arg(env!("CARGO_BIN_EXE_portcullis"))
         .args(["verify", "--config", config.to_str().unwrap()])
-        .arg(&lab.images["alice"])
+        .arg(&lab.images[image])
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{text}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let text = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
+    (output.status.code(), text)
+}
+
+#[test]
+fn verify_command_prints_the_keyless_signer() {
+    let (status, text) = verify_command("alice");
+    assert_eq!(status, Some(0), "{text}");
     assert!(text.contains("status:  verified"), "{text}");
     assert!(
         text.contains(&format!("signer:  {AUTHORITY} [keyless] ({SUBJECT} from {ISSUER})")),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn keyless_sigstore_bundles_of_cosign_3_and_2_are_verified_and_their_sbom_attestations_count() {
+    let lab = lab();
+    let state = lab.state(&lab.alice());
+    for image in ["bundled-v3", "bundled-v2"] {
+        let answer = decide(&state, &lab.images[image]).await;
+        assert_eq!(answer["response"]["allowed"], true, "{image}: {answer}");
+    }
+    assert_eq!(verification_count(&state, "verified").await, "2");
+    // The fleet KPI counts the keyless SBOMs of both.
+    let (_, metrics) = get(&state, "/metrics").await;
+    assert!(
+        metrics.contains("portcullis_images_admitted_total{risk_level=\"low\",pinned=\"true\",signed=\"true\",sbom=\"true\",provenance=\"false\"} 2"),
+        "{metrics}"
+    );
+    // A certificate that had expired when the log entry was made vouches for nothing.
+    let answer = decide(&state, &lab.images["bundled-expired"]).await;
+    assert_denied(&answer, "is untrusted: ");
+
+    let state = lab.state_at(&lab.alice(), "medium");
+    for image in ["bundled-v3", "bundled-v2"] {
+        let answer = decide(&state, &lab.images[image]).await;
+        assert_eq!(answer["response"]["allowed"], true, "{image}: {answer}");
+    }
+    for (image, why) in [
+        ("bundled-mallory-sbom", "SBOM attested by another subject"),
+        (
+            "bundled-expired-sbom",
+            "SBOM attested with a certificate expired when it was logged",
+        ),
+        (
+            "bundled-borrowed-sbom",
+            "SBOM bundle whose log entry is a genuine entry of another envelope",
+        ),
+    ] {
+        let answer = decide(&state, &lab.images[image]).await;
+        assert_eq!(answer["response"]["allowed"], false, "{why}: {answer}");
+        assert_eq!(denied_by(&answer), ["images.sbom"], "{why}: {answer}");
+    }
+}
+
+#[test]
+fn one_identity_signing_in_both_formats_is_one_signer() {
+    let (status, text) = verify_command("both-formats");
+    assert_eq!(status, Some(0), "{text}");
+    assert!(text.contains("status:  verified"), "{text}");
+    assert_eq!(text.matches("signer:").count(), 1, "{text}");
+}
+
+#[tokio::test]
+async fn a_keyless_bundle_with_a_trusted_timestamp_instead_of_a_log_entry_is_verified_and_its_sbom_counts() {
+    let lab = lab();
+    let answer = decide(&lab.state_at(&lab.alice(), "medium"), &lab.images["bundled-stamped"]).await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+
+    // The certificate had expired when the signature, or the attestation, was timestamped.
+    let state = lab.state(&lab.alice());
+    assert_denied(
+        &decide(&state, &lab.images["bundled-stamped-expired"]).await,
+        "is untrusted: ",
+    );
+    let answer = decide(
+        &lab.state_at(&lab.alice(), "medium"),
+        &lab.images["bundled-stamped-expired-sbom"],
+    )
+    .await;
+    assert_eq!(denied_by(&answer), ["images.sbom"], "{answer}");
+
+    // A root without the timestamp authority: neither a log entry nor a trusted timestamp.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("trusted_root.json");
+    std::fs::write(
+        &root,
+        edited_root(|root| root["timestampAuthorities"] = Value::Array(vec![])),
+    )
+    .unwrap();
+    let alice = format!(r#"{{ issuer: "{ISSUER}", subject: "{SUBJECT}" }}"#);
+    let state = lab.state(&lab.config(&root, &alice));
+    assert_denied(&decide(&state, &lab.images["bundled-stamped"]).await, "is untrusted: ");
 }

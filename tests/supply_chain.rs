@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use common::lab::{self, attestation_tag, run, signature_tag, tool, ClosedPort};
+use common::lab::{self, attestation_tag, run, signature_tag, tool, upload_blob, ClosedPort};
 use common::volume::MountedVolume;
 use common::*;
 use portcullis::policy::Source;
@@ -212,25 +212,7 @@ fn tamper(registry: &str, signature_ref: &str) {
     let mut forged = payload.clone();
     forged["optional"] = json!({"forged": "yes"});
     let forged = serde_json::to_vec(&forged).unwrap();
-    let digest = format!(
-        "sha256:{}",
-        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&forged))
-    );
-    let upload = http.post(format!("{base}/blobs/uploads/")).send().unwrap();
-    assert_eq!(upload.status(), 202, "blob upload start");
-    let location = upload.headers()["location"].to_str().unwrap().to_string();
-    let location = if location.starts_with("http") {
-        location
-    } else {
-        format!("http://{registry}{location}")
-    };
-    let separator = if location.contains('?') { '&' } else { '?' };
-    let put = http
-        .put(format!("{location}{separator}digest={digest}"))
-        .body(forged.clone())
-        .send()
-        .unwrap();
-    assert!(put.status().is_success(), "blob upload: {}", put.status());
+    let digest = upload_blob(registry, &base, &forged);
     let mut new_manifest = manifest.clone();
     new_manifest["layers"][0]["digest"] = json!(digest);
     new_manifest["layers"][0]["size"] = json!(forged.len());

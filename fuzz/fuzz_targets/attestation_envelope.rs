@@ -22,13 +22,11 @@ fuzz_target!(|input: &[u8]| {
     let bundle = json!({"verificationMaterial": {"publicKey": {"hint": "fuzz"}}, "dsseEnvelope": envelope});
     let bundles = [("sha256:".to_string() + &"0".repeat(64), bundle.to_string().into_bytes())];
     let digest = portcullis_fuzz::SIGNED_DIGEST;
-    let source = portcullis_fuzz::source(digest);
     let found = attest::from_bundles(
         portcullis_fuzz::signature_client(),
         None,
         &bundles,
         digest,
-        &source,
         portcullis_fuzz::trust_entry(),
     );
     assert!(found.len() <= 1);

@@ -13,12 +13,14 @@ use sigstore::cosign::signature_layers::CertificateSignature;
 use sigstore::crypto::Signature;
 
 use super::envelope::{
-    bundle_certificate_issuer, certificate_identity, issuer_of_pem, log_entry, manifest_layers, signed_with_a_key,
-    statement_is_about, Envelope, CERTIFICATE_ANNOTATION,
+    annotation_timestamp, bundle_certificate_issuer, bundle_certificate_pem, bundle_timestamps, certificate_identity,
+    issuer_of_pem, log_entry, manifest_layers, signed_with_a_key, statement_is_about, Envelope, CERTIFICATE_ANNOTATION,
+    REKOR_BUNDLE_ANNOTATION, TIMESTAMP_ANNOTATION,
 };
 use super::facts::Attestation;
 use super::reference::ImageReference;
 use super::registry::{Lookup, Registry, RegistryError};
+use super::signatures::{timestamped_keyless, MAX_BUNDLE_TIMESTAMPS};
 use super::trust::{AuthorityKind, TrustEntry};
 use super::trusted_root::RootValidity;
 
@@ -52,9 +54,13 @@ pub async fn attestations(
     Ok(layers
         .iter()
         .zip(envelopes)
-        .filter_map(|(layer, envelope)| {
-            let envelope: Value = serde_json::from_slice(&envelope).ok()?;
-            let keyless = KeylessMaterial::verified(client, validity, &layer.annotations);
+        .filter_map(|(layer, bytes)| {
+            let envelope: Value = serde_json::from_slice(&bytes).ok()?;
+            let keyless = if layer.annotations.contains_key(REKOR_BUNDLE_ANNOTATION) {
+                KeylessMaterial::verified(client, validity, &layer.annotations)
+            } else {
+                KeylessMaterial::timestamped_layer(client, validity, &layer.annotations, &bytes)
+            };
             check_envelope(&envelope, digest, entry, keyless.as_ref())
         })
         .collect())
@@ -68,32 +74,29 @@ pub fn from_bundles(
     validity: Option<&RootValidity>,
     bundles: &[(String, Vec<u8>)],
     digest: &str,
-    source: &sigstore::registry::OciReference,
     entry: &TrustEntry,
 ) -> Vec<Attestation> {
     bundles
         .iter()
-        .filter_map(|(layer_digest, bundle)| {
+        .filter_map(|(_, bundle)| {
             let parsed: Value = serde_json::from_slice(bundle).ok()?;
             let keyless = if signed_with_a_key(&parsed) {
                 None
+            } else if timestamped_keyless(&parsed) {
+                KeylessMaterial::timestamped_bundle(client, validity, &parsed)
             } else {
-                let layer = client
-                    .bundle_signature_layer(bundle, layer_digest, digest, source)
+                let (certificate, logged) = client
+                    .bundle_certificate(bundle)
                     .map_err(|e| tracing::debug!(error = %e, "attestation bundle rejected"))
                     .ok()?;
-                let logged = layer.bundle.as_ref().and_then(log_entry);
-                let vouched = match (validity, logged, bundle_certificate_issuer(&parsed)) {
+                let vouched = match (validity, log_entry(&logged), bundle_certificate_issuer(&parsed)) {
                     (Some(validity), Some((log_id, time)), Some(issuer)) => validity.vouches(&log_id, time, &issuer),
                     _ => false,
                 };
-                layer
-                    .certificate_signature
-                    .filter(|_| vouched)
-                    .map(|certificate| KeylessMaterial {
-                        certificate,
-                        log: LogProof::CheckedByCrate,
-                    })
+                vouched.then_some(KeylessMaterial {
+                    certificate,
+                    log: LogProof::CheckedByCrate,
+                })
             };
             check_envelope(&parsed["dsseEnvelope"], digest, entry, keyless.as_ref())
         })
@@ -112,9 +115,73 @@ enum LogProof {
     Rekor(Bundle),
     /// A Sigstore bundle: the crate verified its log entry against the envelope.
     CheckedByCrate,
+    /// No log entry, an RFC 3161 timestamp instead: of a bundle's one signature, or of a `.att`
+    /// layer's whole envelope (as cosign stamps attestations), so of the signature that must
+    /// verify with the certificate.
+    Timestamped,
 }
 
 impl KeylessMaterial {
+    /// The certificate of a keyless attestation bundle without a log entry, at the time a
+    /// timestamp of the envelope's one signature gives. One signature only, so that the signature
+    /// the timestamp dates is the one the certificate must verify.
+    fn timestamped_bundle(
+        client: &sigstore::cosign::Client,
+        validity: Option<&RootValidity>,
+        bundle: &Value,
+    ) -> Option<KeylessMaterial> {
+        let validity = validity?;
+        let signatures = Envelope::read(&bundle["dsseEnvelope"])?.decoded_signatures();
+        let [signature] = signatures.as_slice() else {
+            return None;
+        };
+        let time = validity
+            .timestamped_by_any(&bundle_timestamps(bundle, MAX_BUNDLE_TIMESTAMPS), signature)
+            .map_err(|e| tracing::debug!(error = %e, "attestation timestamp rejected"))
+            .ok()?;
+        Self::at_timestamp(client, validity, &bundle_certificate_pem(bundle)?, time)
+    }
+
+    /// The certificate of a `.att` layer with a timestamp and no Rekor bundle, at the time the
+    /// timestamp of the layer's envelope (its bytes as stored) gives.
+    fn timestamped_layer(
+        client: &sigstore::cosign::Client,
+        validity: Option<&RootValidity>,
+        annotations: &BTreeMap<String, String>,
+        envelope: &[u8],
+    ) -> Option<KeylessMaterial> {
+        let validity = validity?;
+        let token = annotation_timestamp(annotations.get(TIMESTAMP_ANNOTATION)?)?;
+        let time = validity
+            .timestamped(&token, envelope)
+            .map_err(|e| tracing::debug!(error = %e, "attestation timestamp rejected"))
+            .ok()?;
+        Self::at_timestamp(client, validity, annotations.get(CERTIFICATE_ANNOTATION)?, time)
+    }
+
+    /// A certificate (PEM) checked by the crate at `time`, a signing time a timestamp gave, when
+    /// the root's CA that issued it was in its `validFor` window then.
+    fn at_timestamp(
+        client: &sigstore::cosign::Client,
+        validity: &RootValidity,
+        pem: &str,
+        time: i64,
+    ) -> Option<KeylessMaterial> {
+        let issuer = issuer_of_pem(pem.as_bytes())?;
+        if !validity.issued_in_window(&issuer, time) {
+            tracing::debug!("attestation certificate authority outside its validFor window at the timestamp");
+            return None;
+        }
+        let certificate = client
+            .certificate_at(pem.as_bytes(), time)
+            .map_err(|e| tracing::debug!(error = %e, "attestation certificate not valid at its timestamp"))
+            .ok()?;
+        Some(KeylessMaterial {
+            certificate,
+            log: LogProof::Timestamped,
+        })
+    }
+
     /// The certificate of a `.att` layer, when the crate verified it and the root's log key and
     /// CA were in their `validFor` windows when it was logged.
     fn verified(
@@ -123,7 +190,7 @@ impl KeylessMaterial {
         annotations: &BTreeMap<String, String>,
     ) -> Option<KeylessMaterial> {
         let pem = annotations.get(CERTIFICATE_ANNOTATION)?;
-        let bundle = annotations.get("dev.sigstore.cosign/bundle")?;
+        let bundle = annotations.get(REKOR_BUNDLE_ANNOTATION)?;
         match client.verified_certificate(pem.as_bytes(), bundle) {
             Ok((certificate, bundle))
                 if validity.is_some_and(|validity| {
@@ -152,7 +219,7 @@ impl KeylessMaterial {
     /// signatures (an `intoto` v0.0.2 or `dsse` entry, as cosign writes them).
     fn logs(&self, payload: &[u8], signatures: &[Vec<u8>]) -> bool {
         let bundle = match &self.log {
-            LogProof::CheckedByCrate => return true,
+            LogProof::CheckedByCrate | LogProof::Timestamped => return true,
             LogProof::Rekor(bundle) => bundle,
         };
         let base64 = base64::engine::general_purpose::STANDARD;

@@ -140,9 +140,18 @@ pub fn certificate_identity(certificate: &CertificateSignature) -> (String, Stri
 pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
 /// cosign's annotation holding a classic signature (base64).
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
-/// cosign's annotation holding an RFC 3161 timestamp of the signature:
-/// `{"SignedRFC3161Timestamp": "<base64 DER TimeStampResp>"}`.
+/// cosign's annotation holding an RFC 3161 timestamp of the signature (of the whole envelope,
+/// on a `.att` layer): `{"SignedRFC3161Timestamp": "<base64 DER TimeStampResp>"}`.
 pub const TIMESTAMP_ANNOTATION: &str = "dev.sigstore.cosign/rfc3161timestamp";
+/// cosign's annotation holding the Rekor bundle (signed entry timestamp and entry) of a classic
+/// signature or attestation.
+pub const REKOR_BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
+
+/// The timestamp (DER) in cosign's timestamp annotation, when it holds one.
+pub fn annotation_timestamp(annotation: &str) -> Option<Vec<u8>> {
+    let json: Value = serde_json::from_str(annotation).ok()?;
+    BASE64.decode(json["SignedRFC3161Timestamp"].as_str()?).ok()
+}
 
 /// The issuer name (DER) of the first certificate in `pem`: which Fulcio CA issued it.
 pub fn issuer_of_pem(pem: &[u8]) -> Option<Vec<u8>> {
@@ -160,12 +169,49 @@ pub fn issuer_of_der(der: &[u8]) -> Option<Vec<u8>> {
 
 /// The issuer name (DER) of a Sigstore bundle's signing certificate, if it has one.
 pub fn bundle_certificate_issuer(bundle: &Value) -> Option<Vec<u8>> {
-    use base64::Engine as _;
+    issuer_of_der(&bundle_certificate(bundle)?)
+}
+
+/// A Sigstore bundle's signing certificate (DER), if it has one.
+fn bundle_certificate(bundle: &Value) -> Option<Vec<u8>> {
     let material = &bundle["verificationMaterial"];
     let raw = material["certificate"]["rawBytes"]
         .as_str()
         .or_else(|| material["x509CertificateChain"]["certificates"][0]["rawBytes"].as_str())?;
-    issuer_of_der(&base64::engine::general_purpose::STANDARD.decode(raw).ok()?)
+    BASE64.decode(raw).ok()
+}
+
+/// A Sigstore bundle's signing certificate as PEM, the form the crate's certificate checks read.
+pub fn bundle_certificate_pem(bundle: &Value) -> Option<String> {
+    let encoded = BASE64.encode(bundle_certificate(bundle)?);
+    let lines: Vec<&str> = encoded
+        .as_bytes()
+        .chunks(64)
+        .filter_map(|line| std::str::from_utf8(line).ok())
+        .collect();
+    Some(format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        lines.join("\n")
+    ))
+}
+
+/// Whether a Sigstore bundle holds no transparency-log entry: its RFC 3161 timestamps, if any,
+/// are then all that can say when it was signed.
+pub fn bundle_is_unlogged(bundle: &Value) -> bool {
+    bundle["verificationMaterial"]["tlogEntries"]
+        .as_array()
+        .is_none_or(Vec::is_empty)
+}
+
+/// The RFC 3161 timestamps (DER `TimeStampResp`s) a Sigstore bundle carries, at most `max`.
+pub fn bundle_timestamps(bundle: &Value, max: usize) -> Vec<Vec<u8>> {
+    bundle["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|stamp| BASE64.decode(stamp["signedTimestamp"].as_str()?).ok())
+        .take(max)
+        .collect()
 }
 
 /// The log id (hex) and integrated time of a signature's transparency-log entry, if it has one.
@@ -286,6 +332,35 @@ mod tests {
         ] {
             assert_eq!(Envelope::read(&broken), None, "{broken}");
         }
+    }
+
+    #[test]
+    fn a_bundle_is_read_for_its_certificate_log_entries_and_timestamps() {
+        let der = rcgen::generate_simple_self_signed(vec!["signer.example".to_string()])
+            .unwrap()
+            .cert
+            .der()
+            .to_vec();
+        let stamped = json!({"verificationMaterial": {
+            "certificate": {"rawBytes": BASE64.encode(&der)},
+            "tlogEntries": [],
+            "timestampVerificationData": {"rfc3161Timestamps": [
+                {"signedTimestamp": BASE64.encode(b"one")},
+                {"signedTimestamp": "not base64!"},
+                {"signedTimestamp": BASE64.encode(b"two")},
+                {"signedTimestamp": BASE64.encode(b"three")}
+            ]}
+        }});
+        assert!(bundle_is_unlogged(&stamped));
+        assert_eq!(bundle_timestamps(&stamped, 2), [b"one".to_vec(), b"two".to_vec()]);
+        let pem = bundle_certificate_pem(&stamped).unwrap();
+        assert_eq!(issuer_of_pem(pem.as_bytes()), issuer_of_der(&der));
+        assert!(pem.lines().all(|line| line.len() <= 64), "{pem}");
+
+        let logged = json!({"verificationMaterial": {"tlogEntries": [{"logIndex": "1"}]}});
+        assert!(!bundle_is_unlogged(&logged));
+        assert!(bundle_timestamps(&logged, 4).is_empty());
+        assert_eq!(bundle_certificate_pem(&logged), None);
     }
 
     #[test]

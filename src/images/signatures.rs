@@ -6,9 +6,11 @@
 //! - OCI referrers of the digest (cosign's new bundle format): Sigstore bundles, found through
 //!   the referrers API or, where a registry lacks it, the referrers tag `sha256-<hex>`. A bundle
 //!   is a signature only when its statement is cosign's signing statement (an SBOM attestation
-//!   is not). The crate checks bundles with a certificate; one signed with a key (no
-//!   certificate) is checked here like a key-signed attestation: its statement must be about
-//!   this digest, and the key authorities verify the signature.
+//!   is not). The crate checks bundles with a certificate and a log entry; one signed with a key
+//!   (no certificate) is checked here like a key-signed attestation: its statement must be about
+//!   this digest, and the key authorities verify the signature. A keyless one with RFC 3161
+//!   timestamps instead of a log entry is read the same way, its certificate checked by the
+//!   crate at the time a timestamp of its signature gives.
 
 use std::collections::BTreeMap;
 
@@ -18,9 +20,9 @@ use sigstore::cosign::{Client, SignatureLayer};
 use sigstore::registry::OciReference;
 
 use super::envelope::{
-    bundle_certificate_issuer, bundle_referrers, issuer_of_pem, manifest_layers, signed_with_a_key, signing_bundle,
-    statement_is_about, Envelope, BUNDLE_MEDIA_TYPE, CERTIFICATE_ANNOTATION, SIGNATURE_ANNOTATION,
-    SIMPLE_SIGNING_MEDIA_TYPE, TIMESTAMP_ANNOTATION,
+    annotation_timestamp, bundle_certificate_issuer, bundle_certificate_pem, bundle_is_unlogged, bundle_referrers,
+    bundle_timestamps, issuer_of_pem, manifest_layers, signed_with_a_key, signing_bundle, statement_is_about, Envelope,
+    BUNDLE_MEDIA_TYPE, CERTIFICATE_ANNOTATION, SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, TIMESTAMP_ANNOTATION,
 };
 use super::reference::ImageReference;
 use super::registry::{Lookup, Registry, RegistryError};
@@ -29,6 +31,8 @@ use super::trusted_root::RootValidity;
 
 /// A signature payload or bundle is a few KiB; anything near this is not one.
 const MAX_SIGNATURE_BYTES: usize = 1024 * 1024;
+/// Timestamps read from one Sigstore bundle (signers add one per authority; a few at most).
+pub const MAX_BUNDLE_TIMESTAMPS: usize = 4;
 
 /// What the registry holds for a digest.
 #[derive(Default)]
@@ -76,7 +80,7 @@ pub async fn read(
             .into_iter()
             .chain(referred.certificate_issuers)
             .collect(),
-        timestamps: tagged.timestamps,
+        timestamps: tagged.timestamps.into_iter().chain(referred.timestamps).collect(),
         attestation_bundles: referred.attestation_bundles,
     })
 }
@@ -153,10 +157,7 @@ impl Reading<'_> {
         let base64 = base64::engine::general_purpose::STANDARD;
         let malformed = |what: &str| TimestampError::Malformed(what.to_string());
         let validity = self.validity.ok_or(TimestampError::NoTrustedRoot)?;
-        let token = serde_json::from_str::<Value>(annotation)
-            .ok()
-            .and_then(|json| json["SignedRFC3161Timestamp"].as_str().map(str::to_string))
-            .and_then(|text| base64.decode(text).ok())
+        let token = annotation_timestamp(annotation)
             .ok_or_else(|| malformed("the timestamp annotation holds no base64 SignedRFC3161Timestamp"))?;
         // cosign timestamps the signature's raw bytes.
         let signature = signature
@@ -187,6 +188,30 @@ impl Reading<'_> {
         Ok(time)
     }
 
+    /// A keyless signing bundle with RFC 3161 timestamps and no log entry: its envelope's
+    /// signature, with the certificate checked at the time a timestamp of that very signature
+    /// gives (cosign stamps the DSSE signature). A timestamp that does not hold leaves the layer
+    /// without a certificate: signed by no identity it can prove.
+    fn timestamped_bundle(
+        &self,
+        parsed: &Value,
+        layer_digest: &str,
+        source: &OciReference,
+    ) -> Result<(SignatureLayer, Result<i64, TimestampError>), BundleRejected> {
+        use base64::Engine as _;
+        let mut layer = envelope_layer(parsed, layer_digest, self.digest, source)?;
+        let signature = layer
+            .signature
+            .as_deref()
+            .and_then(|text| base64::engine::general_purpose::STANDARD.decode(text).ok())
+            .ok_or(BundleRejected::NoSignature)?;
+        let stamped = self.validity.ok_or(TimestampError::NoTrustedRoot).and_then(|validity| {
+            validity.timestamped_by_any(&bundle_timestamps(parsed, MAX_BUNDLE_TIMESTAMPS), &signature)
+        });
+        let stamped = self.certificate_at_timestamp(&mut layer, bundle_certificate_pem(parsed).as_deref(), stamped);
+        Ok((layer, stamped))
+    }
+
     async fn referrers(&self) -> Result<Signatures, RegistryError> {
         let Some(index) = self.registry.referrers(self.image, self.digest).await? else {
             return Ok(Signatures::default());
@@ -211,8 +236,17 @@ impl Reading<'_> {
                 if let Some(issuer) = bundle_certificate_issuer(&parsed) {
                     found.certificate_issuers.insert(layer.digest.clone(), issuer);
                 }
-                match bundle_signature(self.client, &parsed, &bundle, &layer.digest, self.digest, &source) {
-                    Ok(layer) => found.layers.push(layer),
+                let signature = if timestamped_keyless(&parsed) {
+                    self.timestamped_bundle(&parsed, &layer.digest, &source)
+                        .map(|(signature, stamped)| {
+                            found.timestamps.insert(layer.digest.clone(), stamped);
+                            signature
+                        })
+                } else {
+                    bundle_signature(self.client, &parsed, &bundle, &layer.digest, self.digest, &source)
+                };
+                match signature {
+                    Ok(signature) => found.layers.push(signature),
                     Err(e) => tracing::debug!(layer = %layer.digest, error = %e, "signature bundle rejected"),
                 }
             }
@@ -252,7 +286,7 @@ pub fn bundle_signature(
     source: &OciReference,
 ) -> Result<SignatureLayer, BundleRejected> {
     if signed_with_a_key(parsed) {
-        key_signed_bundle(parsed, layer_digest, digest, source)
+        envelope_layer(parsed, layer_digest, digest, source)
     } else {
         client
             .bundle_signature_layer(bundle, layer_digest, digest, source)
@@ -260,9 +294,16 @@ pub fn bundle_signature(
     }
 }
 
-/// A key-signed bundle's DSSE envelope as a signature layer: the signed bytes (PAE) and the
-/// signature, for the key authorities to verify; its statement must be about `digest`.
-fn key_signed_bundle(
+/// Whether a Sigstore bundle is keyless, holds no log entry and carries RFC 3161 timestamps:
+/// what vouches for its signing time is then a timestamp, not the log.
+pub fn timestamped_keyless(bundle: &Value) -> bool {
+    !signed_with_a_key(bundle) && bundle_is_unlogged(bundle) && !bundle_timestamps(bundle, 1).is_empty()
+}
+
+/// A bundle's DSSE envelope as a signature layer, without a certificate: the signed bytes (PAE)
+/// and the first signature, for the key authorities to verify (or, once a timestamp vouched for
+/// its certificate, the keyless ones); its statement must be about `digest`.
+fn envelope_layer(
     bundle: &Value,
     layer_digest: &str,
     digest: &str,

@@ -62,6 +62,8 @@ pub enum TimestampError {
     CertificateNotValid,
     #[error("no trusted root, so no timestamp authority to trust")]
     NoTrustedRoot,
+    #[error("no RFC 3161 timestamp")]
+    Absent,
 }
 
 impl TimestampAuthority {

@@ -71,6 +71,21 @@ impl RootValidity {
         timestamp::verify(token, signature, &self.timestamp_authorities)
     }
 
+    /// [`RootValidity::timestamped`] by the first of `tokens` that holds (a Sigstore bundle may
+    /// carry several); the first one's error when none does.
+    pub fn timestamped_by_any(&self, tokens: &[Vec<u8>], signature: &[u8]) -> Result<i64, TimestampError> {
+        let mut first_error = None;
+        for token in tokens {
+            match self.timestamped(token, signature) {
+                Ok(time) => return Ok(time),
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        Err(first_error.unwrap_or(TimestampError::Absent))
+    }
+
     /// Each kind of material in the root.
     pub fn material(&self) -> Vec<Material> {
         let kind = |kind, windows: Vec<Window>| Material {
@@ -328,6 +343,26 @@ mod tests {
         json["tlogs"][0]["publicKey"]["validFor"]["end"] = "next tuesday".into();
         let error = parse(json.to_string().as_bytes()).unwrap_err();
         assert!(error.contains("tlogs[].publicKey.validFor.end"), "{error}");
+    }
+
+    #[test]
+    fn the_first_of_several_timestamps_that_holds_gives_the_signing_time() {
+        let tsa = include_bytes!("../../tests/fixtures/timestamps/tsa.der");
+        let response = include_bytes!("../../tests/fixtures/timestamps/response.der").to_vec();
+        let signed = include_bytes!("../../tests/fixtures/timestamps/signed.bin");
+        let (mut json, ..) = root();
+        json["timestampAuthorities"][0]["certChain"]["certificates"][0]["rawBytes"] = b64(tsa).into();
+        let validity = parse(json.to_string().as_bytes()).unwrap().validity;
+        let garbage = b"not a timestamp".to_vec();
+        assert_eq!(
+            validity.timestamped_by_any(&[garbage.clone(), response.clone()], signed),
+            Ok(at("2026-12-07T10:44:54Z"))
+        );
+        assert!(matches!(
+            validity.timestamped_by_any(&[garbage, response], b"other bytes"),
+            Err(TimestampError::Malformed(_))
+        ));
+        assert_eq!(validity.timestamped_by_any(&[], signed), Err(TimestampError::Absent));
     }
 
     #[test]

@@ -446,7 +446,6 @@ impl Verifier {
                     trust.validity(),
                     &attestation_bundles,
                     digest,
-                    &signatures::oci_reference(image, digest),
                     entry,
                 ));
                 attestations
@@ -777,6 +776,170 @@ mod known_bad_signatures {
         assert!(wrong_digest.is_err(), "a blob that does not match its descriptor");
         let not_json = layer("{not json", &fixture("by_trusted_key"));
         assert!(not_json.is_err());
+    }
+}
+
+/// Known-bad Sigstore bundles, from the genuine ones kept as fixtures (`tests/fixtures/bundles`,
+/// made by cosign 3.1.3 and 2.6.4 against the local Sigstore; see its README): a keyless
+/// signing bundle verifies with its own log entry and certificate only.
+#[cfg(test)]
+mod known_bad_bundles {
+    use super::*;
+    use crate::images::trust::Matcher;
+    use serde_json::Value;
+
+    const IMAGE: &str =
+        "127.0.0.1:5077/keyless/x@sha256:ac4f0ce2bd0b36b3900732914dc9cb135d24627faa50fb5489e7064ad2a4fe21";
+    const SIGNED: &str = include_str!("../../tests/fixtures/bundles/signed.json");
+    const SIGNED_BY_COSIGN_2: &str = include_str!("../../tests/fixtures/bundles/signed-cosign2.json");
+    const ATTESTED: &str = include_str!("../../tests/fixtures/bundles/attested.json");
+    const ROOT: &[u8] = include_bytes!("../../tests/fixtures/bundles/trusted_root.json");
+
+    fn root() -> TrustedRoot {
+        crate::images::trusted_root::parse(ROOT).unwrap()
+    }
+
+    fn client() -> sigstore::cosign::Client {
+        sigstore::cosign::ClientBuilder::default()
+            .with_trust_repository(&root().root)
+            .unwrap()
+            .build()
+            .unwrap()
+    }
+
+    fn digest() -> &'static str {
+        IMAGE.split_once('@').unwrap().1
+    }
+
+    /// The bundle as signature verification reads it, then checked by the keyless authority of
+    /// the identity that signed the fixtures.
+    fn keyless_check(bundle: &Value) -> Result<Check, String> {
+        let text = bundle.to_string();
+        let image = ImageReference::parse(IMAGE).unwrap();
+        let source = sigstore::registry::OciReference::with_digest(
+            image.registry.clone(),
+            image.repository.clone(),
+            digest().to_string(),
+        );
+        let layer = signatures::bundle_signature(&client(), bundle, text.as_bytes(), "sha256:layer", digest(), &source)
+            .map_err(|e| e.to_string())?;
+        let validity = root().validity;
+        let issuers = crate::images::envelope::bundle_certificate_issuer(bundle)
+            .map(|issuer| BTreeMap::from([("sha256:layer".to_string(), issuer)]))
+            .unwrap_or_default();
+        let alice = AuthorityKind::Keyless {
+            issuer: Matcher::Exact("https://issuer.example".to_string()),
+            subject: Matcher::Exact("alice@example.com".to_string()),
+        };
+        Ok(check(
+            &layer,
+            &alice,
+            &Logged {
+                validity: Some(&validity),
+                certificate_issuers: &issuers,
+                timestamps: &BTreeMap::new(),
+            },
+        ))
+    }
+
+    fn bundle(text: &str) -> Value {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn the_genuine_keyless_bundles_of_cosign_3_and_2_verify() {
+        // cosign 2 sent Rekor the envelope as Go's DSSE library writes it, cosign 3 as protobuf
+        // JSON: the entry's envelopeHash matches only the latter's serialisation (the check the
+        // patch drops), the rest of the entry both.
+        for text in [SIGNED, SIGNED_BY_COSIGN_2] {
+            assert!(matches!(keyless_check(&bundle(text)), Ok(Check::Verified { .. })));
+        }
+    }
+
+    #[test]
+    fn a_bundle_with_another_envelopes_log_entry_is_refused() {
+        let mut swapped = bundle(SIGNED);
+        swapped["verificationMaterial"]["tlogEntries"] =
+            bundle(SIGNED_BY_COSIGN_2)["verificationMaterial"]["tlogEntries"].clone();
+        let error = keyless_check(&swapped).err().unwrap();
+        assert!(error.contains("tlog body"), "{error}");
+    }
+
+    #[test]
+    fn a_bundle_with_another_certificate_is_refused() {
+        let mut swapped = bundle(SIGNED);
+        swapped["verificationMaterial"]["certificate"] =
+            bundle(ATTESTED)["verificationMaterial"]["certificate"].clone();
+        let error = keyless_check(&swapped).err().unwrap();
+        assert!(error.contains("certificate does not match"), "{error}");
+    }
+
+    #[test]
+    fn a_rewritten_statement_or_signature_is_refused() {
+        use base64::Engine as _;
+        let base64 = base64::engine::general_purpose::STANDARD;
+        let genuine = bundle(SIGNED);
+        let mut statement: Value = serde_json::from_slice(
+            &base64
+                .decode(genuine["dsseEnvelope"]["payload"].as_str().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        statement["predicate"] = serde_json::json!({"rewritten": true});
+        let mut rewritten = genuine.clone();
+        rewritten["dsseEnvelope"]["payload"] = base64.encode(statement.to_string()).into();
+        let error = keyless_check(&rewritten).err().unwrap();
+        assert!(error.contains("payloadHash mismatch"), "{error}");
+
+        let mut resigned = genuine.clone();
+        resigned["dsseEnvelope"]["signatures"][0]["sig"] =
+            bundle(SIGNED_BY_COSIGN_2)["dsseEnvelope"]["signatures"][0]["sig"].clone();
+        let error = keyless_check(&resigned).err().unwrap();
+        assert!(error.contains("signature does not match"), "{error}");
+
+        let mut altered_body = genuine;
+        altered_body["verificationMaterial"]["tlogEntries"][0]["integratedTime"] = "1".into();
+        let error = keyless_check(&altered_body).err().unwrap();
+        assert!(error.contains("SET verification failed"), "{error}");
+    }
+
+    #[test]
+    fn a_timestamped_bundle_dates_its_own_signature_inside_its_certificates_life() {
+        use crate::images::envelope::{bundle_certificate_pem, bundle_is_unlogged, bundle_timestamps, Envelope};
+        let stamped = bundle(include_str!("../../tests/fixtures/bundles/stamped.json"));
+        assert!(bundle_is_unlogged(&stamped));
+        let signature =
+            |bundle: &Value| Envelope::read(&bundle["dsseEnvelope"]).unwrap().decoded_signatures()[0].clone();
+        let validity = root().validity;
+        let tokens = bundle_timestamps(&stamped, signatures::MAX_BUNDLE_TIMESTAMPS);
+        let time = validity.timestamped_by_any(&tokens, &signature(&stamped)).unwrap();
+        let pem = bundle_certificate_pem(&stamped).unwrap();
+        let certificate = client().certificate_at(pem.as_bytes(), time).unwrap();
+        assert_eq!(certificate_identity(&certificate).1, "alice@example.com");
+        // A day later the certificate (ten minutes of life) had expired.
+        assert!(client().certificate_at(pem.as_bytes(), time + 86_400).is_err());
+        // The timestamp is of this signature, not of another.
+        assert_eq!(
+            validity.timestamped_by_any(&tokens, &signature(&bundle(SIGNED))),
+            Err(TimestampError::OtherBytes)
+        );
+    }
+
+    #[test]
+    fn a_keyless_attestation_bundle_gives_its_certificate_and_log_entry_only_when_they_are_its_own() {
+        let client = client();
+        let (certificate, logged) = client.bundle_certificate(ATTESTED.as_bytes()).unwrap();
+        assert_eq!(
+            certificate_identity(&certificate),
+            ("https://issuer.example".to_string(), "alice@example.com".to_string())
+        );
+        assert!(log_entry(&logged).is_some());
+        let mut swapped = bundle(ATTESTED);
+        swapped["verificationMaterial"]["tlogEntries"] = bundle(SIGNED)["verificationMaterial"]["tlogEntries"].clone();
+        assert!(client.bundle_certificate(swapped.to_string().as_bytes()).is_err());
+        // Without a trust root there is nothing to check a certificate against.
+        let bare = sigstore::cosign::ClientBuilder::default().build().unwrap();
+        assert!(bare.bundle_certificate(ATTESTED.as_bytes()).is_err());
     }
 }
 

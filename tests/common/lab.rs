@@ -233,6 +233,29 @@ pub fn run(command: &mut Command) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
+/// Uploads `blob` to the repository at `base` (`http://REGISTRY/v2/REPO`) of `registry`, in one
+/// monolithic upload, and gives its digest.
+pub fn upload_blob(registry: &str, base: &str, blob: &[u8]) -> String {
+    let http = reqwest::blocking::Client::new();
+    let digest = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(blob)));
+    let upload = http.post(format!("{base}/blobs/uploads/")).send().unwrap();
+    assert_eq!(upload.status(), 202, "blob upload start");
+    let location = upload.headers()["location"].to_str().unwrap().to_string();
+    let location = if location.starts_with("http") {
+        location
+    } else {
+        format!("http://{registry}{location}")
+    };
+    let separator = if location.contains('?') { '&' } else { '?' };
+    let put = http
+        .put(format!("{location}{separator}digest={digest}"))
+        .body(blob.to_vec())
+        .send()
+        .unwrap();
+    assert!(put.status().is_success(), "blob upload: {}", put.status());
+    digest
+}
+
 /// `REGISTRY/REPO:sha256-HEX.sig`: where cosign keeps the signatures of `pinned`.
 pub fn signature_tag(pinned: &str) -> String {
     let (name, digest) = pinned.split_once('@').unwrap();
