@@ -111,11 +111,13 @@ bench: vendor
 	cat $(CARGO_TARGET_DIR)/bench/soak.md
 
 ## The long soak (docs/reliability.md): benches/soak.rs for SOAK_SECONDS (30 minutes), then
-## its overload and drain; the report in $(CARGO_TARGET_DIR)/bench/soak-long.md.
+## its overload and drain; the report in $(CARGO_TARGET_DIR)/bench/soak-long.md, every memory
+## sample in soak-long-memory.csv.
 SOAK_SECONDS ?= 1800
 soak: vendor
 	mkdir -p $(CARGO_TARGET_DIR)/bench
-	SOAK_SECONDS=$(SOAK_SECONDS) $(CARGO) bench --locked --bench soak >$(CARGO_TARGET_DIR)/bench/soak-long.md
+	SOAK_SECONDS=$(SOAK_SECONDS) SOAK_SAMPLES=$(CARGO_TARGET_DIR)/bench/soak-long-memory.csv \
+	  $(CARGO) bench --locked --bench soak >$(CARGO_TARGET_DIR)/bench/soak-long.md
 	cat $(CARGO_TARGET_DIR)/bench/soak-long.md
 
 build: vendor

@@ -9,8 +9,8 @@
 //!    allow-list, so they are decided without a registry) plus a Pod of a signed and one of an
 //!    unsigned image in a real registry (verified again every 2 s: the cache lifetime is 2 s),
 //!    while the policy library reloads (early, then a broken policy and its fix) and the serving
-//!    certificate is rotated ([`CHANGES`]); resident memory and open descriptors sampled every
-//!    5 s;
+//!    certificate is rotated ([`CHANGES`]); resident memory, open descriptors and threads
+//!    sampled every 5 s (every sample to `$SOAK_SAMPLES` as CSV when it is set);
 //! 3. overload: the heavy review alone at three times its capacity for 15 s (heavy, so that
 //!    one client core can offer three times what the server core decides: the mix's reviews
 //!    cost the client about what they cost the server), then the soak's mix and rate again for
@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::lab::{self, pick_port};
-use common::load::{reviews_counted, rss_kib_and_fds, slope, Answer, Client, Sample, Summary, Target};
+use common::load::{holdings, reviews_counted, slope, Answer, Client, Holdings, Sample, Summary, Target};
 use portcullis::server::certs;
 use spread::spread;
 
@@ -329,9 +329,9 @@ async fn changes_during(soak: Duration, dir: PathBuf, tls: certs::CertBundle) {
     }
 }
 
-/// Resident memory and open descriptors of the server, every [`SAMPLE_EVERY`].
+/// Resident memory, open descriptors and threads of the server, every [`SAMPLE_EVERY`].
 struct Sampler {
-    points: Arc<Mutex<Vec<(Duration, u64, usize)>>>,
+    points: Arc<Mutex<Vec<(Duration, Holdings)>>>,
     stop: tokio::sync::watch::Sender<bool>,
 }
 
@@ -343,8 +343,8 @@ impl Sampler {
         tokio::spawn(async move {
             let started = Instant::now();
             loop {
-                if let Some((rss, fds)) = rss_kib_and_fds(pid) {
-                    shared.lock().unwrap().push((started.elapsed(), rss, fds));
+                if let Some(held) = holdings(pid) {
+                    shared.lock().unwrap().push((started.elapsed(), held));
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(SAMPLE_EVERY) => {}
@@ -355,7 +355,7 @@ impl Sampler {
         Sampler { points, stop }
     }
 
-    fn stop(self) -> Vec<(Duration, u64, usize)> {
+    fn stop(self) -> Vec<(Duration, Holdings)> {
         let _ = self.stop.send(true);
         std::mem::take(&mut *self.points.lock().unwrap())
     }
@@ -365,15 +365,16 @@ fn ms(duration: Duration) -> String {
     format!("{:.2}", duration.as_secs_f64() * 1000.0)
 }
 
-fn report_soak(samples: &[Sample], targets: &[Target], rate: f64, soak: Duration, memory: &[(Duration, u64, usize)]) {
+fn report_soak(samples: &[Sample], targets: &[Target], rate: f64, soak: Duration, memory: &[(Duration, Holdings)]) {
+    write_holdings(memory);
     let all = Summary::of(samples);
     println!("## Soak: {} s at {rate:.0} reviews per second\n", soak.as_secs());
     let windows = 10u32;
     let width = soak / windows;
     println!(
-        "| from (s) | reviews | allowed | denied | shed | errors | p50 (ms) | p99 (ms) | max (ms) | RSS (MiB) | fds |"
+        "| from (s) | reviews | allowed | denied | shed | errors | p50 (ms) | p99 (ms) | max (ms) | RSS (MiB) | fds | threads |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for window in 0..windows {
         let (from, to) = (width * window, width * (window + 1));
         let part: Vec<Sample> = samples
@@ -382,10 +383,12 @@ fn report_soak(samples: &[Sample], targets: &[Target], rate: f64, soak: Duration
             .copied()
             .collect();
         let summary = Summary::of(&part);
-        let at = memory.iter().rev().find(|(t, _, _)| *t <= to).or(memory.first());
-        let (rss, fds) = at.map_or((0.0, 0), |(_, rss, fds)| (*rss as f64 / 1024.0, *fds));
+        let at = memory.iter().rev().find(|(t, _)| *t <= to).or(memory.first());
+        let (rss, fds, threads) = at.map_or((0.0, 0, 0), |(_, held)| {
+            (held.rss_kib as f64 / 1024.0, held.fds, held.threads)
+        });
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {rss:.1} | {fds} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {rss:.1} | {fds} | {threads} |",
             from.as_secs(),
             summary.requests,
             summary.allowed,
@@ -399,18 +402,18 @@ fn report_soak(samples: &[Sample], targets: &[Target], rate: f64, soak: Duration
     }
     // Memory and descriptors after the warm-up (the first fifth, at most 5 minutes).
     let warm = (soak / 5).min(Duration::from_secs(300));
-    let after: Vec<&(Duration, u64, usize)> = memory.iter().filter(|(t, _, _)| *t >= warm).collect();
+    let after: Vec<&(Duration, Holdings)> = memory.iter().filter(|(t, _)| *t >= warm).collect();
     let hours = |t: &Duration| t.as_secs_f64() / 3600.0;
     let rss_slope = slope(
         &after
             .iter()
-            .map(|(t, rss, _)| (hours(t), *rss as f64 / 1024.0))
+            .map(|(t, held)| (hours(t), held.rss_kib as f64 / 1024.0))
             .collect::<Vec<_>>(),
     );
     let fd_slope = slope(
         &after
             .iter()
-            .map(|(t, _, fds)| (hours(t), *fds as f64))
+            .map(|(t, held)| (hours(t), held.fds as f64))
             .collect::<Vec<_>>(),
     );
     let (first, last) = (after.first().expect("samples"), after.last().expect("samples"));
@@ -444,17 +447,41 @@ fn report_soak(samples: &[Sample], targets: &[Target], rate: f64, soak: Duration
         );
     }
     println!("\np99/p50 by review, median (range): **{}**.\n", spread(ratios, 2));
+    let threads = after.iter().map(|(_, held)| held.threads);
     println!(
-        "After the warm-up ({} s; {} samples every {} s): RSS {:.1} to {:.1} MiB, **slope {rss_slope:+.2} MiB per hour**; open descriptors {} to {}, **slope {fd_slope:+.1} per hour**.\n",
+        "After the warm-up ({} s; {} samples every {} s): RSS {:.1} to {:.1} MiB, **slope {rss_slope:+.2} MiB per hour**; open descriptors {} to {}, **slope {fd_slope:+.1} per hour**; threads {} to {}.\n",
         warm.as_secs(),
         after.len(),
         SAMPLE_EVERY.as_secs(),
-        first.1 as f64 / 1024.0,
-        last.1 as f64 / 1024.0,
-        first.2,
-        last.2
+        first.1.rss_kib as f64 / 1024.0,
+        last.1.rss_kib as f64 / 1024.0,
+        first.1.fds,
+        last.1.fds,
+        threads.clone().min().unwrap_or(0),
+        threads.max().unwrap_or(0),
     );
     assert_eq!(all.errors, 0, "errors in the soak: {:?}", Summary::errors_of(samples));
+}
+
+/// Every sample of the server's holdings as CSV (seconds, RSS KiB, descriptors, threads), to
+/// `$SOAK_SAMPLES` when it is set: the report's windows are too coarse to place a step.
+fn write_holdings(memory: &[(Duration, Holdings)]) {
+    let Ok(path) = std::env::var("SOAK_SAMPLES") else {
+        return;
+    };
+    let lines: String = memory
+        .iter()
+        .map(|(t, held)| {
+            format!(
+                "{:.0},{},{},{}\n",
+                t.as_secs_f64(),
+                held.rss_kib,
+                held.fds,
+                held.threads
+            )
+        })
+        .collect();
+    std::fs::write(&path, format!("seconds,rss_kib,fds,threads\n{lines}")).expect("SOAK_SAMPLES is writable");
 }
 
 /// `heavy` at [`OVERLOAD_FACTOR`] (or `$OVERLOAD_FACTOR`) times its capacity, then the soak's `mix` at its rate.

@@ -236,19 +236,32 @@ pub fn reviews_counted(scrape: &str) -> f64 {
         .sum()
 }
 
-/// A process's resident memory (KiB) and open file descriptors, from /proc.
-pub fn rss_kib_and_fds(pid: u32) -> Option<(u64, usize)> {
+/// What a process holds, from /proc: resident memory, open descriptors, threads.
+#[derive(Debug, Clone, Copy)]
+pub struct Holdings {
+    pub rss_kib: u64,
+    pub fds: usize,
+    pub threads: usize,
+}
+
+/// What process `pid` holds now, if it still runs.
+pub fn holdings(pid: u32) -> Option<Holdings> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
-    Some((rss, fds))
+    let field = |name: &str| -> Option<u64> {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some(Holdings {
+        rss_kib: field("VmRSS:")?,
+        fds: std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count(),
+        threads: field("Threads:")? as usize,
+    })
 }
 
 /// The least-squares slope of `points` (x, y): y's change per unit of x.
