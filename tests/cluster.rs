@@ -96,17 +96,24 @@ async fn ready_body(state: &AppState) -> String {
     body
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn while_the_apiserver_is_down_reviews_are_decided_from_the_caches_and_readiness_says_what_is_stale() {
-    let cluster = ControlPlane::start();
+/// Namespace `team-a` labelled high risk in `cluster`, watched, and a webhook serving from that
+/// watch, ready.
+async fn serving_a_high_risk_namespace(cluster: &ControlPlane) -> AppState {
     cluster.kubectl(&["create", "namespace", "team-a"]);
     cluster.kubectl(&["label", "namespace", "team-a", "portcullis.io/risk-level=high"]);
     let namespaces = Arc::new(KubeNamespaces::start(cluster.client().await));
     eventually("the first list", || std::future::ready(namespaces.ready())).await;
     let settings = settings(CONFIG);
     let policies = portcullis::admission::setup::load_policies(&Source::Embedded, &settings).unwrap();
-    let state = portcullis::server::app_state(&settings, policies, namespaces.clone()).unwrap();
+    let state = portcullis::server::app_state(&settings, policies, namespaces).unwrap();
     assert_eq!(ready_body(&state).await, "ok");
+    state
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_apiserver_is_down_reviews_are_decided_from_the_caches_and_readiness_says_what_is_stale() {
+    let cluster = ControlPlane::start();
+    let state = serving_a_high_risk_namespace(&cluster).await;
 
     // Reviews flow all along: one every 20 ms, each answer kept with whether the API was down.
     let api_down = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -193,14 +200,7 @@ async fn while_the_apiserver_is_down_reviews_are_decided_from_the_caches_and_rea
 async fn a_hung_apiserver_is_reported_stale_within_the_read_timeout_and_decisions_go_on() {
     use portcullis::watch_health::{API_READ_TIMEOUT, MAX_RETRY, WATCH_TIMEOUT};
     let cluster = ControlPlane::start();
-    cluster.kubectl(&["create", "namespace", "team-a"]);
-    cluster.kubectl(&["label", "namespace", "team-a", "portcullis.io/risk-level=high"]);
-    let namespaces = Arc::new(KubeNamespaces::start(cluster.client().await));
-    eventually("the first list", || std::future::ready(namespaces.ready())).await;
-    let settings = settings(CONFIG);
-    let policies = portcullis::admission::setup::load_policies(&Source::Embedded, &settings).unwrap();
-    let state = portcullis::server::app_state(&settings, policies, namespaces.clone()).unwrap();
-    assert_eq!(ready_body(&state).await, "ok");
+    let state = serving_a_high_risk_namespace(&cluster).await;
 
     // Frozen, not stopped: no connection is refused, no error is sent, nothing is answered.
     cluster.pause_apiserver();

@@ -13,14 +13,14 @@ use sigstore::cosign::signature_layers::CertificateSignature;
 use sigstore::crypto::Signature;
 
 use super::envelope::{
-    annotation_timestamp, bundle_certificate_issuer, bundle_certificate_pem, bundle_timestamps, certificate_identity,
-    issuer_of_pem, log_entry, manifest_layers, signed_with_a_key, statement_is_about, Envelope, CERTIFICATE_ANNOTATION,
+    annotation_timestamp, bundle_certificate_issuer, bundle_certificate_pem, certificate_identity, issuer_of_pem,
+    log_entry, manifest_layers, signed_with_a_key, statement_is_about, Envelope, CERTIFICATE_ANNOTATION,
     REKOR_BUNDLE_ANNOTATION, TIMESTAMP_ANNOTATION,
 };
 use super::facts::Attestation;
 use super::reference::ImageReference;
 use super::registry::{Lookup, Registry, RegistryError};
-use super::signatures::{timestamped_keyless, MAX_BUNDLE_TIMESTAMPS};
+use super::signatures::{bundle_signing_time, timestamped_keyless};
 use super::trust::{AuthorityKind, TrustEntry};
 use super::trusted_root::RootValidity;
 
@@ -135,8 +135,7 @@ impl KeylessMaterial {
         let [signature] = signatures.as_slice() else {
             return None;
         };
-        let time = validity
-            .timestamped_by_any(&bundle_timestamps(bundle, MAX_BUNDLE_TIMESTAMPS), signature)
+        let time = bundle_signing_time(validity, bundle, signature)
             .map_err(|e| tracing::debug!(error = %e, "attestation timestamp rejected"))
             .ok()?;
         Self::at_timestamp(client, validity, &bundle_certificate_pem(bundle)?, time)

@@ -32,7 +32,7 @@ use super::trusted_root::RootValidity;
 /// A signature payload or bundle is a few KiB; anything near this is not one.
 const MAX_SIGNATURE_BYTES: usize = 1024 * 1024;
 /// Timestamps read from one Sigstore bundle (signers add one per authority; a few at most).
-pub const MAX_BUNDLE_TIMESTAMPS: usize = 4;
+const MAX_BUNDLE_TIMESTAMPS: usize = 4;
 
 /// What the registry holds for a digest.
 #[derive(Default)]
@@ -205,9 +205,10 @@ impl Reading<'_> {
             .as_deref()
             .and_then(|text| base64::engine::general_purpose::STANDARD.decode(text).ok())
             .ok_or(BundleRejected::NoSignature)?;
-        let stamped = self.validity.ok_or(TimestampError::NoTrustedRoot).and_then(|validity| {
-            validity.timestamped_by_any(&bundle_timestamps(parsed, MAX_BUNDLE_TIMESTAMPS), &signature)
-        });
+        let stamped = self
+            .validity
+            .ok_or(TimestampError::NoTrustedRoot)
+            .and_then(|validity| bundle_signing_time(validity, parsed, &signature));
         let stamped = self.certificate_at_timestamp(&mut layer, bundle_certificate_pem(parsed).as_deref(), stamped);
         Ok((layer, stamped))
     }
@@ -292,6 +293,12 @@ pub fn bundle_signature(
             .bundle_signature_layer(bundle, layer_digest, digest, source)
             .map_err(BundleRejected::Refused)
     }
+}
+
+/// When a Sigstore bundle's `signature` was made, by the first of its RFC 3161 timestamps that
+/// holds (cosign stamps the DSSE signature).
+pub fn bundle_signing_time(validity: &RootValidity, bundle: &Value, signature: &[u8]) -> Result<i64, TimestampError> {
+    validity.timestamped_by_any(&bundle_timestamps(bundle, MAX_BUNDLE_TIMESTAMPS), signature)
 }
 
 /// Whether a Sigstore bundle is keyless, holds no log entry and carries RFC 3161 timestamps:

@@ -905,14 +905,13 @@ mod known_bad_bundles {
 
     #[test]
     fn a_timestamped_bundle_dates_its_own_signature_inside_its_certificates_life() {
-        use crate::images::envelope::{bundle_certificate_pem, bundle_is_unlogged, bundle_timestamps, Envelope};
+        use crate::images::envelope::{bundle_certificate_pem, bundle_is_unlogged, Envelope};
         let stamped = bundle(include_str!("../../tests/fixtures/bundles/stamped.json"));
         assert!(bundle_is_unlogged(&stamped));
         let signature =
             |bundle: &Value| Envelope::read(&bundle["dsseEnvelope"]).unwrap().decoded_signatures()[0].clone();
         let validity = root().validity;
-        let tokens = bundle_timestamps(&stamped, signatures::MAX_BUNDLE_TIMESTAMPS);
-        let time = validity.timestamped_by_any(&tokens, &signature(&stamped)).unwrap();
+        let time = signatures::bundle_signing_time(&validity, &stamped, &signature(&stamped)).unwrap();
         let pem = bundle_certificate_pem(&stamped).unwrap();
         let certificate = client().certificate_at(pem.as_bytes(), time).unwrap();
         assert_eq!(certificate_identity(&certificate).1, "alice@example.com");
@@ -920,7 +919,7 @@ mod known_bad_bundles {
         assert!(client().certificate_at(pem.as_bytes(), time + 86_400).is_err());
         // The timestamp is of this signature, not of another.
         assert_eq!(
-            validity.timestamped_by_any(&tokens, &signature(&bundle(SIGNED))),
+            signatures::bundle_signing_time(&validity, &stamped, &signature(&bundle(SIGNED))),
             Err(TimestampError::OtherBytes)
         );
     }
