@@ -448,8 +448,9 @@ fn report_soak(samples: &[Sample], targets: &[Target], rate: f64, soak: Duration
     }
     println!("\np99/p50 by review, median (range): **{}**.\n", spread(ratios, 2));
     let threads = after.iter().map(|(_, held)| held.threads);
+    let huge_mib = after.iter().map(|(_, held)| held.huge_kib / 1024).max().unwrap_or(0);
     println!(
-        "After the warm-up ({} s; {} samples every {} s): RSS {:.1} to {:.1} MiB, **slope {rss_slope:+.2} MiB per hour**; open descriptors {} to {}, **slope {fd_slope:+.1} per hour**; threads {} to {}.\n",
+        "After the warm-up ({} s; {} samples every {} s): RSS {:.1} to {:.1} MiB (of it in transparent huge pages: at most {huge_mib} MiB), **slope {rss_slope:+.2} MiB per hour**; open descriptors {} to {}, **slope {fd_slope:+.1} per hour**; threads {} to {}.\n",
         warm.as_secs(),
         after.len(),
         SAMPLE_EVERY.as_secs(),
@@ -463,8 +464,9 @@ fn report_soak(samples: &[Sample], targets: &[Target], rate: f64, soak: Duration
     assert_eq!(all.errors, 0, "errors in the soak: {:?}", Summary::errors_of(samples));
 }
 
-/// Every sample of the server's holdings as CSV (seconds, RSS KiB, descriptors, threads), to
-/// `$SOAK_SAMPLES` when it is set: the report's windows are too coarse to place a step.
+/// Every sample of the server's holdings as CSV (seconds, RSS and its huge pages in KiB,
+/// descriptors, threads), to `$SOAK_SAMPLES` when it is set: the report's windows are too
+/// coarse to place a step.
 fn write_holdings(memory: &[(Duration, Holdings)]) {
     let Ok(path) = std::env::var("SOAK_SAMPLES") else {
         return;
@@ -473,15 +475,16 @@ fn write_holdings(memory: &[(Duration, Holdings)]) {
         .iter()
         .map(|(t, held)| {
             format!(
-                "{:.0},{},{},{}\n",
+                "{:.0},{},{},{},{}\n",
                 t.as_secs_f64(),
                 held.rss_kib,
+                held.huge_kib,
                 held.fds,
                 held.threads
             )
         })
         .collect();
-    std::fs::write(&path, format!("seconds,rss_kib,fds,threads\n{lines}")).expect("SOAK_SAMPLES is writable");
+    std::fs::write(&path, format!("seconds,rss_kib,huge_kib,fds,threads\n{lines}")).expect("SOAK_SAMPLES is writable");
 }
 
 /// `heavy` at [`OVERLOAD_FACTOR`] (or `$OVERLOAD_FACTOR`) times its capacity, then the soak's `mix` at its rate.

@@ -240,6 +240,8 @@ pub fn reviews_counted(scrape: &str) -> f64 {
 #[derive(Debug, Clone, Copy)]
 pub struct Holdings {
     pub rss_kib: u64,
+    /// Of the RSS, transparent huge pages (2 MiB each): 0 when the process has them off.
+    pub huge_kib: u64,
     pub fds: usize,
     pub threads: usize,
 }
@@ -247,9 +249,9 @@ pub struct Holdings {
 /// What process `pid` holds now, if it still runs.
 pub fn holdings(pid: u32) -> Option<Holdings> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| -> Option<u64> {
-        status
-            .lines()
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let field_of = |text: &str, name: &str| -> Option<u64> {
+        text.lines()
             .find_map(|line| line.strip_prefix(name))?
             .trim()
             .trim_end_matches("kB")
@@ -258,9 +260,10 @@ pub fn holdings(pid: u32) -> Option<Holdings> {
             .ok()
     };
     Some(Holdings {
-        rss_kib: field("VmRSS:")?,
+        rss_kib: field_of(&status, "VmRSS:")?,
+        huge_kib: field_of(&rollup, "AnonHugePages:")?,
         fds: std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count(),
-        threads: field("Threads:")? as usize,
+        threads: field_of(&status, "Threads:")? as usize,
     })
 }
 
