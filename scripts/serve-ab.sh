@@ -10,11 +10,12 @@
 # huge pages in it are read. The server on core 0, vegeta (scripts/tools.sh) on core 1,
 # `serve --dev` (the embedded library), loopback only.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 if (($# != 2)); then
   echo "usage: $0 BINARY_A BINARY_B" >&2
   exit 2
 fi
+A=$(realpath "$1") B=$(realpath "$2")
+cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 VEGETA=$(scripts/tools.sh vegeta)
 WORK=$(mktemp -d)
@@ -39,11 +40,19 @@ attack() {
 echo "| round | binary | max req/s, 8 connections | p50 / p99 at 400 req/s (ms) | RSS after the mix (MiB) | of it huge pages (MiB) |"
 echo "|---|---|---:|---|---:|---:|"
 for ((round = 1; round <= ROUNDS; round++)); do
-  for binary in "$1" "$2"; do
+  for binary in "$A" "$B"; do
     taskset -c 0 "$binary" serve --dev --state-dir "$WORK/state" --listen "127.0.0.1:$PORT" \
       --metrics-listen "127.0.0.1:$((PORT + 1))" --log-level warn >"$WORK/server.log" 2>&1 &
     pid=$!
-    for ((i = 0; i < 50; i++)); do curl -sf "http://127.0.0.1:$((PORT + 1))/readyz" >/dev/null && break; sleep 0.2; done
+    for ((i = 0; ; i++)); do
+      curl -sf "http://127.0.0.1:$((PORT + 1))/readyz" >/dev/null && break
+      if ((i == 50)); then
+        echo "$binary did not get ready:" >&2
+        cat "$WORK/server.log" >&2
+        exit 1
+      fi
+      sleep 0.2
+    done
     attack pod-10kb -rate=200 -duration=2s >/dev/null # warm-up
     max=$(attack pod-10kb -rate=0 -max-workers=8 -duration=8s | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["throughput"]))')
     latency=$(attack pod-10kb -rate=400 -duration=8s |

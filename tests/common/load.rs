@@ -249,7 +249,8 @@ pub struct Holdings {
 /// What process `pid` holds now, if it still runs.
 pub fn holdings(pid: u32) -> Option<Holdings> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    // A kernel without `smaps_rollup` (before 4.14) still has the rest.
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
     let field_of = |text: &str, name: &str| -> Option<u64> {
         text.lines()
             .find_map(|line| line.strip_prefix(name))?
@@ -261,7 +262,7 @@ pub fn holdings(pid: u32) -> Option<Holdings> {
     };
     Some(Holdings {
         rss_kib: field_of(&status, "VmRSS:")?,
-        huge_kib: field_of(&rollup, "AnonHugePages:")?,
+        huge_kib: field_of(&rollup, "AnonHugePages:").unwrap_or(0),
         fds: std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count(),
         threads: field_of(&status, "Threads:")? as usize,
     })
