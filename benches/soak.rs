@@ -384,9 +384,7 @@ fn report_soak(samples: &[Sample], targets: &[Target], rate: f64, soak: Duration
             .collect();
         let summary = Summary::of(&part);
         let at = memory.iter().rev().find(|(t, _)| *t <= to).or(memory.first());
-        let (rss, fds, threads) = at.map_or((0.0, 0, 0), |(_, held)| {
-            (held.rss_kib as f64 / 1024.0, held.fds, held.threads)
-        });
+        let (rss, fds, threads) = at.map_or((0.0, 0, 0), |(_, held)| (held.rss_mib(), held.fds, held.threads));
         println!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {rss:.1} | {fds} | {threads} |",
             from.as_secs(),
@@ -407,7 +405,7 @@ fn report_soak(samples: &[Sample], targets: &[Target], rate: f64, soak: Duration
     let rss_slope = slope(
         &after
             .iter()
-            .map(|(t, held)| (hours(t), held.rss_kib as f64 / 1024.0))
+            .map(|(t, held)| (hours(t), held.rss_mib()))
             .collect::<Vec<_>>(),
     );
     let fd_slope = slope(
@@ -454,8 +452,8 @@ fn report_soak(samples: &[Sample], targets: &[Target], rate: f64, soak: Duration
         warm.as_secs(),
         after.len(),
         SAMPLE_EVERY.as_secs(),
-        first.1.rss_kib as f64 / 1024.0,
-        last.1.rss_kib as f64 / 1024.0,
+        first.1.rss_mib(),
+        last.1.rss_mib(),
         first.1.fds,
         last.1.fds,
         threads.clone().min().unwrap_or(0),

@@ -720,21 +720,20 @@ async fn serve_dev_prints_what_to_register_and_stops_on_sigterm() {
 fn serve_runs_without_transparent_huge_pages() {
     let thp_enabled = |pid: u32| {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let line = status.lines().find_map(|line| line.strip_prefix("THP_enabled:"));
-        line.expect("THP_enabled in /proc/PID/status").trim().to_string()
+        common::load::proc_field(&status, "THP_enabled:").expect("THP_enabled in /proc/PID/status")
     };
     // This kernel has huge pages, and this process (whose setting a child inherits) has them on:
     // otherwise the child's setting would say nothing of the fix.
     let system = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
         .expect("a kernel with transparent huge pages");
-    assert_eq!(thp_enabled(std::process::id()), "1");
+    assert_eq!(thp_enabled(std::process::id()), 1);
 
     let state_dir = tempfile::tempdir().unwrap();
     let (mut child, _url, _lines) = serve_dev(state_dir.path());
     let (setting, held) = (thp_enabled(child.id()), common::load::holdings(child.id()));
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!(setting, "0");
+    assert_eq!(setting, 0);
     if !system.contains("[always]") {
         assert_eq!(held.expect("the server's holdings").huge_kib, 0);
     }

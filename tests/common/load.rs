@@ -246,26 +246,35 @@ pub struct Holdings {
     pub threads: usize,
 }
 
+impl Holdings {
+    pub fn rss_mib(&self) -> f64 {
+        self.rss_kib as f64 / 1024.0
+    }
+}
+
 /// What process `pid` holds now, if it still runs.
 pub fn holdings(pid: u32) -> Option<Holdings> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     // A kernel without `smaps_rollup` (before 4.14) still has the rest.
     let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
-    let field_of = |text: &str, name: &str| -> Option<u64> {
-        text.lines()
-            .find_map(|line| line.strip_prefix(name))?
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()
-    };
     Some(Holdings {
-        rss_kib: field_of(&status, "VmRSS:")?,
-        huge_kib: field_of(&rollup, "AnonHugePages:").unwrap_or(0),
+        rss_kib: proc_field(&status, "VmRSS:")?,
+        huge_kib: proc_field(&rollup, "AnonHugePages:").unwrap_or(0),
         fds: std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count(),
-        threads: field_of(&status, "Threads:")? as usize,
+        threads: proc_field(&status, "Threads:")? as usize,
     })
+}
+
+/// The number of field `name` (`VmRSS:`) in a /proc file's `text` (`status`, `smaps_rollup`),
+/// without its `kB`.
+pub fn proc_field(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// The least-squares slope of `points` (x, y): y's change per unit of x.
