@@ -6,7 +6,7 @@
 //! counted as `ClientLimit`, never queued in the client), and every request times out.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -87,51 +87,63 @@ impl Client {
 
     /// Sends `targets` in turn at `rate` per second for `duration`, then waits for the last
     /// answers; the samples in the order they were due.
+    ///
+    /// The requests are started by a thread of their own that sleeps until each is due:
+    /// tokio's timer wakes no finer than a millisecond, so at hundreds of requests a second it
+    /// sent them up to a millisecond late and in bunches, and that lateness, counted from when
+    /// they were due, was most of the median latency (docs/reliability.md).
     pub async fn attack(&self, targets: &[Target], rate: f64, duration: Duration) -> Vec<Sample> {
         assert!(rate > 0.0 && !targets.is_empty());
         let interval = Duration::from_secs_f64(1.0 / rate);
         let total = (duration.as_secs_f64() * rate).round() as usize;
         let samples = Arc::new(Mutex::new(Vec::with_capacity(total)));
         let in_flight = Arc::new(tokio::sync::Semaphore::new(self.max_in_flight));
-        let started = tokio::time::Instant::now();
-        let mut requests = tokio::task::JoinSet::new();
-        for index in 0..total {
-            let due = started + interval * index as u32;
-            tokio::time::sleep_until(due).await;
-            let due = due - started;
-            let Ok(permit) = in_flight.clone().try_acquire_owned() else {
-                let sample = Sample {
-                    due,
-                    target: index % targets.len(),
-                    latency: Duration::ZERO,
-                    answer: Answer::ClientLimit,
-                };
-                samples.lock().unwrap().push(sample);
-                continue;
-            };
-            let (http, url, body) = (
-                self.http.clone(),
-                self.url.clone(),
-                targets[index % targets.len()].body.clone(),
-            );
-            let samples = samples.clone();
-            let due_at = started.into_std() + due;
-            let target = index % targets.len();
-            requests.spawn(async move {
-                let answer = send(&http, &url, body).await;
-                let sample = Sample {
-                    due,
-                    target,
-                    latency: due_at.elapsed(),
-                    answer,
-                };
-                drop(permit);
-                samples.lock().unwrap().push(sample);
-            });
-            // Reap finished requests as we go, so the set stays as small as what is in flight.
-            while requests.try_join_next().is_some() {}
-        }
-        while requests.join_next().await.is_some() {}
+        let pacer = {
+            let (client, targets, samples, in_flight) =
+                (self.clone(), targets.to_vec(), samples.clone(), in_flight.clone());
+            let runtime = tokio::runtime::Handle::current();
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                for index in 0..total {
+                    let due = interval * index as u32;
+                    if let Some(early) = due.checked_sub(started.elapsed()) {
+                        std::thread::sleep(early);
+                    }
+                    let target = index % targets.len();
+                    let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                        let answer = Answer::ClientLimit;
+                        let sample = Sample {
+                            due,
+                            target,
+                            latency: Duration::ZERO,
+                            answer,
+                        };
+                        samples.lock().unwrap().push(sample);
+                        continue;
+                    };
+                    let (http, url, body) = (client.http.clone(), client.url.clone(), targets[target].body.clone());
+                    let samples = samples.clone();
+                    runtime.spawn(async move {
+                        let answer = send(&http, &url, body).await;
+                        let latency = started.elapsed().saturating_sub(due);
+                        samples.lock().unwrap().push(Sample {
+                            due,
+                            target,
+                            latency,
+                            answer,
+                        });
+                        // Only now: all permits back means every sample is in.
+                        drop(permit);
+                    });
+                }
+            })
+        };
+        tokio::task::spawn_blocking(move || pacer.join().expect("the pacer"))
+            .await
+            .expect("the pacer");
+        // Every permit back: every request answered or timed out.
+        let everything = u32::try_from(self.max_in_flight).expect("max_in_flight fits u32");
+        let _answered = in_flight.acquire_many(everything).await.expect("the semaphore");
         let mut samples = std::mem::take(&mut *samples.lock().unwrap());
         samples.sort_by_key(|s| s.due);
         samples
