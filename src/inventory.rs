@@ -14,6 +14,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::admission::Reviewer;
+use crate::background;
 use crate::config::InventoryKind;
 use crate::metrics::Metrics;
 use crate::policy::gatekeeper::{review, InventoryError};
@@ -105,7 +106,7 @@ impl InventorySync {
         }
         loop {
             // The caches' objects now (shared pointers); the document is built, converted and
-            // installed off the async runtime.
+            // installed off the async runtime, below the reviews' priority.
             let snapshot: Vec<Snapshot> = self
                 .kinds
                 .iter()
@@ -116,7 +117,7 @@ impl InventorySync {
                 })
                 .collect();
             let target = reviewer.clone();
-            let installed = tokio::task::spawn_blocking(move || {
+            let installed = background::run("inventory-build", move || {
                 target.replace_inventory(document(&snapshot))?;
                 Ok::<_, InventoryError>(snapshot.into_iter().map(|kind| (kind.name, kind.objects.len())))
             })
@@ -129,7 +130,7 @@ impl InventorySync {
                     tracing::debug!("inventory installed");
                 }
                 Ok(Err(error)) => tracing::error!(%error, "inventory not installed; policies keep the previous one"),
-                Err(error) => tracing::error!(%error, "inventory rebuild crashed; policies keep the previous one"),
+                Err(error) => tracing::error!(%error, "policies keep the previous inventory"),
             }
             self.changed.notified().await;
             tokio::time::sleep(SETTLE).await;

@@ -7,6 +7,7 @@
 
 pub mod admission;
 pub mod audit;
+pub mod background;
 pub mod batch;
 pub mod check;
 pub mod cli;

@@ -21,6 +21,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::admission::setup::load_policies;
 use crate::admission::Reviewer;
+use crate::background;
 use crate::config::Settings;
 use crate::images::pull_secrets::PullSecrets;
 use crate::images::verify::{TrustReload, Verifier, VerifierError};
@@ -343,12 +344,15 @@ pub async fn reload_trust(state: AppState, mut stop: watch::Receiver<bool>) {
             _ = tokio::time::sleep(interval) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        // Reading files and parsing keys: off the workers that answer reviews.
+        // Reading files and parsing keys: off the workers that answer reviews, below them.
         let reloading = verifier.clone();
-        let Ok(reload) = tokio::task::spawn_blocking(move || reloading.reload_trust()).await else {
-            state.metrics.record_trust_reload(false);
-            tracing::error!("trust reload crashed; keeping the trust material in use");
-            continue;
+        let reload = match background::run("trust-reload", move || reloading.reload_trust()).await {
+            Ok(reload) => reload,
+            Err(error) => {
+                state.metrics.record_trust_reload(false);
+                tracing::error!(%error, "keeping the trust material in use");
+                continue;
+            }
         };
         match reload {
             TrustReload::Unchanged => refused_last = None,
@@ -387,7 +391,7 @@ pub async fn reload_policies(state: AppState, settings: Settings, source: Source
         }
         last = current;
         let (source, settings, reviewer) = (source.clone(), settings.clone(), state.reviewer.clone());
-        let loaded = tokio::task::spawn_blocking(move || {
+        let loaded = background::run("policy-reload", move || {
             let set = load_policies(&source, &settings)?;
             let counts = (set.policies().len(), set.engines(), set.ids());
             reviewer.replace_policies(set)?;
@@ -407,7 +411,7 @@ pub async fn reload_policies(state: AppState, settings: Settings, source: Source
             }
             Err(error) => {
                 state.metrics.record_reload(false);
-                tracing::error!(%error, "policy reload crashed; keeping the last good library");
+                tracing::error!(%error, "keeping the last good library");
             }
         }
     }
