@@ -6,6 +6,7 @@
 //! only slower.
 
 /// The lowest priority a process may give itself (`nice 19`).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 const LOWEST_PRIORITY: i32 = 19;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,11 +27,12 @@ pub async fn run<T: Send + 'static>(
     task: &'static str,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, BackgroundError> {
+    debug_assert!(task.len() <= 15, "Linux keeps 15 bytes of a thread's name: {task}");
     let (done, result) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name(task.to_string())
         .spawn(move || {
-            lower_priority();
+            lower_priority(task);
             let _ = done.send(work());
         })
         .map_err(|source| BackgroundError::Spawn { task, source })?;
@@ -39,10 +41,14 @@ pub async fn run<T: Send + 'static>(
 }
 
 /// This thread only: Linux keeps the nice value per thread. Best effort; elsewhere, or where
-/// it is refused, the work runs at the normal priority.
-fn lower_priority() {
+/// it is refused (a sandbox that filters the call), the work runs at the normal priority.
+fn lower_priority(task: &str) {
     #[cfg(target_os = "linux")]
-    let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), LOWEST_PRIORITY);
+    if let Err(error) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), LOWEST_PRIORITY) {
+        tracing::warn!(%error, task, "could not lower the priority; running at the normal one");
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = task;
 }
 
 #[cfg(test)]
@@ -55,6 +61,11 @@ mod tests {
         let own = || rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();
         #[cfg(target_os = "linux")]
         let before = own();
+        #[cfg(target_os = "linux")]
+        assert!(
+            before < LOWEST_PRIORITY,
+            "run at nice {before}, this test could not tell"
+        );
         let (answer, priority) = run("test", || {
             #[cfg(target_os = "linux")]
             let priority = rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();

@@ -346,7 +346,12 @@ pub async fn reload_trust(state: AppState, mut stop: watch::Receiver<bool>) {
         }
         // Reading files and parsing keys: off the workers that answer reviews, below them.
         let reloading = verifier.clone();
-        let reload = match background::run("trust-reload", move || reloading.reload_trust()).await {
+        // Not waited for at shutdown: under full load the low-priority thread may take seconds.
+        let reload = tokio::select! {
+            reload = background::run("trust-reload", move || reloading.reload_trust()) => reload,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let reload = match reload {
             Ok(reload) => reload,
             Err(error) => {
                 state.metrics.record_trust_reload(false);
@@ -391,13 +396,17 @@ pub async fn reload_policies(state: AppState, settings: Settings, source: Source
         }
         last = current;
         let (source, settings, reviewer) = (source.clone(), settings.clone(), state.reviewer.clone());
-        let loaded = background::run("policy-reload", move || {
+        let loading = background::run("policy-reload", move || {
             let set = load_policies(&source, &settings)?;
             let counts = (set.policies().len(), set.engines(), set.ids());
             reviewer.replace_policies(set)?;
             Ok::<_, ReloadError>(counts)
-        })
-        .await;
+        });
+        // Not waited for at shutdown: under full load the low-priority thread may take seconds.
+        let loaded = tokio::select! {
+            loaded = loading => loaded,
+            _ = stop.wait_for(|s| *s) => return,
+        };
         match loaded {
             Ok(Ok((count, engines, ids))) => {
                 state.metrics.set_policies_loaded(&engines);

@@ -5,6 +5,7 @@
 //! omission). Bounded: at most `max_in_flight` requests at once (a request due beyond it is
 //! counted as `ClientLimit`, never queued in the client), and every request times out.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -56,7 +57,7 @@ pub struct Target {
 pub struct Client {
     http: reqwest::Client,
     url: String,
-    max_in_flight: usize,
+    max_in_flight: u32,
 }
 
 impl Client {
@@ -76,7 +77,7 @@ impl Client {
         Client {
             http,
             url: url.to_string(),
-            max_in_flight,
+            max_in_flight: u32::try_from(max_in_flight).expect("max_in_flight fits a semaphore's u32"),
         }
     }
 
@@ -86,21 +87,30 @@ impl Client {
     }
 
     /// Sends `targets` in turn at `rate` per second for `duration`, then waits for the last
-    /// answers; the samples in the order they were due.
+    /// answers; the samples in the order they were due. Dropped before the end, it sends
+    /// nothing more.
     ///
-    /// The requests are started by a thread of their own that sleeps until each is due:
+    /// The requests are started by a thread of its own that sleeps until each is due:
     /// tokio's timer wakes no finer than a millisecond, so at hundreds of requests a second it
     /// sent them up to a millisecond late and in bunches, and that lateness, counted from when
-    /// they were due, was most of the median latency (docs/reliability.md).
+    /// they were due, was most of the median latency (docs/reliability.md, "The load client's
+    /// clock").
     pub async fn attack(&self, targets: &[Target], rate: f64, duration: Duration) -> Vec<Sample> {
         assert!(rate > 0.0 && !targets.is_empty());
         let interval = Duration::from_secs_f64(1.0 / rate);
         let total = (duration.as_secs_f64() * rate).round() as usize;
         let samples = Arc::new(Mutex::new(Vec::with_capacity(total)));
-        let in_flight = Arc::new(tokio::sync::Semaphore::new(self.max_in_flight));
-        let pacer = {
-            let (client, targets, samples, in_flight) =
-                (self.clone(), targets.to_vec(), samples.clone(), in_flight.clone());
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(self.max_in_flight as usize));
+        let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
+        let (paced, pacer_done) = tokio::sync::oneshot::channel();
+        {
+            let (client, targets, samples, in_flight, stop) = (
+                self.clone(),
+                targets.to_vec(),
+                samples.clone(),
+                in_flight.clone(),
+                stop.0.clone(),
+            );
             let runtime = tokio::runtime::Handle::current();
             std::thread::spawn(move || {
                 let started = Instant::now();
@@ -108,6 +118,9 @@ impl Client {
                     let due = interval * index as u32;
                     if let Some(early) = due.checked_sub(started.elapsed()) {
                         std::thread::sleep(early);
+                    }
+                    if stop.load(Ordering::Relaxed) {
+                        return;
                     }
                     let target = index % targets.len();
                     let Ok(permit) = in_flight.clone().try_acquire_owned() else {
@@ -136,17 +149,24 @@ impl Client {
                         drop(permit);
                     });
                 }
-            })
-        };
-        tokio::task::spawn_blocking(move || pacer.join().expect("the pacer"))
-            .await
-            .expect("the pacer");
+                let _ = paced.send(());
+            });
+        }
+        pacer_done.await.expect("the pacer thread");
         // Every permit back: every request answered or timed out.
-        let everything = u32::try_from(self.max_in_flight).expect("max_in_flight fits u32");
-        let _answered = in_flight.acquire_many(everything).await.expect("the semaphore");
+        let _answered = in_flight.acquire_many(self.max_in_flight).await.expect("the semaphore");
         let mut samples = std::mem::take(&mut *samples.lock().unwrap());
         samples.sort_by_key(|s| s.due);
         samples
+    }
+}
+
+/// Tells the pacer to stop when the attack is dropped before its end (a failed test).
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 
