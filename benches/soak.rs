@@ -292,9 +292,10 @@ enum Change {
 }
 
 /// When each change comes, as a share of the soak. The first reload comes early, inside the
-/// warm-up: it raises resident memory once (two policy sets side by side while one replaces
-/// the other, kept by the allocator), after which reloads add nothing (measured: 20 reloads
-/// under load, docs/reliability.md); the slope is measured after the warm-up. (Eight reloads
+/// warm-up: the first reloads raise resident memory to a high-water mark (two policy sets side
+/// by side while one replaces the other, kept by the allocator: about 3 MiB at the first, 1 at
+/// the second, nothing after; measured: 20 reloads under load, docs/reliability.md); the slope
+/// is measured after the warm-up. (Eight reloads
 /// and two rotations, tried, left the client with three times the connections at the overload,
 /// which then collapsed in two runs of four: found and fixed, docs/reliability.md.)
 const CHANGES: [(f64, Change); 4] = [
