@@ -37,7 +37,7 @@ policies: { dirs: [$WORK/policies], reloadInterval: 1s }
 EOF
   taskset -c 0 "$BIN" serve --config "$WORK/config.yaml" 2>"$WORK/$name.log" &
   pid=$!
-  for ((i = 0; i < 50; i++)); do curl -sf "http://127.0.0.1:$((port + 1))/readyz" >/dev/null && break; sleep 0.2; done
+  scripts/wait-ready.sh "http://127.0.0.1:$((port + 1))/readyz" "$WORK/$name.log"
   printf 'POST https://localhost:%s/validate?timeout=10s\nContent-Type: application/json\n@%s\n' "$port" "$REVIEW" >"$WORK/target"
   taskset -c 1 "$VEGETA" attack -insecure -rate="$RATE" -duration=$(((steps + 1) * INTERVAL))s \
     -targets="$WORK/target" >"$WORK/$name.bin" &

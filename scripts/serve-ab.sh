@@ -44,15 +44,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
     taskset -c 0 "$binary" serve --dev --state-dir "$WORK/state" --listen "127.0.0.1:$PORT" \
       --metrics-listen "127.0.0.1:$((PORT + 1))" --log-level warn >"$WORK/server.log" 2>&1 &
     pid=$!
-    for ((i = 0; ; i++)); do
-      curl -sf "http://127.0.0.1:$((PORT + 1))/readyz" >/dev/null && break
-      if ((i == 50)); then
-        echo "$binary did not get ready:" >&2
-        cat "$WORK/server.log" >&2
-        exit 1
-      fi
-      sleep 0.2
-    done
+    scripts/wait-ready.sh "http://127.0.0.1:$((PORT + 1))/readyz" "$WORK/server.log"
     attack pod-10kb -rate=200 -duration=2s >/dev/null # warm-up
     max=$(attack pod-10kb -rate=0 -max-workers=8 -duration=8s | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["throughput"]))')
     latency=$(attack pod-10kb -rate=400 -duration=8s |

@@ -55,30 +55,19 @@ fn lower_priority(task: &str) {
 mod tests {
     use super::*;
 
+    #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn the_work_runs_at_the_lowest_priority_and_its_result_comes_back() {
-        #[cfg(target_os = "linux")]
         let own = || rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();
-        #[cfg(target_os = "linux")]
         let before = own();
-        #[cfg(target_os = "linux")]
         assert!(
             before < LOWEST_PRIORITY,
             "run at nice {before}, this test could not tell"
         );
-        let (answer, priority) = run("test", || {
-            #[cfg(target_os = "linux")]
-            let priority = rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();
-            #[cfg(not(target_os = "linux"))]
-            let priority = LOWEST_PRIORITY;
-            (42, priority)
-        })
-        .await
-        .unwrap();
+        let (answer, priority) = run("test", move || (42, own())).await.unwrap();
         assert_eq!(answer, 42);
         assert_eq!(priority, LOWEST_PRIORITY);
         // The caller's own thread keeps its priority.
-        #[cfg(target_os = "linux")]
         assert_eq!(own(), before);
     }
 

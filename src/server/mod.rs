@@ -287,6 +287,16 @@ fn refuse(tcp: tokio::net::TcpStream, metrics: &Metrics) {
     metrics.record_connection_refused();
 }
 
+/// `work`'s output, or `None` once `stop` turns true first. The reload loops wait through it,
+/// so shutdown never waits for a poll or a reload (under full load a low-priority reload may
+/// take seconds).
+async fn until_stopped<T>(stop: &mut watch::Receiver<bool>, work: impl std::future::Future<Output = T>) -> Option<T> {
+    tokio::select! {
+        output = work => Some(output),
+        _ = stop.wait_for(|s| *s) => None,
+    }
+}
+
 async fn reload_certificates(
     cert: Arc<tls::ReloadingCert>,
     metrics: Arc<Metrics>,
@@ -296,9 +306,8 @@ async fn reload_certificates(
     metrics.set_certificate_expiry(cert.expires_at());
     let mut refused_last = None;
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = stop.wait_for(|s| *s) => return,
+        if until_stopped(&mut stop, tokio::time::sleep(interval)).await.is_none() {
+            return;
         }
         match cert.reload() {
             tls::Reload::Unchanged => refused_last = None,
@@ -340,18 +349,17 @@ pub async fn reload_trust(state: AppState, mut stop: watch::Receiver<bool>) {
     let interval = verifier.reload_interval();
     let mut refused_last = None;
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = stop.wait_for(|s| *s) => return,
+        if until_stopped(&mut stop, tokio::time::sleep(interval)).await.is_none() {
+            return;
         }
         // Reading files and parsing keys: off the workers that answer reviews, below them.
         let reloading = verifier.clone();
-        // Not waited for at shutdown: under full load the low-priority thread may take seconds.
-        let reload = tokio::select! {
-            reload = background::run("trust-reload", move || reloading.reload_trust()) => reload,
-            _ = stop.wait_for(|s| *s) => return,
-        };
-        let reload = match reload {
+        let reloaded = until_stopped(
+            &mut stop,
+            background::run("trust-reload", move || reloading.reload_trust()),
+        );
+        let Some(reloaded) = reloaded.await else { return };
+        let reload = match reloaded {
             Ok(reload) => reload,
             Err(error) => {
                 state.metrics.record_trust_reload(false);
@@ -386,9 +394,11 @@ pub async fn reload_policies(state: AppState, settings: Settings, source: Source
     }
     let mut last = source.fingerprint().ok();
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(settings.policy_reload_interval) => {}
-            _ = stop.wait_for(|s| *s) => return,
+        if until_stopped(&mut stop, tokio::time::sleep(settings.policy_reload_interval))
+            .await
+            .is_none()
+        {
+            return;
         }
         let current = source.fingerprint().ok();
         if current == last {
@@ -402,10 +412,8 @@ pub async fn reload_policies(state: AppState, settings: Settings, source: Source
             reviewer.replace_policies(set)?;
             Ok::<_, ReloadError>(counts)
         });
-        // Not waited for at shutdown: under full load the low-priority thread may take seconds.
-        let loaded = tokio::select! {
-            loaded = loading => loaded,
-            _ = stop.wait_for(|s| *s) => return,
+        let Some(loaded) = until_stopped(&mut stop, loading).await else {
+            return;
         };
         match loaded {
             Ok(Ok((count, engines, ids))) => {
