@@ -10,7 +10,10 @@
 //!    unsigned image in a real registry (verified again every 2 s: the cache lifetime is 2 s),
 //!    while the policy library reloads (early, then a broken policy and its fix) and the serving
 //!    certificate is rotated ([`CHANGES`]); resident memory, open descriptors and threads
-//!    sampled every 5 s (every sample to `$SOAK_SAMPLES` as CSV when it is set);
+//!    sampled every 5 s (every sample to `$SOAK_SAMPLES` as CSV when it is set); with
+//!    `SOAK_CONNECTIONS=N` the soak's client holds at most N connections (the memory apart from
+//!    a client's connection bursts), and `SOAK_CACHE_TTL` sets the verification cache's
+//!    lifetimes (default 2s);
 //! 3. overload: the heavy review alone at three times its capacity for 15 s (heavy, so that
 //!    one client core can offer three times what the server core decides: the mix's reviews
 //!    cost the client about what they cost the server), then the soak's mix and rate again for
@@ -111,10 +114,20 @@ fn main() {
         // The soak, with the rotations and the policy reloads during it.
         let events = tokio::spawn(changes_during(soak, dir.to_path_buf(), tls.clone()));
         let sampler = Sampler::start(server.child.id());
-        let samples = client.attack(&targets, soak_rate, soak).await;
+        // `SOAK_CONNECTIONS`: a client that holds that many connections, so that the server's
+        // memory is seen apart from the connections a client opens under bursts.
+        let held = env_or("SOAK_CONNECTIONS", 0);
+        let soak_client = match held {
+            0 => client.clone(),
+            held => Client::holding(&server.url, &tls.ca_cert, TIMEOUT, MAX_IN_FLIGHT, held),
+        };
+        let samples = soak_client.attack(&targets, soak_rate, soak).await;
         let memory = sampler.stop();
         events.await.expect("the changes");
         report_soak(&samples, &targets, soak_rate, soak, &memory);
+        if held > 0 {
+            println!("The soak's client held at most {held} connections (`SOAK_CONNECTIONS`); the other phases open them as needed.\n");
+        }
         let metrics = scrape(&server.metrics).await;
         let good = count(|c| matches!(c, Change::GoodPolicy(_)));
         let broken = count(|c| matches!(c, Change::BrokenPolicy));
@@ -158,7 +171,7 @@ fn start(dir: &Path, lab: &lab::Lab) -> Portcullis {
   registries:
     allow: ["{registry}"]
     insecure: ["{registry}"]
-  verification: {{ cacheTtl: 2s, failureCacheTtl: 2s }}
+  verification: {{ cacheTtl: {ttl}, failureCacheTtl: {ttl} }}
   trust:
     - name: soak
       images: ["{registry}/soak/**"]
@@ -176,6 +189,7 @@ policies: {{ dirs: [{dir}/policies], reloadInterval: 1s }}
         key = lab.key("soak").display(),
         dir = dir.display(),
         delay = SHUTDOWN_DELAY.as_secs(),
+        ttl = env_or("SOAK_CACHE_TTL", "2s".to_string()),
     );
     let path = dir.join("portcullis.yaml");
     std::fs::write(&path, config).expect("write");

@@ -197,7 +197,7 @@ images:
 
     // Cold, in-process: distinct images, each verified once by a warm verifier.
     let metrics = Arc::new(Metrics::new());
-    let verifier = Verifier::new(settings.trust.clone(), metrics.clone()).expect("verifier");
+    let verifier = Arc::new(Verifier::new(settings.trust.clone(), metrics.clone()).expect("verifier"));
     let verify = |image: &str| {
         let reference = ImageReference::parse(image).expect("reference");
         runtime.block_on(async {
@@ -542,7 +542,7 @@ fn pull_tokens(lab: &lab::Lab, runtime: &tokio::runtime::Runtime) -> (usize, usi
         .validate(false)
         .expect("valid config");
     let metrics = Arc::new(Metrics::new());
-    let verifier = Verifier::new(settings.trust, metrics.clone()).expect("verifier");
+    let verifier = Arc::new(Verifier::new(settings.trust, metrics.clone()).expect("verifier"));
     let before = *issued.lock().unwrap();
     for _ in 0..TOKEN_VERIFICATIONS {
         let deadline = Instant::now() + Duration::from_secs(30);

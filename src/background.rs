@@ -1,6 +1,7 @@
 //! Work that must not take the CPU from the reviews. Reloading the policy library (compiling
-//! it), the trust material or the inventory runs on a thread of its own at the lowest
-//! scheduling priority: a review that arrives meanwhile gets the core at once, instead of
+//! it), the trust material or the inventory ([`run`]), and verifying images again ahead of
+//! their cache expiry ([`Spawner`]), run on threads of their own at the lowest scheduling
+//! priority: a review that arrives meanwhile gets the core at once, instead of
 //! sharing it with the reload in slices of a few milliseconds (measured: docs/reliability.md).
 //! When the core is free the reload runs at full speed; under full load it still progresses,
 //! only slower.
@@ -40,6 +41,58 @@ pub async fn run<T: Send + 'static>(
     result.await.map_err(|_| BackgroundError::Crashed { task })
 }
 
+/// An async runtime on a low-priority thread of its own, for background work that waits on
+/// the network and also costs CPU (verifying an image again ahead of its cache expiry): its
+/// tasks run when the reviews leave the core free. The thread ends when this is dropped.
+pub struct Spawner {
+    handle: tokio::runtime::Handle,
+    /// Dropped with the spawner: the thread's runtime stops, cancelling what is left.
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Spawner {
+    pub fn start(task: &'static str) -> Result<Spawner, BackgroundError> {
+        debug_assert!(task.len() <= 15, "Linux keeps 15 bytes of a thread's name: {task}");
+        let spawn = |source| BackgroundError::Spawn { task, source };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(spawn)?;
+        let handle = runtime.handle().clone();
+        // Whichever thread drops it, in an async context or not (a thread that did not start).
+        let runtime = StopsWithoutWaiting(Some(runtime));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let started = std::thread::Builder::new().name(task.to_string()).spawn(move || {
+            lower_priority(task);
+            // Runs the spawned tasks until the spawner is dropped.
+            if let Some(runtime) = &runtime.0 {
+                runtime.block_on(async {
+                    let _ = stopped.await;
+                });
+            }
+        });
+        match started {
+            Ok(_) => Ok(Spawner { handle, _stop: stop }),
+            Err(source) => Err(spawn(source)),
+        }
+    }
+
+    pub fn spawn(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.handle.spawn(work);
+    }
+}
+
+/// A runtime dropped without waiting for its blocking tasks, which may happen anywhere.
+struct StopsWithoutWaiting(Option<tokio::runtime::Runtime>);
+
+impl Drop for StopsWithoutWaiting {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 /// This thread only: Linux keeps the nice value per thread. Best effort; elsewhere, or where
 /// it is refused (a sandbox that filters the call), the work runs at the normal priority.
 fn lower_priority(task: &str) {
@@ -69,6 +122,28 @@ mod tests {
         assert_eq!(priority, LOWEST_PRIORITY);
         // The caller's own thread keeps its priority.
         assert_eq!(own(), before);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn spawned_tasks_run_at_the_lowest_priority_until_the_spawner_is_dropped() {
+        let own = || rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();
+        let spawner = Spawner::start("test").unwrap();
+        let (done, priority) = tokio::sync::oneshot::channel();
+        spawner.spawn(async move {
+            // The task's own timer works on its runtime.
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            let _ = done.send(own());
+        });
+        assert_eq!(priority.await.unwrap(), LOWEST_PRIORITY);
+        let (held, never) = tokio::sync::oneshot::channel::<()>();
+        spawner.spawn(async move {
+            let _held = held;
+            std::future::pending::<()>().await;
+        });
+        drop(spawner);
+        // The pending task is dropped with its runtime: its sender closes.
+        assert!(never.await.is_err());
     }
 
     #[tokio::test]

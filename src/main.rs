@@ -735,7 +735,7 @@ fn run_verify(cli: &Cli, args: &VerifyArgs) -> Result<u8, StartupError> {
         image: args.image.clone(),
         source,
     })?;
-    let verifier = Verifier::new(settings.trust.clone(), Arc::new(Metrics::new()))?;
+    let verifier = Arc::new(Verifier::new(settings.trust.clone(), Arc::new(Metrics::new()))?);
     let verified = runtime()?.block_on(verifier.verify(
         &image,
         &PullSecretRefs::default(),

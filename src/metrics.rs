@@ -280,6 +280,7 @@ pub struct Metrics {
     verifications: Family<StatusLabels, Counter>,
     verification_duration: Histogram,
     cache_requests: Family<ResultLabels, Counter>,
+    refreshes: Family<ResultLabels, Counter>,
     images_admitted: Family<AdmittedLabels, Counter>,
     exceptions: Family<ExceptionLabels, Gauge>,
     exceptions_refused: Gauge,
@@ -414,6 +415,12 @@ impl Metrics {
             "Verification cache lookups: hit, miss (this review verified), coalesced (waited for another)",
             cache_requests.clone(),
         );
+        let refreshes = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "verification_refreshes",
+            "Cached verdicts verified again in the background, ahead of their expiry, because a review used them in the last quarter of their lifetime: refreshed (replaced), failed (an error or timeout; the old verdict serves until it expires)",
+            refreshes.clone(),
+        );
         let images_admitted = Family::<AdmittedLabels, Counter>::default();
         registry.register(
             "images_admitted",
@@ -424,6 +431,9 @@ impl Metrics {
         // shows 0, not "No data", and an alert can tell "none" from "not scraped".
         for result in ["hit", "miss", "coalesced"] {
             cache_requests.get_or_create(&ResultLabels { result }).inc_by(0);
+        }
+        for result in ["refreshed", "failed"] {
+            refreshes.get_or_create(&ResultLabels { result }).inc_by(0);
         }
         for status in VERIFICATION_STATUSES {
             verifications.get_or_create(&StatusLabels { status }).inc_by(0);
@@ -502,6 +512,7 @@ impl Metrics {
             verifications,
             verification_duration,
             cache_requests,
+            refreshes,
             images_admitted,
             exceptions,
             exceptions_refused,
@@ -570,6 +581,11 @@ impl Metrics {
 
     pub fn record_cache(&self, result: &'static str) {
         self.cache_requests.get_or_create(&ResultLabels { result }).inc();
+    }
+
+    /// A background refresh of a cached verdict ended: `refreshed` or `failed`.
+    pub fn record_refresh(&self, result: &'static str) {
+        self.refreshes.get_or_create(&ResultLabels { result }).inc();
     }
 
     /// The serving certificate's expiry (seconds since the epoch; 0 when it cannot be read).

@@ -50,7 +50,7 @@ fn unauthorized(challenge: &str) -> String {
 
 async fn verify(yaml: &str, image: &str) -> portcullis::images::Verification {
     let settings = settings(yaml);
-    let verifier = Verifier::new(settings.trust.clone(), Arc::new(Metrics::new())).unwrap();
+    let verifier = Arc::new(Verifier::new(settings.trust.clone(), Arc::new(Metrics::new())).unwrap());
     let image = ImageReference::parse(image).unwrap();
     verifier
         .verify(
@@ -235,7 +235,7 @@ async fn a_pull_token_is_asked_for_once_per_repository_and_reused_until_it_expir
         key.display()
     );
     let settings = settings(&yaml);
-    let verifier = Verifier::new(settings.trust.clone(), Arc::new(Metrics::new())).unwrap();
+    let verifier = Arc::new(Verifier::new(settings.trust.clone(), Arc::new(Metrics::new())).unwrap());
     let verify = |image: String| {
         let verifier = &verifier;
         async move {
@@ -361,7 +361,7 @@ async fn a_registry_that_asks_to_come_back_is_retried_when_it_says_within_the_de
         let image = pushed.replace(&lab.registry, &proxy);
         async move {
             let metrics = Arc::new(Metrics::new());
-            let verifier = Verifier::new(settings.trust.clone(), metrics.clone()).unwrap();
+            let verifier = Arc::new(Verifier::new(settings.trust.clone(), metrics.clone()).unwrap());
             let image = ImageReference::parse(&image).unwrap();
             let started = std::time::Instant::now();
             let deadline = started + Duration::from_secs(10);

@@ -371,11 +371,13 @@ async fn the_referrers_api_and_the_referrers_tag_give_the_same_facts() {
 "#,
         trusted = trusted.display()
     );
-    let verifier = portcullis::images::verify::Verifier::new(
-        settings(&yaml).trust.clone(),
-        std::sync::Arc::new(portcullis::metrics::Metrics::new()),
-    )
-    .unwrap();
+    let verifier = std::sync::Arc::new(
+        portcullis::images::verify::Verifier::new(
+            settings(&yaml).trust.clone(),
+            std::sync::Arc::new(portcullis::metrics::Metrics::new()),
+        )
+        .unwrap(),
+    );
     let facts = |image: &str| {
         let reference = portcullis::images::ImageReference::parse(image).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -554,6 +556,63 @@ async fn one_hundred_reviews_of_a_new_image_verify_it_once() {
             + count("portcullis_verification_cache_requests_total{result=\"coalesced\"}"),
         99
     );
+}
+
+#[tokio::test]
+async fn an_image_in_steady_use_is_verified_again_before_its_verdict_expires() {
+    let lab = lab();
+    let ttl = Duration::from_secs(4);
+    let config = lab
+        .config()
+        .replace("{ registryTimeout: 10s }", "{ registryTimeout: 10s, cacheTtl: 4s }");
+    assert!(config.contains("cacheTtl: 4s"), "{config}");
+    let state = state_with_source(&settings(&config), Source::Embedded, &[("team-a", "low")]);
+    let image = lab.images["signed"].clone();
+    let counts = |metrics: &str| {
+        let count = |needle: &str| -> u64 {
+            let line = metrics.lines().find(|l| l.starts_with(needle));
+            line.and_then(|l| l.rsplit(' ').next()?.parse().ok())
+                .unwrap_or_else(|| panic!("{needle}: {metrics}"))
+        };
+        (
+            count("portcullis_verification_cache_requests_total{result=\"miss\"}"),
+            count("portcullis_verification_cache_requests_total{result=\"hit\"}"),
+            count("portcullis_verification_refreshes_total{result=\"refreshed\"}"),
+        )
+    };
+    let allowed = |answer: Value| assert_eq!(answer["response"]["allowed"], true, "{answer}");
+
+    allowed(decide(&state, &image).await);
+    // The first verdict was stored before this: it expires at the latest one lifetime later.
+    let stored = std::time::Instant::now();
+    // Used in the last quarter of its lifetime: served, and verified again in the background.
+    tokio::time::sleep_until((stored + ttl.mul_f64(0.8)).into()).await;
+    allowed(decide(&state, &image).await);
+    // Within 3 s: the refreshed verdict, stored after the review above, outlives the check below.
+    poll::poll_async(
+        "the refresh",
+        Duration::from_secs(3),
+        Duration::from_millis(20),
+        async || {
+            let (_, metrics) = get(&state, "/metrics").await;
+            (counts(&metrics).2 == 1).then_some(())
+        },
+    )
+    .await;
+    // It ran on the refreshes' own thread (of the lowest priority: `background::Spawner`).
+    #[cfg(target_os = "linux")]
+    {
+        let threads = std::fs::read_dir("/proc/self/task").unwrap();
+        let names: Vec<String> = threads
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .collect();
+        assert!(names.iter().any(|name| name.trim() == "verify-refresh"), "{names:?}");
+    }
+    // Past the first verdict's lifetime the refreshed one serves: no review waits for the registry.
+    tokio::time::sleep_until((stored + ttl.mul_f64(1.1)).into()).await;
+    allowed(decide(&state, &image).await);
+    let (_, metrics) = get(&state, "/metrics").await;
+    assert_eq!(counts(&metrics), (1, 2, 1), "(miss, hit, refreshed): {metrics}");
 }
 
 #[test]

@@ -7,9 +7,9 @@
 //! all of an authority's checks hold on the same signature, and the threshold counts distinct
 //! authorities.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -28,6 +28,7 @@ use super::signatures;
 use super::timestamp::TimestampError;
 use super::trust::{AuthorityKind, TrustEntry, TrustPolicy};
 use super::trusted_root::{Material, RootValidity, TrustedRoot};
+use crate::background::Spawner;
 use crate::metrics::Metrics;
 
 /// The cache key: never a tag. A changed trust entry or trusted root never reuses a verdict.
@@ -50,7 +51,16 @@ pub struct Verifier {
     registry: Registry,
     /// Reads workloads' imagePullSecrets, when configured.
     pull_secrets: Option<Arc<PullSecrets>>,
-    cache: moka::future::Cache<CacheKey, Verification>,
+    cache: moka::future::Cache<CacheKey, Cached>,
+    lifetime: Lifetime,
+    /// The verdicts being verified again ahead of their expiry: one refresh per key at a time.
+    refreshing: Mutex<HashSet<CacheKey>>,
+    /// Where refreshes run, started by the first: a thread of the lowest priority, so that they
+    /// never take the core from a review. None when it could not start (verdicts then expire).
+    refresher: OnceLock<Option<Spawner>>,
+    /// The refreshes' own registry client, built on their thread by the first: its connections
+    /// live there too.
+    refresh_registry: OnceLock<Option<Registry>>,
     metrics: Arc<Metrics>,
     /// Spaces the starts of registry work (a tag resolved, a digest verified), when bounded.
     pacer: Option<Pacer>,
@@ -124,18 +134,14 @@ impl Verifier {
                 policy.secret_refs.iter().cloned().collect::<Vec<_>>().join(", "),
             ));
         }
-        let registry = Registry::new(
-            policy.allow.clone(),
-            policy.insecure.clone(),
-            policy.credentials.clone(),
-            policy.registry_timeout,
-            &policy.registry_cas,
-            Some(metrics.clone()),
-        )?;
-        let (success, failure) = (policy.cache_ttl, policy.failure_cache_ttl);
+        let registry = registry_of(&policy, &metrics)?;
+        let lifetime = Lifetime {
+            success: policy.cache_ttl,
+            failure: policy.failure_cache_ttl,
+        };
         let cache = moka::future::Cache::builder()
             .max_capacity(policy.cache_max_entries)
-            .expire_after(Lifetime { success, failure })
+            .expire_after(lifetime)
             .build();
         Ok(Verifier {
             trust: ArcSwap::from_pointee(Trust::of(&policy)?),
@@ -145,6 +151,10 @@ impl Verifier {
             policy,
             registry,
             cache,
+            refreshing: Mutex::default(),
+            refresher: OnceLock::new(),
+            refresh_registry: OnceLock::new(),
+            lifetime,
             metrics,
         })
     }
@@ -205,7 +215,12 @@ impl Verifier {
         self.registry.allows(image)
     }
 
-    pub async fn verify(&self, image: &ImageReference, pull: &PullSecretRefs, deadline: Instant) -> Verified {
+    pub async fn verify(
+        self: &Arc<Self>,
+        image: &ImageReference,
+        pull: &PullSecretRefs,
+        deadline: Instant,
+    ) -> Verified {
         let started = Instant::now();
         let remaining = deadline.saturating_duration_since(Instant::now());
         let verified = match tokio::time::timeout(remaining, self.verify_unbounded(image, pull)).await {
@@ -230,7 +245,7 @@ impl Verifier {
         }
     }
 
-    async fn verify_unbounded(&self, image: &ImageReference, pull: &PullSecretRefs) -> Verified {
+    async fn verify_unbounded(self: &Arc<Self>, image: &ImageReference, pull: &PullSecretRefs) -> Verified {
         if !self.registry.allows(image) {
             let reason = format!(
                 "registry {} is not on the allow-list; it was not contacted",
@@ -246,7 +261,7 @@ impl Verifier {
             None => {
                 let tag = image.tag.as_deref().unwrap_or("latest");
                 self.pace().await;
-                match self.registry_for(pull).await.manifest(image, tag).await {
+                match self.registry_for(&self.registry, pull).await.manifest(image, tag).await {
                     Ok(Lookup::Found { digest, .. }) => (digest.clone(), Some(digest)),
                     Ok(Lookup::NotFound) => {
                         let reason = format!("tag {tag:?} does not exist in {}", image.name());
@@ -279,7 +294,10 @@ impl Verifier {
         };
         let verification = if let Some(hit) = self.cache.get(&key).await {
             self.metrics.record_cache("hit");
-            hit
+            if hit.due_for_refresh(&self.lifetime) {
+                self.refresh(key, trust.clone(), image, pull);
+            }
+            hit.verification
         } else {
             let leader = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let (flag, trust) = (leader.clone(), &trust);
@@ -287,14 +305,10 @@ impl Verifier {
                 .cache
                 .try_get_with(key, async move {
                     flag.store(true, std::sync::atomic::Ordering::Release);
-                    self.pace().await;
-                    let registry = self.registry_for(pull).await;
-                    let verification = self.verify_digest(trust, &registry, image, &digest, entry).await;
-                    // Errors and timeouts are never cached: the next review tries again.
-                    match verification.status {
-                        VerificationStatus::Error | VerificationStatus::Timeout => Err(verification),
-                        _ => Ok(verification),
-                    }
+                    Cached::of(
+                        self.verify_anew(&self.registry, trust, image, &digest, entry, pull)
+                            .await,
+                    )
                 })
                 .await;
             self.metrics
@@ -303,7 +317,7 @@ impl Verifier {
                 } else {
                     "coalesced"
                 });
-            loaded.unwrap_or_else(|error| (*error).clone())
+            loaded.map_or_else(|error| (*error).clone(), |cached| cached.verification)
         };
         Verified {
             resolved_digest,
@@ -311,14 +325,82 @@ impl Verifier {
         }
     }
 
+    /// Reads the registry for `digest` (paced) with `base`, and the workload's pull secrets.
+    async fn verify_anew(
+        &self,
+        base: &Registry,
+        trust: &Trust,
+        image: &ImageReference,
+        digest: &str,
+        entry: &TrustEntry,
+        pull: &PullSecretRefs,
+    ) -> Verification {
+        self.pace().await;
+        let registry = self.registry_for(base, pull).await;
+        self.verify_digest(trust, &registry, image, digest, entry).await
+    }
+
+    /// Verifies `key`'s image again in the background, so that an image in steady use never
+    /// makes a review wait for the registry. The cached verdict serves meanwhile (it is within
+    /// its lifetime); the new one replaces it unless it is an error or a timeout, in which case
+    /// the old one expires as it would have and the next review verifies for itself.
+    fn refresh(self: &Arc<Self>, key: CacheKey, trust: Arc<Trust>, image: &ImageReference, pull: &PullSecretRefs) {
+        let Some(spawner) = self.refresher.get_or_init(|| {
+            Spawner::start("verify-refresh")
+                .inspect_err(|error| tracing::warn!(%error, "cached verdicts will expire without being refreshed"))
+                .ok()
+        }) else {
+            return;
+        };
+        let Some(refreshing) = Refreshing::start(self.clone(), key) else {
+            return;
+        };
+        let (image, pull) = (image.clone(), pull.clone());
+        spawner.spawn(async move {
+            let verifier = &refreshing.verifier;
+            let key = &refreshing.key;
+            // The entry the cached verdict was made for: the key holds its fingerprint.
+            let Some(entry) = super::trust::entry_for(&trust.entries, &image.registry, &image.repository) else {
+                return;
+            };
+            let registry = verifier.refresh_registry.get_or_init(|| {
+                registry_of(&verifier.policy, &verifier.metrics)
+                    .inspect_err(|error| tracing::warn!(%error, "cached verdicts will expire without being refreshed"))
+                    .ok()
+            });
+            let Some(registry) = registry else {
+                return;
+            };
+            let anew = verifier.verify_anew(registry, &trust, &image, &key.digest, entry, &pull);
+            let verification = match tokio::time::timeout(REFRESH_DEADLINE, anew).await {
+                Ok(verification) => verification,
+                Err(_) => verdict(VerificationStatus::Timeout, "the refresh did not finish in time"),
+            };
+            match Cached::of(verification) {
+                Ok(fresh) => {
+                    verifier.cache.insert(key.clone(), fresh).await;
+                    verifier.metrics.record_refresh("refreshed");
+                }
+                Err(failed) => {
+                    verifier.metrics.record_refresh("failed");
+                    tracing::info!(
+                        image = %image.pinned_to(&key.digest),
+                        reason = %failed.reason,
+                        "verifying again ahead of the cached verdict's expiry failed; it serves until it expires"
+                    );
+                }
+            }
+        });
+    }
+
     /// The registry client with the workload's pull secrets, read only when a request is about
     /// to be made (a cached verdict needs none).
-    async fn registry_for(&self, pull: &PullSecretRefs) -> std::borrow::Cow<'_, Registry> {
+    async fn registry_for<'a>(&self, base: &'a Registry, pull: &PullSecretRefs) -> std::borrow::Cow<'a, Registry> {
         match &self.pull_secrets {
             Some(secrets) if !pull.names.is_empty() || !pull.service_account.is_empty() => {
-                std::borrow::Cow::Owned(self.registry.with_credentials(&secrets.credentials(pull).await))
+                std::borrow::Cow::Owned(base.with_credentials(&secrets.credentials(pull).await))
             }
-            _ => std::borrow::Cow::Borrowed(&self.registry),
+            _ => std::borrow::Cow::Borrowed(base),
         }
     }
 
@@ -465,6 +547,18 @@ impl Verifier {
             attestations,
         }
     }
+}
+
+/// A registry client with the policy's allow-list, credentials, timeout and CAs.
+fn registry_of(policy: &TrustPolicy, metrics: &Arc<Metrics>) -> Result<Registry, RegistryError> {
+    Registry::new(
+        policy.allow.clone(),
+        policy.insecure.clone(),
+        policy.credentials.clone(),
+        policy.registry_timeout,
+        &policy.registry_cas,
+        Some(metrics.clone()),
+    )
 }
 
 /// The `sigstore` crate's client, with the trusted root when one is configured. Building it
@@ -645,19 +739,124 @@ pub fn status_label(status: VerificationStatus) -> &'static str {
     }
 }
 
-/// Successes live for the success TTL, permanent failures for the shorter one.
+/// How long a background refresh may take; past it the cached verdict expires as it would have.
+const REFRESH_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A verdict is verified again when a review uses it in the last quarter of its lifetime.
+const REFRESH_AFTER: f64 = 0.75;
+
+/// A cached verdict and when it was made.
+#[derive(Debug, Clone)]
+struct Cached {
+    verification: Verification,
+    made: Instant,
+}
+
+impl Cached {
+    /// A verdict to cache; errors and timeouts never are: the next review tries again.
+    fn of(verification: Verification) -> Result<Cached, Verification> {
+        match verification.status {
+            VerificationStatus::Error | VerificationStatus::Timeout => Err(verification),
+            _ => Ok(Cached {
+                verification,
+                made: Instant::now(),
+            }),
+        }
+    }
+
+    fn due_for_refresh(&self, lifetime: &Lifetime) -> bool {
+        self.made.elapsed() >= lifetime.of(&self.verification).mul_f64(REFRESH_AFTER)
+    }
+}
+
+/// A refresh of one key in flight; the key is free again when it ends, however it ends.
+struct Refreshing {
+    verifier: Arc<Verifier>,
+    key: CacheKey,
+}
+
+impl Refreshing {
+    /// None when this key is already being refreshed.
+    fn start(verifier: Arc<Verifier>, key: CacheKey) -> Option<Refreshing> {
+        let started = verifier.refreshing.lock().ok()?.insert(key.clone());
+        started.then_some(Refreshing { verifier, key })
+    }
+}
+
+impl Drop for Refreshing {
+    fn drop(&mut self) {
+        if let Ok(mut refreshing) = self.verifier.refreshing.lock() {
+            refreshing.remove(&self.key);
+        }
+    }
+}
+
+/// How long a verdict is cached: `cacheTtl` when verified, `failureCacheTtl` otherwise.
+#[derive(Debug, Clone, Copy)]
 struct Lifetime {
     success: Duration,
     failure: Duration,
 }
 
-impl moka::Expiry<CacheKey, Verification> for Lifetime {
-    fn expire_after_create(&self, _key: &CacheKey, value: &Verification, _now: std::time::Instant) -> Option<Duration> {
-        Some(if value.status == VerificationStatus::Verified {
+impl Lifetime {
+    fn of(&self, verification: &Verification) -> Duration {
+        if verification.status == VerificationStatus::Verified {
             self.success
         } else {
             self.failure
-        })
+        }
+    }
+}
+
+impl moka::Expiry<CacheKey, Cached> for Lifetime {
+    fn expire_after_create(&self, _key: &CacheKey, value: &Cached, _now: std::time::Instant) -> Option<Duration> {
+        Some(self.of(&value.verification))
+    }
+
+    /// A refreshed verdict lives its whole lifetime from when it was made.
+    fn expire_after_update(
+        &self,
+        _key: &CacheKey,
+        value: &Cached,
+        _now: std::time::Instant,
+        _until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(self.of(&value.verification))
+    }
+}
+
+#[cfg(test)]
+mod refresh {
+    use super::*;
+
+    fn made_ago(status: VerificationStatus, ago: Duration) -> Cached {
+        Cached {
+            verification: verdict(status, "test"),
+            made: Instant::now() - ago,
+        }
+    }
+
+    #[test]
+    fn a_verdict_is_due_in_the_last_quarter_of_its_own_lifetime() {
+        let lifetime = Lifetime {
+            success: Duration::from_secs(600),
+            failure: Duration::from_secs(60),
+        };
+        let due = |status, seconds| made_ago(status, Duration::from_secs(seconds)).due_for_refresh(&lifetime);
+        assert!(!due(VerificationStatus::Verified, 440));
+        assert!(due(VerificationStatus::Verified, 460));
+        // The others live `failureCacheTtl`.
+        assert!(!due(VerificationStatus::Unsigned, 40));
+        assert!(due(VerificationStatus::Unsigned, 46));
+        assert!(due(VerificationStatus::Untrusted, 46));
+    }
+
+    #[test]
+    fn errors_and_timeouts_are_never_cached() {
+        for status in [VerificationStatus::Error, VerificationStatus::Timeout] {
+            assert!(Cached::of(verdict(status, "test")).is_err());
+        }
+        assert!(Cached::of(verdict(VerificationStatus::Unsigned, "test")).is_ok());
     }
 }
 

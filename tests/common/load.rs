@@ -4,6 +4,11 @@
 //! counted from when it was due, so a stalled server cannot hide its queue (no coordinated
 //! omission). Bounded: at most `max_in_flight` requests at once (a request due beyond it is
 //! counted as `ClientLimit`, never queued in the client), and every request times out.
+//!
+//! By default it opens a connection whenever all of its own are busy and keeps idle ones, as
+//! the apiserver's client does. [`Client::holding`] caps the connections instead: a request
+//! due while all are busy waits for one (that wait counted in its latency), so after the
+//! first burst the client holds the same set.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -58,19 +63,33 @@ pub struct Client {
     http: reqwest::Client,
     url: String,
     max_in_flight: u32,
+    /// When held to a set of connections: one permit per connection.
+    connections: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Client {
     /// A client of `url` (`https://localhost:PORT/validate?timeout=10s`) trusting `ca_pem`;
     /// each request times out after `timeout`.
     pub fn new(url: &str, ca_pem: &str, timeout: Duration, max_in_flight: usize) -> Client {
+        Client::build(url, ca_pem, timeout, max_in_flight, None)
+    }
+
+    /// [`Client::new`] that never has more than `connections` open, and keeps them however long
+    /// they are idle (the server closes a connection idle for a minute; it is opened again when
+    /// needed).
+    pub fn holding(url: &str, ca_pem: &str, timeout: Duration, max_in_flight: usize, connections: usize) -> Client {
+        Client::build(url, ca_pem, timeout, max_in_flight, Some(connections))
+    }
+
+    fn build(url: &str, ca_pem: &str, timeout: Duration, max_in_flight: usize, connections: Option<usize>) -> Client {
         let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("the CA certificate");
         let http = reqwest::Client::builder()
             .use_rustls_tls()
             .tls_built_in_root_certs(false)
             .add_root_certificate(ca)
             .http1_only()
-            .pool_max_idle_per_host(max_in_flight)
+            .pool_max_idle_per_host(connections.unwrap_or(max_in_flight))
+            .pool_idle_timeout(connections.map_or(Some(Duration::from_secs(90)), |_| None))
             .timeout(timeout)
             .build()
             .expect("an HTTP client");
@@ -78,6 +97,7 @@ impl Client {
             http,
             url: url.to_string(),
             max_in_flight: u32::try_from(max_in_flight).expect("max_in_flight fits a semaphore's u32"),
+            connections: connections.map(|n| Arc::new(tokio::sync::Semaphore::new(n))),
         }
     }
 
@@ -135,8 +155,12 @@ impl Client {
                         continue;
                     };
                     let (http, url, body) = (client.http.clone(), client.url.clone(), targets[target].body.clone());
-                    let samples = samples.clone();
+                    let (samples, connections) = (samples.clone(), client.connections.clone());
                     runtime.spawn(async move {
+                        let _connection = match connections {
+                            Some(connections) => Some(connections.acquire_owned().await.expect("the semaphore")),
+                            None => None,
+                        };
                         let answer = send(&http, &url, body).await;
                         let latency = started.elapsed().saturating_sub(due);
                         samples.lock().unwrap().push(Sample {
