@@ -16,6 +16,7 @@ pub mod signatures;
 pub mod timestamp;
 pub mod trust;
 pub mod trusted_root;
+mod verdicts;
 pub mod verify;
 pub mod window;
 

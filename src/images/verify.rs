@@ -7,9 +7,9 @@
 //! all of an authority's checks hold on the same signature, and the threshold counts distinct
 //! authorities.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -28,16 +28,9 @@ use super::signatures;
 use super::timestamp::TimestampError;
 use super::trust::{AuthorityKind, TrustEntry, TrustPolicy};
 use super::trusted_root::{Material, RootValidity, TrustedRoot};
+use super::verdicts::{CacheKey, Maker, Verdicts};
 use crate::background::Spawner;
 use crate::metrics::Metrics;
-
-/// The cache key: never a tag. A changed trust entry or trusted root never reuses a verdict.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct CacheKey {
-    digest: String,
-    entry: String,
-    root: String,
-}
 
 pub struct Verifier {
     /// Settings fixed at startup (allow-list, credentials, cache, bounds). Its trust material
@@ -51,10 +44,7 @@ pub struct Verifier {
     registry: Registry,
     /// Reads workloads' imagePullSecrets, when configured.
     pull_secrets: Option<Arc<PullSecrets>>,
-    cache: moka::future::Cache<CacheKey, Cached>,
-    lifetime: Lifetime,
-    /// The verdicts being verified again ahead of their expiry: one refresh per key at a time.
-    refreshing: Mutex<HashSet<CacheKey>>,
+    verdicts: Verdicts,
     /// Where refreshes run, started by the first: a thread of the lowest priority, so that they
     /// never take the core from a review. None when it could not start (verdicts then expire).
     refresher: OnceLock<Option<Spawner>>,
@@ -135,14 +125,7 @@ impl Verifier {
             ));
         }
         let registry = registry_of(&policy, &metrics)?;
-        let lifetime = Lifetime {
-            success: policy.cache_ttl,
-            failure: policy.failure_cache_ttl,
-        };
-        let cache = moka::future::Cache::builder()
-            .max_capacity(policy.cache_max_entries)
-            .expire_after(lifetime)
-            .build();
+        let verdicts = Verdicts::new(policy.cache_max_entries, policy.cache_ttl, policy.failure_cache_ttl);
         Ok(Verifier {
             trust: ArcSwap::from_pointee(Trust::of(&policy)?),
             trust_generation: AtomicU64::new(0),
@@ -150,11 +133,9 @@ impl Verifier {
             pacer: policy.verification_rate.map(Pacer::new),
             policy,
             registry,
-            cache,
-            refreshing: Mutex::default(),
+            verdicts,
             refresher: OnceLock::new(),
             refresh_registry: OnceLock::new(),
-            lifetime,
             metrics,
         })
     }
@@ -292,32 +273,22 @@ impl Verifier {
             entry: entry.fingerprint.clone(),
             root: trust.root_version.clone(),
         };
-        let verification = if let Some(hit) = self.cache.get(&key).await {
+        let verification = if let Some((hit, due)) = self.verdicts.get(&key).await {
             self.metrics.record_cache("hit");
-            if hit.due_for_refresh(&self.lifetime) {
+            if due {
                 self.refresh(key, trust.clone(), image, pull);
             }
-            hit.verification
+            hit
         } else {
-            let leader = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let (flag, trust) = (leader.clone(), &trust);
-            let loaded = self
-                .cache
-                .try_get_with(key, async move {
-                    flag.store(true, std::sync::atomic::Ordering::Release);
-                    Cached::of(
-                        self.verify_anew(&self.registry, trust, image, &digest, entry, pull)
-                            .await,
-                    )
-                })
-                .await;
-            self.metrics
-                .record_cache(if leader.load(std::sync::atomic::Ordering::Acquire) {
-                    "miss"
-                } else {
-                    "coalesced"
-                });
-            loaded.map_or_else(|error| (*error).clone(), |cached| cached.verification)
+            // Boxed: the verification's future is large, and the cache's own wraps it again
+            // (a debug build's test thread overflowed its stack with it inline).
+            let verify = Box::pin(self.verify_anew(&self.registry, &trust, image, &digest, entry, pull));
+            let (verification, maker) = self.verdicts.get_or_make(key, verify).await;
+            self.metrics.record_cache(match maker {
+                Maker::This => "miss",
+                Maker::Another => "coalesced",
+            });
+            verification
         };
         Verified {
             resolved_digest,
@@ -352,13 +323,12 @@ impl Verifier {
         }) else {
             return;
         };
-        let Some(refreshing) = Refreshing::start(self.clone(), key) else {
+        let Some(claim) = self.verdicts.claim_refresh(key) else {
             return;
         };
-        let (image, pull) = (image.clone(), pull.clone());
+        let (verifier, image, pull) = (self.clone(), image.clone(), pull.clone());
         spawner.spawn(async move {
-            let verifier = &refreshing.verifier;
-            let key = &refreshing.key;
+            let key = claim.key();
             // The entry the cached verdict was made for: the key holds its fingerprint.
             let Some(entry) = super::trust::entry_for(&trust.entries, &image.registry, &image.repository) else {
                 return;
@@ -376,11 +346,8 @@ impl Verifier {
                 Ok(verification) => verification,
                 Err(_) => verdict(VerificationStatus::Timeout, "the refresh did not finish in time"),
             };
-            match Cached::of(verification) {
-                Ok(fresh) => {
-                    verifier.cache.insert(key.clone(), fresh).await;
-                    verifier.metrics.record_refresh("refreshed");
-                }
+            match verifier.verdicts.store(key.clone(), verification).await {
+                Ok(()) => verifier.metrics.record_refresh("refreshed"),
                 Err(failed) => {
                     verifier.metrics.record_refresh("failed");
                     tracing::info!(
@@ -741,124 +708,6 @@ pub fn status_label(status: VerificationStatus) -> &'static str {
 
 /// How long a background refresh may take; past it the cached verdict expires as it would have.
 const REFRESH_DEADLINE: Duration = Duration::from_secs(60);
-
-/// A verdict is verified again when a review uses it in the last quarter of its lifetime.
-const REFRESH_AFTER: f64 = 0.75;
-
-/// A cached verdict and when it was made.
-#[derive(Debug, Clone)]
-struct Cached {
-    verification: Verification,
-    made: Instant,
-}
-
-impl Cached {
-    /// A verdict to cache; errors and timeouts never are: the next review tries again.
-    fn of(verification: Verification) -> Result<Cached, Verification> {
-        match verification.status {
-            VerificationStatus::Error | VerificationStatus::Timeout => Err(verification),
-            _ => Ok(Cached {
-                verification,
-                made: Instant::now(),
-            }),
-        }
-    }
-
-    fn due_for_refresh(&self, lifetime: &Lifetime) -> bool {
-        self.made.elapsed() >= lifetime.of(&self.verification).mul_f64(REFRESH_AFTER)
-    }
-}
-
-/// A refresh of one key in flight; the key is free again when it ends, however it ends.
-struct Refreshing {
-    verifier: Arc<Verifier>,
-    key: CacheKey,
-}
-
-impl Refreshing {
-    /// None when this key is already being refreshed.
-    fn start(verifier: Arc<Verifier>, key: CacheKey) -> Option<Refreshing> {
-        let started = verifier.refreshing.lock().ok()?.insert(key.clone());
-        started.then_some(Refreshing { verifier, key })
-    }
-}
-
-impl Drop for Refreshing {
-    fn drop(&mut self) {
-        if let Ok(mut refreshing) = self.verifier.refreshing.lock() {
-            refreshing.remove(&self.key);
-        }
-    }
-}
-
-/// How long a verdict is cached: `cacheTtl` when verified, `failureCacheTtl` otherwise.
-#[derive(Debug, Clone, Copy)]
-struct Lifetime {
-    success: Duration,
-    failure: Duration,
-}
-
-impl Lifetime {
-    fn of(&self, verification: &Verification) -> Duration {
-        if verification.status == VerificationStatus::Verified {
-            self.success
-        } else {
-            self.failure
-        }
-    }
-}
-
-impl moka::Expiry<CacheKey, Cached> for Lifetime {
-    fn expire_after_create(&self, _key: &CacheKey, value: &Cached, _now: std::time::Instant) -> Option<Duration> {
-        Some(self.of(&value.verification))
-    }
-
-    /// A refreshed verdict lives its whole lifetime from when it was made.
-    fn expire_after_update(
-        &self,
-        _key: &CacheKey,
-        value: &Cached,
-        _now: std::time::Instant,
-        _until_expiry: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(self.of(&value.verification))
-    }
-}
-
-#[cfg(test)]
-mod refresh {
-    use super::*;
-
-    fn made_ago(status: VerificationStatus, ago: Duration) -> Cached {
-        Cached {
-            verification: verdict(status, "test"),
-            made: Instant::now() - ago,
-        }
-    }
-
-    #[test]
-    fn a_verdict_is_due_in_the_last_quarter_of_its_own_lifetime() {
-        let lifetime = Lifetime {
-            success: Duration::from_secs(600),
-            failure: Duration::from_secs(60),
-        };
-        let due = |status, seconds| made_ago(status, Duration::from_secs(seconds)).due_for_refresh(&lifetime);
-        assert!(!due(VerificationStatus::Verified, 440));
-        assert!(due(VerificationStatus::Verified, 460));
-        // The others live `failureCacheTtl`.
-        assert!(!due(VerificationStatus::Unsigned, 40));
-        assert!(due(VerificationStatus::Unsigned, 46));
-        assert!(due(VerificationStatus::Untrusted, 46));
-    }
-
-    #[test]
-    fn errors_and_timeouts_are_never_cached() {
-        for status in [VerificationStatus::Error, VerificationStatus::Timeout] {
-            assert!(Cached::of(verdict(status, "test")).is_err());
-        }
-        assert!(Cached::of(verdict(VerificationStatus::Unsigned, "test")).is_ok());
-    }
-}
 
 /// Known-bad signatures kept as fixtures (`tests/fixtures/signatures`, made by cosign v2.6.4; see
 /// its README): each must fail the way it fails, whatever registry or cosign version the

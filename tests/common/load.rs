@@ -51,6 +51,48 @@ pub struct Sample {
     pub answer: Answer,
 }
 
+/// In which order an attack sends its targets.
+#[derive(Debug, Clone, Copy)]
+pub enum Order {
+    /// The first, the second, ... and again.
+    InTurn,
+    /// Each round of the targets in a new random order, the same in every run (seeded): no
+    /// stretch of costly reviews comes back at the same place in every round.
+    Shuffled { seed: u64 },
+}
+
+/// The next target of an attack, round after round.
+struct Rounds {
+    order: Vec<usize>,
+    at: usize,
+    shuffle: Option<fastrand::Rng>,
+}
+
+impl Rounds {
+    fn new(order: Order, targets: usize) -> Rounds {
+        let shuffle = match order {
+            Order::InTurn => None,
+            Order::Shuffled { seed } => Some(fastrand::Rng::with_seed(seed)),
+        };
+        Rounds {
+            order: (0..targets).collect(),
+            at: targets,
+            shuffle,
+        }
+    }
+
+    fn next(&mut self) -> usize {
+        if self.at == self.order.len() {
+            self.at = 0;
+            if let Some(rng) = &mut self.shuffle {
+                rng.shuffle(&mut self.order);
+            }
+        }
+        self.at += 1;
+        self.order[self.at - 1]
+    }
+}
+
 /// One review to send, and what it is called in reports.
 #[derive(Clone)]
 pub struct Target {
@@ -116,6 +158,11 @@ impl Client {
     /// they were due, was most of the median latency (docs/reliability.md, "The load client's
     /// clock").
     pub async fn attack(&self, targets: &[Target], rate: f64, duration: Duration) -> Vec<Sample> {
+        self.attack_in(Order::InTurn, targets, rate, duration).await
+    }
+
+    /// [`Client::attack`], the targets sent in `order`.
+    pub async fn attack_in(&self, order: Order, targets: &[Target], rate: f64, duration: Duration) -> Vec<Sample> {
         assert!(rate > 0.0 && !targets.is_empty());
         let interval = Duration::from_secs_f64(1.0 / rate);
         let total = (duration.as_secs_f64() * rate).round() as usize;
@@ -133,6 +180,7 @@ impl Client {
             );
             let runtime = tokio::runtime::Handle::current();
             std::thread::spawn(move || {
+                let mut rounds = Rounds::new(order, targets.len());
                 let started = Instant::now();
                 for index in 0..total {
                     let due = interval * index as u32;
@@ -142,7 +190,7 @@ impl Client {
                     if stop.load(Ordering::Relaxed) {
                         return;
                     }
-                    let target = index % targets.len();
+                    let target = rounds.next();
                     let Ok(permit) = in_flight.clone().try_acquire_owned() else {
                         let answer = Answer::ClientLimit;
                         let sample = Sample {
