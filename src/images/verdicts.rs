@@ -1,11 +1,12 @@
 //! The cache of verification verdicts. Keyed by digest and trust material, never a tag; a
 //! verdict lives `cacheTtl` when verified and `failureCacheTtl` otherwise, counted from when it
-//! was made; errors and timeouts are never stored. A verdict used in the last quarter of its
-//! lifetime is due to be verified again, and one refresh per key runs at a time.
+//! was made; errors and timeouts are never stored. The first review to use a verdict in the
+//! last quarter of its lifetime is told to verify it again: once per verdict, so a refresh that
+//! fails is not tried again until the verdict expires (a failing registry is not asked at every
+//! review).
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::facts::{Verification, VerificationStatus};
@@ -33,10 +34,17 @@ pub(super) enum Maker {
     Another,
 }
 
+/// A cached verdict found.
+pub(super) struct Hit {
+    pub verification: Verification,
+    /// This caller is the one to verify it again: the first to use it in the last quarter of
+    /// its lifetime.
+    pub refresh: bool,
+}
+
 pub(super) struct Verdicts {
     cache: moka::future::Cache<CacheKey, Cached>,
     lifetime: Lifetime,
-    refreshing: Arc<Mutex<HashSet<CacheKey>>>,
 }
 
 impl Verdicts {
@@ -48,15 +56,16 @@ impl Verdicts {
                 .expire_after(lifetime)
                 .build(),
             lifetime,
-            refreshing: Arc::default(),
         }
     }
 
-    /// The cached verdict of `key`, and whether it is due to be verified again.
-    pub async fn get(&self, key: &CacheKey) -> Option<(Verification, bool)> {
+    pub async fn get(&self, key: &CacheKey) -> Option<Hit> {
         let cached = self.cache.get(key).await?;
-        let due = cached.due_for_refresh(&self.lifetime);
-        Some((cached.verification, due))
+        let refresh = cached.claims_refresh(&self.lifetime);
+        Some(Hit {
+            verification: cached.verification,
+            refresh,
+        })
     }
 
     /// The verdict of `key`, made by `verify` once for every caller that asks meanwhile.
@@ -88,43 +97,14 @@ impl Verdicts {
         self.cache.insert(key, Cached::of(verification)?).await;
         Ok(())
     }
-
-    /// Claims the refresh of `key`: None while another one runs.
-    pub fn claim_refresh(&self, key: CacheKey) -> Option<RefreshClaim> {
-        let claimed = self.refreshing.lock().ok()?.insert(key.clone());
-        claimed.then(|| RefreshClaim {
-            refreshing: self.refreshing.clone(),
-            key,
-        })
-    }
 }
 
-/// The refresh of one key; the key can be claimed again once this is dropped, however the
-/// refresh ended.
-pub(super) struct RefreshClaim {
-    refreshing: Arc<Mutex<HashSet<CacheKey>>>,
-    key: CacheKey,
-}
-
-impl RefreshClaim {
-    pub fn key(&self) -> &CacheKey {
-        &self.key
-    }
-}
-
-impl Drop for RefreshClaim {
-    fn drop(&mut self) {
-        if let Ok(mut refreshing) = self.refreshing.lock() {
-            refreshing.remove(&self.key);
-        }
-    }
-}
-
-/// A cached verdict and when it was made.
+/// A cached verdict, when it was made, and whether a review was told to refresh it.
 #[derive(Debug, Clone)]
 struct Cached {
     verification: Verification,
     made: Instant,
+    refresh_claimed: Arc<AtomicBool>,
 }
 
 impl Cached {
@@ -135,12 +115,19 @@ impl Cached {
             _ => Ok(Cached {
                 verification,
                 made: Instant::now(),
+                refresh_claimed: Arc::default(),
             }),
         }
     }
 
     fn due_for_refresh(&self, lifetime: &Lifetime) -> bool {
         self.made.elapsed() >= lifetime.of(&self.verification).mul_f64(REFRESH_AFTER)
+    }
+
+    /// True for the first caller once the verdict is due; the flag is shared by every copy of
+    /// this verdict the cache hands out.
+    fn claims_refresh(&self, lifetime: &Lifetime) -> bool {
+        self.due_for_refresh(lifetime) && !self.refresh_claimed.swap(true, Ordering::AcqRel)
     }
 }
 
@@ -209,6 +196,7 @@ mod tests {
             let cached = Cached {
                 verification: verdict(status),
                 made: Instant::now() - Duration::from_secs(seconds),
+                refresh_claimed: Arc::default(),
             };
             cached.due_for_refresh(&lifetime)
         };
@@ -233,17 +221,34 @@ mod tests {
             .store(key("c"), verdict(VerificationStatus::Unsigned))
             .await
             .is_ok());
-        let (found, due) = verdicts.get(&key("c")).await.unwrap();
-        assert_eq!((found.status, due), (VerificationStatus::Unsigned, false));
+        let hit = verdicts.get(&key("c")).await.unwrap();
+        assert_eq!(
+            (hit.verification.status, hit.refresh),
+            (VerificationStatus::Unsigned, false)
+        );
     }
 
     #[test]
-    fn one_refresh_per_key_at_a_time() {
-        let verdicts = Verdicts::new(10, Duration::from_secs(60), Duration::from_secs(60));
-        let claim = verdicts.claim_refresh(key("a")).expect("the first claim");
-        assert!(verdicts.claim_refresh(key("a")).is_none());
-        assert!(verdicts.claim_refresh(key("b")).is_some());
-        drop(claim);
-        assert!(verdicts.claim_refresh(key("a")).is_some());
+    fn the_first_use_in_the_last_quarter_claims_the_refresh_once_per_verdict() {
+        let lifetime = Lifetime {
+            success: Duration::from_secs(600),
+            failure: Duration::from_secs(60),
+        };
+        let made_ago = |seconds| Cached {
+            verification: verdict(VerificationStatus::Verified),
+            made: Instant::now() - Duration::from_secs(seconds),
+            refresh_claimed: Arc::default(),
+        };
+        let early = made_ago(100);
+        assert!(!early.claims_refresh(&lifetime));
+        let due = made_ago(500);
+        // Copies, as the cache hands them out, share the claim: whatever became of the first
+        // refresh, the others do not start one.
+        let (first, second) = (due.clone(), due.clone());
+        assert!(first.claims_refresh(&lifetime));
+        assert!(!second.claims_refresh(&lifetime));
+        assert!(!due.claims_refresh(&lifetime));
+        // A new verdict may be refreshed again.
+        assert!(made_ago(500).claims_refresh(&lifetime));
     }
 }

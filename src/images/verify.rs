@@ -1,5 +1,6 @@
 //! Verification facts for images: digest resolution, cosign signatures (keys and keyless
-//! identities) checked with the `sigstore` crate, a cache keyed by digest, and the deadline.
+//! identities) checked with the `sigstore` crate, the cache of verdicts (`verdicts`) with its
+//! refreshes ahead of expiry, and the deadline.
 //!
 //! Signatures are read by portcullis's own registry client (`signatures`), so a registry failure
 //! is `error`, never `unsigned`; the crate checks each one. The crate's constraints would be
@@ -46,11 +47,11 @@ pub struct Verifier {
     pull_secrets: Option<Arc<PullSecrets>>,
     verdicts: Verdicts,
     /// Where refreshes run, started by the first: a thread of the lowest priority, so that they
-    /// never take the core from a review. None when it could not start (verdicts then expire).
-    refresher: OnceLock<Option<Spawner>>,
-    /// The refreshes' own registry client, built on their thread by the first: its connections
-    /// live there too.
-    refresh_registry: OnceLock<Option<Registry>>,
+    /// never take the core from a review.
+    refresher: OnceLock<Spawner>,
+    /// The refreshes' own registry client: its connections are made, and their TLS work done,
+    /// on the refreshes' thread.
+    refresh_registry: Registry,
     metrics: Arc<Metrics>,
     /// Spaces the starts of registry work (a tag resolved, a digest verified), when bounded.
     pacer: Option<Pacer>,
@@ -125,6 +126,7 @@ impl Verifier {
             ));
         }
         let registry = registry_of(&policy, &metrics)?;
+        let refresh_registry = registry_of(&policy, &metrics)?;
         let verdicts = Verdicts::new(policy.cache_max_entries, policy.cache_ttl, policy.failure_cache_ttl);
         Ok(Verifier {
             trust: ArcSwap::from_pointee(Trust::of(&policy)?),
@@ -135,7 +137,7 @@ impl Verifier {
             registry,
             verdicts,
             refresher: OnceLock::new(),
-            refresh_registry: OnceLock::new(),
+            refresh_registry,
             metrics,
         })
     }
@@ -273,12 +275,12 @@ impl Verifier {
             entry: entry.fingerprint.clone(),
             root: trust.root_version.clone(),
         };
-        let verification = if let Some((hit, due)) = self.verdicts.get(&key).await {
+        let verification = if let Some(hit) = self.verdicts.get(&key).await {
             self.metrics.record_cache("hit");
-            if due {
-                self.refresh(key, trust.clone(), image, pull);
+            if hit.refresh {
+                self.refresh(key, trust.clone(), entry.clone(), image, pull);
             }
-            hit
+            hit.verification
         } else {
             // Boxed: the verification's future is large, and the cache's own wraps it again
             // (a debug build's test thread overflowed its stack with it inline).
@@ -315,49 +317,54 @@ impl Verifier {
     /// makes a review wait for the registry. The cached verdict serves meanwhile (it is within
     /// its lifetime); the new one replaces it unless it is an error or a timeout, in which case
     /// the old one expires as it would have and the next review verifies for itself.
-    fn refresh(self: &Arc<Self>, key: CacheKey, trust: Arc<Trust>, image: &ImageReference, pull: &PullSecretRefs) {
-        let Some(spawner) = self.refresher.get_or_init(|| {
-            Spawner::start("verify-refresh")
-                .inspect_err(|error| tracing::warn!(%error, "cached verdicts will expire without being refreshed"))
-                .ok()
-        }) else {
-            return;
-        };
-        let Some(claim) = self.verdicts.claim_refresh(key) else {
+    fn refresh(
+        self: &Arc<Self>,
+        key: CacheKey,
+        trust: Arc<Trust>,
+        entry: TrustEntry,
+        image: &ImageReference,
+        pull: &PullSecretRefs,
+    ) {
+        let Some(spawner) = self.refresher() else {
+            self.metrics.record_refresh("failed");
             return;
         };
         let (verifier, image, pull) = (self.clone(), image.clone(), pull.clone());
         spawner.spawn(async move {
-            let key = claim.key();
-            // The entry the cached verdict was made for: the key holds its fingerprint.
-            let Some(entry) = super::trust::entry_for(&trust.entries, &image.registry, &image.repository) else {
-                return;
-            };
-            let registry = verifier.refresh_registry.get_or_init(|| {
-                registry_of(&verifier.policy, &verifier.metrics)
-                    .inspect_err(|error| tracing::warn!(%error, "cached verdicts will expire without being refreshed"))
-                    .ok()
-            });
-            let Some(registry) = registry else {
-                return;
-            };
-            let anew = verifier.verify_anew(registry, &trust, &image, &key.digest, entry, &pull);
+            let registry = &verifier.refresh_registry;
+            let anew = verifier.verify_anew(registry, &trust, &image, &key.digest, &entry, &pull);
             let verification = match tokio::time::timeout(REFRESH_DEADLINE, anew).await {
                 Ok(verification) => verification,
                 Err(_) => verdict(VerificationStatus::Timeout, "the refresh did not finish in time"),
             };
-            match verifier.verdicts.store(key.clone(), verification).await {
+            let digest = key.digest.clone();
+            match verifier.verdicts.store(key, verification).await {
                 Ok(()) => verifier.metrics.record_refresh("refreshed"),
                 Err(failed) => {
                     verifier.metrics.record_refresh("failed");
                     tracing::info!(
-                        image = %image.pinned_to(&key.digest),
+                        image = %image.pinned_to(&digest),
                         reason = %failed.reason,
                         "verifying again ahead of the cached verdict's expiry failed; it serves until it expires"
                     );
                 }
             }
         });
+    }
+
+    /// The refreshes' thread, started by the first; tried again by the next when it could not
+    /// start (the verdict then expires unrefreshed).
+    fn refresher(&self) -> Option<&Spawner> {
+        if let Some(spawner) = self.refresher.get() {
+            return Some(spawner);
+        }
+        match Spawner::start("verify-refresh") {
+            Ok(spawner) => Some(self.refresher.get_or_init(|| spawner)),
+            Err(error) => {
+                tracing::warn!(%error, "a cached verdict will expire without being refreshed");
+                None
+            }
+        }
     }
 
     /// The registry client with the workload's pull secrets, read only when a request is about
