@@ -22,21 +22,16 @@ pub enum BackgroundError {
     Crashed { task: &'static str },
 }
 
-/// Runs `work` on a new low-priority thread named `task` (at most 15 bytes: what Linux keeps
-/// of a thread's name) and waits for its result without blocking the async runtime.
+/// Runs `work` on a new low-priority thread named `task` and waits for its result without
+/// blocking the async runtime.
 pub async fn run<T: Send + 'static>(
     task: &'static str,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, BackgroundError> {
-    debug_assert!(task.len() <= 15, "Linux keeps 15 bytes of a thread's name: {task}");
     let (done, result) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name(task.to_string())
-        .spawn(move || {
-            lower_priority(task);
-            let _ = done.send(work());
-        })
-        .map_err(|source| BackgroundError::Spawn { task, source })?;
+    low_priority_thread(task, move || {
+        let _ = done.send(work());
+    })?;
     // A panic drops the sender unanswered.
     result.await.map_err(|_| BackgroundError::Crashed { task })
 }
@@ -52,29 +47,23 @@ pub struct Spawner {
 
 impl Spawner {
     pub fn start(task: &'static str) -> Result<Spawner, BackgroundError> {
-        debug_assert!(task.len() <= 15, "Linux keeps 15 bytes of a thread's name: {task}");
-        let spawn = |source| BackgroundError::Spawn { task, source };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(spawn)?;
+            .map_err(|source| BackgroundError::Spawn { task, source })?;
         let handle = runtime.handle().clone();
         // Whichever thread drops it, in an async context or not (a thread that did not start).
         let runtime = StopsWithoutWaiting(Some(runtime));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let started = std::thread::Builder::new().name(task.to_string()).spawn(move || {
-            lower_priority(task);
+        low_priority_thread(task, move || {
             // Runs the spawned tasks until the spawner is dropped.
             if let Some(runtime) = &runtime.0 {
                 runtime.block_on(async {
                     let _ = stopped.await;
                 });
             }
-        });
-        match started {
-            Ok(_) => Ok(Spawner { handle, _stop: stop }),
-            Err(source) => Err(spawn(source)),
-        }
+        })?;
+        Ok(Spawner { handle, _stop: stop })
     }
 
     pub fn spawn(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
@@ -91,6 +80,20 @@ impl Drop for StopsWithoutWaiting {
             runtime.shutdown_background();
         }
     }
+}
+
+/// Runs `body` on a new thread named `task` (at most 15 bytes: what Linux keeps of a thread's
+/// name) at the lowest priority.
+fn low_priority_thread(task: &'static str, body: impl FnOnce() + Send + 'static) -> Result<(), BackgroundError> {
+    debug_assert!(task.len() <= 15, "Linux keeps 15 bytes of a thread's name: {task}");
+    std::thread::Builder::new()
+        .name(task.to_string())
+        .spawn(move || {
+            lower_priority(task);
+            body();
+        })
+        .map(drop)
+        .map_err(|source| BackgroundError::Spawn { task, source })
 }
 
 /// This thread only: Linux keeps the nice value per thread. Best effort; elsewhere, or where

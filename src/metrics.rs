@@ -418,7 +418,7 @@ impl Metrics {
         let refreshes = Family::<ResultLabels, Counter>::default();
         registry.register(
             "verification_refreshes",
-            "Cached verdicts verified again in the background, ahead of their expiry, because a review used them in the last quarter of their lifetime: refreshed (replaced), failed (an error or timeout, or no thread to run it; the old verdict serves until it expires)",
+            "Cached verdicts verified again in the background, ahead of their expiry, because a review used them in the last quarter of their lifetime: refreshed (replaced), failed (an error or timeout; the old verdict serves until it expires)",
             refreshes.clone(),
         );
         let images_admitted = Family::<AdmittedLabels, Counter>::default();

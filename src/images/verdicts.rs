@@ -178,6 +178,22 @@ mod tests {
         }
     }
 
+    /// `cacheTtl` 10 minutes, `failureCacheTtl` 1 minute.
+    fn lifetime() -> Lifetime {
+        Lifetime {
+            success: Duration::from_secs(600),
+            failure: Duration::from_secs(60),
+        }
+    }
+
+    fn made_ago(status: VerificationStatus, seconds: u64) -> Cached {
+        Cached {
+            verification: verdict(status),
+            made: Instant::now() - Duration::from_secs(seconds),
+            refresh_claimed: Arc::default(),
+        }
+    }
+
     fn key(digest: &str) -> CacheKey {
         CacheKey {
             digest: digest.into(),
@@ -188,18 +204,7 @@ mod tests {
 
     #[test]
     fn a_verdict_is_due_in_the_last_quarter_of_its_own_lifetime() {
-        let lifetime = Lifetime {
-            success: Duration::from_secs(600),
-            failure: Duration::from_secs(60),
-        };
-        let due = |status, seconds| {
-            let cached = Cached {
-                verification: verdict(status),
-                made: Instant::now() - Duration::from_secs(seconds),
-                refresh_claimed: Arc::default(),
-            };
-            cached.due_for_refresh(&lifetime)
-        };
+        let due = |status, seconds| made_ago(status, seconds).due_for_refresh(&lifetime());
         assert!(!due(VerificationStatus::Verified, 440));
         assert!(due(VerificationStatus::Verified, 460));
         // The others live `failureCacheTtl`.
@@ -230,15 +235,8 @@ mod tests {
 
     #[test]
     fn the_first_use_in_the_last_quarter_claims_the_refresh_once_per_verdict() {
-        let lifetime = Lifetime {
-            success: Duration::from_secs(600),
-            failure: Duration::from_secs(60),
-        };
-        let made_ago = |seconds| Cached {
-            verification: verdict(VerificationStatus::Verified),
-            made: Instant::now() - Duration::from_secs(seconds),
-            refresh_claimed: Arc::default(),
-        };
+        let lifetime = lifetime();
+        let made_ago = |seconds| made_ago(VerificationStatus::Verified, seconds);
         let early = made_ago(100);
         assert!(!early.claims_refresh(&lifetime));
         let due = made_ago(500);

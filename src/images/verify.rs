@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -30,7 +30,7 @@ use super::timestamp::TimestampError;
 use super::trust::{AuthorityKind, TrustEntry, TrustPolicy};
 use super::trusted_root::{Material, RootValidity, TrustedRoot};
 use super::verdicts::{CacheKey, Maker, Verdicts};
-use crate::background::Spawner;
+use crate::background::{BackgroundError, Spawner};
 use crate::metrics::Metrics;
 
 pub struct Verifier {
@@ -46,9 +46,9 @@ pub struct Verifier {
     /// Reads workloads' imagePullSecrets, when configured.
     pull_secrets: Option<Arc<PullSecrets>>,
     verdicts: Verdicts,
-    /// Where refreshes run, started by the first: a thread of the lowest priority, so that they
-    /// never take the core from a review.
-    refresher: OnceLock<Spawner>,
+    /// Where refreshes run: a thread of the lowest priority, so that they never take the core
+    /// from a review.
+    refresher: Spawner,
     /// The refreshes' own registry client: its connections are made, and their TLS work done,
     /// on the refreshes' thread.
     refresh_registry: Registry,
@@ -109,6 +109,8 @@ pub enum VerifierError {
     SignatureClient(String),
     #[error("cannot build the signature client (are CA certificates installed? see docs/verification.md)")]
     SignatureClientPanicked,
+    #[error(transparent)]
+    Background(#[from] BackgroundError),
 }
 
 /// What [`Verifier::verify`] found for one image.
@@ -136,7 +138,7 @@ impl Verifier {
             policy,
             registry,
             verdicts,
-            refresher: OnceLock::new(),
+            refresher: Spawner::start("verify-refresh")?,
             refresh_registry,
             metrics,
         })
@@ -325,12 +327,8 @@ impl Verifier {
         image: &ImageReference,
         pull: &PullSecretRefs,
     ) {
-        let Some(spawner) = self.refresher() else {
-            self.metrics.record_refresh("failed");
-            return;
-        };
         let (verifier, image, pull) = (self.clone(), image.clone(), pull.clone());
-        spawner.spawn(async move {
+        self.refresher.spawn(async move {
             let registry = &verifier.refresh_registry;
             let anew = verifier.verify_anew(registry, &trust, &image, &key.digest, &entry, &pull);
             let verification = match tokio::time::timeout(REFRESH_DEADLINE, anew).await {
@@ -350,21 +348,6 @@ impl Verifier {
                 }
             }
         });
-    }
-
-    /// The refreshes' thread, started by the first; tried again by the next when it could not
-    /// start (the verdict then expires unrefreshed).
-    fn refresher(&self) -> Option<&Spawner> {
-        if let Some(spawner) = self.refresher.get() {
-            return Some(spawner);
-        }
-        match Spawner::start("verify-refresh") {
-            Ok(spawner) => Some(self.refresher.get_or_init(|| spawner)),
-            Err(error) => {
-                tracing::warn!(%error, "a cached verdict will expire without being refreshed");
-                None
-            }
-        }
     }
 
     /// The registry client with the workload's pull secrets, read only when a request is about

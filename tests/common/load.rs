@@ -125,16 +125,17 @@ impl Client {
 
     fn build(url: &str, ca_pem: &str, timeout: Duration, max_in_flight: usize, connections: Option<usize>) -> Client {
         let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("the CA certificate");
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .use_rustls_tls()
             .tls_built_in_root_certs(false)
             .add_root_certificate(ca)
             .http1_only()
             .pool_max_idle_per_host(connections.unwrap_or(max_in_flight))
-            .pool_idle_timeout(connections.map_or(Some(Duration::from_secs(90)), |_| None))
-            .timeout(timeout)
-            .build()
-            .expect("an HTTP client");
+            .timeout(timeout);
+        if connections.is_some() {
+            http = http.pool_idle_timeout(None);
+        }
+        let http = http.build().expect("an HTTP client");
         Client {
             http,
             url: url.to_string(),
