@@ -15,6 +15,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/floor.rs"]
+mod floor;
 #[path = "support/spread.rs"]
 mod spread;
 
@@ -61,14 +63,8 @@ struct Attack {
     p99_ms: f64,
 }
 
-/// The argument that makes this binary the floor server (see the module's comment).
-const FLOOR_SERVER: &str = "--floor-server";
-
 fn main() {
-    let mut args = std::env::args().skip(1);
-    if let (Some(FLOOR_SERVER), Some(config)) = (args.next().as_deref(), args.next()) {
-        return floor_server(Path::new(&config));
-    }
+    floor::serve_if_asked();
     let static_binary = std::env::var_os("PORTCULLIS_STATIC_BINARY").map(PathBuf::from).unwrap_or_else(|| {
         panic!("PORTCULLIS_STATIC_BINARY is not set: run `make bench`, or set it to the binary scripts/static-build.sh prints")
     });
@@ -229,47 +225,17 @@ fn portcullis_server(name: &str, binary: &Path, dir: &Path, tag: &str) -> Server
 fn floor(dir: &Path) -> Server {
     let (port, config) = (pick_port(), dir.join("floor.yaml"));
     std::fs::write(&config, server_config(port, dir)).expect("write");
-    let exe = std::env::current_exe().expect("the bench's own path");
-    let args = [
-        "-c",
-        "0",
-        exe.to_str().expect("path"),
-        FLOOR_SERVER,
-        config.to_str().expect("path"),
-    ];
+    let command = floor::command_line(&config);
+    let args: Vec<&str> = ["-c", "0"]
+        .into_iter()
+        .chain(command.iter().map(String::as_str))
+        .collect();
     Server {
         name: "floor: the same TLS + HTTP stack, a constant allow".to_string(),
         url: format!("https://localhost:{port}/validate?timeout=10s"),
         body: dir.join("review.json"),
         service: Service::spawn(Path::new("taskset"), &args, &dir.join("floor.log"), Stdio::null()),
     }
-}
-
-/// Serves a constant allow with portcullis's server (TLS, HTTP, the router's layers replaced by
-/// one route) on a runtime built as `portcullis serve` builds its own, until killed.
-fn floor_server(config: &Path) {
-    let text = std::fs::read_to_string(config).expect("floor config");
-    let settings = Config::from_yaml(&text)
-        .expect("config")
-        .validate(false)
-        .expect("valid");
-    let policies = portcullis::admission::setup::load_policies(&Source::Embedded, &settings).expect("policies");
-    let state = portcullis::server::app_state(&settings, policies, std::sync::Arc::new(StaticNamespaces::default()))
-        .expect("state");
-    let answer = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {"uid": "constant", "allowed": true}});
-    let router = axum::Router::new().route(
-        "/validate",
-        // The body is read, as a real handler reads it: an unread body ends the keep-alive.
-        axum::routing::post(move |_body: axum::body::Bytes| async move { axum::Json(answer) }),
-    );
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let (_stop, stopped) = tokio::sync::watch::channel(false);
-    runtime.block_on(async move {
-        let server = portcullis::server::Server::bind(state, settings, Source::Embedded)
-            .await
-            .expect("bind");
-        server.with_webhook_router(router).run(stopped).await.expect("serve");
-    });
 }
 
 fn opa_server(opa: &Path, library: &Path, dir: &Path) -> Server {

@@ -27,6 +27,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/floor.rs"]
+mod floor;
 #[path = "support/spread.rs"]
 mod spread;
 
@@ -56,14 +58,14 @@ const MAX_IN_FLIGHT: usize = 4000;
 /// The server's `shutdownDelay`: it keeps serving this long after SIGTERM.
 const SHUTDOWN_DELAY: Duration = Duration::from_secs(6);
 
-/// The server under test; killed if the bench ends early.
-struct Portcullis {
+/// A server the bench started (portcullis, or the floor); killed if the bench ends early.
+struct Server {
     child: Child,
     url: String,
     metrics: String,
 }
 
-impl Drop for Portcullis {
+impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -71,6 +73,7 @@ impl Drop for Portcullis {
 }
 
 fn main() {
+    floor::serve_if_asked();
     let soak = Duration::from_secs(env_or("SOAK_SECONDS", 120));
     lab::set_service_limit(soak + Duration::from_secs(900));
     // The client (this process) on core 1; the server is started on core 0.
@@ -121,11 +124,9 @@ fn main() {
         // `SOAK_CONNECTIONS`: a client that holds that many connections, so that the server's
         // memory is seen apart from the connections a client opens under bursts.
         let held = env_or("SOAK_CONNECTIONS", 0);
-        let soak_client = match held {
-            0 => client.clone(),
-            held => Client::holding(&server.url, &tls.ca_cert, TIMEOUT, MAX_IN_FLIGHT, held),
-        };
-        let samples = soak_client.attack_in(SOAK_ORDER, &targets, soak_rate, soak).await;
+        let samples = soak_client(&server.url, &tls.ca_cert, held)
+            .attack_in(SOAK_ORDER, &targets, soak_rate, soak)
+            .await;
         let memory = sampler.stop();
         events.await.expect("the changes");
         report_soak(&samples, &targets, soak_rate, soak, &memory);
@@ -147,7 +148,17 @@ fn main() {
 
         overload(&client, (&heavy, heavy_capacity), (&targets, soak_rate), &server).await;
         drain(client, &targets, server, soak_rate).await;
+        let soak_tail = Summary::of(&samples);
+        floor(dir, &tls.ca_cert, (&targets, soak_rate), soak.min(FLOOR_AT_MOST), held, &soak_tail).await;
     });
+}
+
+/// The soak's client: `held` connections at most, or as many as it needs when 0.
+fn soak_client(url: &str, ca: &str, held: usize) -> Client {
+    match held {
+        0 => Client::new(url, ca, TIMEOUT, MAX_IN_FLIGHT),
+        held => Client::holding(url, ca, TIMEOUT, MAX_IN_FLIGHT, held),
+    }
 }
 
 /// The environment variable `name` parsed, or `default` when unset or unreadable.
@@ -167,7 +178,7 @@ fn write_pair(dir: &Path, tls: &certs::CertBundle) {
     }
 }
 
-fn start(dir: &Path, lab: &lab::Lab) -> Portcullis {
+fn start(dir: &Path, lab: &lab::Lab) -> Server {
     let (port, metrics_port) = (pick_port(), pick_port());
     let registry = &lab.registry;
     let config = format!(
@@ -208,7 +219,7 @@ policies: {{ dirs: [{dir}/policies], reloadInterval: 1s }}
         .stderr(log)
         .spawn()
         .expect("portcullis serve");
-    Portcullis {
+    Server {
         child,
         url: format!("https://localhost:{port}/validate?timeout={}s", TIMEOUT.as_secs()),
         metrics: format!("http://127.0.0.1:{metrics_port}/metrics"),
@@ -444,7 +455,7 @@ fn report_soak(samples: &[Sample], targets: &[Target], rate: f64, soak: Duration
         all.errors,
         ms(all.p50),
         ms(all.p99),
-        all.p99.as_secs_f64() / all.p50.as_secs_f64(),
+        tail_ratio(&all),
         ms(all.max)
     );
     println!("Latency by review (each kind's own tail: the mix's p50 and p99 come from reviews of different cost):\n");
@@ -454,7 +465,7 @@ fn report_soak(samples: &[Sample], targets: &[Target], rate: f64, soak: Duration
     for (index, target) in targets.iter().enumerate() {
         let part: Vec<Sample> = samples.iter().filter(|s| s.target == index).copied().collect();
         let summary = Summary::of(&part);
-        let ratio = summary.p99.as_secs_f64() / summary.p50.as_secs_f64();
+        let ratio = tail_ratio(&summary);
         ratios.push(ratio);
         println!(
             "| {} | {} | {} | {} | {ratio:.2} |",
@@ -506,7 +517,7 @@ fn write_holdings(memory: &[(Duration, Holdings)]) {
 }
 
 /// `heavy` at [`OVERLOAD_FACTOR`] (or `$OVERLOAD_FACTOR`) times its capacity, then the soak's `mix` at its rate.
-async fn overload(client: &Client, heavy: (&[Target], f64), mix: (&[Target], f64), server: &Portcullis) {
+async fn overload(client: &Client, heavy: (&[Target], f64), mix: (&[Target], f64), server: &Server) {
     let ((heavy, capacity), (targets, soak_rate)) = (heavy, mix);
     let factor = env_or("OVERLOAD_FACTOR", OVERLOAD_FACTOR);
     let rate = (capacity * factor).round();
@@ -596,7 +607,7 @@ async fn overload(client: &Client, heavy: (&[Target], f64), mix: (&[Target], f64
 
 /// The soak rate for 8 s, SIGTERM after 4 s: the server keeps serving for its shutdown delay
 /// (6 s), so every review sent is answered, and each is counted once in its metrics.
-async fn drain(client: Client, targets: &[Target], server: Portcullis, rate: f64) {
+async fn drain(client: Client, targets: &[Target], server: Server, rate: f64) {
     let before = reviews_counted(&scrape(&server.metrics).await);
     let pid = server.child.id().to_string();
     let signal = tokio::spawn(async move {
@@ -651,4 +662,63 @@ fn metric(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
         .unwrap_or(0.0)
+}
+
+/// The floor is measured for the soak's length, at most this.
+const FLOOR_AT_MOST: Duration = Duration::from_secs(120);
+
+/// The soak's client, mix, order and rate against the floor (a constant allow on portcullis's
+/// TLS and HTTP stack, pinned as portcullis was): the tail the machine, loopback, TLS, HTTP
+/// and the client add whatever the server decides, beside the soak's.
+async fn floor(dir: &Path, ca: &str, mix: (&[Target], f64), length: Duration, held: usize, soak: &Summary) {
+    let (targets, rate) = mix;
+    let (port, metrics_port, config) = (pick_port(), pick_port(), dir.join("floor.yaml"));
+    let settings = format!(
+        "images: {{ registries: {{ allow: [registry.example.com] }} }}\nlogging: {{ level: warn }}\nserver: {{ listen: 127.0.0.1:{port}, metricsListen: 127.0.0.1:{metrics_port}, tls: {{ certFile: {dir}/tls.crt, keyFile: {dir}/tls.key }} }}\nrisk: {{ namespaceSource: none }}\n",
+        dir = dir.display(),
+    );
+    std::fs::write(&config, settings).expect("write");
+    let child = Command::new("taskset")
+        .args(["-c", "0"])
+        .args(floor::command_line(&config))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("floor.log")).expect("log"))
+        .spawn()
+        .expect("the floor server");
+    let server = Server {
+        child,
+        url: format!("https://localhost:{port}/validate?timeout={}s", TIMEOUT.as_secs()),
+        metrics: format!("http://127.0.0.1:{metrics_port}/metrics"),
+    };
+    let client = soak_client(&server.url, ca, held);
+    wait_ready(&client, targets).await;
+    let samples = client.attack_in(SOAK_ORDER, targets, rate, length).await;
+    let all = Summary::of(&samples);
+    let ratios = (0..targets.len()).map(|index| {
+        let part: Vec<Sample> = samples.iter().filter(|s| s.target == index).copied().collect();
+        tail_ratio(&Summary::of(&part))
+    });
+    println!("## The floor: the soak's client, mix, order and rate against a constant allow\n");
+    println!(
+        "{} s at {rate:.0} reviews per second against a constant allow on the same TLS and HTTP stack (pinned to core 0 as portcullis was): {} reviews, **{} errors**; p50 {} ms, p99 {} ms (**p99/p50 {:.2}**), max {} ms; p99/p50 by review, median (range): {}. The soak's: p50 {} ms, p99 {} ms (p99/p50 {:.2}): {} ms above the floor's p50, {} ms above its p99.\n",
+        length.as_secs(),
+        all.requests,
+        all.errors,
+        ms(all.p50),
+        ms(all.p99),
+        tail_ratio(&all),
+        ms(all.max),
+        spread(ratios, 2),
+        ms(soak.p50),
+        ms(soak.p99),
+        tail_ratio(soak),
+        ms(soak.p50.saturating_sub(all.p50)),
+        ms(soak.p99.saturating_sub(all.p99)),
+    );
+    assert_eq!(all.errors, 0, "floor: {:?}", Summary::errors_of(&samples));
+}
+
+fn tail_ratio(summary: &Summary) -> f64 {
+    summary.p99.as_secs_f64() / summary.p50.as_secs_f64()
 }

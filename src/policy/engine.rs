@@ -629,8 +629,11 @@ fn truncate(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::decision::aggregate;
     use crate::results::Enforcement;
+    use crate::risk::RiskLevel;
     use serde_json::json;
+    use std::collections::BTreeMap;
 
     fn bundle(modules: &[(&str, &str)]) -> Bundle {
         Bundle {
@@ -876,6 +879,91 @@ mod tests {
                 (results[1].deny.clone(), results[1].error.clone()),
                 (vec![Violation::new("no")], None)
             );
+        }
+    }
+
+    #[test]
+    fn a_timeout_in_the_pass_is_attributed_to_its_policy() {
+        // The first review evaluates every policy alone (the timing sample), so a runaway
+        // policy there never reaches the pass: a quiet review goes first, and the pass itself
+        // is shown to run out of time, so the reviews after it take the policy-by-policy rerun.
+        // 400³ iterations when `input.go`: far beyond the limit on any machine (and far below
+        // the VM's instruction cap, which would be an error, not a timeout).
+        let runaway = "package runaway\ndeny contains \"never\" if {\n  input.go\n  some i in numbers.range(1, 400)\n  some j in numbers.range(1, 400)\n  some k in numbers.range(1, 400)\n  i + j + k < 0\n}\n";
+        let b = bundle(&[
+            ("denies.rego", "package denies\ndeny contains sprintf(\"no %v\", [input.name]) if input.go\n"),
+            ("runaway.rego", runaway),
+            (
+                "warns.rego",
+                "package warns\nwarn contains {\"msg\": \"careful\", \"details\": {\"name\": input.name}} if input.go\n",
+            ),
+        ]);
+        let timeout = Duration::from_millis(20);
+        let review = json!({"go": true, "name": "web"});
+        for kind in [EngineKind::Compiled, EngineKind::Interpreter] {
+            let set = PolicySet::build_on(&b, json!({}), timeout, kind.choice()).unwrap();
+            let ids: Vec<_> = set.policies().iter().map(|p| p.id.as_str()).collect();
+            assert_eq!(ids, ["denies", "runaway", "warns"]);
+            assert!(set.policies().iter().all(|p| p.engine == kind), "{:?}", set.policies());
+            // One pass holds all three, and on this review it is what runs out of time.
+            assert_eq!(set.passes.len(), 1, "{kind:?}");
+            assert_eq!(set.passes[0].1, [0, 1, 2], "{kind:?}");
+            let pass = set.passes[0].0.eval(to_regorus(&review).unwrap());
+            assert_eq!(pass, Err(EvalError::Timeout(timeout)), "{kind:?}");
+
+            let quiet = set.evaluate(&json!({"name": "web"}));
+            assert!(
+                quiet
+                    .iter()
+                    .all(|r| r.deny.is_empty() && r.warn.is_empty() && r.error.is_none()),
+                "{kind:?}: {quiet:?}"
+            );
+            let alone = decided(set.evaluate_alone(&review));
+            for _ in 0..2 {
+                let results = decided(set.evaluate(&review));
+                assert_eq!(results[1].id, "runaway");
+                assert_eq!(
+                    results[1].error,
+                    Some(EvalError::Timeout(timeout)),
+                    "{kind:?}: {results:?}"
+                );
+                assert_eq!(results[1].error.as_ref().map(EvalError::reason), Some("timeout"));
+                assert!(results[1].deny.is_empty() && results[1].warn.is_empty(), "{results:?}");
+                assert_eq!(
+                    (results[0].deny.clone(), results[0].error.clone()),
+                    (vec![Violation::new("no web")], None),
+                    "{kind:?}"
+                );
+                assert_eq!(
+                    (results[2].warn.clone(), results[2].error.clone()),
+                    (
+                        vec![Violation {
+                            message: "careful".into(),
+                            details: Some(json!({"name": "web"}))
+                        }],
+                        None
+                    ),
+                    "{kind:?}"
+                );
+                // Each result is the one its policy gives alone.
+                assert_eq!(results, alone, "{kind:?}");
+
+                let decision = aggregate(vec![], &results, &BTreeMap::new(), &[], RiskLevel::High);
+                assert!(!decision.allowed, "{decision:?}");
+                assert_eq!(decision.policies(Enforcement::Deny), ["denies", "runaway"]);
+                let stopped: Vec<&str> = decision
+                    .denials()
+                    .filter(|f| f.policy == "runaway")
+                    .map(|f| f.message.as_str())
+                    .collect();
+                assert_eq!(stopped.len(), 1, "{decision:?}");
+                assert!(
+                    stopped[0].contains("exceeded its execution time limit"),
+                    "{}",
+                    stopped[0]
+                );
+                assert_eq!(decision.policies(Enforcement::Warn), ["warns"]);
+            }
         }
     }
 
