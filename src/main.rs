@@ -202,7 +202,12 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8, StartupError> {
         None
     };
     let (source, policies) = policies(&settings)?;
-    tracing::info!(policies = policies.policies().len(), source = %source.describe(), "policy library loaded");
+    tracing::info!(
+        policies = policies.policies().len(),
+        engines = %policies.engines_described(),
+        source = %source.describe(),
+        "policy library loaded"
+    );
 
     runtime()?.block_on(async move {
         // One Kubernetes client for every feature that reads the API, built by the first.

@@ -348,6 +348,15 @@ impl PolicySet {
             .collect()
     }
 
+    /// [`PolicySet::engines`] for a log line: `compiled: 12, interpreter: 0`.
+    pub fn engines_described(&self) -> String {
+        self.engines()
+            .iter()
+            .map(|(engine, count)| format!("{engine}: {count}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// The same set with `data.inventory` for its Gatekeeper templates (native policies don't
     /// see the inventory). CPU-bound: every template is prepared again.
     pub fn with_inventory(&self, inventory: &gatekeeper::Inventory) -> Result<PolicySet, gatekeeper::InventoryError> {
@@ -806,6 +815,9 @@ mod tests {
             .map(|p| (&p.id, &p.interpreted_because))
             .collect();
         assert!(interpreted.is_empty(), "{interpreted:?}");
+        // What the load's log line says.
+        let count = set.policies().len();
+        assert_eq!(set.engines_described(), format!("compiled: {count}, interpreter: 0"));
         assert_eq!(set.passes.len(), 1);
         assert_eq!(set.passes[0].1.len(), set.policies().len());
     }
@@ -838,6 +850,7 @@ mod tests {
             .policies()
             .iter()
             .all(|p| p.engine == EngineKind::Interpreter));
+        assert_eq!(interpreted.engines_described(), "compiled: 0, interpreter: 4");
         let inputs = [
             json!({}),
             json!({"images": [{"ref": "a", "pinned": false}, {"ref": "b", "pinned": true}, {"ref": "c"}], "x": 1, "y": true}),

@@ -408,7 +408,7 @@ pub async fn reload_policies(state: AppState, settings: Settings, source: Source
         let (source, settings, reviewer) = (source.clone(), settings.clone(), state.reviewer.clone());
         let loading = background::run("policy-reload", move || {
             let set = load_policies(&source, &settings)?;
-            let counts = (set.policies().len(), set.engines(), set.ids());
+            let counts = (set.policies().len(), set.engines(), set.engines_described(), set.ids());
             reviewer.replace_policies(set)?;
             Ok::<_, ReloadError>(counts)
         });
@@ -416,11 +416,11 @@ pub async fn reload_policies(state: AppState, settings: Settings, source: Source
             return;
         };
         match loaded {
-            Ok(Ok((count, engines, ids))) => {
+            Ok(Ok((count, engines, described, ids))) => {
                 state.metrics.set_policies_loaded(&engines);
                 state.metrics.known_policies(ids);
                 state.metrics.record_reload(true);
-                tracing::info!(policies = count, "policy library reloaded");
+                tracing::info!(policies = count, engines = %described, "policy library reloaded");
             }
             Ok(Err(error)) => {
                 state.metrics.record_reload(false);
