@@ -5,7 +5,8 @@
 //!
 //! portcullis: `Reviewer::decide` of a CREATE request for the object (the whole offline decision:
 //! facts, every constraint's match and Rego, the aggregation), one review at a time.
-//! gator: `gator bench --engine=rego --concurrency=1` on the same files.
+//! gator: `gator bench --engine=rego --concurrency=1` on the same files. [`ROUNDS`] rounds, the
+//! two interleaved, the ratios reported per round as the median and its range.
 //!
 //! Then the cluster inventory (`policies.inventory`): the time to install a new `data.inventory`
 //! (what every sync rebuild costs) against its floor, converting the document for regorus once,
@@ -15,6 +16,8 @@
 mod common;
 #[path = "support/percentile.rs"]
 mod percentile;
+#[path = "support/spread.rs"]
+mod spread;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -26,6 +29,7 @@ use serde_json::{json, Value};
 use common::lab::tool;
 use percentile::percentile;
 use portcullis::policy::Source;
+use spread::spread;
 
 /// Reviews of every object, by each tool.
 const ITERATIONS: usize = 200;
@@ -99,6 +103,19 @@ fn request(object: &Value) -> Value {
     })
 }
 
+/// Rounds of both tools, interleaved: the ratio is taken per round, so a machine that changes
+/// speed during the run moves both alike.
+const ROUNDS: usize = 3;
+
+/// One tool's figures in one round.
+struct Round {
+    reviews: u64,
+    per_second: f64,
+    p50: Duration,
+    p99: Duration,
+    violations_per_pass: u64,
+}
+
 fn main() {
     let dir = tempfile::tempdir().unwrap();
     let objects = gather(dir.path());
@@ -106,11 +123,65 @@ fn main() {
     let state = common::state_with_source(&settings, Source::from_dirs(&[dir.path().to_path_buf()]), &[]);
     let constraints = state.reviewer.policies().policies().len();
     let requests: Vec<Value> = objects.iter().map(request).collect();
-
-    // portcullis
     for request in requests.iter().take(50) {
         state.reviewer.decide(request);
     }
+
+    let mut rounds = Vec::new();
+    let mut counts = (Value::Null, Value::Null);
+    for _ in 0..ROUNDS {
+        let ours = portcullis_round(&state.reviewer, &requests);
+        let (theirs, report) = gator_round(dir.path());
+        counts = (report["templateCount"].clone(), report["objectCount"].clone());
+        rounds.push((ours, theirs));
+    }
+
+    println!(
+        "gatekeeper-library `general`: {} templates with one constraint each, {} objects, {ITERATIONS} reviews of each per round, {ROUNDS} rounds, the tools interleaved; one review at a time. 2-core machine.\n",
+        counts.0, counts.1
+    );
+    println!("| round | | reviews | reviews/s | p50 (ms) | p99 (ms) | violations per pass |");
+    println!("|---|---|---|---|---|---|---|");
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    for (index, (ours, theirs)) in rounds.iter().enumerate() {
+        for (name, round) in [
+            (
+                format!("portcullis (`Reviewer::decide`, {constraints} constraints loaded)"),
+                ours,
+            ),
+            ("gator bench v3.23.0 (rego)".to_string(), theirs),
+        ] {
+            println!(
+                "| {} | {name} | {} | {:.0} | {:.3} | {:.3} | {} |",
+                index + 1,
+                round.reviews,
+                round.per_second,
+                ms(round.p50),
+                ms(round.p99),
+                round.violations_per_pass
+            );
+        }
+    }
+    println!();
+    println!(
+        "- portcullis / gator, reviews per second, per round: **{}**",
+        spread(
+            rounds.iter().map(|(ours, theirs)| ours.per_second / theirs.per_second),
+            2
+        )
+    );
+    println!(
+        "- portcullis / gator, p99, per round: {}",
+        spread(rounds.iter().map(|(ours, theirs)| ms(ours.p99) / ms(theirs.p99)), 2)
+    );
+    println!();
+    let mut p99s: Vec<Duration> = rounds.iter().map(|(ours, _)| ours.p99).collect();
+    p99s.sort();
+    inventory(&state.reviewer, &requests, p99s[p99s.len() / 2]);
+}
+
+/// portcullis: every request decided [`ITERATIONS`] times (or until [`TIME_LIMIT`]).
+fn portcullis_round(reviewer: &portcullis::admission::Reviewer, requests: &[Value]) -> Round {
     let mut samples = Vec::new();
     let mut violations = 0;
     let started = Instant::now();
@@ -118,26 +189,33 @@ fn main() {
         if started.elapsed() > TIME_LIMIT {
             break;
         }
-        for request in &requests {
+        for request in requests {
             let begun = Instant::now();
-            let outcome = state.reviewer.decide(request);
+            let outcome = reviewer.decide(request);
             samples.push(begun.elapsed());
             violations += outcome.results.iter().map(|r| r.deny.len()).sum::<usize>();
         }
     }
     let wall = started.elapsed();
     samples.sort();
-    let reviews = samples.len();
-    let ours_per_second = reviews as f64 / wall.as_secs_f64();
-    let (ours_p50, ours_p99) = (percentile(&samples, 0.5), percentile(&samples, 0.99));
+    let passes = (samples.len() / requests.len()).max(1);
+    Round {
+        reviews: samples.len() as u64,
+        per_second: samples.len() as f64 / wall.as_secs_f64(),
+        p50: percentile(&samples, 0.5),
+        p99: percentile(&samples, 0.99),
+        violations_per_pass: (violations / passes) as u64,
+    }
+}
 
-    // gator, on the same files
+/// `gator bench` on the same files; its figures and its whole report.
+fn gator_round(dir: &Path) -> (Round, Value) {
     let output = Command::new("timeout")
         .arg(TIME_LIMIT.as_secs().to_string())
         .arg(tool("gator"))
         .args(["bench", "--engine=rego", "--concurrency=1", "--output=json"])
         .arg(format!("--iterations={ITERATIONS}"))
-        .arg(format!("--filename={}", dir.path().display()))
+        .arg(format!("--filename={}", dir.display()))
         .output()
         .unwrap();
     let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
@@ -147,7 +225,7 @@ fn main() {
             String::from_utf8_lossy(&output.stderr)
         )
     });
-    let gator = &report[0];
+    let gator = report[0].clone();
     let duration = |field: &str| {
         let text = gator["latencies"][field].as_str().unwrap_or_default();
         let micros = if let Some(ms) = text.strip_suffix("ms") {
@@ -159,38 +237,15 @@ fn main() {
         };
         Duration::from_secs_f64(micros / 1e6)
     };
-    let gator_per_second = gator["reviewsPerSecond"].as_f64().unwrap_or(f64::NAN);
-
-    println!(
-        "gatekeeper-library `general`: {} templates with one constraint each, {} objects, {ITERATIONS} reviews of each; one review at a time. 2-core machine.\n",
-        gator["templateCount"], gator["objectCount"]
-    );
-    println!("| | reviews | reviews/s | p50 (ms) | p99 (ms) | violations per pass |");
-    println!("|---|---|---|---|---|---|");
-    println!(
-        "| portcullis (`Reviewer::decide`, {constraints} constraints loaded) | {reviews} | {ours_per_second:.0} | {:.3} | {:.3} | {} |",
-        ours_p50.as_secs_f64() * 1e3,
-        ours_p99.as_secs_f64() * 1e3,
-        violations / (reviews / requests.len()).max(1)
-    );
-    println!(
-        "| gator bench v3.23.0 (rego) | {} | {gator_per_second:.0} | {:.3} | {:.3} | {} |",
-        gator["totalReviews"],
-        duration("p50").as_secs_f64() * 1e3,
-        duration("p99").as_secs_f64() * 1e3,
-        gator["violationCount"].as_u64().unwrap_or(0) / gator["iterations"].as_u64().unwrap_or(1).max(1)
-    );
-    println!();
-    println!(
-        "- portcullis / gator, reviews per second: {:.2}",
-        ours_per_second / gator_per_second
-    );
-    println!(
-        "- portcullis / gator, p99: {:.2}",
-        ours_p99.as_secs_f64() / duration("p99").as_secs_f64()
-    );
-    println!();
-    inventory(&state.reviewer, &requests, ours_p99);
+    let round = Round {
+        reviews: gator["totalReviews"].as_u64().unwrap_or(0),
+        per_second: gator["reviewsPerSecond"].as_f64().unwrap_or(f64::NAN),
+        p50: duration("p50"),
+        p99: duration("p99"),
+        violations_per_pass: gator["violationCount"].as_u64().unwrap_or(0)
+            / gator["iterations"].as_u64().unwrap_or(1).max(1),
+    };
+    (round, gator)
 }
 
 /// Ingresses spread over 20 namespaces, each with a host of its own: a cluster's inventory.

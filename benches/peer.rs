@@ -28,8 +28,6 @@ use serde_json::{json, Value};
 
 use common::lab::{pick_port, tool, Service};
 use common::poll::poll;
-use portcullis::config::Config;
-use portcullis::namespaces::StaticNamespaces;
 use portcullis::policy::engine::PolicyKind;
 use portcullis::policy::{input, Source};
 use portcullis::server::certs;
@@ -78,13 +76,7 @@ fn main() {
 
     // The input document portcullis builds for the review, and OPA's copy of the library.
     let review: Value = serde_json::from_slice(&std::fs::read(REVIEW).expect("fixture")).expect("json");
-    let settings = Config::from_yaml(CONFIG)
-        .expect("config")
-        .validate(false)
-        .expect("valid");
-    let policies = portcullis::admission::setup::load_policies(&Source::Embedded, &settings).expect("policies");
-    let state = portcullis::server::app_state(&settings, policies, std::sync::Arc::new(StaticNamespaces::default()))
-        .expect("state");
+    let (settings, state) = floor::state_of(CONFIG);
     let document = state.reviewer.input(&review["request"]);
     let expected = state.reviewer.decide(&review["request"]);
     let opa_dir = dir.join("opa");

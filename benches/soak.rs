@@ -463,8 +463,7 @@ fn report_soak(samples: &[Sample], targets: &[Target], rate: f64, soak: Duration
     println!("|---|---:|---:|---:|---:|");
     let mut ratios = Vec::new();
     for (index, target) in targets.iter().enumerate() {
-        let part: Vec<Sample> = samples.iter().filter(|s| s.target == index).copied().collect();
-        let summary = Summary::of(&part);
+        let summary = of_target(samples, index);
         let ratio = tail_ratio(&summary);
         ratios.push(ratio);
         println!(
@@ -695,10 +694,7 @@ async fn floor(dir: &Path, ca: &str, mix: (&[Target], f64), length: Duration, he
     wait_ready(&client, targets).await;
     let samples = client.attack_in(SOAK_ORDER, targets, rate, length).await;
     let all = Summary::of(&samples);
-    let ratios = (0..targets.len()).map(|index| {
-        let part: Vec<Sample> = samples.iter().filter(|s| s.target == index).copied().collect();
-        tail_ratio(&Summary::of(&part))
-    });
+    let ratios = (0..targets.len()).map(|index| tail_ratio(&of_target(&samples, index)));
     println!("## The floor: the soak's client, mix, order and rate against a constant allow\n");
     println!(
         "{} s at {rate:.0} reviews per second against a constant allow on the same TLS and HTTP stack (pinned to core 0 as portcullis was): {} reviews, **{} errors**; p50 {} ms, p99 {} ms (**p99/p50 {:.2}**), max {} ms; p99/p50 by review, median (range): {}. The soak's: p50 {} ms, p99 {} ms (p99/p50 {:.2}): {} ms above the floor's p50, {} ms above its p99.\n",
@@ -717,6 +713,12 @@ async fn floor(dir: &Path, ca: &str, mix: (&[Target], f64), length: Duration, he
         ms(soak.p99.saturating_sub(all.p99)),
     );
     assert_eq!(all.errors, 0, "floor: {:?}", Summary::errors_of(&samples));
+}
+
+/// The summary of the samples of one target (by its index).
+fn of_target(samples: &[Sample], target: usize) -> Summary {
+    let part: Vec<Sample> = samples.iter().filter(|s| s.target == target).copied().collect();
+    Summary::of(&part)
 }
 
 fn tail_ratio(summary: &Summary) -> f64 {

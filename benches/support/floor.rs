@@ -5,9 +5,10 @@
 
 use std::path::Path;
 
-use portcullis::config::Config;
+use portcullis::config::{Config, Settings};
 use portcullis::namespaces::StaticNamespaces;
 use portcullis::policy::Source;
+use portcullis::server::AppState;
 use serde_json::json;
 
 /// The argument that makes a bench's binary the floor server: `--floor-server CONFIG`.
@@ -33,15 +34,18 @@ pub fn command_line(config: &Path) -> [String; 3] {
     ]
 }
 
-fn serve(config: &Path) {
-    let text = std::fs::read_to_string(config).expect("floor config");
-    let settings = Config::from_yaml(&text)
-        .expect("config")
-        .validate(false)
-        .expect("valid");
+/// The settings of a configuration (`yaml`) and the state `serve` would run on, with the
+/// bundled library and no namespace labels.
+pub fn state_of(yaml: &str) -> (Settings, AppState) {
+    let settings = Config::from_yaml(yaml).expect("config").validate(false).expect("valid");
     let policies = portcullis::admission::setup::load_policies(&Source::Embedded, &settings).expect("policies");
     let state = portcullis::server::app_state(&settings, policies, std::sync::Arc::new(StaticNamespaces::default()))
         .expect("state");
+    (settings, state)
+}
+
+fn serve(config: &Path) {
+    let (settings, state) = state_of(&std::fs::read_to_string(config).expect("floor config"));
     let answer = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {"uid": "constant", "allowed": true}});
     let router = axum::Router::new().route(
         "/validate",
