@@ -93,7 +93,7 @@ generate:
 ## glibc and the shipped static musl binary beside `opa run --server` (vegeta from
 ## scripts/tools.sh), image verification (a local registry and cosign), and Gatekeeper
 ## templates beside `gator bench`, and the audit (synthetic fleets, and a real apiserver and
-## registry), and two minutes of load, soak, overload and drain (docs/reliability.md). Each
+## registry), and two minutes of load, soak, overload, drain and their floor (docs/reliability.md). Each
 ## prints a markdown report, kept in $(CARGO_TARGET_DIR)/bench/.
 bench: vendor
 	mkdir -p $(CARGO_TARGET_DIR)/bench
@@ -111,7 +111,7 @@ bench: vendor
 	cat $(CARGO_TARGET_DIR)/bench/soak.md
 
 ## The long soak (docs/reliability.md): benches/soak.rs for SOAK_SECONDS (30 minutes), then
-## its overload and drain; the report in $(CARGO_TARGET_DIR)/bench/soak-long.md, every memory
+## its overload, drain and floor (2 minutes); the report in $(CARGO_TARGET_DIR)/bench/soak-long.md, every memory
 ## sample in soak-long-memory.csv.
 SOAK_SECONDS ?= 1800
 soak: vendor

@@ -108,7 +108,7 @@ fn request(object: &Value) -> Value {
 const ROUNDS: usize = 3;
 
 /// One tool's figures in one round.
-struct Round {
+struct Figures {
     reviews: u64,
     per_second: f64,
     p50: Duration,
@@ -128,23 +128,23 @@ fn main() {
     }
 
     let mut rounds = Vec::new();
-    let mut counts = (Value::Null, Value::Null);
+    let mut report = Value::Null;
     for _ in 0..ROUNDS {
         let ours = portcullis_round(&state.reviewer, &requests);
-        let (theirs, report) = gator_round(dir.path());
-        counts = (report["templateCount"].clone(), report["objectCount"].clone());
+        let theirs;
+        (theirs, report) = gator_round(dir.path());
         rounds.push((ours, theirs));
     }
 
     println!(
         "gatekeeper-library `general`: {} templates with one constraint each, {} objects, {ITERATIONS} reviews of each per round, {ROUNDS} rounds, the tools interleaved; one review at a time. 2-core machine.\n",
-        counts.0, counts.1
+        report["templateCount"], report["objectCount"]
     );
     println!("| round | | reviews | reviews/s | p50 (ms) | p99 (ms) | violations per pass |");
     println!("|---|---|---|---|---|---|---|");
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     for (index, (ours, theirs)) in rounds.iter().enumerate() {
-        for (name, round) in [
+        for (name, figures) in [
             (
                 format!("portcullis (`Reviewer::decide`, {constraints} constraints loaded)"),
                 ours,
@@ -154,11 +154,11 @@ fn main() {
             println!(
                 "| {} | {name} | {} | {:.0} | {:.3} | {:.3} | {} |",
                 index + 1,
-                round.reviews,
-                round.per_second,
-                ms(round.p50),
-                ms(round.p99),
-                round.violations_per_pass
+                figures.reviews,
+                figures.per_second,
+                ms(figures.p50),
+                ms(figures.p99),
+                figures.violations_per_pass
             );
         }
     }
@@ -181,7 +181,7 @@ fn main() {
 }
 
 /// portcullis: every request decided [`ITERATIONS`] times (or until [`TIME_LIMIT`]).
-fn portcullis_round(reviewer: &portcullis::admission::Reviewer, requests: &[Value]) -> Round {
+fn portcullis_round(reviewer: &portcullis::admission::Reviewer, requests: &[Value]) -> Figures {
     let mut samples = Vec::new();
     let mut violations = 0;
     let started = Instant::now();
@@ -199,7 +199,7 @@ fn portcullis_round(reviewer: &portcullis::admission::Reviewer, requests: &[Valu
     let wall = started.elapsed();
     samples.sort();
     let passes = (samples.len() / requests.len()).max(1);
-    Round {
+    Figures {
         reviews: samples.len() as u64,
         per_second: samples.len() as f64 / wall.as_secs_f64(),
         p50: percentile(&samples, 0.5),
@@ -208,8 +208,9 @@ fn portcullis_round(reviewer: &portcullis::admission::Reviewer, requests: &[Valu
     }
 }
 
-/// `gator bench` on the same files; its figures and its whole report.
-fn gator_round(dir: &Path) -> (Round, Value) {
+/// `gator bench` on the same files; its figures and its report (the counts of templates and
+/// objects it read).
+fn gator_round(dir: &Path) -> (Figures, Value) {
     let output = Command::new("timeout")
         .arg(TIME_LIMIT.as_secs().to_string())
         .arg(tool("gator"))
@@ -237,7 +238,7 @@ fn gator_round(dir: &Path) -> (Round, Value) {
         };
         Duration::from_secs_f64(micros / 1e6)
     };
-    let round = Round {
+    let figures = Figures {
         reviews: gator["totalReviews"].as_u64().unwrap_or(0),
         per_second: gator["reviewsPerSecond"].as_f64().unwrap_or(f64::NAN),
         p50: duration("p50"),
@@ -245,7 +246,7 @@ fn gator_round(dir: &Path) -> (Round, Value) {
         violations_per_pass: gator["violationCount"].as_u64().unwrap_or(0)
             / gator["iterations"].as_u64().unwrap_or(1).max(1),
     };
-    (round, gator)
+    (figures, gator)
 }
 
 /// Ingresses spread over 20 namespaces, each with a host of its own: a cluster's inventory.

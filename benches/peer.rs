@@ -10,7 +10,7 @@
 //! same TLS and HTTP stack (`Server::bind` with a constant router), so that the machine's own
 //! tail (loopback, TLS, HTTP, the load generator) is measured in the same run as the servers'.
 //!
-//! Each measurement is taken in rounds, the three servers interleaved, and reported as the
+//! Each measurement is taken in rounds, the servers interleaved, and reported as the
 //! median with its spread; the ratios are portcullis over OPA in the same round.
 
 #[path = "../tests/common/mod.rs"]
@@ -44,7 +44,6 @@ const SECONDS: u64 = 8;
 const CONNECTIONS: usize = 8;
 /// The fixed rates whose latency is reported.
 const RATES: [u32; 2] = [200, 400];
-const CONFIG: &str = "images: { registries: { allow: [registry.example.com] } }\n";
 
 struct Server {
     name: String,
@@ -76,7 +75,8 @@ fn main() {
 
     // The input document portcullis builds for the review, and OPA's copy of the library.
     let review: Value = serde_json::from_slice(&std::fs::read(REVIEW).expect("fixture")).expect("json");
-    let (settings, state) = floor::state_of(CONFIG);
+    let settings = common::settings(&floor::config(pick_port(), dir));
+    let state = common::state_with_source(&settings, Source::Embedded, &[]);
     let document = state.reviewer.input(&review["request"]);
     let expected = state.reviewer.decide(&review["request"]);
     let opa_dir = dir.join("opa");
@@ -93,7 +93,7 @@ fn main() {
         ),
         portcullis_server("portcullis (static musl, as shipped)", &static_binary, dir, "musl"),
         opa_server(&opa, &opa_dir, dir),
-        floor(dir),
+        floor_server(dir),
     ];
     for server in &servers {
         wait_ready(server, dir);
@@ -179,19 +179,10 @@ fn ours_policy_count(state: &portcullis::server::router::AppState) -> usize {
     set.policies().iter().filter(|p| p.kind == PolicyKind::Native).count()
 }
 
-/// A server config: HTTPS on `port` with the bench's certificate, metrics on another port.
-fn server_config(port: u16, dir: &Path) -> String {
-    format!(
-        "{CONFIG}logging: {{ level: warn }}\nserver: {{ listen: 127.0.0.1:{port}, metricsListen: 127.0.0.1:{}, tls: {{ certFile: {1}/tls.crt, keyFile: {1}/tls.key }} }}\nrisk: {{ namespaceSource: none }}\n",
-        pick_port(),
-        dir.display()
-    )
-}
-
 fn portcullis_server(name: &str, binary: &Path, dir: &Path, tag: &str) -> Server {
     let port = pick_port();
     let config = dir.join(format!("portcullis-{tag}.yaml"));
-    std::fs::write(&config, server_config(port, dir)).expect("write");
+    std::fs::write(&config, floor::config(port, dir)).expect("write");
     let args = [
         "-c",
         "0",
@@ -214,9 +205,9 @@ fn portcullis_server(name: &str, binary: &Path, dir: &Path, tag: &str) -> Server
 }
 
 /// This binary again, as the floor server on core 0.
-fn floor(dir: &Path) -> Server {
+fn floor_server(dir: &Path) -> Server {
     let (port, config) = (pick_port(), dir.join("floor.yaml"));
-    std::fs::write(&config, server_config(port, dir)).expect("write");
+    std::fs::write(&config, floor::config(port, dir)).expect("write");
     let command = floor::command_line(&config);
     let args: Vec<&str> = ["-c", "0"]
         .into_iter()

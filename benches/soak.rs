@@ -1,4 +1,4 @@
-//! Load, soak, overload and drain of the release binary (`portcullis serve` pinned to core 0),
+//! Load, soak, overload, drain and their floor, of the release binary (`portcullis serve` pinned to core 0),
 //! driven by the shared load client (`tests/common/load.rs`, this process, on core 1), over
 //! HTTPS with keep-alive, on loopback:
 //!
@@ -18,11 +18,14 @@
 //!    one client core can offer three times what the server core decides: the mix's reviews
 //!    cost the client about what they cost the server), then the soak's mix and rate again for
 //!    10 s;
-//! 4. drain: the soak rate for 8 s with SIGTERM after 4 s.
+//! 4. drain: the soak rate for 8 s with SIGTERM after 4 s;
+//! 5. floor: the soak's client, mix, order and rate for the soak's length (at most
+//!    [`FLOOR_AT_MOST`]) against a constant allow on portcullis's own TLS and HTTP stack
+//!    (`support/floor.rs`), pinned as portcullis was: the machine's own tail, beside the soak's.
 //!
-//! What must hold is asserted (every request answered, none past its timeout, the reloads
-//! counted, every review of the drain counted exactly once in the metrics, a clean exit); the
-//! figures (latency, shedding, memory and descriptor slopes) are reported for
+//! What must hold is asserted (every request answered, the floor's too, none past its timeout,
+//! the reloads counted, every review of the drain counted exactly once in the metrics, a clean
+//! exit); the figures (latency, shedding, memory and descriptor slopes) are reported for
 //! docs/reliability.md.
 
 #[path = "../tests/common/mod.rs"]
@@ -57,6 +60,8 @@ const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 const MAX_IN_FLIGHT: usize = 4000;
 /// The server's `shutdownDelay`: it keeps serving this long after SIGTERM.
 const SHUTDOWN_DELAY: Duration = Duration::from_secs(6);
+/// The floor is measured for the soak's length, at most this.
+const FLOOR_AT_MOST: Duration = Duration::from_secs(120);
 
 /// A server the bench started (portcullis, or the floor); killed if the bench ends early.
 struct Server {
@@ -104,8 +109,8 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        wait_ready(&client, &targets).await;
-        println!("# Load, soak, overload and drain\n");
+        wait_ready(&client, &targets, "portcullis").await;
+        println!("# Load, soak, overload, drain and the floor\n");
         println!(
             "`portcullis serve` (release, glibc) on core 0, the load client on core 1; {} reviews, in the soak each round in a new order (seeded): {}.\n",
             targets.len(),
@@ -124,14 +129,16 @@ fn main() {
         // `SOAK_CONNECTIONS`: a client that holds that many connections, so that the server's
         // memory is seen apart from the connections a client opens under bursts.
         let held = env_or("SOAK_CONNECTIONS", 0);
-        let samples = soak_client(&server.url, &tls.ca_cert, held)
-            .attack_in(SOAK_ORDER, &targets, soak_rate, soak)
-            .await;
+        let soak_client = match held {
+            0 => client.clone(),
+            held => Client::holding(&server.url, &tls.ca_cert, TIMEOUT, MAX_IN_FLIGHT, held),
+        };
+        let samples = soak_client.attack_in(SOAK_ORDER, &targets, soak_rate, soak).await;
         let memory = sampler.stop();
         events.await.expect("the changes");
-        report_soak(&samples, &targets, soak_rate, soak, &memory);
+        let soak_summary = report_soak(&samples, &targets, soak_rate, soak, &memory);
         if held > 0 {
-            println!("The soak's client held at most {held} connections (`SOAK_CONNECTIONS`); the other phases open them as needed.\n");
+            println!("The soak's client held at most {held} connections (`SOAK_CONNECTIONS`), and so did the floor's; the other phases open them as needed.\n");
         }
         let metrics = scrape(&server.metrics).await;
         let good = count(|c| matches!(c, Change::GoodPolicy(_)));
@@ -148,17 +155,9 @@ fn main() {
 
         overload(&client, (&heavy, heavy_capacity), (&targets, soak_rate), &server).await;
         drain(client, &targets, server, soak_rate).await;
-        let soak_tail = Summary::of(&samples);
-        floor(dir, &tls.ca_cert, (&targets, soak_rate), soak.min(FLOOR_AT_MOST), held, &soak_tail).await;
+        let floor_length = soak.min(FLOOR_AT_MOST);
+        measure_floor(dir, &tls.ca_cert, (&targets, soak_rate), floor_length, held, &soak_summary).await;
     });
-}
-
-/// The soak's client: `held` connections at most, or as many as it needs when 0.
-fn soak_client(url: &str, ca: &str, held: usize) -> Client {
-    match held {
-        0 => Client::new(url, ca, TIMEOUT, MAX_IN_FLIGHT),
-        held => Client::holding(url, ca, TIMEOUT, MAX_IN_FLIGHT, held),
-    }
 }
 
 /// The environment variable `name` parsed, or `default` when unset or unreadable.
@@ -268,14 +267,18 @@ fn targets(signed: &str, unsigned: &str) -> Vec<Target> {
     targets
 }
 
-async fn wait_ready(client: &Client, targets: &[Target]) {
+/// Waits until the server `name` answers, then sends it every target once.
+async fn wait_ready(client: &Client, targets: &[Target], name: &str) {
     let started = Instant::now();
     loop {
         let samples = client.attack(&targets[..1], 10.0, Duration::from_millis(100)).await;
         if Summary::of(&samples).errors == 0 {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "portcullis did not start");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{name} did not start (its log is in the bench's temporary directory)"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Every target once, so the soak starts with each decided and each image verified.
@@ -396,7 +399,14 @@ fn ms(duration: Duration) -> String {
     format!("{:.2}", duration.as_secs_f64() * 1000.0)
 }
 
-fn report_soak(samples: &[Sample], targets: &[Target], rate: f64, soak: Duration, memory: &[(Duration, Holdings)]) {
+/// Prints the soak's figures; returns the summary of all its samples.
+fn report_soak(
+    samples: &[Sample],
+    targets: &[Target],
+    rate: f64,
+    soak: Duration,
+    memory: &[(Duration, Holdings)],
+) -> Summary {
     write_holdings(memory);
     let all = Summary::of(samples);
     println!("## Soak: {} s at {rate:.0} reviews per second\n", soak.as_secs());
@@ -490,6 +500,7 @@ fn report_soak(samples: &[Sample], targets: &[Target], rate: f64, soak: Duration
         threads.max().unwrap_or(0),
     );
     assert_eq!(all.errors, 0, "errors in the soak: {:?}", Summary::errors_of(samples));
+    all
 }
 
 /// Every sample of the server's holdings as CSV (seconds, RSS and its huge pages in KiB,
@@ -663,20 +674,21 @@ fn metric(text: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The floor is measured for the soak's length, at most this.
-const FLOOR_AT_MOST: Duration = Duration::from_secs(120);
-
-/// The soak's client, mix, order and rate against the floor (a constant allow on portcullis's
-/// TLS and HTTP stack, pinned as portcullis was): the tail the machine, loopback, TLS, HTTP
-/// and the client add whatever the server decides, beside the soak's.
-async fn floor(dir: &Path, ca: &str, mix: (&[Target], f64), length: Duration, held: usize, soak: &Summary) {
+/// The soak's client (holding `held` connections when not 0), mix, order and rate against the
+/// floor (a constant allow on portcullis's TLS and HTTP stack, pinned as portcullis was): the
+/// tail the machine, loopback, TLS, HTTP and the client add whatever the server decides,
+/// beside the soak's.
+async fn measure_floor(
+    dir: &Path,
+    ca: &str,
+    mix: (&[Target], f64),
+    length: Duration,
+    held: usize,
+    soak_summary: &Summary,
+) {
     let (targets, rate) = mix;
-    let (port, metrics_port, config) = (pick_port(), pick_port(), dir.join("floor.yaml"));
-    let settings = format!(
-        "images: {{ registries: {{ allow: [registry.example.com] }} }}\nlogging: {{ level: warn }}\nserver: {{ listen: 127.0.0.1:{port}, metricsListen: 127.0.0.1:{metrics_port}, tls: {{ certFile: {dir}/tls.crt, keyFile: {dir}/tls.key }} }}\nrisk: {{ namespaceSource: none }}\n",
-        dir = dir.display(),
-    );
-    std::fs::write(&config, settings).expect("write");
+    let (port, config) = (pick_port(), dir.join("floor.yaml"));
+    std::fs::write(&config, floor::config(port, dir)).expect("write");
     let child = Command::new("taskset")
         .args(["-c", "0"])
         .args(floor::command_line(&config))
@@ -685,19 +697,26 @@ async fn floor(dir: &Path, ca: &str, mix: (&[Target], f64), length: Duration, he
         .stderr(std::fs::File::create(dir.join("floor.log")).expect("log"))
         .spawn()
         .expect("the floor server");
-    let server = Server {
+    let url = format!("https://localhost:{port}/validate?timeout={}s", TIMEOUT.as_secs());
+    // Killed when the phase ends (its metrics are not read).
+    let _server = Server {
         child,
-        url: format!("https://localhost:{port}/validate?timeout={}s", TIMEOUT.as_secs()),
-        metrics: format!("http://127.0.0.1:{metrics_port}/metrics"),
+        url: url.clone(),
+        metrics: String::new(),
     };
-    let client = soak_client(&server.url, ca, held);
-    wait_ready(&client, targets).await;
+    let client = match held {
+        0 => Client::new(&url, ca, TIMEOUT, MAX_IN_FLIGHT),
+        held => Client::holding(&url, ca, TIMEOUT, MAX_IN_FLIGHT, held),
+    };
+    wait_ready(&client, targets, "the floor server").await;
     let samples = client.attack_in(SOAK_ORDER, targets, rate, length).await;
     let all = Summary::of(&samples);
     let ratios = (0..targets.len()).map(|index| tail_ratio(&of_target(&samples, index)));
+    let above =
+        |soak: Duration, floor: Duration| format!("{:+.2}", (soak.as_secs_f64() - floor.as_secs_f64()) * 1000.0);
     println!("## The floor: the soak's client, mix, order and rate against a constant allow\n");
     println!(
-        "{} s at {rate:.0} reviews per second against a constant allow on the same TLS and HTTP stack (pinned to core 0 as portcullis was): {} reviews, **{} errors**; p50 {} ms, p99 {} ms (**p99/p50 {:.2}**), max {} ms; p99/p50 by review, median (range): {}. The soak's: p50 {} ms, p99 {} ms (p99/p50 {:.2}): {} ms above the floor's p50, {} ms above its p99.\n",
+        "{} s at {rate:.0} reviews per second against a constant allow on the same TLS and HTTP stack (pinned to core 0 as portcullis was): {} reviews, **{} errors**; p50 {} ms, p99 {} ms (**p99/p50 {:.2}**), max {} ms; p99/p50 by review, median (range): {}. The soak's (over its whole length): p50 {} ms, p99 {} ms (p99/p50 {:.2}): {} ms from the floor's p50, {} ms from its p99.\n",
         length.as_secs(),
         all.requests,
         all.errors,
@@ -706,11 +725,11 @@ async fn floor(dir: &Path, ca: &str, mix: (&[Target], f64), length: Duration, he
         tail_ratio(&all),
         ms(all.max),
         spread(ratios, 2),
-        ms(soak.p50),
-        ms(soak.p99),
-        tail_ratio(soak),
-        ms(soak.p50.saturating_sub(all.p50)),
-        ms(soak.p99.saturating_sub(all.p99)),
+        ms(soak_summary.p50),
+        ms(soak_summary.p99),
+        tail_ratio(soak_summary),
+        above(soak_summary.p50, all.p50),
+        above(soak_summary.p99, all.p99),
     );
     assert_eq!(all.errors, 0, "floor: {:?}", Summary::errors_of(&samples));
 }

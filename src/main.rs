@@ -34,6 +34,7 @@ use portcullis::inventory::{InventorySync, UnknownKinds};
 use portcullis::metrics::Metrics;
 use portcullis::namespaces::{KubeNamespaces, NamespaceLabels, StaticNamespaces};
 use portcullis::policy::engine::LoadError;
+use portcullis::policy::evaluator::EngineKind;
 use portcullis::policy::gatekeeper::InventoryError;
 use portcullis::policy::testing::{self, TestError};
 use portcullis::policy::Source;
@@ -204,7 +205,8 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8, StartupError> {
     let (source, policies) = policies(&settings)?;
     tracing::info!(
         policies = policies.policies().len(),
-        engines = %policies.engines_described(),
+        compiled = policies.on_engine(EngineKind::Compiled),
+        interpreted = policies.on_engine(EngineKind::Interpreter),
         source = %source.describe(),
         "policy library loaded"
     );

@@ -5,11 +5,10 @@
 
 use std::path::Path;
 
-use portcullis::config::{Config, Settings};
-use portcullis::namespaces::StaticNamespaces;
 use portcullis::policy::Source;
-use portcullis::server::AppState;
 use serde_json::json;
+
+use crate::common::lab::pick_port;
 
 /// The argument that makes a bench's binary the floor server: `--floor-server CONFIG`.
 const ARGUMENT: &str = "--floor-server";
@@ -34,18 +33,20 @@ pub fn command_line(config: &Path) -> [String; 3] {
     ]
 }
 
-/// The settings of a configuration (`yaml`) and the state `serve` would run on, with the
-/// bundled library and no namespace labels.
-pub fn state_of(yaml: &str) -> (Settings, AppState) {
-    let settings = Config::from_yaml(yaml).expect("config").validate(false).expect("valid");
-    let policies = portcullis::admission::setup::load_policies(&Source::Embedded, &settings).expect("policies");
-    let state = portcullis::server::app_state(&settings, policies, std::sync::Arc::new(StaticNamespaces::default()))
-        .expect("state");
-    (settings, state)
+/// A configuration serving HTTPS on `port` with the certificate pair in `dir` (`tls.crt`,
+/// `tls.key`) and the bundled library, `registry.example.com` allowed: the floor's, and the
+/// peer bench's servers'.
+pub fn config(port: u16, dir: &Path) -> String {
+    format!(
+        "images: {{ registries: {{ allow: [registry.example.com] }} }}\nlogging: {{ level: warn }}\nserver: {{ listen: 127.0.0.1:{port}, metricsListen: 127.0.0.1:{}, tls: {{ certFile: {1}/tls.crt, keyFile: {1}/tls.key }} }}\nrisk: {{ namespaceSource: none }}\n",
+        pick_port(),
+        dir.display()
+    )
 }
 
 fn serve(config: &Path) {
-    let (settings, state) = state_of(&std::fs::read_to_string(config).expect("floor config"));
+    let settings = crate::common::settings(&std::fs::read_to_string(config).expect("floor config"));
+    let state = crate::common::state_with_source(&settings, Source::Embedded, &[]);
     let answer = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {"uid": "constant", "allowed": true}});
     let router = axum::Router::new().route(
         "/validate",

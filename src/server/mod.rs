@@ -28,6 +28,7 @@ use crate::images::verify::{TrustReload, Verifier, VerifierError};
 use crate::metrics::Metrics;
 use crate::namespaces::NamespaceLabels;
 use crate::policy::engine::LoadError;
+use crate::policy::evaluator::EngineKind;
 use crate::policy::gatekeeper::InventoryError;
 use crate::policy::{PolicySet, Source};
 
@@ -408,7 +409,8 @@ pub async fn reload_policies(state: AppState, settings: Settings, source: Source
         let (source, settings, reviewer) = (source.clone(), settings.clone(), state.reviewer.clone());
         let loading = background::run("policy-reload", move || {
             let set = load_policies(&source, &settings)?;
-            let counts = (set.policies().len(), set.engines(), set.engines_described(), set.ids());
+            let on = [EngineKind::Compiled, EngineKind::Interpreter].map(|kind| set.on_engine(kind));
+            let counts = (set.policies().len(), set.engines(), on, set.ids());
             reviewer.replace_policies(set)?;
             Ok::<_, ReloadError>(counts)
         });
@@ -416,11 +418,11 @@ pub async fn reload_policies(state: AppState, settings: Settings, source: Source
             return;
         };
         match loaded {
-            Ok(Ok((count, engines, described, ids))) => {
+            Ok(Ok((count, engines, [compiled, interpreted], ids))) => {
                 state.metrics.set_policies_loaded(&engines);
                 state.metrics.known_policies(ids);
                 state.metrics.record_reload(true);
-                tracing::info!(policies = count, engines = %described, "policy library reloaded");
+                tracing::info!(policies = count, compiled, interpreted, "policy library reloaded");
             }
             Ok(Err(error)) => {
                 state.metrics.record_reload(false);
